@@ -1,0 +1,3 @@
+"""pytest-k8snet: Kubernetes network acceptance testing."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,163 @@
+"""The incidents of shared/incidents.md as faults that switch on and off in a running lab.
+
+Each fault breaks exactly what its incident broke. iptables rules carry the
+comment ``k8snet-fault:<name>`` so they can be seen with ``iptables -S``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from . import netns as ns
+from .netns import LabError
+
+if TYPE_CHECKING:
+    from .lab import Lab, LabSpec
+
+LOW_PORTS = "1:32767"
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    incidents: str
+    summary: str
+    default_value: str | None
+    per_node: bool
+    apply: Callable[["Lab", dict[str, Any], str | None, bool], None]
+
+
+def _rule(lab: "Lab", netns_name: str, chain: str, spec: list[str], fault: str, on: bool) -> None:
+    action = "-A" if on else "-D"
+    args = [action, chain, *spec, "-m", "comment", "--comment", f"k8snet-fault:{fault}", "-j", "DROP"]
+    ns.iptables(netns_name, args, check=on)
+
+
+def _underlay_mtu(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
+    # A switch port with a smaller MTU drops bigger frames both ways and says nothing (no ICMP).
+    size = int(value or 1450)
+    if not 68 <= size <= 9000:
+        raise LabError(f"underlay-mtu value must be 68..9000 bytes, got {size}")
+    length = ["-m", "length", "--length", f"{size + 1}:65535"]
+    for chain, direction in (("INPUT", "-i"), ("OUTPUT", "-o"), ("FORWARD", "-i"), ("FORWARD", "-o")):
+        _rule(lab, node["netns"], chain, [direction, "eth0", *length], "underlay-mtu", on)
+
+
+def _vxlan_blocked(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
+    from .lab import VXLAN_PORT
+
+    for chain in ("INPUT", "OUTPUT"):
+        _rule(lab, node["netns"], chain, ["-p", "udp", "--dport", str(VXLAN_PORT)], "vxlan-blocked", on)
+
+
+def _ip_forward_off(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
+    ns.write_sysctls(node["netns"], {"net.ipv4.ip_forward": "0" if on else "1"})
+
+
+def _bridge_nf_off(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
+    ns.write_sysctls(node["netns"], {"net.bridge.bridge-nf-call-iptables": "0" if on else "1"})
+
+
+def _egress_port_range(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
+    # The provider firewall sits at the gateway and only passes source ports >= 32768;
+    # the node's pods pick ephemeral ports from a wider range, and MASQUERADE keeps them.
+    spec = ["-s", node["ip"], "-d", lab.world["network"], "-p", "tcp", "--syn",
+            "--sport", LOW_PORTS]
+    _rule(lab, lab.gateway["netns"], "FORWARD", spec, "egress-port-range", on)
+    port_range = "1024 65535" if on else "32768 60999"
+    for kind in ("probe", "echo"):
+        ns.write_sysctls(node[kind]["netns"], {"net.ipv4.ip_local_port_range": port_range})
+
+
+def _dns_blocked(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
+    for proto in ("udp", "tcp"):
+        _rule(lab, lab.dns["netns"], "INPUT", ["-s", node["ip"], "-p", proto, "--dport", "53"],
+              "dns-blocked", on)
+
+
+def _pod_cidr_overlap(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
+    current = lab.spec.get("pod_cidr")
+    wanted = overlapping_cidr(lab.spec["node_cidr"])
+    if on and current != wanted:
+        raise LabError("pod-cidr-overlap is built in, not switched: rebuild with "
+                       f"`k8snet-lab up --name {lab.name} --fault pod-cidr-overlap` "
+                       f"(or --pod-cidr {wanted})")
+    if not on:
+        raise LabError("pod-cidr-overlap is built in: take the lab down and up again without it")
+
+
+FAULTS: dict[str, Fault] = {f.name: f for f in (
+    Fault("underlay-mtu", "1, 3, 4", "frames above VALUE bytes (default 1450) are silently dropped "
+          "on the node's underlay link, both ways, no ICMP", "1450", True, _underlay_mtu),
+    Fault("vxlan-blocked", "1, 5", "UDP 8472 (VXLAN) to and from the node is dropped", None, True,
+          _vxlan_blocked),
+    Fault("ip-forward-off", "5", "net.ipv4.ip_forward=0 on the node", None, True, _ip_forward_off),
+    Fault("bridge-nf-off", "5", "net.bridge.bridge-nf-call-iptables=0 on the node", None, True,
+          _bridge_nf_off),
+    Fault("pod-cidr-overlap", "1, 5", "the lab is built with a Pod CIDR that overlaps the node "
+          "network (build-time: `up --fault pod-cidr-overlap`)", None, False, _pod_cidr_overlap),
+    Fault("egress-port-range", "2", "the gateway drops new egress connections from the node with "
+          "source ports below 32768; its pods use ports 1024-65535", None, True, _egress_port_range),
+    Fault("dns-blocked", "1", "the cluster DNS server drops queries from the node (extra: not an "
+          "incident of its own, for 'DNS unreachable')", None, True, _dns_blocked),
+)}
+
+
+def get(name: str) -> Fault:
+    try:
+        return FAULTS[name]
+    except KeyError:
+        raise LabError(f"unknown fault {name!r}; known faults: {', '.join(FAULTS)}") from None
+
+
+def overlapping_cidr(node_cidr: str) -> str:
+    """A /16 that contains the node network, the way incident 5's cluster was set up."""
+    net = ipaddress.ip_network(node_cidr)
+    return str(net.supernet(new_prefix=min(16, net.prefixlen)))
+
+
+def overlapping_spec(spec: "LabSpec") -> "LabSpec":
+    return replace(spec, pod_cidr=overlapping_cidr(spec.node_cidr))
+
+
+def _resolve_nodes(lab: "Lab", nodes: list[str]) -> list[dict[str, Any]]:
+    return [lab.node(n) for n in nodes] if nodes else list(lab.nodes)
+
+
+def add(lab: "Lab", name: str, nodes: list[str], value: str | None = None) -> None:
+    """Switch ``name`` on for ``nodes`` (all nodes when empty). Idempotent per node."""
+    fault = get(name)
+    if not fault.per_node:
+        if nodes:
+            raise LabError(f"{name} applies to the whole lab, not to nodes")
+        fault.apply(lab, {}, value, True)
+        if not any(f["name"] == name for f in lab.faults):
+            lab.faults.append({"name": name, "node": None, "value": value})
+        return
+    value = value if value is not None else fault.default_value
+    for node in _resolve_nodes(lab, nodes):
+        existing = [f for f in lab.faults if f["name"] == name and f["node"] == node["name"]]
+        if existing:
+            if existing[0]["value"] == value:
+                continue
+            fault.apply(lab, node, existing[0]["value"], False)
+            lab.faults.remove(existing[0])
+        fault.apply(lab, node, value, True)
+        lab.faults.append({"name": name, "node": node["name"], "value": value})
+
+
+def remove(lab: "Lab", name: str, nodes: list[str]) -> int:
+    """Switch ``name`` off for ``nodes`` (all where it is on when empty); returns how many."""
+    fault = get(name)
+    active = [f for f in lab.faults if f["name"] == name]
+    if nodes:
+        wanted = {lab.node(n)["name"] for n in nodes}
+        active = [f for f in active if f["node"] in wanted]
+    for entry in active:
+        node = lab.node(entry["node"]) if entry["node"] else {}
+        fault.apply(lab, node, entry["value"], False)
+        lab.faults.remove(entry)
+    return len(active)
