@@ -5,6 +5,12 @@
 #   tools/kube-apiserver.sh start DIR   # start etcd + kube-apiserver, write DIR/kubeconfig, DIR/pids
 #   tools/kube-apiserver.sh stop DIR    # stop both, leave nothing behind
 #
+# With WITH_KCM=1 (for build and start) kube-controller-manager is built and run too (+~75 s
+# build). It provides what the apiserver alone lacks: the "default" ServiceAccount in new
+# namespaces (required by the default ServiceAccount admission plugin to create pods), namespace
+# deletion (namespace controller), Endpoints/EndpointSlices for Services, garbage collection.
+# Node lifecycle/taint eviction are disabled so fake Nodes (no kubelet) keep their pods.
+#
 # Environment:
 #   K8S_VERSION        k8s.io/kubernetes version to build (default v1.33.13)
 #   K8SNET_CACHE       cache dir (default /var/cache/k8snet); binary at $K8SNET_CACHE/bin/kube-apiserver
@@ -16,15 +22,17 @@ set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-v1.33.13}"
 K8SNET_CACHE="${K8SNET_CACHE:-/var/cache/k8snet}"
 KUBE_APISERVER="${KUBE_APISERVER:-$K8SNET_CACHE/bin/kube-apiserver}"
+KUBE_CONTROLLER_MANAGER="${KUBE_CONTROLLER_MANAGER:-$K8SNET_CACHE/bin/kube-controller-manager}"
+WITH_KCM="${WITH_KCM:-0}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 
-# Staging modules of k8s.io/kubernetes that cmd/kube-apiserver imports. They are taken from the
+# Staging modules of k8s.io/kubernetes that cmd/kube-apiserver and cmd/kube-controller-manager import. They are taken from the
 # Go module proxy at the matching v0.X.Y tag. All other staging modules are replaced by empty
 # local stubs (they are not imported, and several of them are not available on the proxy).
 NEEDED_STAGING="api apiextensions-apiserver apimachinery apiserver client-go cloud-provider
 cluster-bootstrap component-base component-helpers controller-manager csi-translation-lib
 dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator kubelet mount-utils
-pod-security-admission"
+pod-security-admission cri-api cri-client kube-controller-manager kube-scheduler kubectl metrics"
 
 log() { echo "kube-apiserver.sh: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -53,12 +61,17 @@ install_etcd() {
 
 cmd_build() {
     install_etcd
-    if [[ -x "$KUBE_APISERVER" ]]; then
-        log "kube-apiserver already built: $KUBE_APISERVER"
+    local -a targets=()
+    [[ -x "$KUBE_APISERVER" ]] || targets+=("kube-apiserver:$KUBE_APISERVER")
+    if [[ $WITH_KCM == 1 && ! -x "$KUBE_CONTROLLER_MANAGER" ]]; then
+        targets+=("kube-controller-manager:$KUBE_CONTROLLER_MANAGER")
+    fi
+    if ((${#targets[@]} == 0)); then
+        log "already built: $KUBE_APISERVER$([[ $WITH_KCM == 1 ]] && echo " $KUBE_CONTROLLER_MANAGER")"
         return
     fi
     command -v go >/dev/null || die "go not found"
-    local t0 t src minor sv m json moddir
+    local t0 t src minor sv m json moddir target cmd out
     export GOWORK=off GOFLAGS="-mod=mod" CGO_ENABLED=0 GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 
     t0=$(now)
@@ -79,7 +92,7 @@ cmd_build() {
     minor="${K8S_VERSION#v1.}"
     sv="v0.$minor"
     for m in $(sed -n 's#^\s*k8s.io/\([a-z0-9-]*\) => \./staging/src/k8s\.io/.*#\1#p' go.mod); do
-        if grep -qw -- "$m" <<<"$NEEDED_STAGING"; then
+        if [[ " $(echo $NEEDED_STAGING) " == *" $m "* ]]; then
             go mod edit -replace "k8s.io/$m=k8s.io/$m@$sv"
         else
             mkdir -p "staging/src/k8s.io/$m"
@@ -88,17 +101,25 @@ cmd_build() {
     done
 
     t=$(now)
-    go list -deps ./cmd/kube-apiserver >/dev/null || die "resolving dependencies failed"
+    go list -deps $(printf './cmd/%s ' "${targets[@]%%:*}") >/dev/null || die "resolving dependencies failed"
     log "dependency download (go list -deps): $(elapsed "$t")s"
 
-    t=$(now)
-    mkdir -p "$(dirname "$KUBE_APISERVER")"
-    go build -trimpath -ldflags="-s -w" -o "$KUBE_APISERVER.tmp" ./cmd/kube-apiserver
-    mv "$KUBE_APISERVER.tmp" "$KUBE_APISERVER"
-    log "go build: $(elapsed "$t")s"
+    local v=k8s.io/component-base/version major=1
+    minor=${minor%%.*}
+    for target in "${targets[@]}"; do
+        cmd=${target%%:*} out=${target#*:}
+        t=$(now)
+        mkdir -p "$(dirname "$out")"
+        go build -trimpath -o "$out.tmp" -ldflags="-s -w \
+            -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=$major -X $v.gitMinor=$minor \
+            -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z" \
+            "./cmd/$cmd"
+        mv "$out.tmp" "$out"
+        log "go build $cmd: $(elapsed "$t")s ($(du -h "$out" | cut -f1))"
+    done
     cd /
     rm -rf "$src"
-    log "built $KUBE_APISERVER ($(du -h "$KUBE_APISERVER" | cut -f1)) in $(elapsed "$t0")s total"
+    log "build done in $(elapsed "$t0")s total"
 }
 
 free_port() {
@@ -158,6 +179,9 @@ EOF
 cmd_start() {
     local dir=${1:?usage: start DIR}
     [[ -x "$KUBE_APISERVER" ]] || die "$KUBE_APISERVER missing; run '$0 build' first"
+    if [[ $WITH_KCM == 1 && ! -x "$KUBE_CONTROLLER_MANAGER" ]]; then
+        die "$KUBE_CONTROLLER_MANAGER missing; run 'WITH_KCM=1 $0 build' first"
+    fi
     local etcd_bin
     etcd_bin=$(command -v "${ETCD:-etcd}") || die "etcd missing; run '$0 build' first"
     mkdir -p "$dir"
@@ -236,6 +260,39 @@ cmd_start() {
     [[ -s "$dir/ca.crt" ]] || cp "$dir/certs/apiserver.crt" "$dir/ca.crt"
     write_kubeconfig "$dir/kubeconfig" "https://127.0.0.1:$api_port" "$token" "$dir/ca.crt"
     write_kubeconfig "$dir/kubeconfig-unreachable" "https://127.0.0.1:$dead_port" "$token" "$dir/ca.crt"
+
+    if [[ $WITH_KCM == 1 ]]; then
+        local kcm_pid
+        setsid "$KUBE_CONTROLLER_MANAGER" \
+            --kubeconfig "$dir/kubeconfig" \
+            --secure-port 0 \
+            --leader-elect=false \
+            --controllers '*,-node-lifecycle-controller,-taint-eviction-controller,-device-taint-eviction-controller,-pod-garbage-collector-controller' \
+            --service-account-private-key-file "$dir/sa.key" \
+            --root-ca-file "$dir/ca.crt" \
+            --use-service-account-credentials=false \
+            --concurrent-gc-syncs 5 \
+            --v 1 \
+            </dev/null >"$dir/kube-controller-manager.log" 2>&1 &
+        kcm_pid=$!
+        echo "$kcm_pid" >>"$dir/pids"
+        # ready once the serviceaccount controller has created default/default
+        code=""
+        for ((i = 0; i < READY_TIMEOUT * 5; i++)); do
+            kill -0 "$kcm_pid" 2>/dev/null || break
+            code=$(curl -s --cacert "$dir/ca.crt" -o /dev/null -w '%{http_code}' --max-time 2 \
+                -H "Authorization: Bearer $token" \
+                "https://127.0.0.1:$api_port/api/v1/namespaces/default/serviceaccounts/default" || true)
+            [[ $code == 200 ]] && break
+            sleep 0.2
+        done
+        if [[ $code != 200 ]]; then
+            log "kube-controller-manager not ready; log:"
+            tail -n 40 "$dir/kube-controller-manager.log" >&2 || true
+            cmd_stop "$dir"
+            exit 1
+        fi
+    fi
     cat >"$dir/env" <<EOF
 KUBECONFIG=$dir/kubeconfig
 K8SNET_APISERVER=https://127.0.0.1:$api_port

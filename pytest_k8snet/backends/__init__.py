@@ -1,0 +1,143 @@
+"""Every cluster behind one small interface: list nodes, start probes, run argv, clean up.
+
+A backend knows nothing about tests. Probes build argv lists and parse output;
+the backend only runs them in an :class:`Endpoint`, a probe pod (``network="pod"``)
+or its host-network twin (``network="host"``) on one node.
+"""
+
+from __future__ import annotations
+
+import abc
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Network = Literal["pod", "host"]
+
+
+class BackendError(RuntimeError):
+    """A cluster-level problem with a message fit for a person (no traceback needed)."""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What running an argv in an endpoint gave: exit code, output and time taken."""
+
+    argv: tuple[str, ...]
+    exit_code: int
+    stdout: str
+    stderr: str
+    seconds: float
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    def transcript(self) -> str:
+        """The command and its raw output, for reports and failure messages."""
+        head = f"$ {' '.join(self.argv)}  # exit {self.exit_code}" + (
+            " (timed out)" if self.timed_out else "") + f", {self.seconds:.2f}s"
+        return "\n".join(part for part in (head, self.stdout.rstrip(), self.stderr.rstrip()) if part)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A cluster node as the probes see it."""
+
+    name: str
+    ip: str
+    pod_cidrs: tuple[str, ...]
+    ready: bool = True
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    problems: tuple[str, ...] = ()  # e.g. NotReady reasons, FailedCreatePodSandBox events
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A place to run probes: the probe pod on ``node`` or that node's host network."""
+
+    node: str
+    network: Network
+    ip: str
+    name: str
+    backend: "Backend" = field(repr=False, compare=False, hash=False)
+
+    def run(self, argv: Sequence[str], timeout: float | None = None) -> ExecResult:
+        """Run ``argv`` here and return its exit code and output; never raises on failure."""
+        return self.backend.run(self, argv, self.backend.timeout if timeout is None else timeout)
+
+    def __str__(self) -> str:
+        return f"{self.node}/{self.network}"
+
+
+@dataclass(frozen=True)
+class ClusterTargets:
+    """The well-known destinations the suite probes besides the pods themselves."""
+
+    service_ip: str
+    service_port: int
+    service_name: str
+    dns_names: tuple[str, ...]
+    external_name: str
+    egress_url: str
+    pod_cidrs: tuple[str, ...]
+    service_cidr: str | None = None
+
+
+class Backend(abc.ABC):
+    """The interface the plugin drives. Implementations: ``lab`` and ``kube``."""
+
+    kind: str = "?"
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+
+    @abc.abstractmethod
+    def nodes(self) -> list[Node]:
+        """All nodes, probeable or not."""
+
+    @abc.abstractmethod
+    def start(self, nodes: Sequence[Node]) -> None:
+        """Start a probe endpoint (pod and host network) on each of ``nodes``."""
+
+    @abc.abstractmethod
+    def endpoint(self, node: str, network: Network) -> Endpoint:
+        """The endpoint started on ``node`` for ``network``."""
+
+    @abc.abstractmethod
+    def run(self, endpoint: Endpoint, argv: Sequence[str], timeout: float) -> ExecResult:
+        """Run ``argv`` in ``endpoint``; a timeout gives ``timed_out=True``, not an exception."""
+
+    @abc.abstractmethod
+    def cleanup(self) -> None:
+        """Remove everything ``start`` created. Safe to call twice."""
+
+    @abc.abstractmethod
+    def targets(self) -> ClusterTargets:
+        """Service, DNS and egress destinations."""
+
+    @abc.abstractmethod
+    def identity(self) -> dict[str, Any]:
+        """Who this cluster is, for results files: kind, name, server or lab, versions."""
+
+    def interface_mtu(self, endpoint: Endpoint) -> int | None:
+        """MTU of the endpoint's primary interface (the default expected path MTU)."""
+        res = endpoint.run(["cat", "/sys/class/net/eth0/mtu"], timeout=self.timeout)
+        return int(res.stdout.strip()) if res.ok and res.stdout.strip().isdigit() else None
+
+
+def run_subprocess(argv: Sequence[str], prefix: Sequence[str], timeout: float) -> ExecResult:
+    """Run ``prefix + argv`` locally with a hard timeout (shared by local backends)."""
+    start = time.monotonic()
+    try:
+        proc = subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=timeout,
+                              check=False, errors="replace")
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
+        return ExecResult(tuple(argv), 124, out or "", err or "", time.monotonic() - start, True)
+    return ExecResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr,
+                      time.monotonic() - start)

@@ -1,0 +1,97 @@
+"""The lab backend: probe endpoints are the lab's probe pods and node namespaces."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .. import lab as labmod
+from ..lab.lab import Lab, LabSpec
+from . import Backend, BackendError, ClusterTargets, Endpoint, ExecResult, Network, Node
+from . import run_subprocess
+
+
+class LabBackend(Backend):
+    """Runs probes with ``ip netns exec`` in a lab that is running or that it brings up.
+
+    With ``owned=True`` the backend built the lab and removes it in :meth:`cleanup`.
+    """
+
+    kind = "lab"
+
+    def __init__(self, lab: Lab, timeout: float, owned: bool = False) -> None:
+        super().__init__(timeout)
+        self.lab = lab
+        self.owned = owned
+        self._endpoints: dict[tuple[str, str], Endpoint] = {}
+
+    @classmethod
+    def attach(cls, name: str, timeout: float) -> "LabBackend":
+        try:
+            return cls(labmod.load(name), timeout)
+        except labmod.LabError as exc:
+            raise BackendError(str(exc)) from None
+
+    @classmethod
+    def create(cls, spec: LabSpec, timeout: float) -> "LabBackend":
+        try:
+            return cls(labmod.up(spec), timeout, owned=True)
+        except labmod.LabError as exc:
+            raise BackendError(f"could not bring up lab {spec.name}: {exc}") from None
+
+    def nodes(self) -> list[Node]:
+        return [Node(name=n["name"], ip=n["ip"], pod_cidrs=(n["pod_cidr"],), ready=True,
+                     labels={"kubernetes.io/hostname": n["name"], "k8snet.lab/index": str(n["index"])})
+                for n in self.lab.nodes]
+
+    def start(self, nodes: Sequence[Node]) -> None:
+        for node in nodes:
+            info = self.lab.node(node.name)
+            self._endpoints[(node.name, "pod")] = Endpoint(
+                node.name, "pod", info["probe"]["ip"], info["probe"]["name"], self)
+            self._endpoints[(node.name, "host")] = Endpoint(
+                node.name, "host", info["ip"], info["name"], self)
+
+    def endpoint(self, node: str, network: Network) -> Endpoint:
+        try:
+            return self._endpoints[(node, network)]
+        except KeyError:
+            raise BackendError(f"no {network} probe started on {node}") from None
+
+    def _netns(self, endpoint: Endpoint) -> str:
+        info = self.lab.node(endpoint.node)
+        return str(info["probe"]["netns"] if endpoint.network == "pod" else info["netns"])
+
+    def run(self, endpoint: Endpoint, argv: Sequence[str], timeout: float) -> ExecResult:
+        return run_subprocess(argv, ["ip", "netns", "exec", self._netns(endpoint)], timeout)
+
+    def cleanup(self) -> None:
+        if self.owned:
+            labmod.down(self.lab.name)
+            self.owned = False
+
+    def targets(self) -> ClusterTargets:
+        lab = self.lab
+        return ClusterTargets(
+            service_ip=lab.service["ip"], service_port=int(lab.service["port"]),
+            service_name=lab.service["fqdn"],
+            dns_names=(f"kubernetes.default.svc.cluster.local", lab.service["fqdn"]),
+            external_name=lab.world["name"],
+            egress_url=f"http://{lab.world['ip']}:{lab.world['port']}/",
+            pod_cidrs=(lab.spec["pod_cidr"],), service_cidr="10.96.0.0/12")
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": "lab", "name": self.lab.name, "nodes": len(self.lab.nodes),
+                "spec": self.lab.spec, "faults": list(self.lab.faults)}
+
+    def describe_problem(self, node: str) -> str:
+        """Lab-only: the faults active on ``node``; tests use it to check diagnoses."""
+        return ", ".join(f["name"] for f in self.lab.faults if f["node"] in (None, node))
+
+
+def refresh(backend: LabBackend) -> None:
+    """Re-read the lab's state (faults switched on by another process)."""
+    try:
+        backend.lab = labmod.load(backend.lab.name)
+    except labmod.LabError as exc:
+        raise BackendError(str(exc)) from None

@@ -1,0 +1,74 @@
+"""ping: loss and round-trip time, optionally with Don't Fragment and a payload size."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+IP_ICMP_HEADERS = 28  # 20 bytes IPv4 + 8 bytes ICMP: payload + 28 = IP packet size
+
+_STATS = re.compile(r"(\d+) packets transmitted, (\d+) received(?:, \+(\d+) errors)?")
+_RTT = re.compile(r"rtt min/avg/max/mdev = ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms")
+_LOCAL_MTU = re.compile(r"message too long, mtu=(\d+)")
+
+
+@dataclass(frozen=True)
+class PingResult:
+    """The outcome of one ping run. ``packet_size`` is the IP packet size in bytes."""
+
+    dst: str
+    payload: int
+    dont_fragment: bool
+    transmitted: int
+    received: int
+    loss_pct: float
+    rtt_min_ms: float | None
+    rtt_avg_ms: float | None
+    rtt_max_ms: float | None
+    errors: int = 0
+    local_mtu: int | None = None
+    error: str | None = None
+
+    @property
+    def packet_size(self) -> int:
+        return self.payload + IP_ICMP_HEADERS
+
+    @property
+    def ok(self) -> bool:
+        return self.received > 0 and self.loss_pct == 0.0
+
+    @property
+    def any_reply(self) -> bool:
+        return self.received > 0
+
+
+def argv(dst: str, *, count: int = 3, payload: int = 56, dont_fragment: bool = False,
+         wait: float = 1.0, interval: float = 0.2) -> list[str]:
+    """``ping`` argv; ``wait`` bounds the wait for each reply (iputils accepts fractions)."""
+    args = ["ping", "-n", "-c", str(count), "-i", f"{interval:g}", "-W", f"{wait:g}",
+            "-s", str(payload)]
+    if dont_fragment:
+        args += ["-M", "do"]
+    return args + [dst]
+
+
+def parse(dst: str, payload: int, dont_fragment: bool, stdout: str, stderr: str = "") -> PingResult:
+    text = stdout + "\n" + stderr
+    stats = _STATS.search(text)
+    rtt = _RTT.search(text)
+    local = _LOCAL_MTU.search(text)
+    transmitted = int(stats.group(1)) if stats else 0
+    received = int(stats.group(2)) if stats else 0
+    errors = int(stats.group(3) or 0) if stats else 0
+    loss = 100.0 if transmitted == 0 else round(100.0 * (transmitted - received) / transmitted, 1)
+    error = None
+    if not stats:
+        error = (stderr.strip() or stdout.strip() or "no ping statistics").splitlines()[-1]
+    elif local:
+        error = f"local interface MTU {local.group(1)} is smaller than the packet"
+    return PingResult(dst=dst, payload=payload, dont_fragment=dont_fragment,
+                      transmitted=transmitted, received=received, loss_pct=loss,
+                      rtt_min_ms=float(rtt.group(1)) if rtt else None,
+                      rtt_avg_ms=float(rtt.group(2)) if rtt else None,
+                      rtt_max_ms=float(rtt.group(3)) if rtt else None,
+                      errors=errors, local_mtu=int(local.group(1)) if local else None, error=error)
