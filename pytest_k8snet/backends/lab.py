@@ -18,6 +18,7 @@ class LabBackend(Backend):
     """
 
     kind = "lab"
+    probe_port = 8080
 
     def __init__(self, lab: Lab, timeout: float, owned: bool = False) -> None:
         super().__init__(timeout)
@@ -40,9 +41,10 @@ class LabBackend(Backend):
             raise BackendError(f"could not bring up lab {spec.name}: {exc}") from None
 
     def nodes(self) -> list[Node]:
-        return [Node(name=n["name"], ip=n["ip"], pod_cidrs=(n["pod_cidr"],), ready=True,
-                     labels={"kubernetes.io/hostname": n["name"], "k8snet.lab/index": str(n["index"])})
-                for n in self.lab.nodes]
+        return _nodes(self.lab)
+
+    def keep_hint(self) -> str:
+        return f"Lab {self.lab.name} is still up; remove it with `k8snet-lab down {self.lab.name}`."
 
     def start(self, nodes: Sequence[Node]) -> None:
         for node in nodes:
@@ -80,6 +82,12 @@ class LabBackend(Backend):
             egress_url=f"http://{lab.world['ip']}:{lab.world['port']}/",
             pod_cidrs=(lab.spec["pod_cidr"],), service_cidr="10.96.0.0/12")
 
+    def service_backends(self) -> list[str]:
+        return [n[k]["name"] for n in self.lab.nodes for k in ("probe", "echo")]
+
+    def backend_node(self, backend_name: str) -> str:
+        return backend_name.split("-", 1)[1]
+
     def identity(self) -> dict[str, Any]:
         return {"kind": "lab", "name": self.lab.name, "nodes": len(self.lab.nodes),
                 "spec": self.lab.spec, "faults": list(self.lab.faults)}
@@ -87,6 +95,19 @@ class LabBackend(Backend):
     def describe_problem(self, node: str) -> str:
         """Lab-only: the faults active on ``node``; tests use it to check diagnoses."""
         return ", ".join(f["name"] for f in self.lab.faults if f["node"] in (None, node))
+
+
+def _nodes(lab: Lab) -> list[Node]:
+    return [Node(name=n["name"], ip=n["ip"], pod_cidrs=(n["pod_cidr"],), ready=True,
+                 labels={"kubernetes.io/hostname": n["name"], "k8snet.lab/index": str(n["index"])})
+            for n in lab.nodes]
+
+
+def planned_nodes(name: str, count: int) -> list[Node]:
+    """The nodes a lab *would* have, computed without building it (for collection)."""
+    from ..lab.lab import _plan
+
+    return _nodes(_plan(LabSpec(name=name, nodes=count)))
 
 
 def refresh(backend: LabBackend) -> None:

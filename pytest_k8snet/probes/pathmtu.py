@@ -63,9 +63,10 @@ def search(crosses: Callable[[int], bool], ceiling: int, floor: int = MIN_PACKET
     return good, lost, probes
 
 
-def measure(run: Callable[[list[str]], tuple[int, str, str]], src: str, dst: str, ceiling: int,
-            wait: float = 0.3) -> PathMtuResult:
-    """Search with real pings; ``run(argv) -> (exit, stdout, stderr)`` executes in ``src``.
+def measure(run: Callable[[list[str]], tuple[int, str, str]], src: str, dst: str, target_ip: str,
+            ceiling: int, wait: float = 0.3) -> PathMtuResult:
+    """Search with real pings to ``target_ip``; ``run(argv) -> (exit, stdout, stderr)`` executes
+    in ``src``. ``src`` and ``dst`` label the result (node names).
 
     Each size gets one retry before it counts as lost, so a single dropped echo
     on a healthy path does not shrink the answer.
@@ -74,8 +75,8 @@ def measure(run: Callable[[list[str]], tuple[int, str, str]], src: str, dst: str
 
     def crosses(size: int) -> bool:
         for _ in range(2):
-            _, out, err = run(probe_argv(dst, size, wait))
-            if ping.parse(dst, size - ping.IP_ICMP_HEADERS, True, out, err).any_reply:
+            _, out, err = run(probe_argv(target_ip, size, wait))
+            if ping.parse(target_ip, size - ping.IP_ICMP_HEADERS, True, out, err).any_reply:
                 return True
         return False
 

@@ -1,0 +1,381 @@
+"""The cluster under test: endpoints, pairs, and every measurement, taken concurrently once.
+
+Tests ask for a measurement of one pair; the first ask measures *all* pairs at
+once on a thread pool and caches the lot, so a suite of N parametrized tests
+waits on the network once per kind of probe, not once per test. Under xdist the
+cache is a file shared by the workers (first one measures, under a file lock).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from threading import Lock
+from typing import Any, TypeVar
+
+from filelock import FileLock
+
+from .backends import Backend, ClusterTargets, Endpoint, Network, Node
+from .probes import dns, egress, http, iperf, nodecheck, pathmtu, ping
+from .settings import Settings
+
+T = TypeVar("T")
+PairKey = tuple[str, str]
+ONE_MIB = 1024 * 1024
+IPERF_BASE_PORT = 5201
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two endpoints on one network; ``id`` reads like ``node-1->node-2``."""
+
+    src: Endpoint
+    dst: Endpoint
+
+    @property
+    def network(self) -> Network:
+        return self.src.network
+
+    @property
+    def id(self) -> str:
+        return f"{self.src.node}->{self.dst.node}"
+
+    @property
+    def key(self) -> PairKey:
+        return (self.src.node, self.dst.node)
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.network})"
+
+
+@dataclass(frozen=True)
+class ServiceResult:
+    """Repeated requests from one node's pod to the Service VIP."""
+
+    node: str
+    attempts: int
+    failures: int
+    answered_by: dict[str, int]
+    missing_backends: tuple[str, ...]
+    errors: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.failures == 0
+
+
+@dataclass(frozen=True)
+class UdpCheck:
+    """UDP 8472 across a pair: through the overlay (pod) and node to node on the port itself."""
+
+    overlay: iperf.UdpResult
+    node_port: iperf.UdpResult | None
+
+
+def select_pairs(names: Sequence[str], mode: str) -> list[PairKey]:
+    """Ordered pairs for ``all``, ``ring`` or ``sample:K`` (deterministic for a node set)."""
+    names = list(names)
+    if len(names) < 2:
+        return []
+    if mode == "ring":
+        return [(names[i], names[(i + 1) % len(names)]) for i in range(len(names))]
+    every = [(a, b) for a in names for b in names if a != b]
+    if mode.startswith("sample:"):
+        k = min(int(mode.split(":", 1)[1]), len(every))
+        rng = random.Random(",".join(names))  # same sample in every xdist worker
+        chosen = set(rng.sample(every, k))
+        return [p for p in every if p in chosen]
+    return every
+
+
+def node_matches(node: Node, selector: str | None) -> bool:
+    if not selector:
+        return True
+    key, _, value = selector.partition("=")
+    return node.labels.get(key) == value
+
+
+@dataclass
+class Cluster:
+    """What ``k8s_cluster`` gives: the backend with probes up, plus cached measurements."""
+
+    backend: Backend
+    settings: Settings
+    nodes: list[Node]
+    all_nodes: list[Node]
+    shared_dir: Path | None = None
+    measurements: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+    probe_count: int = 0
+    _lock: Lock = field(default_factory=Lock)
+    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=48))
+
+    @property
+    def node_names(self) -> list[str]:
+        return [n.name for n in self.nodes]
+
+    @property
+    def targets(self) -> ClusterTargets:
+        return self.backend.targets()
+
+    def endpoint(self, node: str, network: Network = "pod") -> Endpoint:
+        return self.backend.endpoint(node, network)
+
+    def pair(self, src: str, dst: str, network: Network = "pod") -> Pair:
+        return Pair(self.endpoint(src, network), self.endpoint(dst, network))
+
+    def pairs(self, mode: str | None = None) -> list[PairKey]:
+        return select_pairs(self.node_names, mode or self.settings.pairs)
+
+    def node(self, name: str) -> Node:
+        for n in self.all_nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def run(self, ep: Endpoint, argv: Sequence[str], timeout: float | None = None
+            ) -> tuple[int, str, str]:
+        with self._lock:
+            self.probe_count += 1
+        res = ep.run(argv, timeout)
+        return res.exit_code, res.stdout, res.stderr
+
+    def _map(self, fn: Callable[[Any], T], items: Sequence[Any], workers: int | None = None
+             ) -> list[T]:
+        if workers is None:
+            return list(self._pool.map(fn, items))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(fn, items))
+
+    def _cached(self, kind: str, compute: Callable[[], T]) -> T:
+        """Measure once per run: in-process cache, and a locked file shared across xdist workers."""
+        if kind in self.measurements:
+            return self.measurements[kind]  # type: ignore[no-any-return]
+        if self.shared_dir is None:
+            value = compute()
+        else:
+            path = self.shared_dir / f"{kind}.pickle"
+            with FileLock(str(path) + ".lock"):
+                if path.exists():
+                    value = pickle.loads(path.read_bytes())
+                else:
+                    value = compute()
+                    path.write_bytes(pickle.dumps(value))
+        self.measurements[kind] = value
+        return value
+
+    # -- measurements ---------------------------------------------------------------------
+
+    def ping(self, network: Network = "pod", payload: int = 56) -> dict[PairKey, ping.PingResult]:
+        """Small (or ``payload``-sized) pings over every selected pair."""
+        def one(key: PairKey) -> ping.PingResult:
+            src, dst = self.endpoint(key[0], network), self.endpoint(key[1], network)
+            argv = ping.argv(dst.ip, count=3, payload=payload, wait=1.0, interval=0.2)
+            _, out, err = self.run(src, argv)
+            return ping.parse(dst.ip, payload, False, out, err)
+
+        keys = self.pairs()
+        return self._cached(f"ping-{network}-{payload}",
+                            lambda: dict(zip(keys, self._map(one, keys))))
+
+    def expected_mtu(self) -> int:
+        """``--k8s-expect-mtu``, else the smallest probe-pod interface MTU."""
+        if self.settings.expect_mtu:
+            return self.settings.expect_mtu
+
+        def compute() -> int:
+            mtus = self._map(lambda n: self.backend.interface_mtu(self.endpoint(n, "pod")),
+                             self.node_names)
+            known = [m for m in mtus if m]
+            return min(known) if known else 1500
+
+        return self._cached("expected-mtu", compute)
+
+    def measure_path_mtu(self, src: Endpoint, dst: Endpoint, ceiling: int | None = None
+                         ) -> pathmtu.PathMtuResult:
+        return pathmtu.measure(lambda argv: self.run(src, argv), src.node, dst.node, dst.ip,
+                               ceiling or self.expected_mtu(), wait=min(0.5, self.settings.timeout))
+
+    def path_mtu(self, network: Network = "pod") -> dict[PairKey, pathmtu.PathMtuResult]:
+        def one(key: PairKey) -> pathmtu.PathMtuResult:
+            return self.measure_path_mtu(self.endpoint(key[0], network),
+                                         self.endpoint(key[1], network))
+
+        keys = self.pairs()
+        return self._cached(f"pmtu-{network}", lambda: dict(zip(keys, self._map(one, keys))))
+
+    def large_http(self) -> dict[PairKey, http.HttpResult]:
+        """A 1 MiB transfer from every pair's source pod to its destination pod."""
+        port = self.backend_probe_port()
+
+        def one(key: PairKey) -> http.HttpResult:
+            src, dst = self.endpoint(key[0]), self.endpoint(key[1])
+            url = f"http://{dst.ip}:{port}/1mib"
+            argv = http.argv(url, connect_timeout=min(2.0, self.settings.timeout),
+                             max_time=self.settings.timeout)
+            code, out, err = self.run(src, argv, self.settings.timeout + 2)
+            return http.parse(url, out, err, code, expected_bytes=ONE_MIB)
+
+        keys = self.pairs()
+        return self._cached("http-1mib", lambda: dict(zip(keys, self._map(one, keys))))
+
+    def service_http(self) -> dict[str, http.HttpResult]:
+        """A 1 MiB transfer from every node's pod to the Service VIP."""
+        t = self.targets
+
+        def one(node: str) -> http.HttpResult:
+            url = f"http://{t.service_ip}:{t.service_port}/1mib"
+            argv = http.argv(url, connect_timeout=min(2.0, self.settings.timeout),
+                             max_time=self.settings.timeout)
+            code, out, err = self.run(self.endpoint(node), argv, self.settings.timeout + 2)
+            return http.parse(url, out, err, code, expected_bytes=ONE_MIB)
+
+        names = self.node_names
+        return self._cached("http-service", lambda: dict(zip(names, self._map(one, names))))
+
+    def backend_probe_port(self) -> int:
+        return int(getattr(self.backend, "probe_port", 8080))
+
+    def service(self, rounds: int = 3) -> dict[str, ServiceResult]:
+        """Repeated new connections from each node's pod to the Service, which backends answer."""
+        t = self.targets
+        backends = self.service_backends()
+        count = max(rounds * len(backends), 12)
+
+        def one(node: str) -> ServiceResult:
+            url = f"http://{t.service_ip}:{t.service_port}/?k8snet=[1-{count}]"
+            argv = ["curl", "-s", "-H", "Connection: close", "--connect-timeout", "1", "-m", "2",
+                    "-w", "\\n%{json}\\n", url]
+            _, out, _ = self.run(self.endpoint(node), argv, count * 2.5 + 5)
+            answered: dict[str, int] = {}
+            failures, errors, body = 0, [], ""
+            for line in out.splitlines():
+                if line.startswith("{"):
+                    data = json.loads(line)
+                    if int(data.get("exitcode") or 0) == 0 and body.strip():
+                        answered[body.strip()] = answered.get(body.strip(), 0) + 1
+                    else:
+                        failures += 1
+                        if data.get("errormsg"):
+                            errors.append(str(data["errormsg"]))
+                    body = ""
+                elif line.strip():
+                    body = line
+            missing = tuple(b for b in backends if b not in answered) if failures else ()
+            return ServiceResult(node, count, failures, answered, missing,
+                                 tuple(dict.fromkeys(errors))[:3])
+
+        names = self.node_names
+        return self._cached("service", lambda: dict(zip(names, self._map(one, names))))
+
+    def service_backends(self) -> list[str]:
+        fn = getattr(self.backend, "service_backends", None)
+        return list(fn()) if fn else []
+
+    def udp(self) -> dict[PairKey, UdpCheck]:
+        """iperf3 UDP across every pair through the overlay, and node to node on 8472."""
+        index = {n: i for i, n in enumerate(self.node_names)}
+        timeout = self.settings.timeout
+
+        def iperf_once(src: Endpoint, dst: Endpoint, port: int) -> iperf.UdpResult:
+            server = self._pool.submit(self.run, dst, iperf.server_argv(port, idle_timeout=5), 8)
+            time.sleep(0.2)  # let the server bind; a refused connect is retried below
+            result = iperf.UdpResult(dst.ip, port, 0.0, 100.0, None, 0, "not run")
+            for _ in range(3):
+                _, out, err = self.run(src, iperf.client_argv(dst.ip, port), timeout + 3)
+                result = iperf.parse(dst.ip, port, out, err)
+                if not result.error or "refused" not in result.error:
+                    break
+                time.sleep(0.2)
+            try:
+                server.result(timeout=timeout + 5)
+            except Exception:  # noqa: BLE001 - a stuck server is reaped by its idle timeout
+                pass
+            return result
+
+        def one(key: PairKey) -> UdpCheck:
+            src, dst = self.endpoint(key[0]), self.endpoint(key[1])
+            overlay = iperf_once(src, dst, IPERF_BASE_PORT + index[key[0]])
+            node_port = iperf_once(self.endpoint(key[0], "host"), self.endpoint(key[1], "host"),
+                                   8472)
+            return UdpCheck(overlay, node_port)
+
+        keys = self.pairs()
+        # Node-to-node tests share port 8472 on each destination: one test per node at a time.
+        def compute() -> dict[PairKey, UdpCheck]:
+            out: dict[PairKey, UdpCheck] = {}
+            by_round: dict[int, list[PairKey]] = {}
+            for a, b in keys:
+                by_round.setdefault((index[b] - index[a]) % len(index), []).append((a, b))
+            for batch in by_round.values():
+                out.update(zip(batch, self._map(one, batch, workers=max(2, len(batch)))))
+            return out
+
+        return self._cached("udp", compute)
+
+    def dns(self) -> dict[str, list[dns.DnsResult]]:
+        t = self.targets
+        names = [*t.dns_names, t.external_name]
+
+        def one(node: str) -> list[dns.DnsResult]:
+            ep = self.endpoint(node)
+            results = []
+            for name in names:
+                _, out, _ = self.run(ep, dns.argv(name, timeout=1, tries=2), 6)
+                results.append(dns.parse(name, out))
+            return results
+
+        nodes = self.node_names
+        return self._cached("dns", lambda: dict(zip(nodes, self._map(one, nodes))))
+
+    def egress(self) -> dict[tuple[str, str], egress.EgressResult]:
+        url = self.targets.egress_url
+        attempts = self.settings.egress_attempts
+
+        def one(key: tuple[str, str]) -> egress.EgressResult:
+            ep = self.endpoint(key[0], key[1])  # type: ignore[arg-type]
+            _, rng, _ = self.run(ep, ["cat", "/proc/sys/net/ipv4/ip_local_port_range"])
+            port_range = egress.parse_port_range(rng) if rng.strip() else (32768, 60999)
+            ports = egress.pick_ports(port_range, attempts)
+            _, out, _ = self.run(ep, egress.argv(url, ports, connect_timeout=1.0), 15)
+            return egress.parse(url, port_range, out)
+
+        keys = [(n, net) for n in self.node_names for net in ("pod", "host")]
+        return self._cached("egress", lambda: dict(zip(keys, self._map(one, keys))))
+
+    def node_checks(self) -> dict[str, nodecheck.NodeCheckResult]:
+        def one(node: str) -> nodecheck.NodeCheckResult:
+            ep = self.endpoint(node, "host")
+            _, sysctls, _ = self.run(ep, nodecheck.sysctl_argv())
+            _, addrs, _ = self.run(ep, nodecheck.addr_argv())
+            return nodecheck.parse(node, sysctls, addrs)
+
+        nodes = self.node_names
+        return self._cached("nodecheck", lambda: dict(zip(nodes, self._map(one, nodes))))
+
+    def readiness(self) -> dict[str, list[str]]:
+        """Per node: what keeps it from being a healthy, probeable node (empty when fine)."""
+        def one(node: str) -> list[str]:
+            problems = list(self.node(node).problems)
+            if not self.node(node).ready:
+                problems.insert(0, "node is NotReady")
+            for net in ("pod", "host"):
+                res = self.endpoint(node, net).run(["true"], self.settings.timeout)  # type: ignore[arg-type]
+                if not res.ok:
+                    problems.append(f"{net}-network probe does not run commands: "
+                                    f"{(res.stderr or res.stdout).strip()[:200]}")
+            return problems
+
+        nodes = self.node_names
+        return self._cached("ready", lambda: dict(zip(nodes, self._map(one, nodes))))

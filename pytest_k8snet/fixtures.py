@@ -1,0 +1,99 @@
+"""The fixtures users build their own network acceptance tests from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from .backends import BackendError, Endpoint, Node
+from .cluster import Cluster, Pair
+from .probes import PathMtuResult
+from .settings import Settings
+from .state import STATE_KEY
+
+
+@pytest.fixture(scope="session")
+def k8s_settings(pytestconfig: pytest.Config) -> Settings:
+    """The resolved k8snet settings (command line > ini > env > defaults), frozen."""
+    return pytestconfig.stash[STATE_KEY].settings
+
+
+@pytest.fixture(scope="session")
+def k8s_cluster(pytestconfig: pytest.Config) -> Iterator[Cluster]:
+    """The cluster with a probe pod and a host-network probe up on every selected node.
+
+    Session-scoped. Gives a :class:`pytest_k8snet.Cluster`: ``.nodes``, ``.pair(src, dst)``,
+    ``.endpoint(node, network)`` and cached, concurrently taken measurements
+    (``.ping()``, ``.path_mtu()``, ``.udp()``, ``.dns()``, ``.egress()`` ...).
+    Probes are removed at the end of the run, on Ctrl-C and on SIGTERM.
+    """
+    state = pytestconfig.stash[STATE_KEY]
+    try:
+        cluster = state.cluster()
+    except BackendError as exc:
+        if "no schedulable nodes" in str(exc):
+            pytest.skip(f"k8snet: {exc}")
+        pytest.exit(f"k8snet: {exc}", returncode=pytest.ExitCode.INTERNAL_ERROR)
+    yield cluster
+    state.cleanup()
+
+
+@pytest.fixture(scope="session")
+def k8s_nodes(k8s_cluster: Cluster) -> list[Node]:
+    """The selected nodes (``--k8s-node-selector``, ``pytest_k8snet_select_nodes``)."""
+    return list(k8s_cluster.nodes)
+
+
+@pytest.fixture
+def k8s_node(request: pytest.FixtureRequest, k8s_cluster: Cluster) -> Node:
+    """One node; tests using it are parametrized over every selected node (ids: node names)."""
+    return k8s_cluster.node(str(request.param))
+
+
+def _pair(request: pytest.FixtureRequest, cluster: Cluster, network: Any) -> Pair:
+    src, dst = request.param
+    return cluster.pair(src, dst, network)
+
+
+@pytest.fixture
+def pod_pair(request: pytest.FixtureRequest, k8s_cluster: Cluster) -> Pair:
+    """Source and destination probe pods on two nodes; parametrized by ``--k8s-pairs``.
+
+    Ids read ``node-1->node-2``. ``pod_pair.src.run(argv)`` runs a command in the source pod;
+    ``pod_pair.dst.ip`` is the destination pod's IP.
+    """
+    return _pair(request, k8s_cluster, "pod")
+
+
+@pytest.fixture
+def host_pair(request: pytest.FixtureRequest, k8s_cluster: Cluster) -> Pair:
+    """Like ``pod_pair``, between the nodes' host-network probes (node to node)."""
+    return _pair(request, k8s_cluster, "host")
+
+
+@pytest.fixture
+def path_mtu(k8s_cluster: Cluster) -> Callable[..., PathMtuResult]:
+    """``path_mtu(src, dst, ceiling=None)``: the exact largest IP packet that crosses, in bytes.
+
+    ``src`` and ``dst`` are endpoints (``pod_pair.src``, ``pod_pair.dst``). Binary search with
+    Don't-Fragment pings up to ``ceiling`` (default: the expected MTU); the result also has
+    ``.probes`` (pings sent) and ``.seconds``.
+    """
+    def measure(src: Endpoint, dst: Endpoint, ceiling: int | None = None) -> PathMtuResult:
+        return k8s_cluster.measure_path_mtu(src, dst, ceiling)
+
+    return measure
+
+
+@pytest.fixture
+def k8s_node_host(k8s_node: Node, k8s_cluster: Cluster) -> Any:
+    """A testinfra ``Host`` on the node, through its host-network probe.
+
+    ``k8s_node_host.sysctl("net.ipv4.ip_forward")``, ``k8s_node_host.interface("eth0").mtu``.
+    Parametrized over nodes like ``k8s_node``.
+    """
+    from .testinfra_backend import host_for
+
+    return host_for(k8s_cluster.endpoint(k8s_node.name, "host"))

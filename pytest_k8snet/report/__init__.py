@@ -1,0 +1,1 @@
+"""Reports: JUnit properties, terminal summary, JSON results, pytest-html extras."""

@@ -1,0 +1,207 @@
+"""The built-in acceptance suite: ``pytest --pyargs pytest_k8snet.suite``.
+
+Test names are part of the product (select them with ``-k``). Each check fails
+only for the cause it owns; when a pair or node cannot be measured because of a
+cause another test owns (no pod connectivity at all, forwarding off), it skips
+and names that test, so one broken thing reads as one failure.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from pytest_k8snet import Cluster, Diagnosis, Node, Pair
+from pytest_k8snet import diagnose as dx
+from pytest_k8snet.report.junit import record
+
+
+def fail(request: pytest.FixtureRequest, diagnosis: Diagnosis, raw: str | None = None,
+         **evidence: Any) -> None:
+    """Fail with the diagnosis message; record cause and evidence for the reports."""
+    __tracebackhide__ = True
+    extra = request.config.hook.pytest_k8snet_diagnose(
+        config=request.config, test=request.node.originalname, subject=request.node.name,
+        evidence={"diagnosis": diagnosis, **evidence})
+    message = diagnosis.message + "".join(f"\nAlso: {d.message}" for d in extra if d)
+    record(request, raw=raw, cause=diagnosis.cause)
+    request.node.user_properties.append(("k8snet_diagnosis", json.dumps({
+        "cause": diagnosis.cause, "nodes": list(diagnosis.nodes), "pairs": list(diagnosis.pairs),
+        "message": diagnosis.message, "test": request.node.nodeid})))
+    pytest.fail(message, pytrace=False)
+
+
+def skip_if_pod_network_broken(cluster: Cluster, pair: Pair) -> None:
+    d = dx.pod_pair(cluster, *pair.key)
+    if d is not None:
+        pytest.skip(f"{pair.id}: no pod connectivity ({d.title}), see test_pod_ping[{pair.id}]")
+
+
+def skip_if_node_cannot_forward(cluster: Cluster, node: str) -> None:
+    check = cluster.node_checks()[node]
+    if check.ip_forward is False:
+        pytest.skip(f"{node}: net.ipv4.ip_forward=0, pod traffic cannot leave the node; "
+                    f"see test_node_sysctls[{node}]")
+
+
+def test_nodes_ready(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: Node) -> None:
+    """Every node Ready, its probe pods started; sandbox/CNI events surfaced."""
+    problems = k8s_cluster.readiness()[k8s_node.name]
+    if problems:
+        fail(request, Diagnosis("node-not-ready", dx.explain(
+            "node-not-ready", f"{k8s_node.name}: " + "; ".join(problems)), (k8s_node.name,)))
+
+
+def test_pod_ping(request: pytest.FixtureRequest, k8s_cluster: Cluster, pod_pair: Pair) -> None:
+    """Pod to pod, small packets, every pair."""
+    result = k8s_cluster.ping("pod")[pod_pair.key]
+    record(request, src=pod_pair.src.node, dst=pod_pair.dst.node, network="pod",
+           rtt_ms=result.rtt_avg_ms, loss_pct=result.loss_pct)
+    diagnosis = dx.pod_pair(k8s_cluster, *pod_pair.key)
+    if diagnosis is not None:
+        fail(request, diagnosis, raw=f"ping {pod_pair.src.ip} -> {pod_pair.dst.ip}: "
+             f"{dx.ping_summary(result)}")
+
+
+def test_large_packets(request: pytest.FixtureRequest, k8s_cluster: Cluster,
+                       pod_pair: Pair) -> None:
+    """1 MiB over HTTP between the pods of every pair."""
+    skip_if_pod_network_broken(k8s_cluster, pod_pair)
+    result = k8s_cluster.large_http()[pod_pair.key]
+    record(request, src=pod_pair.src.node, dst=pod_pair.dst.node, network="pod",
+           throughput_mbps=round(result.mbps, 1))
+    if not result.ok:
+        fail(request, dx.http_failure(k8s_cluster, pod_pair.id, *pod_pair.key, result.error,
+                                      result.bytes), raw=json.dumps(result.__dict__))
+
+
+def test_large_packets_to_service(request: pytest.FixtureRequest, k8s_cluster: Cluster,
+                                  k8s_node: Node) -> None:
+    """1 MiB over HTTP from every node's pod to the Service."""
+    skip_if_node_cannot_forward(k8s_cluster, k8s_node.name)
+    result = k8s_cluster.service_http()[k8s_node.name]
+    record(request, src=k8s_node.name, dst="service", network="pod",
+           throughput_mbps=round(result.mbps, 1))
+    if result.ok:
+        return
+    answered_small = k8s_cluster.service()[k8s_node.name]
+    pmtu = k8s_cluster.path_mtu("pod")
+    small_mtu = {k: r for k, r in pmtu.items() if r.bytes < k8s_cluster.expected_mtu()}
+    if small_mtu and answered_small.failures < answered_small.attempts:
+        key, worst = min(small_mtu.items(), key=lambda kv: kv[1].bytes)
+        d = dx.mtu(worst, k8s_cluster.expected_mtu(), f"{key[0]}->{key[1]}")
+        assert d is not None
+        fail(request, Diagnosis("mtu", f"{k8s_node.name}->service: 1 MiB got {result.bytes} "
+                                f"bytes ({result.error}); some backends sit behind a smaller path "
+                                f"MTU. " + d.message, (k8s_node.name,)))
+    fail(request, Diagnosis("unknown", dx.explain("unknown", f"{k8s_node.name}->service: 1 MiB "
+                                                  f"got {result.bytes} bytes ({result.error})"),
+                            (k8s_node.name,)))
+
+
+def test_path_mtu(request: pytest.FixtureRequest, k8s_cluster: Cluster, pod_pair: Pair) -> None:
+    """Measured path MTU on every pair is at least the expected MTU."""
+    skip_if_pod_network_broken(k8s_cluster, pod_pair)
+    result = k8s_cluster.path_mtu("pod")[pod_pair.key]
+    expected = k8s_cluster.expected_mtu()
+    record(request, src=pod_pair.src.node, dst=pod_pair.dst.node, network="pod",
+           path_mtu=result.bytes)
+    diagnosis = dx.mtu(result, expected, pod_pair.id)
+    if diagnosis is not None:
+        fail(request, diagnosis, raw=f"path MTU search {pod_pair.id}: largest {result.bytes}, "
+             f"first lost {result.first_lost}, {result.probes} probes, {result.seconds}s")
+
+
+def test_udp_8472(request: pytest.FixtureRequest, k8s_cluster: Cluster, pod_pair: Pair) -> None:
+    """UDP throughput and loss across the overlay (VXLAN on UDP 8472 on the wire), iperf3."""
+    skip_if_node_cannot_forward(k8s_cluster, pod_pair.src.node)
+    skip_if_node_cannot_forward(k8s_cluster, pod_pair.dst.node)
+    check = k8s_cluster.udp()[pod_pair.key]
+    r = check.overlay
+    record(request, src=pod_pair.src.node, dst=pod_pair.dst.node, network="pod",
+           throughput_mbps=round(r.mbps, 2), loss_pct=r.loss_pct)
+    if check.node_port is not None and check.node_port.port_busy:
+        request.node.user_properties.append(
+            ("node_port_8472", "skipped: UDP 8472 is held by the CNI's VXLAN socket on "
+                               f"{pod_pair.dst.node}; measured through the overlay instead"))
+    if r.ok and r.loss_pct <= 5.0:
+        return
+    host = k8s_cluster.ping("host").get(pod_pair.key)
+    what = r.error or f"{r.loss_pct:g}% of UDP datagrams lost at {r.mbps:.1f} Mbit/s"
+    if host is not None and host.ok:
+        fail(request, Diagnosis("vxlan-blocked", dx.explain(
+            "vxlan-blocked", f"{pod_pair.id}: UDP across the overlay fails ({what}) while "
+            "node-to-node ping works: VXLAN (UDP 8472) is dropped between the nodes"),
+            pod_pair.key, (pod_pair.id,)), raw=what)
+    fail(request, Diagnosis("unknown", dx.explain("unknown", f"{pod_pair.id}: {what}"),
+                            pod_pair.key, (pod_pair.id,)), raw=what)
+
+
+def test_dns(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: Node) -> None:
+    """Cluster names and an external name resolve from every node's pod."""
+    skip_if_node_cannot_forward(k8s_cluster, k8s_node.name)
+    results = k8s_cluster.dns()[k8s_node.name]
+    pod_ok = all(r.ok for k, r in k8s_cluster.ping("pod").items() if k8s_node.name in k)
+    diagnosis = dx.dns_failure(k8s_node.name, results, pod_ok)
+    if diagnosis is not None:
+        fail(request, diagnosis, raw="\n".join(f"{r.name}: {r.rcode} {r.answers}" for r in results))
+
+
+def test_service(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: Node) -> None:
+    """Pod to Service from every node, repeated, so both local and remote backends answer."""
+    skip_if_node_cannot_forward(k8s_cluster, k8s_node.name)
+    result = k8s_cluster.service()[k8s_node.name]
+    record(request, src=k8s_node.name, dst="service", network="pod",
+           loss_pct=round(100 * result.failures / result.attempts, 1))
+    if result.ok:
+        return
+    broken = [b for b in result.missing_backends
+              if (src_dst := (k8s_node.name, getattr(k8s_cluster.backend, "backend_node",
+                                                      lambda x: "")(b)))[1] != k8s_node.name
+              and dx.pod_pair(k8s_cluster, *src_dst) is not None]
+    if broken and len(broken) == len(result.missing_backends):
+        pytest.skip(f"{k8s_node.name}: Service requests fail only towards backends without pod "
+                    f"connectivity ({', '.join(broken)}); see test_pod_ping")
+    diagnosis = dx.service(k8s_cluster, result)
+    assert diagnosis is not None
+    fail(request, diagnosis, raw=json.dumps(result.__dict__, default=str))
+
+
+def test_egress(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: Node) -> None:
+    """Repeated egress connections: the failure rate from the pod versus the host network."""
+    skip_if_node_cannot_forward(k8s_cluster, k8s_node.name)
+    results = k8s_cluster.egress()
+    pod, host = results[(k8s_node.name, "pod")], results[(k8s_node.name, "host")]
+    record(request, src=k8s_node.name, dst="egress", network="pod",
+           loss_pct=round(100 * pod.failure_rate, 1))
+    diagnosis = dx.egress_failure(pod, host, k8s_node.name)
+    if diagnosis is not None:
+        fail(request, diagnosis, raw=f"pod failed ports: {list(pod.failed_ports)}\n"
+             f"errors: {list(pod.errors)}")
+
+
+def test_node_sysctls(request: pytest.FixtureRequest, k8s_cluster: Cluster,
+                      k8s_node: Node) -> None:
+    """net.ipv4.ip_forward and net.bridge.bridge-nf-call-iptables on every node."""
+    check = k8s_cluster.node_checks()[k8s_node.name]
+    problems = dx.sysctls(check)
+    if problems:
+        first = problems[0]
+        if len(problems) > 1:
+            first = Diagnosis(first.cause, " ".join(p.message for p in problems), first.nodes)
+        fail(request, first, raw="\n".join(f"{k}={v}" for k, v in check.sysctls.items()))
+
+
+def test_pod_cidr(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: Node) -> None:
+    """The Pod CIDR (and Service CIDR) do not overlap the node's addresses."""
+    from pytest_k8snet.probes.nodecheck import cidr_overlaps
+
+    check = k8s_cluster.node_checks()[k8s_node.name]
+    t = k8s_cluster.targets
+    addresses = [a for i in check.interfaces for a in i.addresses
+                 if not i.name.startswith(("cni", "flannel", "veth", "cali", "cilium", "lo"))]
+    diagnosis = dx.cidr(k8s_node.name, cidr_overlaps(addresses, list(t.pod_cidrs), t.service_cidr))
+    if diagnosis is not None:
+        fail(request, diagnosis, raw="\n".join(addresses))
