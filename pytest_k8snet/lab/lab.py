@@ -46,6 +46,8 @@ EXTERNAL_NAME = "world.example.com"
 CLUSTER_DOMAIN = "cluster.local"
 RESERVED_WORDS = {"node", "sw", "gw", "world", "dns", "probe", "echo"}
 NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# Children we started, kept so they are reaped by ``down`` rather than garbage-collected alive.
+_CHILDREN: dict[int, subprocess.Popen[Any]] = {}
 NETNS_RE = re.compile(r"^k8snet-(?P<lab>.+?)-(?:sw|gw|world|dns|node-\d+(?:-probe|-echo)?)$")
 
 
@@ -367,19 +369,23 @@ def _start_processes(lab: Lab) -> None:
             pod = node[kind]
             listens += ["--listen", f"{pod['netns']}:{PROBE_PORT}:{pod['name']}"]
     listens += ["--listen", f"{lab.world['netns']}:{WORLD_PORT}:world"]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pytest_k8snet.lab.server", "--lab", lab.name, *listens],
-        stdout=subprocess.PIPE, stderr=open(logs / "server.log", "w"), stdin=subprocess.DEVNULL,
-        text=True, start_new_session=True)
+    with open(logs / "server.log", "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "pytest_k8snet.lab.server", "--lab", lab.name, *listens],
+            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
+            start_new_session=True)
     lab.pids["server"] = server.pid
+    _CHILDREN[server.pid] = server
     args = ["ip", "netns", "exec", lab.dns["netns"], "dnsmasq", "--keep-in-foreground",
             "--conf-file=/dev/null", f"--pid-file={logs}/dnsmasq.pid", "--no-resolv", "--no-hosts",
             f"--listen-address={lab.dns['ip']}", "--bind-interfaces", "--user=root",
             f"--local=/{CLUSTER_DOMAIN}/", "--local=/example.com/", "--log-facility=-"]
     args += [f"--host-record={name},{ip}" for name, ip in lab.dns["names"].items()]
-    dns = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(logs / "dnsmasq.log", "w"),
-                           stdin=subprocess.DEVNULL, start_new_session=True)
+    with open(logs / "dnsmasq.log", "w") as log:
+        dns = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
     lab.pids["dnsmasq"] = dns.pid
+    _CHILDREN[dns.pid] = dns
     assert server.stdout is not None
     line = server.stdout.readline().strip()  # bounded: the server binds or dies quickly
     server.stdout.close()
@@ -509,15 +515,16 @@ def _kill(pids: Sequence[int]) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    for pid in pids:
+        child = _CHILDREN.pop(pid, None)
+        if child is not None:
+            child.wait(timeout=5)
 
 
 def _alive(pid: int) -> bool:
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        if waited == pid:
-            return False
-    except ChildProcessError:
-        pass
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.poll() is None
     try:
         with open(f"/proc/{pid}/stat") as fh:
             return fh.read().split(") ", 1)[1][0] != "Z"

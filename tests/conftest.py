@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_k8snet import lab as labmod
+from pytest_k8snet.lab import netns
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0 or bool(netns.missing_tools()),
+                                reason="the lab needs root and its system tools")
+
+
+def sh(lab: labmod.Lab, target: str, *argv: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", "netns", "exec", lab.target_netns(target), *argv],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[labmod.Lab]:
+    """A 3-node lab for the whole test session; faults are switched per test."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    name = f"t{os.getpid()}"
+    built = labmod.up(labmod.LabSpec(name=name))
+    yield built
+    labmod.down(name)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    leftovers = [n for n in netns.list_netns("k8snet-") if n.startswith(f"k8snet-t{os.getpid()}-")]
+    assert not leftovers, leftovers

@@ -1,0 +1,173 @@
+"""The lab end to end with the real tools: a healthy lab works, each fault breaks what it should."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_k8snet import lab as labmod
+from pytest_k8snet.lab import faults, netns
+
+from .conftest import needs_root, sh
+
+pytestmark = needs_root
+
+
+def ping_ok(lab: labmod.Lab, src: str, ip: str, size: int = 56, df: bool = False) -> bool:
+    argv = ["ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-s", str(size)] + (
+        ["-M", "do"] if df else []) + [ip]
+    return sh(lab, src, *argv).returncode == 0
+
+
+def curl(lab: labmod.Lab, src: str, url: str, max_time: float = 3) -> subprocess.CompletedProcess[str]:
+    return sh(lab, src, "curl", "-sS", "-m", str(max_time), "-o", "/dev/null", "-w",
+              "%{http_code} %{size_download}", url)
+
+
+@pytest.fixture
+def fault(lab: labmod.Lab) -> Iterator[object]:
+    """Switch a fault on for one test; always switched off again."""
+    on: list[tuple[str, list[str]]] = []
+
+    def switch(name: str, nodes: list[str], value: str | None = None) -> None:
+        faults.add(lab, name, nodes, value)
+        on.append((name, nodes))
+
+    yield switch
+    for name, nodes in on:
+        faults.remove(lab, name, nodes)
+
+
+def test_healthy_lab_end_to_end(lab: labmod.Lab) -> None:
+    pods = {n["name"]: n["probe"]["ip"] for n in lab.nodes}
+    for src in pods:
+        for dst, ip in pods.items():
+            if src != dst:
+                assert ping_ok(lab, f"{src}/probe", ip), f"{src}->{dst}"
+                assert ping_ok(lab, f"{src}/probe", ip, size=1422, df=True), f"{src}->{dst} 1422 DF"
+    svc = lab.service
+    assert curl(lab, "node-1/probe", f"http://{svc['ip']}:{svc['port']}/").stdout.startswith("200")
+    dig = sh(lab, "node-2/probe", "dig", "+short", "kubernetes.default.svc.cluster.local")
+    assert dig.stdout.strip() == "10.96.0.1"
+    assert sh(lab, "node-2/probe", "dig", "+short", lab.world["name"]).stdout.strip() == lab.world["ip"]
+    assert curl(lab, "node-3/probe", f"http://{lab.world['name']}/").stdout.startswith("200")
+    big = curl(lab, "node-1/probe", f"http://{pods['node-3']}:8080/1mib")
+    assert big.stdout == "200 1048576"
+
+
+def test_status_json_names(lab: labmod.Lab) -> None:
+    out = subprocess.run([sys.executable, "-m", "pytest_k8snet.lab.cli", "status", lab.name, "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    data = json.loads(out)
+    assert data["name"] == lab.name and data["switch_netns"] == f"k8snet-{lab.name}-sw"
+    node = data["nodes"][0]
+    assert {"name", "netns", "ip", "pod_cidr", "switch_port", "probe"} <= set(node)
+    assert set(node["probe"]) >= {"netns", "ip"}
+    for key in ("service", "dns", "world", "gateway"):
+        assert data[key]
+    assert data["faults"] == []
+    assert all(n.startswith(f"k8snet-{lab.name}-") for n in lab.all_netns())
+
+
+def test_underlay_mtu_is_a_black_hole(lab: labmod.Lab, fault) -> None:  # type: ignore[no-untyped-def]
+    fault("underlay-mtu", ["node-2"])
+    dst = lab.node("node-2")["probe"]["ip"]
+    assert ping_ok(lab, "node-1/probe", dst)
+    assert not ping_ok(lab, "node-1/probe", dst, size=1400, df=True)
+    assert ping_ok(lab, "node-1/probe", dst, size=1372, df=True)  # 1400-byte packets cross
+    assert not ping_ok(lab, "node-1/probe", dst, size=1373, df=True)
+    # Untouched pairs keep the full overlay MTU.
+    assert ping_ok(lab, "node-1/probe", lab.node("node-3")["probe"]["ip"], size=1422, df=True)
+
+
+def test_vxlan_blocked_cuts_pods_not_nodes(lab: labmod.Lab, fault) -> None:  # type: ignore[no-untyped-def]
+    fault("vxlan-blocked", ["node-2"])
+    assert ping_ok(lab, "node-1", lab.node("node-2")["ip"])
+    assert not ping_ok(lab, "node-1/probe", lab.node("node-2")["probe"]["ip"])
+    assert ping_ok(lab, "node-1/probe", lab.node("node-3")["probe"]["ip"])
+
+
+def test_removing_a_fault_restores_the_lab(lab: labmod.Lab) -> None:
+    dst = lab.node("node-2")["probe"]["ip"]
+    faults.add(lab, "vxlan-blocked", ["node-2"])
+    assert not ping_ok(lab, "node-1/probe", dst)
+    faults.remove(lab, "vxlan-blocked", [])
+    assert ping_ok(lab, "node-1/probe", dst)
+    assert lab.faults == []
+
+
+def test_ip_forward_off(lab: labmod.Lab, fault) -> None:  # type: ignore[no-untyped-def]
+    fault("ip-forward-off", ["node-2"])
+    assert netns.read_sysctl(lab.node("node-2")["netns"], "net.ipv4.ip_forward") == "0"
+    assert not ping_ok(lab, "node-1/probe", lab.node("node-2")["probe"]["ip"])
+    assert ping_ok(lab, "node-1", lab.node("node-2")["ip"])
+
+
+def test_bridge_nf_off_breaks_local_service_backends(lab: labmod.Lab, fault) -> None:  # type: ignore[no-untyped-def]
+    fault("bridge-nf-off", ["node-2"])
+    answers = [curl(lab, "node-2/probe", f"http://{lab.service['ip']}/", 1) for _ in range(12)]
+    ok = [a for a in answers if a.stdout.startswith("200")]
+    assert 0 < len(ok) < len(answers)  # the local echo backend fails, the rest answer
+    assert all(curl(lab, "node-1/probe", f"http://{lab.service['ip']}/", 1).stdout.startswith("200")
+               for _ in range(6))
+
+
+def test_egress_port_range_drops_low_source_ports(lab: labmod.Lab, fault) -> None:  # type: ignore[no-untyped-def]
+    fault("egress-port-range", ["node-2"])
+    url = f"http://{lab.world['ip']}/"
+    low = sh(lab, "node-2/probe", "curl", "-s", "-o", "/dev/null", "-m", "1", "--local-port", "2000", url)
+    high = sh(lab, "node-2/probe", "curl", "-s", "-o", "/dev/null", "-m", "1", "--local-port", "45000", url)
+    host_low = sh(lab, "node-1/probe", "curl", "-s", "-o", "/dev/null", "-m", "1", "--local-port", "2001", url)
+    assert low.returncode == 28 and high.returncode == 0 and host_low.returncode == 0
+
+
+def test_cli_errors_are_one_line(lab: labmod.Lab) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pytest_k8snet.lab.cli", *args],
+                              capture_output=True, text=True)
+
+    for args, words in ((("fault", "add", lab.name, "nope"), "unknown fault"),
+                        (("fault", "add", lab.name, "vxlan-blocked", "--node", "node-9"), "unknown node"),
+                        (("up", "--name", lab.name), "already exists"),
+                        (("status", "nolab"), "no lab named")):
+        res = cli(*args)
+        assert res.returncode == 2 and words in res.stderr and "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_pod_cidr_overlap_is_built_in() -> None:
+    name = f"o{os.getpid()}"
+    built = labmod.up(labmod.LabSpec(name=name, nodes=2, faults=(("pod-cidr-overlap", (), None),)))
+    try:
+        assert built.spec["pod_cidr"] == "172.28.0.0/16"
+        assert ping_ok(built, "node-1/probe", built.node("node-2")["probe"]["ip"])
+    finally:
+        labmod.down(name)
+    assert not netns.list_netns(f"k8snet-{name}-")
+
+
+def test_killed_up_is_cleaned_by_down() -> None:
+    name = f"k{os.getpid()}"
+    proc = subprocess.Popen([sys.executable, "-m", "pytest_k8snet.lab.cli", "up", "--name", name,
+                             "--nodes", "8"])
+    time.sleep(0.15)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    labmod.down(name)
+    assert not netns.list_netns(f"k8snet-{name}-")
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, f"--lab {name} ")]
+
+
+def _cmdline_has(pid: str, text: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return text in fh.read().replace(b"\0", b" ").decode(errors="replace") + " "
+    except OSError:
+        return False

@@ -1,0 +1,120 @@
+"""The built-in suite against a real lab: healthy passes, each fault fails exactly its tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_k8snet import lab as labmod
+from pytest_k8snet.lab import faults, netns
+
+from .conftest import needs_root
+
+pytestmark = needs_root
+
+# fault -> (failing test names, words the failure must contain); other tests pass or skip.
+EXPECTED = {
+    "underlay-mtu": ({"test_path_mtu", "test_large_packets", "test_large_packets_to_service"},
+                     "path MTU 1400 < expected 1450"),
+    "vxlan-blocked": ({"test_pod_ping", "test_udp_8472"}, "UDP 8472"),
+    "ip-forward-off": ({"test_pod_ping", "test_node_sysctls"}, "ip_forward=0"),
+    "bridge-nf-off": ({"test_service", "test_node_sysctls"}, "bridge-nf-call-iptables"),
+    "egress-port-range": ({"test_egress"}, "source port below"),
+    "dns-blocked": ({"test_dns"}, "no answer from cluster DNS"),
+}
+
+
+def run_suite(lab_name: str, tmp_path: Path, *extra: str) -> tuple[int, str, dict[str, str]]:
+    return _run(tmp_path, ["--k8s-lab", lab_name], *extra)
+
+
+def run_suite_auto(tmp_path: Path, *extra: str) -> tuple[int, str, dict[str, str]]:
+    return _run(tmp_path, ["--k8s-lab"], *extra)
+
+
+def _run(tmp_path: Path, lab_args: list[str], *extra: str) -> tuple[int, str, dict[str, str]]:
+    results = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "pytest_k8snet.suite",
+                           *lab_args, "--k8s-results", str(results), "-p",
+                           "no:cacheprovider", "-q", "-rfs", *extra],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    outcomes = json.loads(results.read_text())["tests"] if results.exists() else {}
+    return proc.returncode, proc.stdout + proc.stderr, outcomes
+
+
+def failing(outcomes: dict[str, str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for nodeid, outcome in outcomes.items():
+        if outcome == "failed":
+            name, _, param = nodeid.split("::")[-1].partition("[")
+            out.setdefault(name, set()).add(param.rstrip("]"))
+    return out
+
+
+def test_healthy_lab_passes_everything(lab: labmod.Lab, tmp_path: Path) -> None:
+    code, out, outcomes = run_suite(lab.name, tmp_path)
+    assert code == 0, out
+    assert outcomes and set(outcomes.values()) == {"passed"}
+    assert re.search(r"\b\d+ passed", out)
+
+
+@pytest.mark.parametrize("fault", [
+    pytest.param(f, marks=pytest.mark.xfail(reason="known issue: with DNS blocked, curl --parallel "
+                                            "egress attempts stall for 10 s; under investigation"))
+    if f == "dns-blocked" else f for f in sorted(EXPECTED)])
+def test_fault_fails_its_tests_only(lab: labmod.Lab, tmp_path: Path, fault: str) -> None:
+    faults.add(lab, fault, ["node-2"])
+    try:
+        code, out, outcomes = run_suite(lab.name, tmp_path)
+    finally:
+        faults.remove(lab, fault, [])
+    expected_tests, words = EXPECTED[fault]
+    bad = failing(outcomes)
+    assert code == 1, out
+    assert set(bad) == expected_tests, out
+    for name, params in bad.items():
+        assert all("node-2" in p for p in params), f"{name} failed off node-2: {params}"
+    assert words in out
+
+
+def test_pod_cidr_overlap_fails_test_pod_cidr(tmp_path: Path) -> None:
+    name = f"c{os.getpid()}"
+    labmod.up(labmod.LabSpec(name=name, faults=(("pod-cidr-overlap", (), None),)))
+    try:
+        code, out, outcomes = run_suite(name, tmp_path)
+    finally:
+        labmod.down(name)
+    assert set(failing(outcomes)) == {"test_pod_cidr"}, out
+    assert "overlaps the Pod CIDR 172.28.0.0/16" in out
+
+
+def test_xdist_two_workers_share_one_lab(tmp_path: Path) -> None:
+    before = set(labmod.running_labs())
+    code, out, outcomes = run_suite_auto(tmp_path, "-n", "2")
+    assert code == 0, out
+    assert "2 workers" in out and len(outcomes) >= 45
+    assert set(labmod.running_labs()) == before  # the run's own lab is gone
+
+
+def test_auto_lab_interrupted_leaves_nothing(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    before = set(labmod.running_labs())
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "--pyargs", "pytest_k8snet.suite",
+                             "--k8s-lab", "-p", "no:cacheprovider", "-q"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and set(labmod.running_labs()) == before:
+        time.sleep(0.05)
+    time.sleep(0.5)  # mid-run: lab up, probes running
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert set(labmod.running_labs()) == before, out
+    assert not [n for n in netns.list_netns("k8snet-r")]
