@@ -64,10 +64,7 @@ def test_healthy_lab_passes_everything(lab: labmod.Lab, tmp_path: Path) -> None:
     assert re.search(r"\b\d+ passed", out)
 
 
-@pytest.mark.parametrize("fault", [
-    pytest.param(f, marks=pytest.mark.xfail(reason="known issue: with DNS blocked, curl --parallel "
-                                            "egress attempts stall for 10 s; under investigation"))
-    if f == "dns-blocked" else f for f in sorted(EXPECTED)])
+@pytest.mark.parametrize("fault", sorted(EXPECTED))
 def test_fault_fails_its_tests_only(lab: labmod.Lab, tmp_path: Path, fault: str) -> None:
     faults.add(lab, fault, ["node-2"])
     try:

@@ -126,24 +126,36 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-kill_group() { # pid: TERM the process group, wait, then KILL
-    local pid=$1 i
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 1 100); do
-        kill -0 -- "-$pid" 2>/dev/null || return 0
-        sleep 0.1
+alive() { # any process of the given process groups (or the pids themselves) still alive?
+    local pid
+    for pid in "$@"; do
+        kill -0 -- "-$pid" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null && return 0
     done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-    sleep 0.2
+    return 1
 }
 
 cmd_stop() {
-    local dir=${1:?usage: stop DIR} pid
+    local dir=${1:?usage: stop DIR} pid i
     [[ -f "$dir/pids" ]] || { log "no $dir/pids, nothing to stop"; return 0; }
-    # apiserver first, then etcd
-    for pid in $(tac "$dir/pids"); do
-        kill_group "$pid"
+    local -a pids
+    mapfile -t pids <"$dir/pids"
+    # every component runs in its own session/process group (setsid): TERM the groups in
+    # parallel (graceful exit takes ~2-3 s), KILL whatever is left after 15 s.
+    for pid in "${pids[@]}"; do
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     done
+    for ((i = 0; i < 150; i++)); do
+        alive "${pids[@]}" || break
+        sleep 0.1
+    done
+    if alive "${pids[@]}"; then
+        log "processes still alive after 15 s, sending KILL"
+        for pid in "${pids[@]}"; do
+            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        done
+        sleep 0.2
+    fi
     rm -f "$dir/pids"
 }
 

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -358,7 +359,9 @@ def _write_resolv(lab: Lab) -> None:
             if with_search:
                 text += f"search {search}\noptions ndots:5 timeout:1 attempts:1\n"
             (d / "resolv.conf").write_text(text)
-            (d / "hosts").write_text(f"127.0.0.1 localhost\n")
+            # The namespaces share the machine's hostname; tools (curl --local-port) look it
+            # up, and with cluster DNS cut off that lookup would hang, as no real pod's does.
+            (d / "hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {socket.gethostname()}\n")
 
 
 def _start_processes(lab: Lab) -> None:
@@ -402,8 +405,6 @@ def _start_processes(lab: Lab) -> None:
 
 
 def _port_open(netns_name: str, ip: str) -> bool:
-    import socket
-
     with ns.entered(netns_name):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
