@@ -230,16 +230,27 @@ class Cluster:
         keys = self.pairs()
         return self._cached("http-1mib", lambda: dict(zip(keys, self._map(one, keys))))
 
-    def service_http(self) -> dict[str, http.HttpResult]:
-        """A 1 MiB transfer from every node's pod to the Service VIP."""
-        t = self.targets
+    def service_http(self) -> dict[str, list[http.HttpResult]]:
+        """1 MiB from every node's pod through the Service, once per backend, in parallel.
 
-        def one(node: str) -> http.HttpResult:
+        One transfer could land on any backend; one per backend (new connections, so the
+        Service picks again each time) covers the paths to every node.
+        """
+        t = self.targets
+        count = max(1, len(self.service_backends()))
+
+        def one(node: str) -> list[http.HttpResult]:
             url = f"http://{t.service_ip}:{t.service_port}/1mib"
-            argv = http.argv(url, connect_timeout=min(2.0, self.settings.timeout),
-                             max_time=self.settings.timeout)
-            code, out, err = self.run(self.endpoint(node), argv, self.settings.timeout + 2)
-            return http.parse(url, out, err, code, expected_bytes=ONE_MIB)
+            argv = ["curl", "--parallel", "--parallel-immediate", "--no-progress-meter"]
+            for i in range(count):
+                argv += (["--next"] if i else []) + http.argv(
+                    f"{url}?k8snet={i}", connect_timeout=min(2.0, self.settings.timeout),
+                    max_time=self.settings.timeout)[1:-1] + ["-H", "Connection: close",
+                                                             f"{url}?k8snet={i}"]
+            code, out, err = self.run(self.endpoint(node), argv, self.settings.timeout + 5)
+            lines = [line for line in out.replace("}{", "}\n{").splitlines() if line.strip()]
+            return [http.parse(url, line, err, code, expected_bytes=ONE_MIB) for line in lines] \
+                or [http.parse(url, "", err, code, expected_bytes=ONE_MIB)]
 
         names = self.node_names
         return self._cached("http-service", lambda: dict(zip(names, self._map(one, names))))

