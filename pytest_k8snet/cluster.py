@@ -114,6 +114,7 @@ class Cluster:
     started: float = field(default_factory=time.time)
     probe_count: int = 0
     _lock: Lock = field(default_factory=Lock)
+    _kind_locks: dict[str, Lock] = field(default_factory=dict)
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=48))
 
     @property
@@ -160,6 +161,12 @@ class Cluster:
 
     def _cached(self, kind: str, compute: Callable[[], T]) -> T:
         """Measure once per run: in-process cache, and a locked file shared across xdist workers."""
+        with self._lock:
+            kind_lock = self._kind_locks.setdefault(kind, Lock())
+        with kind_lock:  # two tests asking at once must not measure twice
+            return self._cached_locked(kind, compute)
+
+    def _cached_locked(self, kind: str, compute: Callable[[], T]) -> T:
         if kind in self.measurements:
             return self.measurements[kind]  # type: ignore[no-any-return]
         if self.shared_dir is None:
@@ -208,9 +215,13 @@ class Cluster:
                                ceiling or self.expected_mtu(), wait=min(0.5, self.settings.timeout))
 
     def path_mtu(self, network: Network = "pod") -> dict[PairKey, pathmtu.PathMtuResult]:
+        # Resolved here, not inside the workers: a pool task that waits on the same pool
+        # deadlocks once every worker does it (56 pairs > 48 workers).
+        ceiling = self.expected_mtu()
+
         def one(key: PairKey) -> pathmtu.PathMtuResult:
             return self.measure_path_mtu(self.endpoint(key[0], network),
-                                         self.endpoint(key[1], network))
+                                         self.endpoint(key[1], network), ceiling)
 
         keys = self.pairs()
         return self._cached(f"pmtu-{network}", lambda: dict(zip(keys, self._map(one, keys))))
