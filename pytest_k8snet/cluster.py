@@ -392,8 +392,9 @@ class Cluster:
             problems = list(self.node(node).problems)
             if not self.node(node).ready:
                 problems.insert(0, "node is NotReady")
-            for net in ("pod", "host"):
-                res = self.endpoint(node, net).run(["true"], self.settings.timeout)  # type: ignore[arg-type]
+            networks: tuple[Network, ...] = ("pod", "host")
+            for net in networks:
+                res = self.endpoint(node, net).run(["true"], self.settings.timeout)
                 if not res.ok:
                     problems.append(f"{net}-network probe does not run commands: "
                                     f"{(res.stderr or res.stdout).strip()[:200]}")

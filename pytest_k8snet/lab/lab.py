@@ -197,11 +197,11 @@ def locked(name: str) -> Iterator[None]:
 
 def _plan(spec: LabSpec) -> Lab:
     node_net = ipaddress.ip_network(spec.node_cidr)
-    pod_net = ipaddress.ip_network(spec.pod_cidr)
+    pod_net = ipaddress.IPv4Network(spec.pod_cidr)  # the lab is IPv4 only
     subnets = pod_net.subnets(new_prefix=24)
     p = f"{PREFIX}{spec.name}"
     ext = list(EXT_CIDR.hosts())
-    nodes = []
+    nodes: list[dict[str, Any]] = []
     for i in range(1, spec.nodes + 1):
         sub = next(subnets)
         name = f"node-{i}"
