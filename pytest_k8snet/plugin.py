@@ -44,12 +44,48 @@ def pytest_configure(config: pytest.Config) -> None:
                 config.option.testrunuid = run_id + secrets.token_hex(11)
             run_id = str(config.option.testrunuid)[:10]
         worker = None
-    config.stash[STATE_KEY] = State(config, resolve(config, run_id), worker)
+    settings = resolve(config, run_id)
+    _check_kubeconfig(config, settings)
+    config.stash[STATE_KEY] = State(config, settings, worker)
+    from .report.baseline import check_option  # an unusable --k8s-baseline: usage error now
+
+    check_option(config.stash[STATE_KEY].settings.baseline)
     _CONFIG.append(config)
     if config.pluginmanager.hasplugin("html"):
         from .report import html
 
         config.pluginmanager.register(html.HtmlHooks(config), "k8snet-html")
+
+
+def _check_kubeconfig(config: pytest.Config, settings: Any) -> None:
+    """A kubeconfig or context the user named must exist: a usage error before collection.
+
+    Only the local file is read (no cluster I/O). A KUBECONFIG inherited from the
+    environment is checked later, when a k8snet test actually needs the cluster, so that
+    unrelated test runs in the same environment are not affected.
+    """
+    from .settings import backend_kind, kubeconfig_path
+
+    named = config.getoption("k8s_kubeconfig") or config.getini("k8s_kubeconfig") \
+        or config.getoption("k8s_context") or config.getini("k8s_context")
+    if not named or backend_kind(settings) != "kube":
+        return
+    import yaml
+
+    path = kubeconfig_path(settings)
+    try:
+        with open(path) as fh:
+            doc = yaml.safe_load(fh) or {}
+    except OSError as exc:
+        raise pytest.UsageError(f"k8snet: cannot read kubeconfig {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise pytest.UsageError(f"k8snet: kubeconfig {path} is not valid YAML: {exc}") from None
+    contexts = [c.get("name") for c in doc.get("contexts") or [] if isinstance(c, dict)]
+    if settings.context and settings.context not in contexts:
+        raise pytest.UsageError(f"k8snet: context {settings.context!r} is not in {path} "
+                                f"(contexts: {', '.join(map(str, contexts)) or 'none'})")
+    if not settings.context and not doc.get("current-context"):
+        raise pytest.UsageError(f"k8snet: {path} has no current-context; pass --k8s-context")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

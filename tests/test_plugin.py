@@ -83,7 +83,31 @@ def test_unknown_lab_is_one_clear_error(pytester: pytest.Pytester) -> None:
     assert "no lab named 'nosuchlab'" in out and "Traceback" not in out
 
 
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: ctx, context: {cluster: c, user: u}}]
+current-context: ctx
+"""
+
+
 def test_unrelated_tests_do_no_cluster_io(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_plain(): assert True")
-    result = pytester.runpytest("--k8s-kubeconfig", "/nonexistent/config")
+    config = pytester.path / "kubeconfig"
+    config.write_text(KUBECONFIG)  # points at a closed port: any API call would fail
+    result = pytester.runpytest("--k8s-kubeconfig", str(config))
     result.assert_outcomes(passed=1)
+
+
+def test_missing_kubeconfig_or_context_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain(): assert True")
+    result = pytester.runpytest("--k8s-kubeconfig", "/nonexistent/config")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*cannot read kubeconfig /nonexistent/config*"])
+    config = pytester.path / "kubeconfig"
+    config.write_text(KUBECONFIG)
+    result = pytester.runpytest("--k8s-kubeconfig", str(config), "--k8s-context", "prod")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*context 'prod' is not in*contexts: ctx*"])
+    assert "Traceback" not in result.stderr.str()
