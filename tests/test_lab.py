@@ -171,3 +171,21 @@ def _cmdline_has(pid: str, text: str) -> bool:
             return text in fh.read().replace(b"\0", b" ").decode(errors="replace") + " "
     except OSError:
         return False
+
+
+def test_run_in_a_user_namespace_leaves_nothing(tmp_path: object) -> None:
+    """`k8snet-lab run --userns` takes the path a normal user gets: the suite inside
+    `unshare --user --map-root-user --net --mount`, with private /run and /etc/netns."""
+    from pytest_k8snet.lab.userns import userns_available
+
+    if not userns_available():
+        pytest.skip("user namespaces are disabled on this kernel")
+    proc = subprocess.run([sys.executable, "-m", "pytest_k8snet.lab.cli", "run", "--userns",
+                           "--name", "userns", "--nodes", "2", "--", sys.executable, "-m", "pytest",
+                           "--pyargs", "pytest_k8snet.suite", "-q", "-p", "no:cacheprovider",
+                           "-k", "ping or dns or sysctls"],
+                          capture_output=True, text=True, timeout=180, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert " passed" in proc.stdout and "failed" not in proc.stdout
+    # Its namespaces lived in the user namespace's private /run: the host never saw them.
+    assert not netns.list_netns("k8snet-userns-")

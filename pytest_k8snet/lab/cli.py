@@ -54,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
         fa.add_argument("--node", action="append", default=[])
         if verb == "add":
             fa.add_argument("--value")
+    r = sub.add_parser("run", help="bring a lab up, run a command with K8SNET_LAB set, take it "
+                       "down; as a normal user, inside an unprivileged user namespace")
+    r.add_argument("--name", default="lab")
+    r.add_argument("--nodes", type=int, default=3)
+    r.add_argument("--fault", action="append", default=[], type=_fault_arg,
+                   metavar="FAULT[:NODE[,NODE]][=VALUE]")
+    r.add_argument("--userns", action="store_true",
+                   help="use a user namespace even as root (what a normal user gets)")
+    r.add_argument("command", nargs=argparse.REMAINDER)
     e = sub.add_parser("exec", help="run a command on a node (host network) or in NODE/probe")
     e.add_argument("name")
     e.add_argument("target")
@@ -146,6 +155,14 @@ def _dispatch(args: argparse.Namespace) -> int:
                 lab.save()
                 print(f"{args.fault} off in {lab.name} ({n} node(s))")
         return 0
+    if args.cmd == "run":
+        from .userns import run
+
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        if not command:
+            raise LabError("give a command after --, e.g. -- pytest --pyargs pytest_k8snet.suite")
+        spec = LabSpec(name=args.name, nodes=args.nodes, faults=tuple(args.fault))
+        return run(spec, command, force_userns=args.userns)
     if args.cmd == "exec":
         lab = load(args.name)
         netns_name = lab.target_netns(args.target)

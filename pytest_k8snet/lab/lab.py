@@ -149,8 +149,8 @@ def require_root() -> None:
     userns = Path("/proc/sys/user/max_user_namespaces")
     hint = ""
     if userns.exists() and userns.read_text().strip() not in ("", "0"):
-        hint = (" Unprivileged user namespaces are enabled here: run the whole job inside one, "
-                "e.g. `unshare --user --map-root-user --net --mount --fork k8snet-lab run -- pytest ...`.")
+        hint = (" Unprivileged user namespaces are enabled here, so `k8snet-lab run -- pytest "
+                "--pyargs pytest_k8snet.suite` works without root.")
     raise LabError("the lab needs root (CAP_NET_ADMIN and /run/netns): run it with sudo." + hint)
 
 
@@ -379,9 +379,11 @@ def _start_processes(lab: Lab) -> None:
             start_new_session=True)
     lab.pids["server"] = server.pid
     _CHILDREN[server.pid] = server
-    args = ["ip", "netns", "exec", lab.dns["netns"], "dnsmasq", "--keep-in-foreground",
+    # --no-daemon: stay in the foreground and keep our uid/gid; dropping to another group
+    # fails in a user namespace (setgroups is denied there).
+    args = ["ip", "netns", "exec", lab.dns["netns"], "dnsmasq", "--no-daemon",
             "--conf-file=/dev/null", f"--pid-file={logs}/dnsmasq.pid", "--no-resolv", "--no-hosts",
-            f"--listen-address={lab.dns['ip']}", "--bind-interfaces", "--user=root",
+            f"--listen-address={lab.dns['ip']}", "--bind-interfaces",
             f"--local=/{CLUSTER_DOMAIN}/", "--local=/example.com/", "--log-facility=-"]
     args += [f"--host-record={name},{ip}" for name, ip in lab.dns["names"].items()]
     with open(logs / "dnsmasq.log", "w") as log:

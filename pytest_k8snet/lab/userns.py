@@ -1,0 +1,69 @@
+"""``k8snet-lab run``: a lab for the length of one command, for root or a normal user.
+
+A normal user gets the lab inside an unprivileged user namespace (``unshare --user
+--map-root-user --net --mount``): there, private tmpfs mounts over /run and /etc/netns
+give ``ip netns`` the writable directories it needs, and everything the lab creates
+vanishes with the namespace. The command (pytest) runs inside, with ``K8SNET_LAB`` set.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .lab import LabSpec, down, up
+from .netns import LabError, missing_tools
+
+INSIDE = "K8SNET_LAB_INSIDE_USERNS"
+
+
+def userns_available() -> bool:
+    try:
+        return int(Path("/proc/sys/user/max_user_namespaces").read_text()) > 0
+    except (OSError, ValueError):
+        return False
+
+
+def _private_dirs() -> None:
+    """Inside our own mount namespace: writable, private /run and /etc/netns."""
+    for target in ("/run", "/etc/netns"):
+        if target == "/etc/netns" and not os.path.isdir(target):
+            continue
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "k8snet", target],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise LabError(f"cannot mount a private {target} in the user namespace: "
+                           f"{proc.stderr.strip()}")
+    if not os.path.isdir("/etc/netns"):
+        raise LabError("/etc/netns does not exist and a user namespace cannot create it; "
+                       "ask an administrator to run `mkdir /etc/netns` once")
+
+
+def run(spec: LabSpec, command: Sequence[str], force_userns: bool = False) -> int:
+    inside = os.environ.get(INSIDE) == "1"
+    if not inside and (os.geteuid() != 0 or force_userns):
+        if not userns_available():
+            raise LabError("not root, and unprivileged user namespaces are disabled here "
+                           "(user.max_user_namespaces=0): run with sudo")
+        if missing_tools():
+            raise LabError(f"missing system tools: {', '.join(sorted(missing_tools()))}")
+        argv = ["unshare", "--user", "--map-root-user", "--net", "--mount", "--fork", "--",
+                sys.executable, "-m", "pytest_k8snet.lab.cli", "run", "--name", spec.name,
+                "--nodes", str(spec.nodes)]
+        for name, nodes, value in spec.faults:
+            argv += ["--fault", name + (":" + ",".join(nodes) if nodes else "")
+                     + (f"={value}" if value else "")]
+        env = dict(os.environ, **{INSIDE: "1"})
+        return subprocess.run([*argv, "--", *command], env=env).returncode
+    if inside:
+        _private_dirs()
+    up(spec)
+    try:
+        env = dict(os.environ, K8SNET_LAB=spec.name)
+        env.pop(INSIDE, None)
+        return subprocess.run(list(command), env=env).returncode
+    finally:
+        down(spec.name)
