@@ -1,59 +1,210 @@
-"""The short cluster summary at the end of a run: a text matrix and the diagnoses."""
+"""The short cluster summary at the end of a run: text matrices, diagnoses, baseline.
+
+Without colors the matrices still read: a failing cell shows the loss (``100%``) or
+the path MTU with ``!`` when it is below the expected MTU; ``.`` marks a pair that was
+not measured and ``-`` the diagonal.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .results import ClusterView, PairCell, RunReport, cluster_line, run_report
 
 if TYPE_CHECKING:
     from ..state import State
 
 MAX_MATRIX_NODES = 12
+Piece = tuple[str, dict[str, bool]]
+MAX_LISTED = 20
+
+
+class Writer(Protocol):
+    """The part of pytest's TerminalReporter this module uses."""
+
+    def section(self, title: str, sep: str = ..., **markup: bool) -> None: ...
+
+    def write(self, content: str, *, flush: bool = ..., **markup: bool) -> None: ...
+
+    def write_line(self, line: str | bytes, **markup: bool) -> None: ...
+
+    def line(self, msg: str, **kw: bool) -> None: ...
+
+
+def pod_cell_text(cell: PairCell | None) -> tuple[str, dict[str, bool]]:
+    """Text and markup for a pod-network cell: path MTU, else ``ok``; loss when pings fail."""
+    if cell is None or not cell.measured:
+        return ".", {}
+    if cell.ping is not None and (cell.loss_pct or 0) > 0:
+        return f"{cell.loss_pct:g}%", {"red": True}
+    if cell.path_mtu is not None:
+        mark = "!" if any(p.startswith("path MTU") for p in cell.problems) else ""
+        return f"{cell.path_mtu}{mark}", {"red": True} if cell.status == "fail" else {"green": True}
+    if cell.status == "fail":
+        return "FAIL", {"red": True}
+    return "ok", {"green": True}
+
+
+def host_cell_text(cell: PairCell | None) -> tuple[str, dict[str, bool]]:
+    """Host-network cell: the round trip in ms, or the loss when pings fail."""
+    if cell is None or cell.ping is None:
+        return ".", {}
+    if (cell.loss_pct or 0) > 0:
+        return f"{cell.loss_pct:g}%", {"red": True}
+    rtt = cell.rtt_ms
+    return (f"{rtt:.2f}" if rtt is not None else "ok"), (
+        {"red": True} if cell.status == "fail" else {"green": True})
+
+
+def matrix_rows(names: list[str], texts: dict[tuple[str, str], tuple[str, dict[str, bool]]]
+                ) -> list[list[tuple[str, dict[str, bool]]]]:
+    """Rows of (text, markup) pieces, right-aligned in columns as wide as the widest entry."""
+    width = max([len(n) for n in names] + [len(t) for t, _ in texts.values()] + [4])
+    header: list[Piece] = [(" " * (width + 1), {})]
+    rows: list[list[Piece]] = [header + [(f" {n:>{width}}", {}) for n in names]]
+    for a in names:
+        row: list[Piece] = [(f"{a:<{width}} ", {})]
+        for b in names:
+            text, markup = ("-", {}) if a == b else texts.get((a, b), (".", {}))
+            row += [(" ", {}), (f"{text:>{width}}", markup)]
+        rows.append(row)
+    return rows
 
 
 def matrix_lines(names: list[str], cell: dict[tuple[str, str], str]) -> list[str]:
-    width = max([len(n) for n in names] + [4])
-    lines = [" " * (width + 1) + " ".join(f"{n:>{width}}" for n in names)]
-    for a in names:
-        row = [f"{(cell.get((a, b), '') if a != b else '-'):>{width}}" for b in names]
-        lines.append(f"{a:<{width}} " + " ".join(row))
-    return lines
+    """The matrix as plain lines (no colors)."""
+    empty: dict[str, bool] = {}
+    texts = {k: (v, empty) for k, v in cell.items()}
+    return ["".join(t for t, _ in row) for row in matrix_rows(names, texts)]
+
+
+def _write_matrix(tr: Writer, title: str, view: ClusterView, network: str) -> None:
+    texts: dict[tuple[str, str], tuple[str, dict[str, bool]]] = {}
+    fmt = pod_cell_text if network == "pod" else host_cell_text
+    for a in view.nodes:
+        for b in view.nodes:
+            if a != b:
+                texts[(a, b)] = fmt(view.cell(network, a, b))
+    tr.write_line(title)
+    for row in matrix_rows(view.nodes, texts):
+        tr.write("  ")
+        for text, markup in row:
+            tr.write(text, **markup)
+        tr.line("")
+
+
+def _network_counts(view: ClusterView, network: str) -> str:
+    cells = [c for c in view.pair_cells(network) if c.measured]
+    bad = [c for c in cells if c.status == "fail"]
+    return f"{network} network: {len(cells)} pairs probed, {len(bad)} failing"
+
+
+def _write_cluster(tr: Writer, view: ClusterView) -> None:
+    doc = view.doc
+    line = cluster_line(doc)
+    if view.expected_mtu:
+        line += f"; expected MTU {view.expected_mtu}"
+    tr.write_line(line)
+    networks = [n for n in ("pod", "host") if view.has_network(n)]
+    small = len(view.nodes) <= MAX_MATRIX_NODES
+    for network in networks:
+        if small and network == "pod":
+            _write_matrix(tr, "pod network (path MTU, or ok; loss % when pings fail; ! below "
+                          "the expected MTU):", view, "pod")
+        elif small:
+            _write_matrix(tr, "host network (rtt ms; loss % when pings fail):", view, "host")
+    for network in networks:
+        bad = [c for c in view.pair_cells(network) if c.status == "fail"]
+        tr.write_line(_network_counts(view, network), **({"red": True} if bad else {}))
+        if bad and not small:
+            for c in bad[:MAX_LISTED]:
+                tr.write_line(f"  {c.id}: {'; '.join(c.problems) or 'see the diagnoses'}")
+            if len(bad) > MAX_LISTED:
+                tr.write_line(f"  ... {len(bad) - MAX_LISTED} more (the HTML report has them "
+                              "all: --html)")
+
+
+def _write_diagnoses(tr: Writer, view: ClusterView) -> None:
+    if not view.groups:
+        return
+    tr.write_line(f"diagnoses ({len(view.groups)} cause{'s' if len(view.groups) != 1 else ''}):")
+    for group in view.groups:
+        tr.write_line(f"  {group.headline}", red=True, bold=True)
+        tr.write_line(f"    {group.findings[0]['message']}")
+        if len(group.findings) > 1:
+            tr.write_line(f"    (+{len(group.findings) - 1} more finding"
+                          f"{'s' if len(group.findings) > 2 else ''} of this cause in the "
+                          "test failures above)")
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(f"{v:<{w}}" for v, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def _write_baseline(tr: Writer, report: RunReport) -> None:
+    from .baseline import KIND_TITLES
+
+    if report.baseline_error:
+        tr.write_line(f"baseline: {report.baseline_error}", red=True)
+        return
+    c = report.comparison
+    if c is None:
+        for note in report.notes:
+            tr.write_line(f"baseline: {note}", yellow=True)
+        return
+    tr.write_line(f"baseline {c.path} ({c.baseline.get('time', '?')}, "
+                  f"{cluster_line(c.baseline)}): {c.compared} measurements compared, "
+                  f"{len(c.regressions)} regressions, {len(c.improvements)} improvements"
+                  + (f", {c.not_compared} in only one run" if c.not_compared else ""),
+                  **({"red": True} if c.regressions else {"green": True}))
+    if c.regressions:
+        rows = [("regression", "subject", "before", "after")]
+        rows += [(KIND_TITLES.get(r.kind, r.kind), r.subject, r.shown(r.before), r.shown(r.after))
+                 for r in c.regressions[:MAX_LISTED * 2]]
+        for i, line in enumerate(_table(rows)):
+            tr.write_line("  " + line, **({"bold": True} if i == 0 else {"red": True}))
+        if len(c.regressions) > MAX_LISTED * 2:
+            tr.write_line(f"  ... {len(c.regressions) - MAX_LISTED * 2} more in the results "
+                          "file (--k8s-results)")
+        pairs = c.regressed_pairs
+        if pairs:
+            tr.write_line(f"  pairs that regressed: {', '.join(pairs)}", red=True)
+    if c.improvements:
+        tr.write_line(f"  improved: " + "; ".join(i.message for i in c.improvements[:5])
+                      + (" ..." if len(c.improvements) > 5 else ""), green=True)
+
+
+def fail_line(report: RunReport) -> str | None:
+    """The one line saying why the run fails although the tests may all pass."""
+    if report.baseline_error:
+        return f"k8snet: run FAILED: {report.baseline_error}"
+    if report.comparison is not None and report.comparison.regressions:
+        n = len(report.comparison.regressions)
+        return (f"k8snet: run FAILED: {n} regression{'s' if n != 1 else ''} against the "
+                f"baseline {report.comparison.path}")
+    return None
 
 
 def summary(tr: Any, state: "State") -> None:
-    from .results import measurements
-
+    """``pytest_terminal_summary``: the controller writes the cluster summary."""
     if state.worker is not None:
         return
-    m = measurements(state)
-    pings = m.get("ping-pod-56")
-    if not pings and not state.diagnoses:
+    write(tr, run_report(state), baseline_given=bool(state.settings.baseline))
+
+
+def write(tr: Writer, report: RunReport, baseline_given: bool = False) -> None:
+    """The ``k8snet cluster summary`` section for ``report`` (nothing without cluster data)."""
+    if not report.has_cluster_data and report.comparison is None and not report.baseline_error:
         return
     tr.section("k8snet cluster summary")
-    if pings:
-        names = sorted({k[0] for k in pings} | {k[1] for k in pings},
-                       key=lambda n: (len(n), n))
-        pmtu = m.get("pmtu-pod", {})
-        if len(names) <= MAX_MATRIX_NODES:
-            cell = {}
-            for key, r in pings.items():
-                text = "ok" if r.ok else f"{r.loss_pct:.0f}%"
-                if key in pmtu and r.ok:
-                    text = str(pmtu[key].bytes)
-                cell[key] = text
-            tr.write_line("pod network (path MTU where measured, else ok / loss):")
-            for line in matrix_lines(names, cell):
-                tr.write_line("  " + line)
-        bad = sum(1 for r in pings.values() if not r.ok)
-        tr.write_line(f"{len(pings)} pod pairs probed, {bad} failing")
-    if state.diagnoses:
-        tr.write_line("diagnoses:")
-        by_cause: dict[str, list[dict[str, Any]]] = {}
-        for d in state.diagnoses:
-            by_cause.setdefault(d["cause"], []).append(d)
-        for cause, items in by_cause.items():
-            nodes = sorted({n for d in items for n in d["nodes"]})
-            pairs = sorted({p for d in items for p in d["pairs"]})
-            tr.write_line(f"  {cause}: {len(items)} finding(s)"
-                          + (f", {len(pairs)} pair(s)" if pairs else "")
-                          + (f" involving {', '.join(nodes)}" if nodes else ""), red=True)
-            tr.write_line(f"    {items[0]['message']}")
+    if report.has_cluster_data:
+        view = ClusterView(report.doc)
+        _write_cluster(tr, view)
+        _write_diagnoses(tr, view)
+    if baseline_given or report.comparison is not None or report.baseline_error:
+        _write_baseline(tr, report)
+    line = fail_line(report)
+    if line:
+        tr.write_line(line, red=True, bold=True)

@@ -57,6 +57,7 @@ def test_nodes_ready(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_n
 def test_pod_ping(request: pytest.FixtureRequest, k8s_cluster: Cluster, pod_pair: Pair) -> None:
     """Pod to pod, small packets, every pair."""
     result = k8s_cluster.ping("pod")[pod_pair.key]
+    k8s_cluster.ping("host")  # node to node as well, once, for the reports' host matrix
     record(request, src=pod_pair.src.node, dst=pod_pair.dst.node, network="pod",
            rtt_ms=result.rtt_avg_ms, loss_pct=result.loss_pct)
     diagnosis = dx.pod_pair(k8s_cluster, *pod_pair.key)

@@ -1,0 +1,211 @@
+"""Regressions against a previous results file (``--k8s-baseline PATH``).
+
+A regression is, for what both runs measured:
+
+- ``pair``: a pair whose small pings all came back in the baseline and now lose some
+  (per network, pod and host);
+- ``path_mtu``: a path MTU that shrank;
+- ``throughput``: UDP throughput across the overlay down by more than
+  ``--k8s-baseline-tolerance`` percent (default 20);
+- ``failure_rate``: an egress (per node and network) or Service (per node) failure
+  rate that rose.
+
+Pairs and nodes only one run measured are counted as not compared, never as
+regressions. Any regression makes the run fail (exit status 1), after every test ran.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .results import SCHEMA, VERSION, natural_key
+
+KINDS = ("pair", "path_mtu", "throughput", "failure_rate")
+KIND_TITLES = {"pair": "pair now failing", "path_mtu": "path MTU shrank",
+               "throughput": "throughput dropped", "failure_rate": "failure rate rose"}
+
+
+class BaselineError(ValueError):
+    """The baseline file cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One compared value that got worse (a regression) or better (an improvement)."""
+
+    kind: str
+    before: Any
+    after: Any
+    message: str
+    src: str | None = None
+    dst: str | None = None
+    node: str | None = None
+    network: str | None = None
+
+    @property
+    def subject(self) -> str:
+        who = f"{self.src}->{self.dst}" if self.src and self.dst else (self.node or "?")
+        return who + (f" ({self.network})" if self.network else "")
+
+    def shown(self, value: Any) -> str:
+        """``before`` or ``after`` with its unit, for people."""
+        if self.kind == "path_mtu":
+            return f"{value} bytes"
+        if self.kind == "throughput":
+            return f"{float(value):.2f} Mbit/s"
+        if self.kind == "failure_rate":
+            return _pct(float(value))
+        return str(value)
+
+    @property
+    def pair(self) -> str | None:
+        return f"{self.src}->{self.dst}" if self.src and self.dst else None
+
+
+@dataclass
+class Comparison:
+    path: str
+    baseline: dict[str, Any]
+    tolerance_pct: float
+    compared: int = 0
+    not_compared: int = 0
+    regressions: list[Change] = field(default_factory=list)
+    improvements: list[Change] = field(default_factory=list)
+
+    @property
+    def regressed_pairs(self) -> list[str]:
+        """Pair ids (``a->b``) named by any regression, in first-seen order."""
+        return list(dict.fromkeys(c.pair for c in self.regressions if c.pair))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "time": self.baseline.get("time"),
+                "cluster": self.baseline.get("cluster"), "tolerance_pct": self.tolerance_pct,
+                "compared": self.compared, "not_compared": self.not_compared,
+                "regressions": [asdict(c) for c in self.regressions],
+                "improvements": [asdict(c) for c in self.improvements]}
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read and check a results file; :class:`BaselineError` if it cannot serve as baseline."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except OSError as exc:
+        raise BaselineError(f"--k8s-baseline {p}: cannot read it ({exc.strerror})") from None
+    except ValueError as exc:
+        raise BaselineError(f"--k8s-baseline {p}: not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise BaselineError(f"--k8s-baseline {p}: not a pytest-k8snet results file (no "
+                            f"\"schema\": \"{SCHEMA}\"); write one with --k8s-results")
+    version = doc.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise BaselineError(f"--k8s-baseline {p}: results version {version!r} is newer than "
+                            f"this pytest-k8snet reads ({VERSION}); upgrade pytest-k8snet")
+    return doc
+
+
+def check_option(baseline: str | None) -> None:
+    """At configure time: a baseline that cannot be used is a usage error before any test."""
+    if baseline:
+        try:
+            load(baseline)
+        except BaselineError as exc:
+            raise pytest.UsageError(f"k8snet: {exc}") from None
+
+
+def _by_key(entries: list[dict[str, Any]], *key: str) -> dict[tuple[Any, ...], dict[str, Any]]:
+    return {tuple(e.get(k) for k in key): e for e in entries if isinstance(e, dict)}
+
+
+def _fmt_loss(e: dict[str, Any]) -> str:
+    rtt = e.get("rtt_ms")
+    return f"{e.get('loss_pct', 100):g}% loss" + (f", rtt {rtt:g} ms" if rtt is not None else "")
+
+
+def _pct(rate: float) -> str:
+    return f"{100 * rate:.1f}%".replace(".0%", "%")
+
+
+def compare(before: dict[str, Any], after: dict[str, Any], tolerance_pct: float,
+            path: str = "") -> Comparison:
+    """What got worse (and better) from ``before`` to ``after``; see the module docstring."""
+    c = Comparison(path=path, baseline=before, tolerance_pct=tolerance_pct)
+
+    def both(section: str, *key: str) -> list[tuple[tuple[Any, ...], dict[str, Any],
+                                                     dict[str, Any]]]:
+        b = _by_key(list(before.get(section) or []), *key)
+        a = _by_key(list(after.get(section) or []), *key)
+        c.not_compared += len(set(b) ^ set(a))
+        common = [k for k in a if k in b]
+        c.compared += len(common)
+        return [(k, b[k], a[k]) for k in common]
+
+    for (src, dst, net), b, a in both("ping", "src", "dst", "network"):
+        was_ok = b.get("loss_pct") == 0 and b.get("rtt_ms") is not None
+        now_ok = a.get("loss_pct") == 0 and a.get("rtt_ms") is not None
+        if was_ok and not now_ok:
+            c.regressions.append(Change("pair", _fmt_loss(b), _fmt_loss(a),
+                                        f"{src}->{dst} ({net}): passed in the baseline "
+                                        f"({_fmt_loss(b)}), now fails ({_fmt_loss(a)})",
+                                        src=src, dst=dst, network=net))
+        elif now_ok and not was_ok:
+            c.improvements.append(Change("pair", _fmt_loss(b), _fmt_loss(a),
+                                         f"{src}->{dst} ({net}): failed in the baseline, now "
+                                         "passes", src=src, dst=dst, network=net))
+
+    for (src, dst, net), b, a in both("path_mtu", "src", "dst", "network"):
+        bb, ab = int(b.get("bytes") or 0), int(a.get("bytes") or 0)
+        if ab < bb:
+            c.regressions.append(Change("path_mtu", bb, ab, f"{src}->{dst} ({net}): path MTU "
+                                        f"shrank from {bb} to {ab} bytes ({ab - bb:+d})",
+                                        src=src, dst=dst, network=net))
+        elif ab > bb:
+            c.improvements.append(Change("path_mtu", bb, ab, f"{src}->{dst} ({net}): path MTU "
+                                         f"grew from {bb} to {ab} bytes", src=src, dst=dst,
+                                         network=net))
+
+    for (src, dst), b, a in both("throughput", "src", "dst"):
+        bm, am = float(b.get("mbps") or 0.0), float(a.get("mbps") or 0.0)
+        net = str(a.get("network") or "pod")
+        if bm > 0 and am < bm * (1 - tolerance_pct / 100):
+            drop = 100 * (bm - am) / bm
+            why = f" ({a['error']})" if a.get("error") else ""
+            c.regressions.append(Change("throughput", round(bm, 2), round(am, 2),
+                                        f"{src}->{dst}: UDP throughput {bm:.2f} -> {am:.2f} "
+                                        f"Mbit/s, down {drop:.0f}% (tolerance "
+                                        f"{tolerance_pct:g}%){why}", src=src, dst=dst,
+                                        network=net))
+        elif am > 0 and (bm == 0 or am > bm * (1 + tolerance_pct / 100)):
+            c.improvements.append(Change("throughput", round(bm, 2), round(am, 2),
+                                         f"{src}->{dst}: UDP throughput {bm:.2f} -> {am:.2f} "
+                                         "Mbit/s", src=src, dst=dst, network=net))
+
+    rates = [(k, b, a, "egress") for k, b, a in both("egress", "node", "network")]
+    rates += [((k[0], "service"), b, a, "Service") for k, b, a in both("service", "node")]
+    for (node, net), b, a, what in rates:
+        br, ar = float(b.get("failure_rate") or 0.0), float(a.get("failure_rate") or 0.0)
+        where = f"{node} ({net})" if what == "egress" else node
+        if round(ar, 4) > round(br, 4):
+            c.regressions.append(Change("failure_rate", round(br, 4), round(ar, 4),
+                                        f"{where}: {what} failure rate rose from {_pct(br)} to "
+                                        f"{_pct(ar)}", node=node,
+                                        network=net if what == "egress" else "service"))
+        elif round(ar, 4) < round(br, 4):
+            c.improvements.append(Change("failure_rate", round(br, 4), round(ar, 4),
+                                         f"{where}: {what} failure rate fell from {_pct(br)} to "
+                                         f"{_pct(ar)}", node=node,
+                                         network=net if what == "egress" else "service"))
+    order = {k: i for i, k in enumerate(KINDS)}
+
+    def key(ch: Change) -> tuple[Any, ...]:
+        return (order.get(ch.kind, 99), natural_key(ch.src or ch.node or ""),
+                natural_key(ch.dst or ""), ch.network or "")
+
+    c.regressions.sort(key=key)
+    c.improvements.sort(key=key)
+    return c
