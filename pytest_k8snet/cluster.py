@@ -370,7 +370,9 @@ class Cluster:
             _, rng, _ = self.run(ep, ["cat", "/proc/sys/net/ipv4/ip_local_port_range"])
             port_range = egress.parse_port_range(rng) if rng.strip() else (32768, 60999)
             ports = egress.pick_ports(port_range, attempts)
-            _, out, _ = self.run(ep, egress.argv(url, ports, connect_timeout=1.0), 15)
+            # 3 s: one lost SYN is retransmitted after 1 s; a loaded 2-core machine (or a
+            # busy NAT) must not look like a firewall. A filtered port still fails for sure.
+            _, out, _ = self.run(ep, egress.argv(url, ports, connect_timeout=3.0), 15)
             return egress.parse(url, port_range, out)
 
         keys = [(n, net) for n in self.node_names for net in ("pod", "host")]

@@ -98,7 +98,8 @@ def test_xdist_two_workers_share_one_lab(tmp_path: Path) -> None:
     code, out, outcomes = run_suite_auto(tmp_path, "-n", "2")
     assert code == 0, out
     assert "bringing up nodes" in out and len(outcomes) >= 45
-    assert set(labmod.running_labs()) == before  # the run's own lab is gone
+    leftover = {n for n in set(labmod.running_labs()) - before if n.startswith("r")}
+    assert not leftover  # the run's own lab (r<run id>) is gone
 
 
 def test_auto_lab_interrupted_leaves_nothing(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 256
+    request_queue_size = 4096  # every node's egress probe connects at once
 
 
 def _bind(netns: str, port: int, label: str) -> _Server:
