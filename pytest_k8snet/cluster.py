@@ -388,6 +388,12 @@ class Cluster:
         nodes = self.node_names
         return self._cached("nodecheck", lambda: dict(zip(nodes, self._map(one, nodes))))
 
+    def unusable(self, node: str) -> str | None:
+        """Why probes cannot run on ``node`` (None when they can). NotReady alone is fine:
+        the host-network probe still runs there."""
+        problems = [p for p in self.readiness()[node] if p != "node is NotReady"]
+        return problems[0] if problems else None
+
     def readiness(self) -> dict[str, list[str]]:
         """Per node: what keeps it from being a healthy, probeable node (empty when fine)."""
         def one(node: str) -> list[str]:

@@ -10,6 +10,7 @@ import os
 import signal
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -143,7 +144,16 @@ class State:
                                    + (f" --k8s-node-selector {self.settings.node_selector}"
                                       if self.settings.node_selector else ""))
             backend.start(nodes)
-            self._cluster = Cluster(backend, self.settings, nodes, self.all_nodes(),
+            # Probes that did not start (sandbox errors, image pulls) become node problems,
+            # which test_nodes_ready reports and the other tests skip on.
+            found: dict[str, list[str]] = getattr(backend, "node_problems", dict)()
+
+            def merged(node: Node) -> Node:
+                extra = tuple(p for p in found.get(node.name, []) if p not in node.problems)
+                return replace(node, problems=node.problems + extra) if extra else node
+
+            self._cluster = Cluster(backend, self.settings, [merged(n) for n in nodes],
+                                    [merged(n) for n in self.all_nodes()],
                                     shared_dir=self.shared_dir)
         return self._cluster
 

@@ -33,6 +33,13 @@ def fail(request: pytest.FixtureRequest, diagnosis: Diagnosis, raw: str | None =
     pytest.fail(message, pytrace=False)
 
 
+def skip_if_probes_unusable(cluster: Cluster, *nodes: str) -> None:
+    for node in nodes:
+        why = cluster.unusable(node)
+        if why:
+            pytest.skip(f"{node}: probes cannot run ({why}); see test_nodes_ready[{node}]")
+
+
 def skip_if_pod_network_broken(cluster: Cluster, pair: Pair) -> None:
     d = dx.pod_pair(cluster, *pair.key)
     if d is not None:
@@ -56,6 +63,7 @@ def test_nodes_ready(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_n
 
 def test_pod_ping(request: pytest.FixtureRequest, k8s_cluster: Cluster, pod_pair: Pair) -> None:
     """Pod to pod, small packets, every pair."""
+    skip_if_probes_unusable(k8s_cluster, *pod_pair.key)
     result = k8s_cluster.ping("pod")[pod_pair.key]
     k8s_cluster.ping("host")  # node to node as well, once, for the reports' host matrix
     record(request, src=pod_pair.src.node, dst=pod_pair.dst.node, network="pod",
@@ -69,6 +77,7 @@ def test_pod_ping(request: pytest.FixtureRequest, k8s_cluster: Cluster, pod_pair
 def test_large_packets(request: pytest.FixtureRequest, k8s_cluster: Cluster,
                        pod_pair: Pair) -> None:
     """1 MiB over HTTP between the pods of every pair."""
+    skip_if_probes_unusable(k8s_cluster, *pod_pair.key)
     skip_if_pod_network_broken(k8s_cluster, pod_pair)
     result = k8s_cluster.large_http()[pod_pair.key]
     record(request, src=pod_pair.src.node, dst=pod_pair.dst.node, network="pod",
@@ -81,6 +90,7 @@ def test_large_packets(request: pytest.FixtureRequest, k8s_cluster: Cluster,
 def test_large_packets_to_service(request: pytest.FixtureRequest, k8s_cluster: Cluster,
                                   k8s_node: Node) -> None:
     """1 MiB over HTTP from every node's pod through the Service, to every backend."""
+    skip_if_probes_unusable(k8s_cluster, k8s_node.name)
     skip_if_node_cannot_forward(k8s_cluster, k8s_node.name)
     results = k8s_cluster.service_http()[k8s_node.name]
     bad = [r for r in results if not r.ok]
@@ -118,6 +128,7 @@ def test_large_packets_to_service(request: pytest.FixtureRequest, k8s_cluster: C
 
 def test_path_mtu(request: pytest.FixtureRequest, k8s_cluster: Cluster, pod_pair: Pair) -> None:
     """Measured path MTU on every pair is at least the expected MTU."""
+    skip_if_probes_unusable(k8s_cluster, *pod_pair.key)
     skip_if_pod_network_broken(k8s_cluster, pod_pair)
     result = k8s_cluster.path_mtu("pod")[pod_pair.key]
     expected = k8s_cluster.expected_mtu()
@@ -131,6 +142,7 @@ def test_path_mtu(request: pytest.FixtureRequest, k8s_cluster: Cluster, pod_pair
 
 def test_udp_8472(request: pytest.FixtureRequest, k8s_cluster: Cluster, pod_pair: Pair) -> None:
     """UDP throughput and loss across the overlay (VXLAN on UDP 8472 on the wire), iperf3."""
+    skip_if_probes_unusable(k8s_cluster, *pod_pair.key)
     skip_if_node_cannot_forward(k8s_cluster, pod_pair.src.node)
     skip_if_node_cannot_forward(k8s_cluster, pod_pair.dst.node)
     check = k8s_cluster.udp()[pod_pair.key]
@@ -156,6 +168,7 @@ def test_udp_8472(request: pytest.FixtureRequest, k8s_cluster: Cluster, pod_pair
 
 def test_dns(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: Node) -> None:
     """Cluster names and an external name resolve from every node's pod."""
+    skip_if_probes_unusable(k8s_cluster, k8s_node.name)
     skip_if_node_cannot_forward(k8s_cluster, k8s_node.name)
     results = k8s_cluster.dns()[k8s_node.name]
     pod_ok = all(r.ok for k, r in k8s_cluster.ping("pod").items() if k8s_node.name in k)
@@ -166,6 +179,7 @@ def test_dns(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: Nod
 
 def test_service(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: Node) -> None:
     """Pod to Service from every node, repeated, so both local and remote backends answer."""
+    skip_if_probes_unusable(k8s_cluster, k8s_node.name)
     skip_if_node_cannot_forward(k8s_cluster, k8s_node.name)
     result = k8s_cluster.service()[k8s_node.name]
     record(request, src=k8s_node.name, dst="service", network="pod",
@@ -186,6 +200,7 @@ def test_service(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node:
 
 def test_egress(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: Node) -> None:
     """Repeated egress connections: the failure rate from the pod versus the host network."""
+    skip_if_probes_unusable(k8s_cluster, k8s_node.name)
     skip_if_node_cannot_forward(k8s_cluster, k8s_node.name)
     results = k8s_cluster.egress()
     pod, host = results[(k8s_node.name, "pod")], results[(k8s_node.name, "host")]
@@ -200,6 +215,7 @@ def test_egress(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: 
 def test_node_sysctls(request: pytest.FixtureRequest, k8s_cluster: Cluster,
                       k8s_node: Node) -> None:
     """net.ipv4.ip_forward and net.bridge.bridge-nf-call-iptables on every node."""
+    skip_if_probes_unusable(k8s_cluster, k8s_node.name)
     check = k8s_cluster.node_checks()[k8s_node.name]
     problems = dx.sysctls(check)
     if problems:
@@ -211,6 +227,7 @@ def test_node_sysctls(request: pytest.FixtureRequest, k8s_cluster: Cluster,
 
 def test_pod_cidr(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: Node) -> None:
     """The Pod CIDR (and Service CIDR) do not overlap the node's addresses."""
+    skip_if_probes_unusable(k8s_cluster, k8s_node.name)
     from pytest_k8snet.probes.nodecheck import cidr_overlaps
 
     check = k8s_cluster.node_checks()[k8s_node.name]
