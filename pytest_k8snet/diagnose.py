@@ -117,11 +117,6 @@ def _suspect_nodes(cluster: "Cluster", src: str, dst: str) -> list[str]:
     return sorted(n for n, c in counts.items() if c == top and c >= len(failing) and c > 1) or []
 
 
-def pod_reachable(cluster: "Cluster", src: str, dst: str) -> Diagnosis | None:
-    """If basic pod connectivity is broken for the pair, the diagnosis that explains it."""
-    return pod_pair(cluster, src, dst)
-
-
 def mtu(result: PathMtuResult, expected: int, pid: str) -> Diagnosis | None:
     if result.bytes >= expected:
         return None

@@ -92,10 +92,6 @@ class LabBackend(Backend):
         return {"kind": "lab", "name": self.lab.name, "nodes": len(self.lab.nodes),
                 "spec": self.lab.spec, "faults": list(self.lab.faults)}
 
-    def describe_problem(self, node: str) -> str:
-        """Lab-only: the faults active on ``node``; tests use it to check diagnoses."""
-        return ", ".join(f["name"] for f in self.lab.faults if f["node"] in (None, node))
-
 
 def _nodes(lab: Lab) -> list[Node]:
     return [Node(name=n["name"], ip=n["ip"], pod_cidrs=(n["pod_cidr"],), ready=True,
@@ -108,11 +104,3 @@ def planned_nodes(name: str, count: int) -> list[Node]:
     from ..lab.lab import _plan
 
     return _nodes(_plan(LabSpec(name=name, nodes=count)))
-
-
-def refresh(backend: LabBackend) -> None:
-    """Re-read the lab's state (faults switched on by another process)."""
-    try:
-        backend.lab = labmod.load(backend.lab.name)
-    except labmod.LabError as exc:
-        raise BackendError(str(exc)) from None
