@@ -13,6 +13,7 @@ import pytest
 
 from pytest_k8snet import lab as labmod
 from pytest_k8snet.lab import faults, netns
+from pytest_k8snet.lab.lab import reprogram_overlay
 
 from .conftest import needs_root
 
@@ -121,3 +122,21 @@ def test_auto_lab_interrupted_leaves_nothing(tmp_path: Path) -> None:
     out, _ = proc.communicate(timeout=60)
     assert not ours & set(labmod.running_labs()), out
     assert not [n for n in netns.list_netns("k8snet-") if any(n.startswith(f"k8snet-{o}-") for o in ours)]
+
+
+def test_udp_8472_node_to_node_before_the_cni(lab: labmod.Lab, tmp_path: Path) -> None:
+    """With node-2's VXLAN device down (as before the CNI is up) port 8472 is free there,
+    so iperf3 runs node to node on 8472 itself; with the port blocked that is what fails."""
+    node2 = lab.node("node-2")["netns"]
+    netns.ip_batch(node2, ["link set flannel.1 down"])
+    faults.add(lab, "vxlan-blocked", ["node-2"])
+    try:
+        code, out, _ = run_suite(lab.name, tmp_path, "-k", "test_udp_8472")
+    finally:
+        faults.remove(lab, "vxlan-blocked", [])
+        reprogram_overlay(lab, "node-2")
+    assert code == 1
+    assert "node-1->node-2: node to node on UDP 8472 itself fails" in out
+    assert "node-1->node-3" not in out.split("short test summary")[-1]
+    code, out, _ = run_suite(lab.name, tmp_path, "-k", "test_pod_ping")
+    assert code == 0, out  # the lab is whole again

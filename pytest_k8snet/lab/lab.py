@@ -290,16 +290,32 @@ def _node_batch(lab: Lab, node: dict[str, Any], spec: LabSpec) -> tuple[list[str
         ip_cmds += [f"link set veth-{kind} mtu {mtu_o} master cni0 up", _alias(f"veth-{kind}", lab),
                     f"link set dev veth-{kind} type bridge_slave hairpin on"]
     ip_cmds += [f"link set cni0 mtu {mtu_o} up", f"route add default via {lab.gateway['ip']}"]
-    fdb = []
+    overlay, fdb = _overlay_entries(lab, node)
+    return ip_cmds + overlay, fdb
+
+
+def _overlay_entries(lab: Lab, node: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """What flanneld programs for every peer: neighbour, route, and FDB entry."""
+    ip_cmds, fdb = [], []
     for peer in lab.nodes:
-        if peer is node:
+        if peer["name"] == node["name"]:
             continue
         ip_cmds += [
-            f"neigh add {peer['vtep_ip']} lladdr {peer['vtep_mac']} dev flannel.1 nud permanent",
-            f"route add {peer['pod_cidr']} via {peer['vtep_ip']} dev flannel.1 onlink",
+            f"neigh replace {peer['vtep_ip']} lladdr {peer['vtep_mac']} dev flannel.1 "
+            "nud permanent",
+            f"route replace {peer['pod_cidr']} via {peer['vtep_ip']} dev flannel.1 onlink",
         ]
-        fdb.append(f"fdb append {peer['vtep_mac']} dev flannel.1 dst {peer['ip']}")
+        fdb.append(f"fdb replace {peer['vtep_mac']} dev flannel.1 dst {peer['ip']}")
     return ip_cmds, fdb
+
+
+def reprogram_overlay(lab: Lab, node_name: str) -> None:
+    """Bring a node's VXLAN device up and program it again, as flanneld does on restart
+    (taking the device down drops its routes, neighbours and FDB entries)."""
+    node = lab.node(node_name)
+    ip_cmds, fdb = _overlay_entries(lab, node)
+    ns.ip_batch(node["netns"], ["link set flannel.1 up", *ip_cmds])
+    ns.run(["bridge", "-n", node["netns"], "-batch", "-"], input="\n".join(fdb) + "\n")
 
 
 def _pod_batch(lab: Lab, node: dict[str, Any], pod: dict[str, Any], spec: LabSpec) -> list[str]:

@@ -153,6 +153,14 @@ def test_udp_8472(request: pytest.FixtureRequest, k8s_cluster: Cluster, pod_pair
         request.node.user_properties.append(
             ("node_port_8472", "skipped: UDP 8472 is held by the CNI's VXLAN socket on "
                                f"{pod_pair.dst.node}; measured through the overlay instead"))
+    node = check.node_port
+    if node is not None and not node.port_busy and (not node.ok or node.loss_pct > 5.0):
+        # The port is free (no CNI yet): node to node on 8472 itself is the decisive test.
+        what = node.error or f"{node.loss_pct:g}% of UDP datagrams lost at {node.mbps:.1f} Mbit/s"
+        fail(request, Diagnosis("vxlan-blocked", dx.explain(
+            "vxlan-blocked", f"{pod_pair.id}: node to node on UDP 8472 itself fails ({what}): "
+            "the VXLAN port is blocked between the nodes"), pod_pair.key, (pod_pair.id,)),
+            raw=what)
     if r.ok and r.loss_pct <= 5.0:
         return
     host = k8s_cluster.ping("host").get(pod_pair.key)
