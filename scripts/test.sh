@@ -7,7 +7,7 @@ bash scripts/setup.sh
 # module proxy for the kube backend's API tests: ~8 min cold on 2 cores, cached after.
 # Without Go those tests skip and say how to build it.
 if command -v go >/dev/null 2>&1; then
-  WITH_KCM=1 WITH_FAKE_KUBELET=1 bash tools/kube-apiserver.sh build \
+  WITH_KCM=1 WITH_FAKE_KUBELET=1 timeout 1500 bash tools/kube-apiserver.sh build \
     || echo "kube-apiserver build failed: the kube API tests will skip"
 fi
 # Test-only tools: Chromium renders the HTML report; busybox and socat are the probe pod's
