@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
@@ -50,7 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from .report.baseline import check_option  # an unusable --k8s-baseline: usage error now
 
     check_option(config.stash[STATE_KEY].settings.baseline)
-    _CONFIG.append(config)
+    config.pluginmanager.register(_Outcomes(config.stash[STATE_KEY]), "k8snet-outcomes")
     if config.pluginmanager.hasplugin("html"):
         from .report import html
 
@@ -90,8 +91,6 @@ def _check_kubeconfig(config: pytest.Config, settings: Any) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE_KEY, None)
-    if config in _CONFIG:
-        _CONFIG.remove(config)
     if state is None:
         return
     state.cleanup()
@@ -171,26 +170,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # Runs in the controller under xdist too, so diagnoses and outcomes gather here.
-    state = _state_of(report)
-    if state is None:
-        return
-    if report.when == "call" or report.outcome != "passed":
-        state.outcomes[report.nodeid] = report.outcome
-    if report.when == "call":
-        import json
+class _Outcomes:
+    """Collects outcomes and diagnoses per run. Registered per config (the logreport hook
+    gets no config), and it runs in the controller under xdist, where the reports land."""
 
-        for name, value in report.user_properties:
-            if name == "k8snet_diagnosis":
-                state.diagnoses.append(json.loads(str(value)))
+    def __init__(self, state: State) -> None:
+        self.state = state
 
-
-_CONFIG: list[pytest.Config] = []
-
-
-def _state_of(report: pytest.TestReport) -> State | None:
-    return _CONFIG[-1].stash.get(STATE_KEY, None) if _CONFIG else None
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or report.outcome != "passed":
+            self.state.outcomes[report.nodeid] = report.outcome
+        if report.when == "call":
+            for name, value in report.user_properties:
+                if name == "k8snet_diagnosis":
+                    self.state.diagnoses.append(json.loads(str(value)))
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
