@@ -182,9 +182,10 @@ def egress_failure(pod: EgressResult, host: EgressResult | None, node: str) -> D
     threshold = pod.low_port_pattern
     if host is not None and host.failure_rate < pod.failure_rate and threshold:
         return Diagnosis("egress-port-range", explain(
-            "egress-port-range", f"{symptom}. Every failure came from a source port below "
-            f"{threshold} (failed {min(pod.failed_ports)}-{max(pod.failed_ports)}, pod range "
-            f"{pod.port_range[0]}-{pod.port_range[1]}) and every success from above it: a "
+            "egress-port-range", f"{symptom}. The failures came from source ports below "
+            f"{threshold} and the successes from above it ({pod.fits(threshold)} of "
+            f"{pod.attempts} attempts fit; failed ports {min(pod.failed_ports)}-"
+            f"{max(pod.failed_ports)}, pod range {pod.port_range[0]}-{pod.port_range[1]}): a "
             f"firewall past the node passes only high source ports"), (node,),
             evidence={"failure_rate": pod.failure_rate})
     if host is not None and host.failures == 0 and pod.failures == pod.attempts:

@@ -84,3 +84,18 @@ def test_cidr_overlap() -> None:
                                        "10.96.0.0/12")
     assert len(problems) == 1 and "172.28.128.0/24" in problems[0]
     assert not nodecheck.cidr_overlaps(["172.28.128.11/24"], ["10.244.0.0/16"], "10.96.0.0/12")
+
+
+def test_low_port_pattern_tolerates_an_outlier() -> None:
+    base = egress.parse("u", (1024, 65535), read("curl_egress_low_ports_blocked.txt"))
+    # One low port that got through (a NAT remapped it) must not hide the firewall.
+    noisy = egress.EgressResult(base.url, base.attempts, base.failures - 1,
+                                base.failed_ports[1:], (base.failed_ports[0], *base.passed_ports),
+                                base.port_range, base.errors)
+    port = noisy.low_port_pattern
+    assert port is not None and 32000 < port <= min(base.passed_ports)
+    assert noisy.fits(port) == noisy.attempts - 1
+    # Failures spread over the whole range are no pattern.
+    spread = egress.EgressResult("u", 50, 25, tuple(range(1100, 65000, 2600)),
+                                 tuple(range(2400, 65000, 2600)), (1024, 65535), ())
+    assert spread.low_port_pattern is None

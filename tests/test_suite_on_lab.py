@@ -26,7 +26,7 @@ EXPECTED = {
     "vxlan-blocked": ({"test_pod_ping", "test_udp_8472"}, "UDP 8472"),
     "ip-forward-off": ({"test_pod_ping", "test_node_sysctls"}, "ip_forward=0"),
     "bridge-nf-off": ({"test_service", "test_node_sysctls"}, "bridge-nf-call-iptables"),
-    "egress-port-range": ({"test_egress"}, "source port below"),
+    "egress-port-range": ({"test_egress"}, "failures came from source ports below"),
     "dns-blocked": ({"test_dns"}, "no answer from cluster DNS"),
 }
 

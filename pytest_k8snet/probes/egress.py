@@ -33,12 +33,26 @@ class EgressResult:
 
     @property
     def low_port_pattern(self) -> int | None:
-        """If every failure is below some port and every success at or above it, that port."""
-        if not self.failed_ports or not self.passed_ports:
+        """The port P that best splits failures (below P) from successes (P and above),
+        when that split explains at least 90% of the attempts; else None.
+
+        Not "every" attempt: a NAT that has to remap a port (its tuple is still in
+        conntrack) or one connection lost to load must not hide a firewall.
+        """
+        if len(self.failed_ports) < 3 or not self.passed_ports:
             return None
-        if max(self.failed_ports) < min(self.passed_ports):
-            return min(self.passed_ports)
-        return None
+        best, best_fit = None, -1
+        for p in sorted(set(self.passed_ports)):
+            fit = sum(1 for f in self.failed_ports if f < p) + sum(
+                1 for ok in self.passed_ports if ok >= p)
+            if fit > best_fit:
+                best, best_fit = p, fit
+        return best if best_fit >= 0.9 * self.attempts else None
+
+    def fits(self, port: int) -> int:
+        """How many attempts the split at ``port`` explains."""
+        return sum(1 for f in self.failed_ports if f < port) + sum(
+            1 for ok in self.passed_ports if ok >= port)
 
 
 def parse_port_range(text: str) -> tuple[int, int]:
