@@ -189,7 +189,12 @@ class _Outcomes:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     from .report import terminal
 
-    terminal.summary(terminalreporter, config.stash[STATE_KEY])
+    state = config.stash[STATE_KEY]
+    terminal.summary(terminalreporter, state)
+    hint = state.keep_message() if state.worker is None else None
+    if hint:
+        terminalreporter.write_line(f"k8snet: --k8s-keep: probes left running. {hint}",
+                                    yellow=True)
 
 
 @pytest.hookimpl(trylast=True)

@@ -40,6 +40,7 @@ class State:
         self.records: list[dict[str, Any]] = []
         self.started = time.time()
         self._old_handlers: dict[int, Any] = {}
+        self._keep_message: str | None = None
 
     # -- names ------------------------------------------------------------------------------
 
@@ -208,7 +209,20 @@ class State:
             cleanup_run(self.settings, kubeconfig_path(self.settings))
 
     def _print_keep(self, backend: Backend) -> None:
-        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        # Printed in the terminal summary: output during fixture teardown is captured.
         how = getattr(backend, "keep_hint", lambda: "")()
-        if tr is not None and how:
-            tr.write_line(f"k8snet: --k8s-keep: probes left running. {how}", yellow=True)
+        if how:
+            self._keep_message = how
+
+    def keep_message(self) -> str | None:
+        """How to remove what ``--k8s-keep`` left running, or None."""
+        if not self.settings.keep or not self.outcomes:
+            return None
+        if self._keep_message:
+            return self._keep_message
+        if self.kind == "lab" and (self.settings.lab is None or self.settings.auto_lab):
+            return f"Lab {self.lab_name} is still up; remove it with `k8snet-lab down {self.lab_name}`."
+        if self.kind == "kube":
+            return (f"Remove them with `kubectl delete namespace -l "
+                    f"k8snet.io/run={self.settings.run_id}`.")
+        return None

@@ -140,3 +140,16 @@ def test_udp_8472_node_to_node_before_the_cni(lab: labmod.Lab, tmp_path: Path) -
     assert "node-1->node-3" not in out.split("short test summary")[-1]
     code, out, _ = run_suite(lab.name, tmp_path, "-k", "test_pod_ping")
     assert code == 0, out  # the lab is whole again
+
+
+def test_keep_leaves_the_lab_and_says_how_to_remove_it(tmp_path: Path) -> None:
+    before = set(labmod.running_labs())
+    code, out, _ = run_suite_auto(tmp_path, "--k8s-keep", "-k", "test_nodes_ready")
+    kept = {n for n in set(labmod.running_labs()) - before if n.startswith("r")}
+    try:
+        assert code == 0 and len(kept) == 1, out
+        name = kept.pop()
+        assert f"remove it with `k8snet-lab down {name}`" in out
+    finally:
+        for name in {n for n in set(labmod.running_labs()) - before if n.startswith("r")}:
+            labmod.down(name)
