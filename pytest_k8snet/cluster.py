@@ -26,6 +26,7 @@ from .probes import dns, egress, http, iperf, nodecheck, pathmtu, ping
 from .settings import Settings
 
 T = TypeVar("T")
+K = TypeVar("K")
 PairKey = tuple[str, str]
 ONE_MIB = 1024 * 1024
 IPERF_BASE_PORT = 5201
@@ -159,6 +160,10 @@ class Cluster:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(fn, items))
 
+    def _each(self, kind: str, keys: Sequence[K], one: Callable[[K], T]) -> dict[K, T]:
+        """Measure ``one(key)`` for every key at once on the pool, once per run."""
+        return self._cached(kind, lambda: dict(zip(keys, self._map(one, keys))))
+
     def _cached(self, kind: str, compute: Callable[[], T]) -> T:
         """Measure once per run: in-process cache, and a locked file shared across xdist workers."""
         with self._lock:
@@ -193,8 +198,7 @@ class Cluster:
             return ping.parse(dst.ip, payload, False, out, err)
 
         keys = self.pairs()
-        return self._cached(f"ping-{network}-{payload}",
-                            lambda: dict(zip(keys, self._map(one, keys))))
+        return self._each(f"ping-{network}-{payload}", keys, one)
 
     def expected_mtu(self) -> int:
         """``--k8s-expect-mtu``, else the smallest probe-pod interface MTU."""
@@ -224,11 +228,11 @@ class Cluster:
                                          self.endpoint(key[1], network), ceiling)
 
         keys = self.pairs()
-        return self._cached(f"pmtu-{network}", lambda: dict(zip(keys, self._map(one, keys))))
+        return self._each(f"pmtu-{network}", keys, one)
 
     def large_http(self) -> dict[PairKey, http.HttpResult]:
         """A 1 MiB transfer from every pair's source pod to its destination pod."""
-        port = self.backend_probe_port()
+        port = self.backend.probe_port
 
         def one(key: PairKey) -> http.HttpResult:
             src, dst = self.endpoint(key[0]), self.endpoint(key[1])
@@ -239,7 +243,7 @@ class Cluster:
             return http.parse(url, out, err, code, expected_bytes=ONE_MIB)
 
         keys = self.pairs()
-        return self._cached("http-1mib", lambda: dict(zip(keys, self._map(one, keys))))
+        return self._each("http-1mib", keys, one)
 
     def service_http(self) -> dict[str, list[http.HttpResult]]:
         """1 MiB from every node's pod through the Service, once per backend, in parallel.
@@ -264,10 +268,7 @@ class Cluster:
                 or [http.parse(url, "", err, code, expected_bytes=ONE_MIB)]
 
         names = self.node_names
-        return self._cached("http-service", lambda: dict(zip(names, self._map(one, names))))
-
-    def backend_probe_port(self) -> int:
-        return int(getattr(self.backend, "probe_port", 8080))
+        return self._each("http-service", names, one)
 
     def service(self, rounds: int = 3) -> dict[str, ServiceResult]:
         """Repeated new connections from each node's pod to the Service, which backends answer."""
@@ -313,11 +314,10 @@ class Cluster:
                                  tuple(dict.fromkeys(errors))[:3])
 
         names = self.node_names
-        return self._cached("service", lambda: dict(zip(names, self._map(one, names))))
+        return self._each("service", names, one)
 
     def service_backends(self) -> list[str]:
-        fn = getattr(self.backend, "service_backends", None)
-        return list(fn()) if fn else []
+        return self.backend.service_backends()
 
     def udp(self) -> dict[PairKey, UdpCheck]:
         """iperf3 UDP across every pair through the overlay, and node to node on 8472."""
@@ -392,7 +392,7 @@ class Cluster:
             return egress.parse(url, port_range, out)
 
         keys = [(n, net) for n in self.node_names for net in ("pod", "host")]
-        return self._cached("egress", lambda: dict(zip(keys, self._map(one, keys))))
+        return self._each("egress", keys, one)
 
     def node_checks(self) -> dict[str, nodecheck.NodeCheckResult]:
         def one(node: str) -> nodecheck.NodeCheckResult:
@@ -402,7 +402,7 @@ class Cluster:
             return nodecheck.parse(node, sysctls, addrs)
 
         nodes = self.node_names
-        return self._cached("nodecheck", lambda: dict(zip(nodes, self._map(one, nodes))))
+        return self._each("nodecheck", nodes, one)
 
     def unusable(self, node: str) -> str | None:
         """Why probes cannot run on ``node`` (None when they can). NotReady alone is fine:
@@ -425,4 +425,4 @@ class Cluster:
             return problems
 
         nodes = self.node_names
-        return self._cached("ready", lambda: dict(zip(nodes, self._map(one, nodes))))
+        return self._each("ready", nodes, one)

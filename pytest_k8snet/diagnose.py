@@ -151,7 +151,7 @@ def service(cluster: "Cluster", result: "ServiceResult") -> Diagnosis | None:
     if result.ok:
         return None
     node = result.node
-    backend_node = getattr(cluster.backend, "backend_node", lambda b: "")
+    backend_node = cluster.backend.backend_node
     local = [b for b in result.missing_backends if backend_node(b) == node]
     remote = [b for b in result.missing_backends if backend_node(b) != node]
     checks = cluster.node_checks()

@@ -147,7 +147,7 @@ class State:
             backend.start(nodes)
             # Probes that did not start (sandbox errors, image pulls) become node problems,
             # which test_nodes_ready reports and the other tests skip on.
-            found: dict[str, list[str]] = getattr(backend, "node_problems", dict)()
+            found = backend.node_problems()
 
             def merged(node: Node) -> Node:
                 extra = tuple(p for p in found.get(node.name, []) if p not in node.problems)
@@ -210,7 +210,7 @@ class State:
 
     def _print_keep(self, backend: Backend) -> None:
         # Printed in the terminal summary: output during fixture teardown is captured.
-        how = getattr(backend, "keep_hint", lambda: "")()
+        how = backend.keep_hint()
         if how:
             self._keep_message = how
 

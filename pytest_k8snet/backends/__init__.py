@@ -91,6 +91,7 @@ class Backend(abc.ABC):
     """The interface the plugin drives. Implementations: ``lab`` and ``kube``."""
 
     kind: str = "?"
+    probe_port: int = 8080  # where probe pods serve HTTP (/, /1mib, /healthz)
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
@@ -122,6 +123,22 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def identity(self) -> dict[str, Any]:
         """Who this cluster is, for results files: kind, name, server or lab, versions."""
+
+    def service_backends(self) -> list[str]:
+        """Names of the pods behind the probe Service (empty: no Service checks)."""
+        return []
+
+    def backend_node(self, backend_name: str) -> str:
+        """The node a Service backend pod runs on ("" when unknown)."""
+        return ""
+
+    def node_problems(self) -> dict[str, list[str]]:
+        """Problems :meth:`start` found per node (probes that did not start)."""
+        return {}
+
+    def keep_hint(self) -> str:
+        """How to remove what a ``--k8s-keep`` run left behind."""
+        return ""
 
     def interface_mtu(self, endpoint: Endpoint) -> int | None:
         """MTU of the endpoint's primary interface (the default expected path MTU)."""

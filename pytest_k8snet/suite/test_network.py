@@ -194,10 +194,9 @@ def test_service(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node:
            loss_pct=round(100 * result.failures / result.attempts, 1))
     if result.ok:
         return
-    broken = [b for b in result.missing_backends
-              if (src_dst := (k8s_node.name, getattr(k8s_cluster.backend, "backend_node",
-                                                      lambda x: "")(b)))[1] != k8s_node.name
-              and dx.pod_pair(k8s_cluster, *src_dst) is not None]
+    where = k8s_cluster.backend.backend_node
+    broken = [b for b in result.missing_backends if where(b) != k8s_node.name
+              and dx.pod_pair(k8s_cluster, k8s_node.name, where(b)) is not None]
     if broken and len(broken) == len(result.missing_backends):
         pytest.skip(f"{k8s_node.name}: Service requests fail only towards backends without pod "
                     f"connectivity ({', '.join(broken)}); see test_pod_ping")
