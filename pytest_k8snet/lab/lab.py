@@ -25,11 +25,12 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from . import netns as ns
+from . import owner as owner_mod
 from .netns import LabError
 
 STATE_ROOT = Path(os.environ.get("K8SNET_LAB_STATE", "/run/k8snet"))
@@ -46,10 +47,13 @@ KUBERNETES_SERVICE_IP = "10.96.0.1"
 EXTERNAL_NAME = "world.example.com"
 CLUSTER_DOMAIN = "cluster.local"
 RESERVED_WORDS = {"node", "sw", "gw", "world", "dns", "probe", "echo"}
+# 64 nodes (196 namespaces) build in seconds and, with permanent neighbour entries, add no
+# dynamic entry to the host's neighbour table; see host_limits() for what else could bind.
+MAX_NODES = 64
 NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # Children we started, kept so they are reaped by ``down`` rather than garbage-collected alive.
 _CHILDREN: dict[int, subprocess.Popen[Any]] = {}
-NETNS_RE = re.compile(r"^k8snet-(?P<lab>.+?)-(?:sw|gw|world|dns|node-\d+(?:-probe|-echo)?)$")
+NETNS_RE = re.compile(r"^k8snet-(?P<lab>.+?)-(?:sw|gw|world|dns|mgmt|cp|node-\d+(?:-probe|-echo)?)$")
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class LabSpec:
     underlay_mtu: int = 1500
     overlay_mtu: int = 1450
     faults: tuple[tuple[str, tuple[str, ...], str | None], ...] = ()
+    # A real cluster on top (kube-apiserver, kubelets, containerd, CoreDNS): see lab.kube.
+    kubernetes: bool = False
 
     def validate(self) -> None:
         if not NAME_RE.match(self.name) or len(self.name) > 24:
@@ -70,8 +76,8 @@ class LabSpec:
         if RESERVED_WORDS & set(self.name.split("-")):
             raise LabError(f"bad lab name {self.name!r}: it may not contain the words "
                            + ", ".join(sorted(RESERVED_WORDS)))
-        if not 1 <= self.nodes <= 32:
-            raise LabError(f"--nodes must be 1..32, got {self.nodes}")
+        if not 1 <= self.nodes <= MAX_NODES:
+            raise LabError(f"--nodes must be 1..{MAX_NODES}, got {self.nodes}")
         if not 576 <= self.underlay_mtu <= 9000 or not 576 <= self.overlay_mtu <= 9000:
             raise LabError("MTUs must be 576..9000")
         try:
@@ -103,6 +109,8 @@ class Lab:
     faults: list[dict[str, Any]] = field(default_factory=list)
     pids: dict[str, int] = field(default_factory=dict)
     created: float = 0.0
+    kubernetes: dict[str, Any] = field(default_factory=dict)  # empty: no real cluster
+    owner: dict[str, Any] = field(default_factory=dict)  # who created it: see lab.owner
 
     @property
     def state_dir(self) -> Path:
@@ -128,12 +136,19 @@ class Lab:
     def all_netns(self) -> list[str]:
         names = [self.switch_netns, self.gateway["netns"], self.world["netns"], self.dns["netns"]]
         for node in self.nodes:
-            names += [node["netns"], node["probe"]["netns"], node["echo"]["netns"]]
+            names += [node["netns"]] + ([] if self.kubernetes else
+                                        [node["probe"]["netns"], node["echo"]["netns"]])
+        if self.kubernetes:
+            from . import kube
+
+            names += kube.netns_names(self.kubernetes)
         return names
 
     def status(self) -> dict[str, Any]:
         data = asdict(self)
         data["prefix"] = f"{PREFIX}{self.name}-"
+        if self.kubernetes:
+            data["kubeconfig"] = self.kubernetes["kubeconfig"]
         return data
 
     def save(self) -> None:
@@ -168,7 +183,8 @@ def load(name: str) -> Lab:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise LabError(f"no lab named {name!r} is running (see `k8snet-lab status --all`)") from None
-    lab = Lab(**data)
+    known = {f.name for f in fields(Lab)}  # a newer version's state file may carry more
+    lab = Lab(**{k: v for k, v in data.items() if k in known})
     if not ns.netns_exists(lab.switch_netns):
         raise LabError(f"lab {name!r} has a state file but its namespaces are gone; "
                        f"run `k8snet-lab down {name}`")
@@ -230,7 +246,7 @@ def _plan(spec: LabSpec) -> Lab:
         for kind in ("probe", "echo"):
             pod = node[kind]
             dns_names[f"{pod['name']}.{SERVICE_NAME}.default.svc.{CLUSTER_DOMAIN}"] = pod["ip"]
-    return Lab(
+    lab = Lab(
         name=spec.name,
         spec=asdict(spec),
         switch_netns=f"{p}-sw",
@@ -245,6 +261,11 @@ def _plan(spec: LabSpec) -> Lab:
                "name": EXTERNAL_NAME, "network": str(EXT_CIDR)},
         gateway={"netns": f"{p}-gw", "ip": gw_ip, "ext_ip": str(ext[0])},
     )
+    if spec.kubernetes:
+        from . import kube
+
+        lab.kubernetes = kube.plan(lab)
+    return lab
 
 
 def _links(lab: Lab, spec: LabSpec) -> list[str]:
@@ -253,7 +274,7 @@ def _links(lab: Lab, spec: LabSpec) -> list[str]:
     for node in lab.nodes:
         cmds.append(f"link add name eth0 netns {node['netns']} type veth "
                     f"peer name {node['switch_port']} netns {lab.switch_netns}")
-        for kind in ("probe", "echo"):
+        for kind in () if spec.kubernetes else ("probe", "echo"):
             cmds.append(f"link add name eth0 netns {node[kind]['netns']} type veth "
                         f"peer name veth-{kind} netns {node['netns']}")
     cmds += [
@@ -271,25 +292,69 @@ def _alias(dev: str, lab: Lab) -> str:
     return f"link set dev {dev} alias {PREFIX}{lab.name}"
 
 
+# Fixed (locally administered) MAC addresses, so that every neighbour entry the lab's traffic
+# needs is known when the lab is built and can be permanent, as flannel's VTEP entries are.
+# The kernel's table of dynamic neighbour entries is one for the whole host
+# (net.ipv4.neigh.default.gc_thresh3, 1024); a 32-node lab resolving by ARP overflowed it,
+# and a full table breaks every namespace on the host. Permanent entries do not count.
+# Kind 0 is the VTEP (``vtep_mac`` in the plan). Labs are separate L2 domains, so two labs
+# may use the same addresses.
+MAC_NODE, MAC_CNI, MAC_PROBE, MAC_ECHO, MAC_EDGE = 1, 2, 3, 4, 5
+EDGE_GW, EDGE_EXT, EDGE_WORLD, EDGE_DNS = 1, 2, 3, 4
+
+
+def _mac(kind: int, index: int) -> str:
+    return f"0e:8e:{kind:02x}:00:{index >> 8:02x}:{index & 0xff:02x}"
+
+
+def _perm(ip: str, mac: str, dev: str) -> str:
+    return f"neigh replace {ip} lladdr {mac} dev {dev} nud permanent"
+
+
+def _node_neighbours(lab: Lab, node: dict[str, Any]) -> list[str]:
+    """Every underlay peer and the gateway on eth0, the node's own pods on cni0."""
+    cmds = [_perm(peer["ip"], _mac(MAC_NODE, peer["index"]), "eth0")
+            for peer in lab.nodes if peer["name"] != node["name"]]
+    cmds.append(_perm(lab.gateway["ip"], _mac(MAC_EDGE, EDGE_GW), "eth0"))
+    if lab.kubernetes:  # real pods get their addresses from the CNI: they resolve by ARP
+        return cmds
+    cmds += [_perm(node[kind]["ip"], _mac(mac_kind, node["index"]), "cni0")
+             for kind, mac_kind in (("probe", MAC_PROBE), ("echo", MAC_ECHO))]
+    return cmds
+
+
+def _edge_neighbours(lab: Lab) -> dict[str, list[str]]:
+    """The gateway knows every node and the outside hosts; those know the gateway."""
+    gw = [_perm(n["ip"], _mac(MAC_NODE, n["index"]), "eth0") for n in lab.nodes]
+    gw += [_perm(lab.world["ip"], _mac(MAC_EDGE, EDGE_WORLD), "ext0"),
+           _perm(lab.dns["ip"], _mac(MAC_EDGE, EDGE_DNS), "ext0")]
+    back = [_perm(lab.gateway["ext_ip"], _mac(MAC_EDGE, EDGE_EXT), "eth0")]
+    return {lab.gateway["netns"]: gw, lab.world["netns"]: back, lab.dns["netns"]: back}
+
+
 def _node_batch(lab: Lab, node: dict[str, Any], spec: LabSpec) -> tuple[list[str], list[str]]:
     plen = ipaddress.ip_network(spec.node_cidr).prefixlen
     mtu_o, mtu_u = spec.overlay_mtu, spec.underlay_mtu
     ip_cmds = [
         "link set lo up",
         # One segment per skb keeps iptables' length match exact (no 64K GSO packets).
-        f"link set eth0 mtu {mtu_u} gso_max_segs 1 up", _alias("eth0", lab),
+        f"link set eth0 address {_mac(MAC_NODE, node['index'])} mtu {mtu_u} gso_max_segs 1 up",
+        _alias("eth0", lab),
         f"addr add {node['ip']}/{plen} dev eth0",
-        "link add cni0 type bridge", _alias("cni0", lab),
+        # No multicast snooping: a snooping bridge sends IGMP reports, each a neighbour entry.
+        f"link add cni0 address {_mac(MAC_CNI, node['index'])} type bridge mcast_snooping 0",
+        _alias("cni0", lab),
         f"addr add {node['pod_gateway']}/24 dev cni0",
         f"link add flannel.1 type vxlan id 1 dstport {VXLAN_PORT} local {node['ip']} "
         f"dev eth0 nolearning",
         f"link set flannel.1 address {node['vtep_mac']} mtu {mtu_o} up", _alias("flannel.1", lab),
         f"addr add {node['vtep_ip']}/32 dev flannel.1",
     ]
-    for kind in ("probe", "echo"):
+    for kind in () if spec.kubernetes else ("probe", "echo"):
         ip_cmds += [f"link set veth-{kind} mtu {mtu_o} master cni0 up", _alias(f"veth-{kind}", lab),
                     f"link set dev veth-{kind} type bridge_slave hairpin on"]
     ip_cmds += [f"link set cni0 mtu {mtu_o} up", f"route add default via {lab.gateway['ip']}"]
+    ip_cmds += _node_neighbours(lab, node)
     overlay, fdb = _overlay_entries(lab, node)
     return ip_cmds + overlay, fdb
 
@@ -319,11 +384,17 @@ def reprogram_overlay(lab: Lab, node_name: str) -> None:
 
 
 def _pod_batch(lab: Lab, node: dict[str, Any], pod: dict[str, Any], spec: LabSpec) -> list[str]:
+    macs = {node[kind]["ip"]: _mac(m, node["index"]) for kind, m in (("probe", MAC_PROBE),
+                                                                      ("echo", MAC_ECHO))}
     return [
         "link set lo up",
-        f"link set eth0 mtu {spec.overlay_mtu} gso_max_segs 1 up", _alias("eth0", lab),
+        f"link set eth0 address {macs[pod['ip']]} mtu {spec.overlay_mtu} gso_max_segs 1 up",
+        _alias("eth0", lab),
         f"addr add {pod['ip']}/24 dev eth0",
         f"route add default via {node['pod_gateway']}",
+        # The gateway, and the node's other pod (a Service hairpin answers it directly).
+        _perm(node["pod_gateway"], _mac(MAC_CNI, node["index"]), "eth0"),
+        *[_perm(ip, mac, "eth0") for ip, mac in macs.items() if ip != pod["ip"]],
     ]
 
 
@@ -367,8 +438,9 @@ def _node_iptables(lab: Lab, node: dict[str, Any], spec: LabSpec) -> str:
 def _write_resolv(lab: Lab) -> None:
     search = " ".join(lab.dns["search"])
     for node in lab.nodes:
-        for netns_name, with_search in ((node["netns"], False), (node["probe"]["netns"], True),
-                                        (node["echo"]["netns"], True)):
+        pods = () if lab.kubernetes else ((node["probe"]["netns"], True),
+                                          (node["echo"]["netns"], True))
+        for netns_name, with_search in ((node["netns"], False), *pods):
             d = Path("/etc/netns") / netns_name
             d.mkdir(parents=True, exist_ok=True)
             text = f"nameserver {lab.dns['ip']}\n"
@@ -384,7 +456,7 @@ def _start_processes(lab: Lab) -> None:
     logs = lab.state_dir
     listens = []
     for node in lab.nodes:
-        for kind in ("probe", "echo"):
+        for kind in () if lab.kubernetes else ("probe", "echo"):
             pod = node[kind]
             listens += ["--listen", f"{pod['netns']}:{PROBE_PORT}:{pod['name']}"]
     listens += ["--listen", f"{lab.world['netns']}:{WORLD_PORT}:world"]
@@ -404,7 +476,8 @@ def _start_processes(lab: Lab) -> None:
     args += [f"--host-record={name},{ip}" for name, ip in lab.dns["names"].items()]
     with open(logs / "dnsmasq.log", "w") as log:
         dns = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
+                               stdin=subprocess.DEVNULL, start_new_session=True,
+                               env=ns.tool_env())  # dnsmasq is in sbin, off a user's PATH
     lab.pids["dnsmasq"] = dns.pid
     _CHILDREN[dns.pid] = dns
     assert server.stdout is not None
@@ -443,6 +516,13 @@ def up(spec: LabSpec) -> Lab:
 
     for fault_name, _nodes, _value in spec.faults:
         faults_mod.get(fault_name)
+    # Said before anything is built (or locked): which host limit binds and how to raise it.
+    ns.require_host_limits(len(_plan(spec).all_netns()), 2 * spec.nodes + 1)
+    if spec.kubernetes:
+        from . import kube
+
+        kube.require_tools()
+        kube.build()  # outside the lock: the first build takes minutes
     with locked(spec.name):
         if spec.name in running_labs():
             raise LabError(f"a lab named {spec.name!r} already exists; "
@@ -451,6 +531,7 @@ def up(spec: LabSpec) -> Lab:
             spec = faults_mod.overlapping_spec(spec)
         lab = _plan(spec)
         lab.created = time.time()
+        lab.owner = owner_mod.current()
         lab.state_dir.mkdir(parents=True, exist_ok=True)
         lab.save()  # first, so that `down` finds a half-built lab
         try:
@@ -467,18 +548,28 @@ def up(spec: LabSpec) -> Lab:
 def _build(lab: Lab, spec: LabSpec) -> None:
     ns.add_netns(lab.all_netns())
     ns.ip_batch(None, _links(lab, spec))
+    if spec.kubernetes:
+        from . import kube
+
+        ns.ip_batch(None, kube.links(lab))
 
     def node_setup(node: dict[str, Any]) -> None:
         ip_cmds, fdb = _node_batch(lab, node, spec)
         ns.ip_batch(node["netns"], ip_cmds)
         if fdb:
             ns.run(["bridge", "-n", node["netns"], "-batch", "-"], input="\n".join(fdb) + "\n")
+        if spec.kubernetes:  # real kube-proxy and pods replace the simulated ones
+            from . import kube
+
+            ns.iptables_restore(node["netns"], kube.node_nat_rules(lab))
+            return
         for kind in ("probe", "echo"):
             ns.ip_batch(node[kind]["netns"], _pod_batch(lab, node, node[kind], spec))
         ns.iptables_restore(node["netns"], _node_iptables(lab, node, spec))
 
     def switch_setup() -> None:
-        cmds = ["link set lo up", "link add br0 type bridge", _alias("br0", lab), "link set br0 up"]
+        cmds = ["link set lo up", "link add br0 type bridge mcast_snooping 0", _alias("br0", lab),
+                "link set br0 up"]
         for port in [n["switch_port"] for n in lab.nodes] + ["port-gw"]:
             cmds += [f"link set {port} mtu {spec.underlay_mtu} master br0 up", _alias(port, lab)]
         ns.ip_batch(lab.switch_netns, cmds)
@@ -487,18 +578,23 @@ def _build(lab: Lab, spec: LabSpec) -> None:
     def edge_setup() -> None:
         plen = ipaddress.ip_network(spec.node_cidr).prefixlen
         gw, ext_len = lab.gateway, EXT_CIDR.prefixlen
+        neighbours = _edge_neighbours(lab)
         ns.ip_batch(gw["netns"], [
-            "link set lo up", f"link set eth0 mtu {spec.underlay_mtu} up", _alias("eth0", lab),
-            f"addr add {gw['ip']}/{plen} dev eth0", "link add ext0 type bridge", _alias("ext0", lab),
+            "link set lo up", _alias("eth0", lab),
+            f"link set eth0 address {_mac(MAC_EDGE, EDGE_GW)} mtu {spec.underlay_mtu} up",
+            f"addr add {gw['ip']}/{plen} dev eth0",
+            f"link add ext0 address {_mac(MAC_EDGE, EDGE_EXT)} type bridge mcast_snooping 0",
+            _alias("ext0", lab),
             f"addr add {gw['ext_ip']}/{ext_len} dev ext0", "link set ext0 up",
-            "link set ext-world master ext0 up", "link set ext-dns master ext0 up"])
+            "link set ext-world master ext0 up", "link set ext-dns master ext0 up",
+            *neighbours[gw["netns"]]])
         ns.write_sysctls(gw["netns"], {"net.ipv4.ip_forward": "1",
                                        "net.bridge.bridge-nf-call-iptables": "0"})
-        for host in (lab.world, lab.dns):
+        for host, edge in ((lab.world, EDGE_WORLD), (lab.dns, EDGE_DNS)):
             ns.ip_batch(host["netns"], [
-                "link set lo up", "link set eth0 up", _alias("eth0", lab),
-                f"addr add {host['ip']}/{ext_len} dev eth0",
-                f"route add default via {gw['ext_ip']}"])
+                "link set lo up", f"link set eth0 address {_mac(MAC_EDGE, edge)} up",
+                _alias("eth0", lab), f"addr add {host['ip']}/{ext_len} dev eth0",
+                f"route add default via {gw['ext_ip']}", *neighbours[host["netns"]]])
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = [pool.submit(node_setup, n) for n in lab.nodes]
@@ -515,6 +611,11 @@ def _build(lab: Lab, spec: LabSpec) -> None:
         })
     _write_resolv(lab)
     _start_processes(lab)
+    if spec.kubernetes:
+        from . import kube
+
+        kube.setup_network(lab)
+        kube.start(lab)
 
 
 def _kill(pids: Sequence[int]) -> None:
@@ -576,6 +677,9 @@ def _lab_netns(name: str) -> list[str]:
 
 
 def _teardown(name: str) -> None:
+    from . import kube
+
+    kube.teardown(name)  # the real cluster's processes and containers, by cgroup
     _kill(_lab_pids(name))
     netns_names = _lab_netns(name)
     ns.delete_netns(netns_names)
@@ -601,9 +705,25 @@ def down(name: str) -> bool:
     return existed
 
 
-def down_all() -> list[str]:
+def lab_owner(name: str) -> dict[str, Any]:
+    """The creator recorded in lab ``name``'s state file; empty if unknown."""
+    try:
+        data = json.loads((STATE_ROOT / name / "state.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    owner = data.get("owner") if isinstance(data, dict) else None
+    return owner if isinstance(owner, dict) else {}
+
+
+def owned_labs(me: dict[str, Any] | None = None) -> list[str]:
+    """Running labs created by ``me`` (default: the caller): same person, same run marker."""
+    return [n for n in running_labs() if owner_mod.owns(lab_owner(n), me)]
+
+
+def down_all(everyone: bool = False) -> list[str]:
+    """Remove the caller's labs (see lab.owner); with ``everyone``, every lab on the host."""
     require_root()
-    names = running_labs()
+    names = running_labs() if everyone else owned_labs()
     for name in names:
         down(name)
     return names
