@@ -189,3 +189,84 @@ def test_run_in_a_user_namespace_leaves_nothing(tmp_path: object) -> None:
     assert " passed" in proc.stdout and "failed" not in proc.stdout
     # Its namespaces lived in the user namespace's private /run: the host never saw them.
     assert not netns.list_netns("k8snet-userns-")
+
+
+def _neighbours(built: labmod.Lab) -> tuple[list[str], list[str], int]:
+    """(non-permanent IPv4 entries, IPv6 entries, permanent IPv4 entries) across the lab."""
+    dynamic, v6, permanent = [], [], 0
+    for name in built.all_netns():
+        for line in netns.run(["ip", "-n", name, "-4", "neigh", "show", "nud", "all"]).stdout.splitlines():
+            if line.rstrip().endswith("PERMANENT"):
+                permanent += 1
+            elif line.strip():
+                dynamic.append(f"{name}: {line}")
+        v6 += [f"{name}: {line}" for line in
+               netns.run(["ip", "-n", name, "-6", "neigh", "show", "nud", "all"]).stdout.splitlines()
+               if line.strip()]
+    return dynamic, v6, permanent
+
+
+def test_suite_run_needs_no_dynamic_neighbour_entries(tmp_path: object) -> None:
+    """The host's neighbour table (gc_thresh3, 1024) is one for every namespace: the lab's
+    traffic must not need an entry in it. Entries are permanent; IPv6 (multicast entries
+    for every interface) is off; bridges do not snoop (IGMP reports)."""
+    name = f"s{os.getpid()}n"
+    built = labmod.up(labmod.LabSpec(name=name, nodes=4))
+    try:
+        env = dict(os.environ, K8SNET_LAB=name)  # names a running lab in every settings version
+        proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "pytest_k8snet.suite",
+                               "-q", "-p", "no:cacheprovider"], capture_output=True, text=True,
+                              timeout=300, cwd=str(tmp_path), env=env)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        dynamic, v6, permanent = _neighbours(built)
+    finally:
+        labmod.down(name)
+    assert not dynamic, "\n".join(dynamic)
+    assert not v6, "\n".join(v6[:20])
+    # Per node: 3 peers + gateway on eth0, 2 pods on cni0, 3 VTEPs; per pod: gateway + sibling;
+    # gateway: 4 nodes + world + dns; world and dns: the gateway.
+    assert permanent == 4 * (4 + 2 + 3) + 8 * 2 + 6 + 2
+
+
+def test_lab_of_64_nodes_crosses_without_arp() -> None:
+    assert labmod.lab.MAX_NODES == 64
+    with pytest.raises(labmod.LabError, match="1..64"):
+        labmod.LabSpec(name="s65", nodes=65).validate()
+    name = f"s{os.getpid()}w"
+    built = labmod.up(labmod.LabSpec(name=name, nodes=64))
+    try:
+        far = built.node("node-64")
+        assert ping_ok(built, "node-1/probe", far["probe"]["ip"])
+        assert ping_ok(built, "node-1", far["ip"])
+        assert ping_ok(built, "node-64/probe", built.node("node-1")["echo"]["ip"], size=1422, df=True)
+        assert curl(built, "node-64/probe", f"http://{built.world['name']}/").stdout.startswith("200")
+        assert curl(built, "node-33/probe", f"http://{built.service['ip']}/").stdout.startswith("200")
+        dynamic, v6, _ = _neighbours(built)
+    finally:
+        labmod.down(name)
+    assert not dynamic and not v6, dynamic + v6
+
+
+def test_host_limits_are_named_before_the_lab_is_built(
+        tmp_path: "os.PathLike[str]", monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    sysctl = os.path.join(os.fspath(tmp_path), "user")
+    os.makedirs(sysctl)
+    with open(os.path.join(sysctl, "max_net_namespaces"), "w") as fh:
+        fh.write("20\n")
+    monkeypatch.setattr(netns, "SYSCTL_ROOT", os.fspath(tmp_path))
+    name = f"s{os.getpid()}l"
+    with pytest.raises(labmod.LabError) as err:
+        labmod.up(labmod.LabSpec(name=name, nodes=8))
+    msg = str(err.value)
+    assert "user.max_net_namespaces is 20" in msg and "sysctl -w user.max_net_namespaces=" in msg
+    assert "\n" not in msg
+    assert not netns.list_netns(f"k8snet-{name}-") and name not in labmod.running_labs()
+    assert not (labmod.lab.STATE_ROOT / f".{name}.lock").exists()
+    # A hard open-files limit below what the server needs: said, with how to raise it.
+    monkeypatch.setattr(netns, "SYSCTL_ROOT", "/nonexistent")
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (256, 512))
+    monkeypatch.setattr(resource, "setrlimit", lambda _which, _limits: None)
+    problems = netns.host_limits(196, 129)
+    assert len(problems) == 1 and "ulimit -Hn 1153" in problems[0], problems

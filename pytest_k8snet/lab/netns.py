@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import shutil
 import subprocess
 import threading
@@ -36,21 +37,97 @@ _setns_lock = threading.Lock()
 
 
 class LabError(RuntimeError):
-    """A lab operation failed; the message is meant for a person, one line."""
+    """A lab operation failed; the message is meant for a person, one line.
+
+    ``exit_code`` is what the command line exits with (2 unless a shell convention, such as
+    127 for a command that does not exist, says otherwise).
+    """
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# A normal Debian user's PATH lacks the sbin directories where bridge, iptables and dnsmasq
+# live. The tool check looks there, so everything the lab executes must look there too.
+SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def tool_path(path: str | None = None) -> str:
+    """``path`` (default: $PATH) with the sbin directories appended where missing."""
+    parts = [p for p in (os.environ.get("PATH", "") if path is None else path).split(os.pathsep) if p]
+    return os.pathsep.join(parts + [d for d in SBIN_DIRS if d not in parts])
+
+
+def tool_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment for the lab's commands: ``base`` (default: ours) with :func:`tool_path`."""
+    env = dict(os.environ if base is None else base)
+    env["PATH"] = tool_path(env.get("PATH", ""))
+    return env
 
 
 def missing_tools() -> dict[str, str]:
-    """Return ``{tool: apt package}`` for every required tool not on PATH."""
-    extra = ("/usr/sbin", "/sbin")
-    path = os.pathsep.join([os.environ.get("PATH", ""), *extra])
+    """Return ``{tool: apt package}`` for every required tool not on :func:`tool_path`."""
+    path = tool_path()
     return {t: p for t, p in REQUIRED_TOOLS.items() if shutil.which(t, path=path) is None}
+
+
+SYSCTL_ROOT = "/proc/sys"
+
+
+def _sysctl_int(key: str) -> int | None:
+    try:
+        with open(os.path.join(SYSCTL_ROOT, *key.split("."))) as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def host_limits(namespaces: int, sockets: int) -> list[str]:
+    """Host-wide limits that a lab of ``namespaces`` namespaces, whose HTTP server holds
+    ``sockets`` listening sockets, would run into: one line each, with how to raise it.
+
+    The neighbour tables are not among them: the lab adds no dynamic IPv4 entry (its
+    entries are permanent) and no IPv6 one (IPv6 is off), so gc_thresh3 cannot bind.
+    The soft open-files limit is raised up to the hard one, which any process may do.
+    """
+    problems = []
+    limit = _sysctl_int("user.max_net_namespaces")
+    existing = len(list_netns())  # other namespaces of this user count too; these are seen
+    if limit is not None and existing + namespaces > limit:
+        problems.append(
+            f"user.max_net_namespaces is {limit}, and {existing} namespaces exist plus "
+            f"{namespaces} for this lab: raise it with `sysctl -w user.max_net_namespaces="
+            f"{existing + namespaces + 64}`")
+    # The server's sockets, a connection each for the probes that arrive at once, and
+    # what the interpreter itself holds.
+    wanted = sockets + 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new_soft = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
+            soft = new_soft
+        except (OSError, ValueError):
+            pass
+        if soft < wanted:
+            problems.append(f"open files (ulimit -n) are limited to {soft} and the lab's "
+                            f"server needs {wanted}: raise the hard limit (`ulimit -Hn "
+                            f"{wanted}` as root, or LimitNOFILE= for a service)")
+    return problems
+
+
+def require_host_limits(namespaces: int, sockets: int) -> None:
+    problems = host_limits(namespaces, sockets)
+    if problems:
+        raise LabError("host limit: " + "; ".join(problems))
 
 
 def run(argv: Sequence[str], *, input: str | None = None, check: bool = True,
         timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     try:
         proc = subprocess.run(list(argv), input=input, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+                              timeout=timeout, check=False, env=tool_env())
     except FileNotFoundError as exc:
         raise LabError(f"{argv[0]} not found: {exc}") from None
     except subprocess.TimeoutExpired:
@@ -80,8 +157,21 @@ def list_netns(prefix: str = "") -> list[str]:
     return sorted(n for n in names if n.startswith(prefix))
 
 
+# IPv6 is off in every lab namespace. The lab is IPv4 only, and with IPv6 on, each interface
+# that comes up adds multicast entries (ff02::2, ff02::16, solicited-node) to the kernel's
+# neighbour table, whose limit (net.ipv6.neigh.default.gc_thresh3) is shared by every
+# namespace on the host: a 64-node lab alone would fill it, for the host and its neighbours.
+IPV6_OFF = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+
+
 def add_netns(names: Iterable[str]) -> None:
+    """Create IPv4-only namespaces (see :data:`IPV6_OFF`), before any link is moved in,
+    so that no interface ever gets an IPv6 address or a multicast neighbour entry."""
+    names = list(names)
     ip_batch(None, [f"netns add {n}" for n in names])
+    if os.path.exists("/proc/sys/net/ipv6"):  # a kernel without IPv6 has nothing to switch off
+        for name in names:
+            write_sysctls(name, IPV6_OFF)
 
 
 def delete_netns(names: Iterable[str]) -> None:
@@ -147,4 +237,4 @@ def iptables_restore(netns: str, rules: str) -> None:
 def exec_in(netns: str, argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` in ``netns`` the way ``ip netns exec`` does (with /etc/netns)."""
     return subprocess.run(["ip", "netns", "exec", netns, *argv], capture_output=True,
-                          text=True, timeout=timeout, check=False)
+                          text=True, timeout=timeout, check=False, env=tool_env())
