@@ -22,6 +22,9 @@ if [ -n "$missing" ]; then
     || echo "could not install$missing: the tests that need them will skip"
 fi
 set +e
+# Every lab this run creates records this marker as its owner (the tests' labs, the plugin's
+# per-run labs), so that the cleanup below removes those and no other user's or job's lab.
+export K8SNET_LAB_RUN="test-$(hostname)-$$-$(date +%s%N)"
 .venv/bin/python -m pytest -p no:cacheprovider -q -rfEs tests
 code=$?
 # The examples are user-style tests: they run on a lab brought up for them.
@@ -29,7 +32,7 @@ code=$?
 ex=$?
 if [ "$code" -eq 0 ]; then code=$ex; fi
 set -e
-.venv/bin/k8snet-lab down --all >/dev/null 2>&1 || true
+.venv/bin/k8snet-lab down --all >/dev/null 2>&1 || true  # this run's labs only (K8SNET_LAB_RUN)
 # pytest exit 5 means no tests ran: for CI that is a failure, not a pass.
 if [ "$code" -eq 5 ]; then echo "no tests ran"; exit 1; fi
 exit "$code"

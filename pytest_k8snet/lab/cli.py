@@ -9,9 +9,30 @@ import re
 import sys
 import time
 
-from . import faults
-from .lab import LabSpec, down, down_all, load, locked, require_root, running_labs, up
-from .netns import LabError
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from . import faults, owner
+from .lab import (MAX_NODES, NAME_RE, STATE_ROOT, LabSpec, down, down_all, lab_owner, load,
+                  locked, require_root, running_labs, up)
+from .netns import LabError, tool_env
+
+# What `k8snet-lab --help` shows: plain text for people (the module docstring is for Sphinx).
+DESCRIPTION = """\
+Bring simulated Kubernetes cluster networks ("labs": nodes, pods, VXLAN overlay, a Service,
+cluster DNS and an outside world, in Linux network namespaces) up and down, switch the
+incidents' faults on and off, and run commands inside them."""
+
+EPILOG = """\
+examples:
+  k8snet-lab up --name lab --nodes 4 --fault underlay-mtu:node-2
+  pytest --pyargs pytest_k8snet.suite --k8s-lab-name lab
+  k8snet-lab fault add lab vxlan-blocked --node node-3
+  k8snet-lab exec lab node-1/probe -- ping -c1 10.244.1.2
+  k8snet-lab down lab
+  k8snet-lab run --nodes 3 -- pytest --pyargs pytest_k8snet.suite   # also as a normal user
+
+`k8snet-lab COMMAND --help` describes each command."""
 
 FAULT_RE = re.compile(r"^(?P<name>[a-z0-9-]+)(?::(?P<nodes>[a-z0-9,-]+))?(?:=(?P<value>.+))?$")
 
@@ -25,49 +46,97 @@ def _fault_arg(text: str) -> tuple[str, tuple[str, ...], str | None]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="k8snet-lab", description=__doc__)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    u = sub.add_parser("up", help="build a lab")
-    u.add_argument("--name", default="lab")
-    u.add_argument("--nodes", type=int, default=3)
-    u.add_argument("--underlay-mtu", type=int, default=1500)
-    u.add_argument("--overlay-mtu", type=int, default=1450)
-    u.add_argument("--pod-cidr", default="10.244.0.0/16")
-    u.add_argument("--node-cidr", default="172.28.128.0/24")
+    p = argparse.ArgumentParser(prog="k8snet-lab", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    fault_help = ("switch FAULT on, on the given nodes (default: all) with VALUE; repeatable "
+                  "(`k8snet-lab fault list` lists them)")
+    u = sub.add_parser("up", help="build a lab", description="Build a lab and leave it running.")
+    u.add_argument("--name", default="lab", help="lab name (default: %(default)s)")
+    u.add_argument("--nodes", type=int, default=3, help=f"1..{MAX_NODES} (default: %(default)s)")
+    u.add_argument("--underlay-mtu", type=int, default=1500, metavar="BYTES",
+                   help="MTU of the node network (default: %(default)s)")
+    u.add_argument("--overlay-mtu", type=int, default=1450, metavar="BYTES",
+                   help="MTU of the pod network (default: %(default)s)")
+    u.add_argument("--pod-cidr", default="10.244.0.0/16", metavar="CIDR",
+                   help="default: %(default)s")
+    u.add_argument("--node-cidr", default="172.28.128.0/24", metavar="CIDR",
+                   help="default: %(default)s")
     u.add_argument("--fault", action="append", default=[], type=_fault_arg,
-                   metavar="FAULT[:NODE[,NODE]][=VALUE]")
+                   metavar="FAULT[:NODE[,NODE]][=VALUE]", help=fault_help)
     u.add_argument("--json", action="store_true", help="print the status JSON")
-    d = sub.add_parser("down", help="remove a lab and whatever a crashed run of it left")
+    u.add_argument("--kubernetes", action="store_true",
+                   help="run a real Kubernetes cluster on the lab (root; builds its binaries "
+                   "and images once, ~8 min) and write a kubeconfig usable from this machine")
+    d = sub.add_parser("down", help="remove a lab and whatever a crashed run of it left",
+                       description="Remove lab NAME, or with --all every lab you created "
+                       "(same user and same $K8SNET_LAB_RUN). Other users' and other runs' "
+                       "labs are left alone unless --everyone is given too.")
     d.add_argument("name", nargs="?")
-    d.add_argument("--all", action="store_true")
-    s = sub.add_parser("status", help="describe a lab")
+    d.add_argument("--all", action="store_true", help="every lab you created")
+    d.add_argument("--everyone", action="store_true",
+                   help="with --all: every lab on this host, whoever created it")
+    s = sub.add_parser("status", help="describe a lab, or list the running labs")
     s.add_argument("name", nargs="?")
     s.add_argument("--json", action="store_true")
-    s.add_argument("--all", action="store_true", help="list running labs")
-    f = sub.add_parser("fault", help="switch faults on and off")
-    fsub = f.add_subparsers(dest="fault_cmd", required=True)
+    s.add_argument("--all", action="store_true", help="list running labs and their owners")
+    f = sub.add_parser("fault", help="switch faults on and off in a running lab")
+    fsub = f.add_subparsers(dest="fault_cmd", required=True, metavar="SUBCOMMAND")
     fsub.add_parser("list", help="the faults and their incidents")
     for verb in ("add", "remove"):
-        fa = fsub.add_parser(verb)
+        fa = fsub.add_parser(verb, help=f"{verb} FAULT in lab NAME")
         fa.add_argument("name")
         fa.add_argument("fault")
-        fa.add_argument("--node", action="append", default=[])
+        fa.add_argument("--node", action="append", default=[],
+                        help="repeatable (default: every node)")
         if verb == "add":
-            fa.add_argument("--value")
+            fa.add_argument("--value", help="the fault's value (underlay-mtu: bytes)")
     r = sub.add_parser("run", help="bring a lab up, run a command with K8SNET_LAB set, take it "
-                       "down; as a normal user, inside an unprivileged user namespace")
-    r.add_argument("--name", default="lab")
-    r.add_argument("--nodes", type=int, default=3)
+                       "down; as a normal user, inside an unprivileged user namespace",
+                       description="Bring a lab up, run COMMAND with K8SNET_LAB=NAME, take the "
+                       "lab down, exit with COMMAND's status (127: not found). A normal user "
+                       "gets the lab inside an unprivileged user namespace.")
+    r.add_argument("--name", default="lab", help="lab name (default: %(default)s)")
+    r.add_argument("--nodes", type=int, default=3, help=f"1..{MAX_NODES} (default: %(default)s)")
     r.add_argument("--fault", action="append", default=[], type=_fault_arg,
-                   metavar="FAULT[:NODE[,NODE]][=VALUE]")
+                   metavar="FAULT[:NODE[,NODE]][=VALUE]", help=fault_help)
+    r.add_argument("--kubernetes", action="store_true",
+                   help="a real Kubernetes cluster on the lab (root only); COMMAND gets "
+                   "KUBECONFIG and the K8SNET_* settings that point the plugin at it")
     r.add_argument("--userns", action="store_true",
                    help="use a user namespace even as root (what a normal user gets)")
-    r.add_argument("command", nargs=argparse.REMAINDER)
-    e = sub.add_parser("exec", help="run a command on a node (host network) or in NODE/probe")
+    r.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
+    sub.add_parser("build", help="build the real-cluster mode's binaries and images once",
+                   description="Build Kubernetes, CoreDNS and the probe and pause images into "
+                   "$K8SNET_CACHE (default /var/cache/k8snet); a no-op when they are there.")
+    e = sub.add_parser("exec", help="run a command on a node (host network) or in NODE/probe",
+                       description="Run COMMAND in lab NAME: TARGET is NODE (its host network), "
+                       "NODE/probe or NODE/echo.")
     e.add_argument("name")
     e.add_argument("target")
-    e.add_argument("command", nargs=argparse.REMAINDER)
+    e.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
     return p
+
+
+def _check_name(name: str) -> str:
+    """A lab name becomes a path under /run/k8snet: refuse anything that is not one."""
+    if not NAME_RE.match(name) or len(name) > 24:
+        raise LabError(f"bad lab name {name!r}: use 1-24 of [a-z0-9] and inner dashes")
+    return name
+
+
+@contextmanager
+def _locked_lab(name: str) -> Iterator[None]:
+    """The lab's lock, for a lab that exists. ``locked`` creates /run/k8snet/.NAME.lock;
+    a command on a missing lab must not leave that file behind."""
+    load(name)  # fails, before any lock file exists, when there is no such lab
+    with locked(name):
+        try:
+            yield
+        finally:
+            # Removed (by `down`) while we waited: the file we hold is ours alone to remove.
+            if not (STATE_ROOT / name).exists():
+                (STATE_ROOT / f".{name}.lock").unlink(missing_ok=True)
 
 
 def _print_status(lab_name: str, as_json: bool) -> None:
@@ -95,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
     except LabError as exc:
         print(f"k8snet-lab: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("k8snet-lab: interrupted", file=sys.stderr)
         return 130
@@ -107,7 +176,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             faults.get(fault_name)
         spec = LabSpec(name=args.name, nodes=args.nodes, node_cidr=args.node_cidr,
                        pod_cidr=args.pod_cidr, underlay_mtu=args.underlay_mtu,
-                       overlay_mtu=args.overlay_mtu, faults=tuple(args.fault))
+                       overlay_mtu=args.overlay_mtu, faults=tuple(args.fault),
+                       kubernetes=args.kubernetes)
         start = time.monotonic()
         lab = up(spec)
         if args.json:
@@ -115,15 +185,26 @@ def _dispatch(args: argparse.Namespace) -> int:
         else:
             print(f"lab {lab.name} is up with {len(lab.nodes)} nodes in "
                   f"{time.monotonic() - start:.2f}s; `k8snet-lab down {lab.name}` removes it")
+            if lab.kubernetes:
+                print(f"Kubernetes {lab.kubernetes['version']}: "
+                      f"export KUBECONFIG={lab.kubernetes['kubeconfig']}")
+        return 0
+    if args.cmd == "build":
+        from . import kube
+
+        require_root()
+        kube.require_tools()
+        arts = kube.build()
+        print(f"built: {arts.kube}, {arts.coredns}, {arts.pause}, {arts.probe}")
         return 0
     if args.cmd == "down":
         if args.all:
-            names = down_all()
-            print(f"removed {len(names)} lab(s){': ' + ', '.join(names) if names else ''}")
-            return 0
+            return _down_all(args.everyone)
+        if args.everyone:
+            raise LabError("--everyone goes with --all")
         if not args.name:
             raise LabError("name a lab, or use --all")
-        existed = down(args.name)
+        existed = down(_check_name(args.name))
         print(f"lab {args.name} {'removed' if existed else 'was not running'}")
         return 0
     if args.cmd == "status":
@@ -131,10 +212,16 @@ def _dispatch(args: argparse.Namespace) -> int:
             names = running_labs()
             if args.json:
                 print(json.dumps(names))
+            elif not names:
+                print("no labs running")
             else:
-                print("\n".join(names) if names else "no labs running")
+                me = owner.current()
+                for name in names:
+                    who = lab_owner(name)
+                    mine = "  (yours)" if owner.owns(who, me) else ""
+                    print(f"{name:24} {owner.describe(who)}{mine}")
             return 0
-        _print_status(args.name, args.json)
+        _print_status(_check_name(args.name), args.json)
         return 0
     if args.cmd == "fault":
         if args.fault_cmd == "list":
@@ -144,7 +231,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 0
         require_root()
         faults.get(args.fault)
-        with locked(args.name):
+        with _locked_lab(_check_name(args.name)):
             lab = load(args.name)
             if args.fault_cmd == "add":
                 faults.add(lab, args.fault, args.node, args.value)
@@ -161,16 +248,48 @@ def _dispatch(args: argparse.Namespace) -> int:
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
         if not command:
             raise LabError("give a command after --, e.g. -- pytest --pyargs pytest_k8snet.suite")
-        spec = LabSpec(name=args.name, nodes=args.nodes, faults=tuple(args.fault))
+        spec = LabSpec(name=args.name, nodes=args.nodes, faults=tuple(args.fault),
+                       kubernetes=args.kubernetes)
+        if args.kubernetes:
+            from .kube import run_with_cluster
+
+            if args.userns:
+                raise LabError("--kubernetes needs root: the kubelets need real cgroups")
+            require_root()
+            return run_with_cluster(spec, command)
         return run(spec, command, force_userns=args.userns)
     if args.cmd == "exec":
-        lab = load(args.name)
+        lab = load(_check_name(args.name))
         netns_name = lab.target_netns(args.target)
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
         if not command:
             raise LabError("give a command after --")
-        os.execvp("ip", ["ip", "netns", "exec", netns_name, *command])
+        # The lab's PATH (with sbin): `exec lab node-1 -- iptables -S` works for anyone.
+        env = tool_env()
+        os.execvpe("ip", ["ip", "netns", "exec", netns_name, *command], env)
     return 2
+
+
+def _down_all(everyone: bool) -> int:
+    """``down --all``: the caller's labs only; ``--everyone`` says loudly what it removes."""
+    if everyone:
+        names = running_labs()
+        for name in names:
+            print(f"k8snet-lab: removing {name} of {owner.describe(lab_owner(name))}",
+                  file=sys.stderr)
+        removed = down_all(everyone=True)
+        print(f"removed {len(removed)} lab(s), everyone's"
+              f"{': ' + ', '.join(removed) if removed else ''}")
+        return 0
+    removed = down_all()
+    others = [n for n in running_labs() if n not in removed]
+    print(f"removed {len(removed)} lab(s){': ' + ', '.join(removed) if removed else ''}")
+    if others:
+        me = owner.current()
+        print(f"left {len(others)} lab(s) that {owner.describe(me)} did not create: "
+              + ", ".join(f"{n} ({owner.describe(lab_owner(n))})" for n in others)
+              + "; `k8snet-lab down NAME` removes one, `down --all --everyone` all")
+    return 0
 
 
 if __name__ == "__main__":

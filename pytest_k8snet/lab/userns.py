@@ -9,13 +9,14 @@ vanishes with the namespace. The command (pytest) runs inside, with ``K8SNET_LAB
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from .lab import LabSpec, down, up
-from .netns import LabError, missing_tools
+from .netns import LabError, missing_tools, tool_env
 
 INSIDE = "K8SNET_LAB_INSIDE_USERNS"
 
@@ -42,8 +43,27 @@ def _private_dirs() -> None:
                        "ask an administrator to run `mkdir /etc/netns` once")
 
 
+def _find(command: Sequence[str], env: dict[str, str]) -> None:
+    """Fail the way a shell does (one line, exit status 127) before any lab is built."""
+    if shutil.which(command[0], path=env["PATH"]) is None:
+        raise LabError(f"{command[0]}: command not found", exit_code=127)
+
+
+def _run_command(command: Sequence[str], env: dict[str, str]) -> int:
+    try:
+        return subprocess.run(list(command), env=env).returncode
+    except FileNotFoundError:  # removed since _find looked
+        raise LabError(f"{command[0]}: command not found", exit_code=127) from None
+    except PermissionError:
+        raise LabError(f"{command[0]}: permission denied", exit_code=126) from None
+
+
 def run(spec: LabSpec, command: Sequence[str], force_userns: bool = False) -> int:
     inside = os.environ.get(INSIDE) == "1"
+    # One PATH for the tool check, the lab's own tools and the command: a normal user's PATH
+    # lacks /usr/sbin, where bridge, iptables and dnsmasq are.
+    env = tool_env()
+    _find(command, env)
     if not inside and (os.geteuid() != 0 or force_userns):
         if not userns_available():
             raise LabError("not root, and unprivileged user namespaces are disabled here "
@@ -56,14 +76,13 @@ def run(spec: LabSpec, command: Sequence[str], force_userns: bool = False) -> in
         for name, nodes, value in spec.faults:
             argv += ["--fault", name + (":" + ",".join(nodes) if nodes else "")
                      + (f"={value}" if value else "")]
-        env = dict(os.environ, **{INSIDE: "1"})
-        return subprocess.run([*argv, "--", *command], env=env).returncode
+        return subprocess.run([*argv, "--", *command], env=dict(env, **{INSIDE: "1"})).returncode
     if inside:
         _private_dirs()
     up(spec)
     try:
-        env = dict(os.environ, K8SNET_LAB=spec.name)
+        env["K8SNET_LAB"] = spec.name
         env.pop(INSIDE, None)
-        return subprocess.run(list(command), env=env).returncode
+        return _run_command(command, env)
     finally:
         down(spec.name)
