@@ -139,6 +139,6 @@ def test_down_all_removes_only_the_callers_labs(tmp_path: Path) -> None:
 def test_test_sh_removes_only_its_own_labs() -> None:
     text = (ROOT / "scripts" / "test.sh").read_text()
     marker = text.index("export K8SNET_LAB_RUN=")
-    assert marker < text.index("python -m pytest")
+    assert marker < text.index(".venv/bin/python -m pytest -p no:cacheprovider")  # the tests
     downs = [line for line in text.splitlines() if "k8snet-lab down" in line]
     assert downs and all("--all" in d and "--everyone" not in d for d in downs)
