@@ -90,7 +90,7 @@ OWNERS_SCRIPT = textwrap.dedent("""
         return p.stdout + p.stderr
 
     cli("up", "--name", "sa1", "--nodes", "1", run="job-a")
-    cli("up", "--name", "sa2", "--nodes", "1", run="job-a")
+    cli("up", "--name", "sa2", "--nodes", "1", run="job-a/sub")  # a test's own marker, nested
     cli("up", "--name", "sb1", "--nodes", "1", run="job-b")
     cli("up", "--name", "sc1", "--nodes", "1")
     cli("up", "--name", "sd1", "--nodes", "1", run="job-d")
@@ -123,9 +123,10 @@ def test_down_all_removes_only_the_callers_labs(tmp_path: Path) -> None:
     import json
 
     r = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "sa1 " in r["status"] and "run job-a" in r["status"] and "(yours)" in r["status"]
+    assert "sa1 " in r["status"] and "run job-a)" in r["status"] and "(yours)" in r["status"]
     assert "sd1" in r["status"] and "owner unknown" in r["status"]
-    # job-a's --all: its two labs, nobody else's, and it says what it left alone.
+    # job-a's --all: its two labs (one of a nested run), nobody else's, and it says what it
+    # left alone.
     assert r["after_a"] == ["sb1", "sc1", "sd1"], r["down_a"]
     assert "left 3 lab(s)" in r["down_a"] and "sb1 (root (uid 0, run job-b))" in r["down_a"]
     # No run marker: the labs made without one by the same user; never an unknown owner's.

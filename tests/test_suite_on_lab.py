@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ import pytest
 
 from pytest_k8snet import lab as labmod
 from pytest_k8snet.lab import faults, netns
-from pytest_k8snet.lab.lab import reprogram_overlay
+from pytest_k8snet.lab.lab import owned_labs, reprogram_overlay
+from pytest_k8snet.lab.owner import RUN_ENV, person_uid, sub_run
 
 from .conftest import needs_root
 
@@ -35,16 +37,34 @@ def run_suite(lab_name: str, tmp_path: Path, *extra: str) -> tuple[int, str, dic
     return _run(tmp_path, ["--k8s-lab", lab_name], *extra)
 
 
-def run_suite_auto(tmp_path: Path, *extra: str) -> tuple[int, str, dict[str, str]]:
-    return _run(tmp_path, ["--k8s-lab"], *extra)
+def new_run() -> str:
+    """A run marker of our own: the labs a run brings up record it as their owner, so the
+    leftover checks below see this test's labs and never another run's on the same host.
+    Nested in scripts/test.sh's marker, whose final cleanup then covers what a failure left."""
+    return sub_run(f"test-suite-on-lab-{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def _run(tmp_path: Path, lab_args: list[str], *extra: str) -> tuple[int, str, dict[str, str]]:
+def own_labs(run: str) -> set[str]:
+    return set(owned_labs({"uid": person_uid(), "run": run}))
+
+
+def run_env(run: str | None) -> dict[str, str]:
+    return dict(os.environ, **({RUN_ENV: run} if run else {}))
+
+
+def run_suite_auto(tmp_path: Path, *extra: str, run: str | None = None
+                   ) -> tuple[int, str, dict[str, str]]:
+    return _run(tmp_path, ["--k8s-lab"], *extra, run=run)
+
+
+def _run(tmp_path: Path, lab_args: list[str], *extra: str,
+         run: str | None = None) -> tuple[int, str, dict[str, str]]:
     results = tmp_path / "results.json"
     proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "pytest_k8snet.suite",
                            *lab_args, "--k8s-results", str(results), "-p",
                            "no:cacheprovider", "-q", "-rfs", *extra],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=run_env(run))
     outcomes = json.loads(results.read_text())["tests"] if results.exists() else {}
     return proc.returncode, proc.stdout + proc.stderr, outcomes
 
@@ -95,26 +115,28 @@ def test_pod_cidr_overlap_fails_test_pod_cidr(tmp_path: Path) -> None:
 
 
 def test_xdist_two_workers_share_one_lab(tmp_path: Path) -> None:
-    before = set(labmod.running_labs())
-    code, out, outcomes = run_suite_auto(tmp_path, "-n", "2")
+    run = new_run()
+    code, out, outcomes = run_suite_auto(tmp_path, "-n", "2", run=run)
     assert code == 0, out
     assert "bringing up nodes" in out and len(outcomes) >= 45
-    leftover = {n for n in set(labmod.running_labs()) - before if n.startswith("r")}
-    assert not leftover  # the run's own lab (r<run id>) is gone
+    name = json.loads((tmp_path / "results.json").read_text())["cluster"]["name"]
+    assert not own_labs(run)  # the run's own lab is gone, whatever other runs have up
+    assert name not in labmod.running_labs() and not netns.list_netns(f"k8snet-{name}-")
 
 
 def test_auto_lab_interrupted_leaves_nothing(tmp_path: Path) -> None:
     import signal
     import time
 
-    before = set(labmod.running_labs())
+    run = new_run()
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "--pyargs", "pytest_k8snet.suite",
                              "--k8s-lab", "-p", "no:cacheprovider", "-q"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=run_env(run))
     deadline = time.monotonic() + 30
     ours: set[str] = set()
     while time.monotonic() < deadline and not ours:
-        ours = {n for n in set(labmod.running_labs()) - before if n.startswith("r")}
+        ours = own_labs(run)
         time.sleep(0.05)
     assert ours, "the run never brought its lab up"
     time.sleep(1.0)  # mid-run: lab up, probes running
@@ -143,13 +165,13 @@ def test_udp_8472_node_to_node_before_the_cni(lab: labmod.Lab, tmp_path: Path) -
 
 
 def test_keep_leaves_the_lab_and_says_how_to_remove_it(tmp_path: Path) -> None:
-    before = set(labmod.running_labs())
-    code, out, _ = run_suite_auto(tmp_path, "--k8s-keep", "-k", "test_nodes_ready")
-    kept = {n for n in set(labmod.running_labs()) - before if n.startswith("r")}
+    run = new_run()
+    code, out, _ = run_suite_auto(tmp_path, "--k8s-keep", "-k", "test_nodes_ready", run=run)
+    kept = own_labs(run)
     try:
         assert code == 0 and len(kept) == 1, out
         name = kept.pop()
         assert f"remove it with `k8snet-lab down {name}`" in out
     finally:
-        for name in {n for n in set(labmod.running_labs()) - before if n.startswith("r")}:
+        for name in own_labs(run):  # only what this run kept: never another run's lab
             labmod.down(name)

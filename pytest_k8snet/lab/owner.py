@@ -5,7 +5,8 @@ run labs side by side. Every lab records its creator in its state file: the pers
 uid, or ``SUDO_UID`` under sudo, so two people using sudo stay apart) and the run marker
 ``K8SNET_LAB_RUN``, which a script or CI job sets once and every process of the run inherits
 (``scripts/test.sh`` sets a fresh one). ``down --all`` removes a lab only when both match the
-caller's; labs without a record (older versions, leftovers whose state file is gone) are never
+caller's, where a run owns its sub-runs (``RUN/anything``: a test that needs its own marker
+nests it, and the enclosing run's cleanup still covers it); labs without a record (older versions, leftovers whose state file is gone) are never
 "owned" by anyone, and only ``down NAME`` or ``down --all --everyone`` remove them.
 """
 
@@ -48,7 +49,16 @@ def owns(owner: dict[str, Any] | None, me: dict[str, Any] | None = None) -> bool
     if not owner:
         return False
     me = me or current()
-    return bool(owner.get("uid") == me["uid"] and owner.get("run") == me["run"])
+    if owner.get("uid") != me["uid"]:
+        return False
+    run, mine = owner.get("run"), me["run"]
+    return bool(run == mine or (mine and isinstance(run, str) and run.startswith(mine + "/")))
+
+
+def sub_run(name: str) -> str:
+    """A run marker nested in the caller's (owned by it), or a fresh one if it has none."""
+    mine = run_marker()
+    return f"{mine}/{name}" if mine else name
 
 
 def describe(owner: dict[str, Any] | None) -> str:
