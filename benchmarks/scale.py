@@ -1,0 +1,177 @@
+"""How the built-in suite scales: 8, 16, 32 (and 64) node labs, all pairs, default options.
+
+Per size: lab up time, pairs, tests, failures (on a healthy lab every failure is a false
+one), suite wall time, exec sessions (the backend's own counter if it has one, else the
+``ip netns exec`` calls this script counts), dynamic neighbour entries left in the lab
+(should be 0), and with ``--html`` the report's size and Chromium's time to load it. Then
+how wall time grew against pair count from the smallest to each larger size (a ratio <= 1
+means the suite grows no faster than the pairs it probes).
+
+Run as root: ``python benchmarks/scale.py [--sizes 8,16,32,64] [--runs 3] [--html]``.
+Labs are named ``sbench<pid>n<N>`` and removed after each size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_k8snet import lab as labmod
+from pytest_k8snet.backends.lab import LabBackend
+from pytest_k8snet.lab import netns
+from pytest_k8snet.state import STATE_KEY
+
+# Names another developer's exec counter on the backend may have; read defensively.
+COUNTER_NAMES = ("exec_count", "exec_sessions", "execs", "exec_calls")
+
+
+class Probe:
+    """A pytest plugin that counts outcomes and reads the cluster's counters at the end."""
+
+    def __init__(self) -> None:
+        self.tests = 0
+        self.failed = 0
+        self.probes = 0
+        self.backend_execs: int | None = None
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            self.tests += 1
+            self.failed += report.outcome == "failed"
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        cluster = session.config.stash[STATE_KEY].cluster_if_started
+        if cluster is None:
+            return
+        self.probes = int(getattr(cluster, "probe_count", 0))
+        backend = getattr(cluster, "backend", None)
+        for name in COUNTER_NAMES:
+            value = getattr(backend, name, None)
+            if isinstance(value, int):
+                self.backend_execs = value
+                break
+
+
+class ExecCounter:
+    """Counts LabBackend.run calls: each is one ``ip netns exec`` session."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._orig = LabBackend.run
+
+    def __enter__(self) -> "ExecCounter":
+        orig = self._orig
+
+        def counting(backend: LabBackend, *args: Any, **kwargs: Any) -> Any:
+            self.count += 1  # a race between threads may lose a count; close enough here
+            return orig(backend, *args, **kwargs)
+
+        LabBackend.run = counting  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        LabBackend.run = self._orig  # type: ignore[method-assign]
+
+
+def dynamic_neighbours(lab: labmod.Lab) -> int:
+    count = 0
+    for name in lab.all_netns():
+        for family in ("-4", "-6"):
+            out = netns.run(["ip", "-n", name, family, "neigh", "show", "nud", "all"],
+                            check=False).stdout
+            count += sum(1 for line in out.splitlines()
+                         if line.strip() and not line.rstrip().endswith("PERMANENT"))
+    return count
+
+
+def chromium_load_seconds(html: Path) -> float | None:
+    """Wall time for headless Chromium to load and render the report (None: no Chromium)."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        return None
+    t = time.perf_counter()
+    proc = subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--virtual-time-budget=60000", "--dump-dom", html.as_uri()],
+                          capture_output=True, timeout=300)
+    return time.perf_counter() - t if proc.returncode == 0 else None
+
+
+def run_once(name: str, n: int, html: Path | None, log: Path) -> dict[str, Any]:
+    probe = Probe()
+    args = ["--pyargs", "pytest_k8snet.suite", "-p", "no:cacheprovider", "-q"]
+    if html is not None:
+        args += ["--html", str(html), "--self-contained-html"]
+    env_lab = os.environ.get("K8SNET_LAB")
+    os.environ["K8SNET_LAB"] = name  # names a running lab whatever the option is called
+    try:
+        with ExecCounter() as counter, open(log, "w") as out, contextlib.redirect_stdout(out):
+            t = time.perf_counter()
+            code = pytest.main(args, plugins=[probe])
+            seconds = time.perf_counter() - t
+    finally:
+        if env_lab is None:
+            os.environ.pop("K8SNET_LAB", None)
+        else:
+            os.environ["K8SNET_LAB"] = env_lab
+    execs = probe.backend_execs if probe.backend_execs is not None else counter.count
+    return {"code": int(code), "seconds": seconds, "tests": probe.tests, "failed": probe.failed,
+            "probes": probe.probes, "execs": execs,
+            "execs_from": "backend" if probe.backend_execs is not None else "counted"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="8,16,32")
+    parser.add_argument("--runs", type=int, default=1, help="suite runs per size")
+    parser.add_argument("--html", action="store_true", help="also write and time the HTML report")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="k8snet-scale-"))
+    os.chdir(work)  # measure the suite, not this project's pytest configuration
+    rows: list[tuple[int, float]] = []
+    print(f"{'nodes':>5} {'pairs':>5} {'up s':>6} {'run':>3} {'tests':>5} {'failed':>6} "
+          f"{'suite s':>8} {'execs':>6} {'execs/N':>7} {'neigh':>5} {'html':>9} {'load s':>6}",
+          flush=True)
+    for n in (int(s) for s in args.sizes.split(",")):
+        name = f"sbench{os.getpid()}n{n}"
+        t = time.perf_counter()
+        lab = labmod.up(labmod.LabSpec(name=name, nodes=n))
+        up_s = time.perf_counter() - t
+        try:
+            for i in range(args.runs):
+                html = work / f"report-{n}-{i}.html" if args.html else None
+                r = run_once(name, n, html, work / f"suite-{n}-{i}.log")
+                neigh = dynamic_neighbours(lab)
+                size = f"{html.stat().st_size / 1e6:.1f} MB" if html and html.exists() else "-"
+                load = chromium_load_seconds(html) if html and html.exists() else None
+                print(f"{n:>5} {n * (n - 1):>5} {up_s:>6.2f} {i + 1:>3} {r['tests']:>5} "
+                      f"{r['failed']:>6} {r['seconds']:>8.1f} {r['execs']:>6} "
+                      f"{r['execs'] / n:>7.1f} {neigh:>5} {size:>9} "
+                      f"{'-' if load is None else f'{load:.1f}':>6}"
+                      f"  ({r['execs_from']} execs, exit {r['code']})", flush=True)
+                rows.append((n, r["seconds"]))
+        finally:
+            labmod.down(name)
+    if len({n for n, _ in rows}) > 1:
+        base_n, base_s = rows[0]
+        for n, seconds in rows:
+            if n == base_n:
+                continue
+            pair_growth = (n * (n - 1)) / (base_n * (base_n - 1))
+            time_growth = seconds / base_s
+            print(f"{base_n}->{n} nodes: pairs x{pair_growth:.1f}, wall time x{time_growth:.1f}, "
+                  f"ratio {time_growth / pair_growth:.2f}")
+    print(f"reports and logs in {work}")
+
+
+if __name__ == "__main__":
+    main()
