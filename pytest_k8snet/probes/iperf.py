@@ -13,6 +13,15 @@ import iperf3
 DEFAULT_PORT = 5201
 PORT_BUSY = "Address already in use"
 
+# How a probe failed. Only "network" is evidence about the network: the others say the
+# probe itself could not do its job (and must never be reported as a network cause).
+TOOL_MISSING, EXEC_ERROR, INTERRUPTED, TIMEOUT, NETWORK = (
+    "tool-missing", "exec-error", "interrupted", "timeout", "network")
+FAILURE_KINDS = (TOOL_MISSING, EXEC_ERROR, INTERRUPTED, TIMEOUT, NETWORK)
+_INTERRUPTED = ("interrupt", "has terminated", "control socket has closed",
+                "unable to receive control message", "unable to send control message")
+_MISSING = ("not found", "no such file or directory", "executable file not found")
+
 
 @dataclass(frozen=True)
 class UdpResult:
@@ -23,6 +32,7 @@ class UdpResult:
     jitter_ms: float | None
     packets: int
     error: str | None
+    failure: str | None = None  # one of FAILURE_KINDS when error is set
 
     @property
     def ok(self) -> bool:
@@ -47,15 +57,40 @@ def client_argv(dst: str, port: int, *, seconds: float = 1.0, bandwidth: str = "
             "-l", str(length), "-J", "--connect-timeout", str(connect_timeout_ms)]
 
 
-def parse(dst: str, port: int, stdout: str, stderr: str = "") -> UdpResult:
+def failure_kind(error: str | None, exit_code: int = 0, timed_out: bool = False) -> str | None:
+    """How an iperf3 run failed: a network failure, or one of the probe's own."""
+    if error is None and not timed_out:
+        return None
+    text = (error or "").lower()
+    if timed_out:
+        return TIMEOUT
+    if exit_code == 127 or ("iperf3" in text and any(m in text for m in _MISSING)):
+        return TOOL_MISSING
+    if any(m in text for m in _INTERRUPTED) or exit_code in (-2, -15, 130, 143):
+        return INTERRUPTED
+    if exit_code == 126 or "cannot open network namespace" in text or "oci runtime" in text:
+        return EXEC_ERROR
+    return NETWORK
+
+
+def parse(dst: str, port: int, stdout: str, stderr: str = "", exit_code: int = 0,
+          timed_out: bool = False) -> UdpResult:
+    def failed(error: str, kind: str | None = None) -> UdpResult:
+        return UdpResult(dst, port, 0.0, 100.0, None, 0, error,
+                         kind or failure_kind(error, exit_code, timed_out))
+
+    if timed_out:
+        # The run was cut off by its own deadline: whatever it printed is incomplete.
+        return failed(f"iperf3 did not finish in time (exit {exit_code})"
+                      + (f": {stderr.strip()[-200:]}" if stderr.strip() else ""))
     if not stdout.strip():
-        return UdpResult(dst, port, 0.0, 100.0, None, 0, stderr.strip() or "iperf3 printed nothing")
+        return failed(stderr.strip() or "iperf3 printed nothing")
     try:
         result = iperf3.TestResult(stdout)
     except (ValueError, KeyError) as exc:
-        return UdpResult(dst, port, 0.0, 100.0, None, 0, f"unreadable iperf3 JSON: {exc}")
+        return failed(f"unreadable iperf3 JSON: {exc}", EXEC_ERROR)
     if result.error:
-        return UdpResult(dst, port, 0.0, 100.0, None, 0, str(result.error))
+        return failed(str(result.error))
     received = result.json["end"].get("sum_received") or result.json["end"]["sum"]
     packets = int(result.json["end"]["sum"].get("packets", 0))
     lost = float(received.get("lost_percent", result.lost_percent))
