@@ -1,0 +1,251 @@
+"""Measure first: one phase per run turns every probe into one plain, immutable document.
+
+The document is what the judge (:mod:`pytest_k8snet.findings`) reads and what the results
+file (``--k8s-results``) carries, so a finding can be recomputed from a results file
+alone, and the unit tests judge documents captured from a lab under each fault.
+
+Document (a JSON object; the results file has the same sections plus ``tests`` and more):
+
+- ``nodes``; ``pairs`` (``"node-1->node-2"``, the pairs ``--k8s-pairs`` selected);
+  ``pair_mode``; ``expected_mtu``; ``thresholds`` ``{loss_pct}``
+- ``readiness`` ``{node: [problem, ...]}``; ``service_backends`` ``{pod: node}``;
+  ``dns_endpoints`` ``{ip: node}`` (only where the backend knows where DNS runs);
+  ``targets`` ``{pod_cidrs, service_cidr, service_ip, egress_url}``
+- ``ping``, ``path_mtu``, ``throughput``, ``http``, ``dns``, ``egress``, ``service``,
+  ``node_checks``: one entry per probed subject (see :mod:`pytest_k8snet.report.results`)
+- ``probe_failures``: probe runs that failed for a reason of their own, never evidence
+  about the network: ``{measurement, key, failure, node, network, tool, exit_code,
+  timed_out, detail}`` with ``failure`` one of :data:`FAILURE_KINDS`
+- ``evidence`` ``{node: [{name, argv, exit_code, output}]}``: routes, neighbours, FDB,
+  firewall rules with counters, links and MTUs, taken from the nodes a failing finding
+  involves, after the probes and before anything was changed
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, is_dataclass
+from typing import TYPE_CHECKING, Any
+
+from .backends import ExecResult
+from .probes.iperf import EXEC_ERROR, FAILURE_KINDS, INTERRUPTED, NETWORK, TIMEOUT, TOOL_MISSING
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+__all__ = ["DEFAULT_LOSS_THRESHOLD", "FAILURE_KINDS", "NETWORK", "document", "exec_failure",
+           "key_id", "sections"]
+
+# Loss (percent) a re-measured path may show before it fails as "lossy". A few percent in
+# a short 10 Mbit/s sample on a loaded machine is noise; a blocked port loses everything.
+DEFAULT_LOSS_THRESHOLD = 5.0
+EVIDENCE_MAX_NODES = 6
+EVIDENCE_MAX_CHARS = 6000
+PAIR_KINDS = ("ping-", "pmtu-", "http-1mib", "udp")
+
+# What an engineer looks at next on a node, in the order they would.
+EVIDENCE_COMMANDS: tuple[tuple[str, list[str]], ...] = (
+    ("routes", ["ip", "route", "show", "table", "all"]),
+    ("neighbours", ["ip", "neigh", "show"]),
+    ("fdb", ["bridge", "fdb", "show"]),
+    ("firewall", ["sh", "-c", "iptables-save -c 2>/dev/null || nft list ruleset"]),
+    ("links", ["ip", "-o", "-d", "link", "show"]),
+    ("offloads", ["sh", "-c", "command -v ethtool >/dev/null || { echo 'ethtool not installed';"
+                  " exit 0; }; for i in $(ls /sys/class/net); do echo \"== $i\"; ethtool -k "
+                  "\"$i\" 2>/dev/null | grep -E 'checksumming|segmentation-offload'; done"]),
+)
+
+
+def key_id(kind: str, key: Any) -> str:
+    """A measurement key as text: ``node-1->node-2`` for a pair, ``node-1/pod`` otherwise."""
+    if isinstance(key, tuple):
+        return ("->" if kind.startswith(PAIR_KINDS) else "/").join(str(k) for k in key)
+    return str(key)
+
+
+def exec_failure(res: ExecResult) -> str | None:
+    """How a probe run failed *for a reason of its own*, or None when the tool ran and its
+    exit status is its verdict on the network (ping exit 1, curl 28 and so on)."""
+    text = f"{res.stderr}\n{res.stdout}".lower()
+    if res.timed_out:
+        return TIMEOUT
+    if res.exit_code == 0:
+        return None
+    if res.exit_code == 127 or "executable file not found" in text or (
+            "exec of" in text and "no such file" in text) or "command not found" in text:
+        return TOOL_MISSING
+    if res.exit_code < 0 or res.exit_code in (130, 143) or "has terminated" in text:
+        return INTERRUPTED
+    if res.exit_code == 126 or "cannot open network namespace" in text \
+            or "oci runtime" in text or "unable to upgrade connection" in text:
+        return EXEC_ERROR
+    return None
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in asdict(value).items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def _udp(r: Any) -> dict[str, Any]:
+    return {"mbps": round(r.mbps, 3), "loss_pct": r.loss_pct, "packets": r.packets,
+            "error": r.error, "failure": getattr(r, "failure", None)}
+
+
+def sections(m: dict[str, Any]) -> dict[str, Any]:
+    """The measurement sections from a cluster's cache (``Cluster.measurements``)."""
+    expected = m.get("expected-mtu")
+    out: dict[str, Any] = {"ping": [], "path_mtu": [], "throughput": [], "http": [], "dns": [],
+                           "egress": [], "service": [], "node_checks": []}
+    for network in ("pod", "host"):
+        for (src, dst), r in m.get(f"ping-{network}-56", {}).items():
+            out["ping"].append({"src": src, "dst": dst, "network": network,
+                                "loss_pct": r.loss_pct, "rtt_ms": _round(r.rtt_avg_ms),
+                                "transmitted": r.transmitted, "received": r.received,
+                                "error": r.error})
+        for (src, dst), r in m.get(f"pmtu-{network}", {}).items():
+            out["path_mtu"].append({"src": src, "dst": dst, "network": network, "bytes": r.bytes,
+                                    "expected": expected if network == "pod" else None,
+                                    "first_lost": r.first_lost, "probes": r.probes,
+                                    "seconds": r.seconds})
+    for (src, dst), r in m.get("udp", {}).items():
+        port = r.node_port
+        out["throughput"].append({
+            "src": src, "dst": dst, "network": "pod", **_udp(r.overlay),
+            "attempts": [_udp(a) for a in getattr(r, "attempts", ()) or (r.overlay,)],
+            "node_port": None if port is None else {
+                "port": port.port, **_udp(port), "port_busy": port.port_busy}})
+    for (src, dst), r in m.get("http-1mib", {}).items():
+        out["http"].append({"src": src, "dst": dst, "ok": r.ok, "mbps": round(r.mbps, 2),
+                            **_plain(r)})
+    for node, transfers in m.get("http-service", {}).items():
+        # One 1 MiB transfer per Service backend (see Cluster.service_http).
+        for r in transfers:
+            out["http"].append({"src": node, "dst": "service", "ok": r.ok,
+                                "mbps": round(r.mbps, 2), **_plain(r)})
+    for node, results in m.get("dns", {}).items():
+        out["dns"] += [{"node": node, **_plain(r), "ok": r.ok} for r in results]
+    for (node, network), r in m.get("egress", {}).items():
+        out["egress"].append({"node": node, "network": network, "attempts": r.attempts,
+                              "failures": r.failures, "failure_rate": round(r.failure_rate, 4),
+                              "failed_ports": list(r.failed_ports),
+                              "passed_ports": list(r.passed_ports),
+                              "port_range": list(r.port_range), "errors": list(r.errors),
+                              "url": r.url})
+    for node, r in m.get("service", {}).items():
+        rate = round(r.failures / r.attempts, 4) if r.attempts else 1.0
+        out["service"].append({**_plain(r), "failure_rate": rate})
+    for node, r in m.get("nodecheck", {}).items():
+        out["node_checks"].append(_plain(r))
+    return out
+
+
+def probe_failures(cluster: "Cluster") -> list[dict[str, Any]]:
+    out = []
+    with cluster._lock:
+        for kind, by_key in sorted(cluster.probe_failures.items()):
+            for key, entries in sorted(by_key.items()):
+                out += [{"measurement": kind, "key": key, **e} for e in entries]
+    return out
+
+
+def _backend_map(cluster: "Cluster") -> dict[str, str]:
+    backend = cluster.backend
+    return {b: backend.backend_node(b) for b in cluster.service_backends()}
+
+
+def _dns_endpoints(cluster: "Cluster") -> dict[str, str]:
+    # Where the cluster DNS endpoints run (pod IP -> node), for knock-on findings; a backend
+    # that cannot tell (the lab's DNS is outside the cluster) gives nothing.
+    fn = getattr(cluster.backend, "dns_endpoint_nodes", None)
+    if fn is None:
+        return {}
+    try:
+        return {str(k): str(v) for k, v in dict(fn()).items()}
+    except Exception:  # noqa: BLE001 - optional knowledge, never a reason to fail a run
+        return {}
+
+
+def document(cluster: "Cluster") -> dict[str, Any]:
+    """Measure everything once and return the document (see the module docstring)."""
+    from .findings import judge
+
+    started = time.monotonic()
+    readiness = cluster.readiness()
+    cluster.node_checks()
+    cluster.expected_mtu()
+    cluster.ping("pod")
+    cluster.ping("host")
+    cluster.path_mtu("pod")
+    cluster.large_http()
+    cluster.service_http()
+    cluster.service()
+    cluster.udp()
+    cluster.dns()
+    cluster.egress()
+    t = cluster.targets
+    doc: dict[str, Any] = {
+        "nodes": list(cluster.node_names),
+        "pairs": [f"{a}->{b}" for a, b in cluster.pairs()],
+        "pair_mode": cluster.settings.pairs,
+        "expected_mtu": cluster.measurements.get("expected-mtu"),
+        "thresholds": {"loss_pct": float(getattr(cluster.settings, "loss_threshold", None)
+                                         or DEFAULT_LOSS_THRESHOLD)},
+        "readiness": {n: list(p) for n, p in readiness.items()},
+        "service_backends": _backend_map(cluster),
+        "dns_endpoints": _dns_endpoints(cluster),
+        "targets": {"pod_cidrs": list(t.pod_cidrs), "service_cidr": t.service_cidr,
+                    "service_ip": t.service_ip, "egress_url": t.egress_url},
+        **sections(cluster.measurements),
+        "probe_failures": probe_failures(cluster),
+        "evidence": {},
+    }
+    nodes = evidence_nodes(judge(doc).findings)
+    doc["evidence"] = collect_evidence(cluster, nodes)
+    doc["measured_s"] = round(time.monotonic() - started, 2)
+    return doc
+
+
+def evidence_nodes(findings: Any) -> list[str]:
+    """The nodes worth looking at: those of every finding that fails a test, by finding."""
+    nodes: list[str] = []
+    for f in findings:
+        if f.root is not None or f.cause == "probe-failure":
+            continue
+        ends = list(f.nodes) or [n for p in f.pairs for n in p.split("->", 1)]
+        nodes += [n for n in ends if n not in nodes]
+    return nodes[:EVIDENCE_MAX_NODES]
+
+
+def collect_evidence(cluster: "Cluster", nodes: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Routes, neighbours, FDB, firewall counters, links from each node's host network."""
+    def one(node: str) -> list[dict[str, Any]]:
+        try:
+            ep = cluster.endpoint(node, "host")
+        except Exception as exc:  # noqa: BLE001 - a node without probes has no evidence
+            return [{"name": "error", "argv": [], "exit_code": None, "output": str(exc)}]
+        out = []
+        for name, argv in EVIDENCE_COMMANDS:
+            res = ep.run(argv, cluster.settings.timeout)
+            text = res.stdout if res.stdout.strip() else res.stderr
+            if len(text) > EVIDENCE_MAX_CHARS:
+                text = text[:EVIDENCE_MAX_CHARS] + f"\n... ({len(text)} characters, cut)"
+            out.append({"name": name, "argv": list(argv), "exit_code": res.exit_code,
+                        "output": text})
+        return out
+
+    return dict(zip(nodes, cluster._map(one, nodes))) if nodes else {}
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, default=str)
