@@ -188,9 +188,40 @@ def diagnoses(view: ClusterView) -> str:
             + f"<details><summary>all {len(g.findings)} finding"
               f"{'s' if len(g.findings) != 1 else ''}"
             + (f", pairs: {e(_some(g.pairs, 6))}" if g.pairs else "")
-            + f"</summary><ul>{items}</ul></details></div>")
+            + f"</summary><ul>{items}</ul></details>" + finding_evidence(g) + "</div>")
     out.append("</div>")
     return "".join(out)
+
+
+def finding_evidence(g: Any) -> str:
+    """Collapsed under a finding: its numbers, what contradicts it or would, and what was
+    taken from its nodes (routes, neighbours, FDB, firewall counters, links)."""
+    f = g.finding
+    if not f:
+        return ""
+    parts = []
+    if f.get("nodes") or f.get("pairs"):
+        parts.append("<p><b>covers</b> " + e(", ".join(
+            [*(f"node {n}" for n in f.get("nodes", [])), *f.get("pairs", [])])) + "</p>")
+    if f.get("evidence"):
+        rows = "".join(f"<tr><td>{e(k)}</td><td>{e(json.dumps(v, sort_keys=True))}</td></tr>"
+                       for k, v in f["evidence"].items())
+        parts.append(f'<table class="k8s-evidence-numbers"><tr><th>subject</th>'
+                     f"<th>measured</th></tr>{rows}</table>")
+    if f.get("contradicting"):
+        parts.append("<p><b>contradicting</b></p><ul>" + "".join(
+            f"<li>{e(c)}</li>" for c in f["contradicting"]) + "</ul>")
+    if f.get("would_contradict"):
+        parts.append("<p><b>would contradict</b>: " + e("; ".join(f["would_contradict"]))
+                     + "</p>")
+    for node, items in g.evidence.items():
+        blocks = "".join(
+            f'<details class="k8s-evidence-cmd"><summary>{e(i.get("name"))}: '
+            f'<code>{e(" ".join(i.get("argv") or []))}</code></summary>'
+            f"<pre>{e(i.get('output') or '')}</pre></details>" for i in items)
+        parts.append(f'<div class="k8s-evidence-node"><b>{e(node)}</b>{blocks}</div>')
+    return (f'<details class="k8s-evidence" data-finding="{e(f.get("id"))}"><summary>evidence '
+            f'({e(f.get("id"))})</summary>{"".join(parts)}</details>')
 
 
 def _some(items: list[str], limit: int) -> str:

@@ -35,9 +35,26 @@ Top level:
 - ``service``: ``{node, attempts, failures, failure_rate, answered_by, missing_backends,
   errors}``
 - ``node_checks``: ``{node, sysctls, interfaces}``
-- ``diagnoses`` [fixed ``{cause, nodes, pairs, message}``; also ``test``]: one per failed
-  check; ``cause`` is one of :data:`pytest_k8snet.diagnose.CAUSES`, ``pairs`` read
-  ``"node-1->node-2"``
+- ``diagnoses`` [fixed ``{cause, nodes, pairs, message}``; also ``test``, ``finding``]: one
+  per failed check; ``cause`` is one of :data:`pytest_k8snet.diagnose.CAUSES`, ``pairs``
+  read ``"node-1->node-2"``, ``finding`` the id of the finding it comes from
+
+Added within version 1 by the measure/judge split (:mod:`pytest_k8snet.measure`,
+:mod:`pytest_k8snet.findings`); present when the run took its measurement document:
+
+- ``pairs``, ``pair_mode``, ``thresholds`` ``{loss_pct}``, ``readiness``,
+  ``service_backends``, ``dns_endpoints``, ``targets``, ``measured_s``
+- ``throughput`` entries also carry ``packets``, ``failure`` (how iperf3 failed:
+  ``tool-missing``, ``exec-error``, ``interrupted``, ``timeout`` or ``network``) and
+  ``attempts`` (every sample; a suspect pair is measured again and ``loss_pct`` is the
+  decisive, least lossy sample); ``ping`` entries ``error``; ``egress`` ``passed_ports``
+- ``probe_failures``: probe runs that failed for a reason of their own (see measure.py)
+- ``findings`` [``{id, cause, title, summary, message, fix, nodes, pairs, checks, evidence,
+  contradicting, would_contradict, root, evidence_nodes}``]: judged from the measurements
+  alone; ``root`` names the finding a knock-on comes from
+- ``verdicts`` [``{test, subject, outcome, message, finding}``]: what each suite test does
+- ``evidence`` ``{node: [{name, argv, exit_code, output}]}``: routes, neighbours, FDB,
+  firewall rules with counters, links, offloads from the nodes of failing findings
 - ``tests``: test node id -> outcome (``passed``, ``failed``, ``skipped``)
 - ``baseline``: ``null``, or the comparison with ``--k8s-baseline``: ``{path, time,
   cluster, tolerance_pct, compared, regressions, improvements, not_compared}``; each
@@ -51,13 +68,14 @@ import json
 import pickle
 import re
 import time
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .. import __version__
+from ..measure import sections
 
 if TYPE_CHECKING:
     from ..state import State
@@ -125,16 +143,6 @@ def natural_key(name: str) -> tuple[Any, ...]:
                  for p in re.split(r"(\d+)", name) if p)
 
 
-def _plain(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {k: _plain(v) for k, v in asdict(value).items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
 def _node_names(state: "State", m: dict[str, Any]) -> list[str]:
     cluster = state.cluster_if_started
     if cluster is not None:
@@ -151,10 +159,6 @@ def _node_names(state: "State", m: dict[str, Any]) -> list[str]:
             elif isinstance(key, str):
                 names.add(key)
     return sorted(names, key=natural_key)
-
-
-def _round(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(float(value), digits)
 
 
 def build(state: "State", outcomes: dict[str, str]) -> dict[str, Any]:
@@ -179,44 +183,20 @@ def build(state: "State", outcomes: dict[str, str]) -> dict[str, Any]:
                                  "message": d.get("message", ""),
                                  **{k: v for k, v in d.items()
                                     if k not in ("cause", "nodes", "pairs", "message")}})
-    for network in ("pod", "host"):
-        for (src, dst), r in m.get(f"ping-{network}-56", {}).items():
-            doc["ping"].append({"src": src, "dst": dst, "network": network,
-                                "loss_pct": r.loss_pct, "rtt_ms": _round(r.rtt_avg_ms),
-                                "transmitted": r.transmitted, "received": r.received})
-        for (src, dst), r in m.get(f"pmtu-{network}", {}).items():
-            doc["path_mtu"].append({"src": src, "dst": dst, "network": network, "bytes": r.bytes,
-                                    "expected": expected if network == "pod" else None,
-                                    "first_lost": r.first_lost, "probes": r.probes,
-                                    "seconds": r.seconds})
-    for (src, dst), r in m.get("udp", {}).items():
-        port = r.node_port
-        doc["throughput"].append({
-            "src": src, "dst": dst, "mbps": round(r.overlay.mbps, 3),
-            "loss_pct": r.overlay.loss_pct, "network": "pod", "error": r.overlay.error,
-            "node_port": None if port is None else {
-                "port": port.port, "mbps": round(port.mbps, 3), "loss_pct": port.loss_pct,
-                "error": port.error, "port_busy": port.port_busy}})
-    for (src, dst), r in m.get("http-1mib", {}).items():
-        doc["http"].append({"src": src, "dst": dst, "ok": r.ok, "mbps": round(r.mbps, 2),
-                            **_plain(r)})
-    for node, transfers in m.get("http-service", {}).items():
-        # One 1 MiB transfer per Service backend (see Cluster.service_http).
-        for r in transfers:
-            doc["http"].append({"src": node, "dst": "service", "ok": r.ok,
-                                "mbps": round(r.mbps, 2), **_plain(r)})
-    for node, results in m.get("dns", {}).items():
-        doc["dns"] += [{"node": node, **_plain(r), "ok": r.ok} for r in results]
-    for (node, network), r in m.get("egress", {}).items():
-        doc["egress"].append({"node": node, "network": network, "attempts": r.attempts,
-                              "failures": r.failures, "failure_rate": round(r.failure_rate, 4),
-                              "failed_ports": list(r.failed_ports),
-                              "port_range": list(r.port_range), "errors": list(r.errors)})
-    for node, r in m.get("service", {}).items():
-        rate = round(r.failures / r.attempts, 4) if r.attempts else 1.0
-        doc["service"].append({**_plain(r), "failure_rate": rate})
-    for node, r in m.get("nodecheck", {}).items():
-        doc["node_checks"].append(_plain(r))
+    measured = m.get("document")
+    if isinstance(measured, dict):
+        # The run's measurement document (what the tests were judged on) is the source.
+        doc.update({k: v for k, v in measured.items() if k not in ("nodes", "expected_mtu")})
+        doc["nodes"] = list(measured.get("nodes") or doc["nodes"])
+        doc["expected_mtu"] = measured.get("expected_mtu", expected)
+    else:
+        doc.update(sections(m))
+    if isinstance(measured, dict):
+        from ..findings import judge
+
+        judgement = judge(doc)
+        doc["findings"] = [f.as_dict() for f in judgement.findings]
+        doc["verdicts"] = [v.as_dict() for v in judgement.verdicts.values()]
     return doc
 
 
@@ -290,7 +270,7 @@ def finish(session: pytest.Session, state: "State") -> None:
 
 # -- a view of the document for the terminal and HTML reports -------------------------------
 
-UDP_LOSS_LIMIT = 5.0  # test_udp_8472 fails above this loss
+UDP_LOSS_LIMIT = 5.0  # test_udp_8472 fails above this loss (documents without thresholds)
 
 
 @dataclass
@@ -347,14 +327,23 @@ class DiagnosisGroup:
     nodes: list[str]
     involving: list[str]
 
+    finding: dict[str, Any] | None = None  # the finding this group shows, when judged
+    evidence: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
     @property
     def headline(self) -> str:
+        """Names exactly what the group covers: its pairs, or the node(s) in every one of
+        them, or its nodes; never an example that the named nodes are not part of."""
         if 0 < len(self.pairs) <= 2:
             text = f"{self.title}: " + ", ".join(self.pairs)
         elif self.pairs:
             text = f"{self.title}: {len(self.pairs)} pairs"
             if self.involving:
                 text += " involving " + ", ".join(self.involving)
+            else:
+                shown = self.pairs[:6]
+                text += ": " + ", ".join(shown) + (
+                    f" and {len(self.pairs) - len(shown)} more" if len(self.pairs) > 6 else "")
         else:
             text = f"{self.title}: " + (", ".join(self.nodes) if self.nodes else "cluster-wide")
         if len(self.findings) > max(len(self.pairs), 1):
@@ -362,33 +351,54 @@ class DiagnosisGroup:
         return text
 
 
-def group_diagnoses(diagnoses: list[dict[str, Any]]) -> list[DiagnosisGroup]:
-    """Diagnoses grouped by cause, the cause with the most pairs (then findings) first."""
+def _common(pairs: list[str]) -> list[str]:
+    """The nodes that are an end of every pair (none when that is not true of any)."""
+    if len(pairs) < 2:
+        return []
+    ends = [set(p.split("->", 1)) for p in pairs]
+    return sorted(set.intersection(*ends), key=natural_key)
+
+
+def group_diagnoses(diagnoses: list[dict[str, Any]],
+                    findings: list[dict[str, Any]] | None = None,
+                    evidence: dict[str, Any] | None = None) -> list[DiagnosisGroup]:
+    """One group per judged finding that a test failed on (when ``findings`` are given),
+    else the diagnoses grouped by cause; the group with the most pairs first."""
     from ..diagnose import CAUSES
 
+    groups = []
+    if findings:
+        by_finding: dict[str, list[dict[str, Any]]] = {}
+        for d in diagnoses:
+            by_finding.setdefault(str(d.get("finding")), []).append(d)
+        for f in findings:
+            items = by_finding.get(str(f["id"]), [])
+            if not items and f.get("root") is None:
+                continue  # no test of this run failed on it (-k chose others)
+            if not items:
+                items = [{"message": f.get("message", ""), "cause": f.get("cause"),
+                          "nodes": f.get("nodes", []), "pairs": f.get("pairs", [])}]
+            pairs = [str(p) for p in f.get("pairs", [])]
+            nodes = [str(n) for n in f.get("nodes", [])]
+            common = _common(pairs)
+            involving = [n for n in nodes if n in common]
+            title = str(f.get("title") or CAUSES.get(str(f.get("cause")), CAUSES["unknown"])[0])
+            if f.get("root"):
+                title += " (knock-on)"
+            groups.append(DiagnosisGroup(
+                str(f.get("cause")), title, str(f.get("fix", "")), items, pairs, nodes,
+                involving, f, {n: (evidence or {}).get(n, []) for n in f.get("evidence_nodes", [])
+                               if (evidence or {}).get(n)}))
+        groups.sort(key=lambda g: (-len(g.pairs), -len(g.findings), g.cause))
+        return groups
     by_cause: dict[str, list[dict[str, Any]]] = {}
     for d in diagnoses:
         by_cause.setdefault(str(d.get("cause", "unknown")), []).append(d)
-    groups = []
     for cause, items in by_cause.items():
         title, fix, _ = CAUSES.get(cause, CAUSES["unknown"])
         pairs = sorted({str(p) for d in items for p in d.get("pairs", [])}, key=natural_key)
         nodes = sorted({str(n) for d in items for n in d.get("nodes", [])}, key=natural_key)
-        involving: list[str] = []
-        if pairs:
-            ends = [set(p.split("->", 1)) for p in pairs]
-            common = set.intersection(*ends)
-            if common and len(pairs) > 1:
-                involving = sorted(common, key=natural_key)
-            else:
-                counts: dict[str, int] = {}
-                for e in ends:
-                    for n in e:
-                        counts[n] = counts.get(n, 0) + 1
-                top = max(counts.values())
-                involving = sorted((n for n, k in counts.items() if k == top and k > 1),
-                                   key=natural_key) or (nodes if len(nodes) <= 2 else [])
-        groups.append(DiagnosisGroup(cause, title, fix, items, pairs, nodes, involving))
+        groups.append(DiagnosisGroup(cause, title, fix, items, pairs, nodes, _common(pairs)))
     groups.sort(key=lambda g: (-len(g.pairs), -len(g.findings), g.cause))
     return groups
 
@@ -422,7 +432,8 @@ class ClusterView:
         seen = set(names)
         extra = {n for (_, a, b) in self.cells for n in (a, b) if n not in seen}
         self.nodes = names + sorted(extra, key=natural_key)
-        self.groups = group_diagnoses(list(doc.get("diagnoses", [])))
+        self.groups = group_diagnoses(list(doc.get("diagnoses", [])), doc.get("findings"),
+                                      doc.get("evidence"))
 
     def _cell(self, network: str, src: str, dst: str) -> PairCell:
         key = (network, src, dst)
@@ -438,7 +449,8 @@ class ClusterView:
             if int(c.pmtu.get("bytes") or 0) < self.expected_mtu:
                 out.append(f"path MTU {c.pmtu.get('bytes')} < expected {self.expected_mtu}")
         t = c.throughput
-        if t is not None and (t.get("error") or (t.get("loss_pct") or 0) > UDP_LOSS_LIMIT):
+        limit = float((self.doc.get("thresholds") or {}).get("loss_pct", UDP_LOSS_LIMIT))
+        if t is not None and (t.get("error") or (t.get("loss_pct") or 0) > limit):
             out.append(f"UDP: {t.get('error') or str(t.get('loss_pct')) + '% lost'}")
         if c.http is not None and not c.http.get("ok", True):
             out.append(f"1 MiB HTTP: {c.http.get('error') or 'incomplete'}")
