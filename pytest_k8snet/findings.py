@@ -182,7 +182,7 @@ class _Judge:
                 self.svc_http.setdefault(e["src"], []).append(e)
         self.service = {e["node"]: e for e in doc.get("service", [])}
         self.dns: dict[str, list[dict[str, Any]]] = {}
-        for e in doc.get("dns", []):
+        for e in sorted(doc.get("dns", []), key=lambda e: str(e.get("name"))):
             self.dns.setdefault(e["node"], []).append(e)
         self.egress = {(e["node"], e["network"]): e for e in doc.get("egress", [])}
         self.checks = {e["node"]: e for e in doc.get("node_checks", [])}
@@ -222,7 +222,11 @@ class _Judge:
 
     def fail(self, test: str, subject: str, symptom: str, f: Finding, raw: str = "") -> None:
         self.extend(f.id, checks=[test])
-        self.verdict(test, subject, FAILED, f"{symptom.rstrip('.')}. {f.message}", f.id, raw)
+        head = symptom.rstrip(".")
+        # A finding about this one subject often says the symptom already: not twice.
+        text = f.message if not head or f.summary.startswith(head) or head.startswith(
+            f.summary.rstrip(".")) else f"{head}. {f.message}"
+        self.verdict(test, subject, FAILED, text, f.id, raw)
 
     def unusable(self, node: str) -> str | None:
         problems = [p for p in self.readiness.get(node, []) if p != "node is NotReady"]
@@ -683,8 +687,12 @@ class _Judge:
             return self.findings[fid]
         if _pid(node, other) in self.pairs and ("pod", _pid(node, other)) in self.ping:
             return None  # measured and fine
-        for f in self.findings.values():
-            if f.cause in CONNECTIVITY and f.pairs and f.nodes == (other,):
+        # Not measured (--k8s-pairs ring or sample:K): a connectivity finding about either
+        # end explains it; a culprit named alone first, as the stronger statement.
+        ranked = sorted((f for f in self.findings.values() if f.cause in CONNECTIVITY),
+                        key=lambda f: len(f.nodes))
+        for f in ranked:
+            if f.nodes in ((other,), (node,)) or (f.pairs and {node, other} & set(f.nodes)):
                 return f
         return None
 
@@ -786,10 +794,15 @@ class _Judge:
                     contradicting=(f"net.bridge.bridge-nf-call-iptables=1 on {n}",)))
                 self.fail(test, n, f"{n}: Service requests to local backends fail", f, raw)
                 continue
+            unmeasured = sorted({_pid(n, m) for m in where.values() if m and m != n
+                                 and _pid(n, m) not in self.pairs})
+            if unmeasured:
+                symptom += (f"; pod connectivity {', '.join(unmeasured)} was not measured "
+                            f"(--k8s-pairs {self.doc.get('pair_mode', 'all')})")
             f = self.add(Finding(f"service:{n}", "unknown", symptom, (n,),
                                  evidence={n: {"failures": s.get("failures"),
                                                "unanswered": missing}}))
-            self.fail(test, n, f"{n}: Service requests fail", f, raw)
+            self.fail(test, n, symptom, f, raw)
 
     def dns_checks(self) -> None:
         test = "test_dns"

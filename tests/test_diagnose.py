@@ -1,0 +1,307 @@
+"""The judge as a pure function: measurement documents in, findings and verdicts out.
+
+``tests/data/measure/*.json`` are results files captured from a 3-node lab with each
+fault on node-2 (``--k8s-results``); the others are written by hand to put the judge in
+front of evidence that conflicts, partial loss, failed probes and knock-ons.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_k8snet.findings import FAILED, PASSED, SKIPPED, Judgement, judge
+from pytest_k8snet.report.results import ClusterView, group_diagnoses
+
+DATA = Path(__file__).parent / "data" / "measure"
+
+# fault on node-2 -> (tests that fail, cause of the finding they fail on, words of its text)
+EXPECTED: dict[str, tuple[set[str], str, str]] = {
+    "vxlan-blocked": ({"test_pod_ping", "test_udp_8472"}, "vxlan-blocked", "UDP 8472"),
+    "underlay-mtu": ({"test_path_mtu", "test_large_packets", "test_large_packets_to_service"},
+                     "mtu", "path MTU 1400 < expected 1450"),
+    "ip-forward-off": ({"test_pod_ping", "test_node_sysctls"}, "ip-forward", "ip_forward=0"),
+    "bridge-nf-off": ({"test_service", "test_node_sysctls"}, "bridge-nf",
+                      "bridge-nf-call-iptables"),
+    "egress-port-range": ({"test_egress"}, "egress-port-range",
+                          "failures came from source ports below"),
+    "dns-blocked": ({"test_dns"}, "dns", "no answer from cluster DNS"),
+}
+
+
+def load(name: str) -> dict[str, Any]:
+    return dict(json.loads((DATA / f"{name}.json").read_text()))
+
+
+def failed(j: Judgement) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for v in j.verdicts.values():
+        if v.outcome == FAILED:
+            out.setdefault(v.test, set()).add(v.subject)
+    return out
+
+
+def texts(j: Judgement) -> dict[tuple[str, str], tuple[str, str]]:
+    return {k: (v.outcome, v.message) for k, v in j.verdicts.items()}
+
+
+def test_healthy_lab_has_no_findings() -> None:
+    j = judge(load("healthy"))
+    assert j.findings == ()
+    assert {v.outcome for v in j.verdicts.values()} == {PASSED}
+    assert len(j.verdicts) == 45  # every suite test of a 3-node lab has a verdict
+
+
+@pytest.mark.parametrize("fault", sorted(EXPECTED))
+def test_each_fault_fails_its_tests_on_node_2_only(fault: str) -> None:
+    doc = load(fault)
+    tests, cause, words = EXPECTED[fault]
+    j = judge(doc)
+    bad = failed(j)
+    assert set(bad) == tests
+    for name, subjects in bad.items():
+        if name != "test_large_packets_to_service":  # every node has backends on node-2
+            assert all("node-2" in s for s in subjects), (name, subjects)
+    failing = {j.verdict(t, s).finding for t, ss in bad.items() for s in ss}
+    causes = {f.cause for f in j.findings if f.id in failing}
+    assert cause in causes
+    assert any(words in v.message for v in j.verdicts.values() if v.outcome == FAILED)
+    main = next(f for f in j.findings if f.cause == cause)
+    assert main.nodes == ("node-2",), main
+    # evidence was taken from the finding's node during the run, and is in the document
+    names = {i["name"] for i in doc["evidence"]["node-2"]}
+    assert {"routes", "neighbours", "fdb", "firewall", "links"} <= names
+    assert main.evidence and main.would_contradict and not main.contradicting
+
+
+def test_pod_cidr_overlap_is_cluster_wide() -> None:
+    j = judge(load("pod-cidr-overlap"))
+    assert failed(j) == {"test_pod_cidr": {"node-1", "node-2", "node-3"}}
+    assert "overlaps the Pod CIDR 172.28.0.0/16" in j.verdict("test_pod_cidr", "node-1").message
+
+
+def test_vxlan_finding_carries_the_blocking_rule_as_evidence() -> None:
+    doc = load("vxlan-blocked")
+    firewall = next(i for i in doc["evidence"]["node-2"] if i["name"] == "firewall")
+    assert "k8snet-fault:vxlan-blocked" in firewall["output"] and "[" in firewall["output"]
+
+
+@pytest.mark.parametrize("fault", ["healthy", *sorted(EXPECTED)])
+def test_judging_is_pure_and_ignores_entry_order(fault: str) -> None:
+    doc = load(fault)
+    first = judge(doc)
+    shuffled = copy.deepcopy(doc)
+    rng = random.Random(fault)
+    for key in ("ping", "path_mtu", "throughput", "http", "dns", "egress", "service",
+                "node_checks"):
+        rng.shuffle(shuffled[key])
+    assert doc == load(fault)  # the document is not touched
+    assert texts(judge(shuffled)) == texts(first) == texts(judge(doc))
+
+
+def restrict(doc: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
+    """The document a run with fewer pairs (``--k8s-pairs ring`` / ``sample:K``) measures."""
+    out = copy.deepcopy(doc)
+    keep = set(pairs)
+    out["pairs"] = pairs
+    for key in ("ping", "path_mtu", "throughput"):
+        out[key] = [e for e in out[key] if f"{e['src']}->{e['dst']}" in keep]
+    out["http"] = [e for e in out["http"]
+                   if e["dst"] == "service" or f"{e['src']}->{e['dst']}" in keep]
+    return out
+
+
+RING = ["node-1->node-2", "node-2->node-3", "node-3->node-1"]
+SAMPLES = [["node-1->node-2"], ["node-3->node-1", "node-1->node-3"],
+           ["node-2->node-1", "node-1->node-3", "node-3->node-2"]]
+
+
+@pytest.mark.parametrize("fault", sorted(EXPECTED))
+@pytest.mark.parametrize("pairs", [RING, *SAMPLES], ids=["ring", "sample1", "sample2", "sample3"])
+def test_ring_and_sample_pairs_give_findings_never_keyerror(fault: str, pairs: list[str]) -> None:
+    j = judge(restrict(load(fault), pairs))
+    tests, cause, _ = EXPECTED[fault]
+    node_tests = tests - {"test_pod_ping", "test_udp_8472", "test_path_mtu",
+                          "test_large_packets"}
+    pair_tests = tests - node_tests
+    touches = [p for p in pairs if "node-2" in p]
+    if node_tests - {"test_large_packets_to_service"} or (pair_tests and touches):
+        assert failed(j), "a fault on a measured subject must give a finding"
+        assert any(f.cause == cause for f in j.findings)
+    for v in j.verdicts.values():
+        assert v.outcome in (PASSED, FAILED, SKIPPED)
+        if v.outcome == FAILED:
+            f = j.finding(v.finding)
+            assert f is not None
+            if v.test not in tests:
+                # A test that sees the fault through pairs this run did not measure may
+                # fail, but never with a named cause it cannot back up.
+                assert f.cause in ("unknown", "inconclusive"), v
+
+
+def vxlan_doc() -> dict[str, Any]:
+    return load("vxlan-blocked")
+
+
+def test_ring_service_knock_on_points_at_a_measured_finding() -> None:
+    """With a ring, node-1 -> node-2 is measured but node-3 -> node-2 is not: node-3's Service
+    failures towards node-2's backends are still explained by the finding that names node-2."""
+    j = judge(restrict(vxlan_doc(), RING))
+    v = j.verdict("test_service", "node-3")
+    assert v.outcome == SKIPPED and "Overlay port blocked" in v.message
+    assert j.finding(v.finding) is not None
+
+
+def test_partial_udp_loss_is_lossy_not_blocked() -> None:
+    doc = load("healthy")
+    t = doc["throughput"][0]
+    pid = f"{t['src']}->{t['dst']}"
+    samples = [{"mbps": 9.2, "loss_pct": 8.0, "packets": 1250, "error": None, "failure": None},
+               {"mbps": 9.1, "loss_pct": 11.5, "packets": 3750, "error": None, "failure": None},
+               {"mbps": 9.0, "loss_pct": 9.4, "packets": 3750, "error": None, "failure": None}]
+    t.update(samples[0], attempts=samples)
+    j = judge(doc)
+    v = j.verdict("test_udp_8472", pid)
+    f = j.finding(v.finding)
+    assert v.outcome == FAILED and f is not None and f.cause == "udp-lossy"
+    assert "8% of UDP datagrams lost in the best of 3 samples" in v.message
+    assert "blocked" not in v.message.replace("no port is blocked", "")
+    assert f.evidence[pid]["loss_pct"] == [8.0, 11.5, 9.4]
+
+
+def test_noise_that_a_remeasure_clears_passes() -> None:
+    doc = load("healthy")
+    t = doc["throughput"][0]
+    samples = [{"mbps": 8.9, "loss_pct": 14.0, "packets": 1250, "error": None, "failure": None},
+               {"mbps": 10.0, "loss_pct": 0.3, "packets": 3750, "error": None, "failure": None}]
+    t.update(samples[1], attempts=samples)  # the decisive sample is the least lossy
+    assert judge(doc).findings == ()
+
+
+@pytest.mark.parametrize("failure, error", [
+    ("interrupted", "interrupt - the client has terminated"),
+    ("tool-missing", 'exec of "iperf3" failed: No such file or directory'),
+    ("timeout", "iperf3 did not finish in time (exit 124)"),
+    ("exec-error", "unreadable iperf3 JSON: Expecting value"),
+])
+def test_a_failed_probe_is_never_a_network_cause(failure: str, error: str) -> None:
+    doc = load("healthy")
+    t = doc["throughput"][0]
+    pid = f"{t['src']}->{t['dst']}"
+    bad = {"mbps": 0.0, "loss_pct": 100.0, "packets": 0, "error": error, "failure": failure}
+    t.update(bad, attempts=[bad, bad, bad])
+    j = judge(doc)
+    v = j.verdict("test_udp_8472", pid)
+    f = j.finding(v.finding)
+    assert v.outcome == FAILED and f is not None and f.cause == "probe-failure"
+    assert "says nothing about the network" in v.message
+    assert "VXLAN" not in v.message and "8472 (VXLAN)" not in v.message
+
+
+def test_ping_tool_missing_is_a_probe_failure() -> None:
+    doc = load("healthy")
+    p = next(e for e in doc["ping"] if e["network"] == "pod")
+    pid = f"{p['src']}->{p['dst']}"
+    p.update(received=0, transmitted=0, loss_pct=100.0, error='exec of "ping" failed')
+    doc["probe_failures"] = [{"measurement": "ping-pod-56", "key": pid, "failure": "tool-missing",
+                              "node": p["src"], "network": "pod", "tool": "ping", "exit_code": 1,
+                              "timed_out": False, "detail": 'exec of "ping" failed'}]
+    j = judge(doc)
+    f = j.finding(j.verdict("test_pod_ping", pid).finding)
+    assert f is not None and f.cause == "probe-failure" and f.id == "probe-failure:ping:tool-missing"
+
+
+def test_conflicting_evidence_names_no_cause() -> None:
+    """Pod ping dead, node ping fine (looks like a blocked VXLAN port) but UDP through the
+    same overlay crossed: the finding says what is known and what contradicts."""
+    doc = vxlan_doc()
+    for t in doc["throughput"]:
+        if t["src"] == "node-1" and t["dst"] == "node-2":
+            ok = {"mbps": 9.9, "loss_pct": 0.0, "packets": 1250, "error": None, "failure": None}
+            t.update(ok, attempts=[ok])
+    j = judge(doc)
+    v = j.verdict("test_pod_ping", "node-1->node-2")
+    f = j.finding(v.finding)
+    assert f is not None and f.cause == "inconclusive"
+    assert any("UDP through the overlay crossed" in c for c in f.contradicting)
+    assert "Contradicting:" in v.message
+    # the other three pairs still agree with each other: they keep their cause
+    other = j.finding(j.verdict("test_pod_ping", "node-2->node-3").finding)
+    assert other is not None and other.cause == "vxlan-blocked"
+
+
+def test_local_backends_failing_with_bridge_nf_on_is_inconclusive() -> None:
+    doc = load("bridge-nf-off")
+    for c in doc["node_checks"]:
+        c["sysctls"]["net.bridge.bridge-nf-call-iptables"] = "1"
+    j = judge(doc)
+    v = j.verdict("test_service", "node-2")
+    f = j.finding(v.finding)
+    assert v.outcome == FAILED and f is not None and f.cause == "inconclusive"
+    assert f.contradicting == ("net.bridge.bridge-nf-call-iptables=1 on node-2",)
+
+
+def test_dns_knock_on_names_the_failed_pair() -> None:
+    """node-1's only DNS endpoint runs on node-2, and node-1 -> node-2 has no pod connectivity:
+    DNS on node-1 is a knock-on of that finding, and says which pair."""
+    doc = vxlan_doc()
+    doc["dns_endpoints"] = {"10.244.1.9": "node-2"}
+    for r in doc["dns"]:
+        if r["node"] == "node-1":
+            r.update(rcode="TIMEOUT", answers=[], ok=False)
+    j = judge(doc)
+    v = j.verdict("test_dns", "node-1")
+    f = j.finding(v.finding)
+    assert v.outcome == SKIPPED and f is not None
+    assert f.root == "vxlan-blocked:node-2" and f.pairs == ("node-1->node-2",)
+    assert "node-1->node-2" in v.message and "knock-on" in v.message
+    # DNS on node-3 answers: nothing to say there
+    assert j.verdict("test_dns", "node-3").outcome == PASSED
+
+
+def test_dns_without_endpoint_knowledge_is_its_own_finding() -> None:
+    j = judge(load("dns-blocked"))
+    f = j.finding(j.verdict("test_dns", "node-2").finding)
+    assert f is not None and f.root is None and f.nodes == ("node-2",)
+
+
+def test_unmeasured_subject_skips() -> None:
+    j = judge(load("healthy"))
+    assert j.verdict("test_pod_ping", "node-1->node-9").outcome == SKIPPED
+
+
+@pytest.mark.parametrize("fault", sorted(EXPECTED))
+def test_summary_headline_names_exactly_the_findings_nodes_and_pairs(fault: str) -> None:
+    doc = load(fault)
+    j = judge(doc)
+    doc["findings"] = [f.as_dict() for f in j.findings]
+    doc["diagnoses"] = [{"cause": j.finding(v.finding).cause,  # type: ignore[union-attr]
+                         "finding": v.finding, "message": v.message, "nodes": [], "pairs": []}
+                        for v in j.verdicts.values() if v.outcome == FAILED]
+    groups = ClusterView(doc).groups
+    assert groups
+    for g in groups:
+        assert g.finding is not None
+        if not g.pairs:
+            assert all(n in g.headline for n in g.nodes), g.headline
+        for n in g.involving:
+            assert all(n in p.split("->") for p in g.pairs), g.headline
+        if g.pairs and not g.involving:
+            assert all(p in g.headline for p in g.pairs[:6]), g.headline
+        assert g.evidence, "the finding's nodes' evidence is attached for the HTML report"
+
+
+def test_headline_never_names_a_node_outside_its_pairs() -> None:
+    """The old bug: the nodes that appear most often, above an example pair with none."""
+    pairs = ["node-13->node-1", "node-15->node-2", "node-16->node-3", "node-13->node-4"]
+    diags = [{"cause": "vxlan-blocked", "pairs": [p], "nodes": p.split("->"), "message": p}
+             for p in pairs]
+    (g,) = group_diagnoses(diags)
+    assert g.involving == []
+    assert g.headline == ("Overlay port blocked: 4 pairs: node-13->node-1, node-13->node-4, "
+                          "node-15->node-2, node-16->node-3")

@@ -1,0 +1,57 @@
+"""How a probe failed, told apart from what the network did (pure: no lab needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_k8snet.backends import ExecResult
+from pytest_k8snet.measure import exec_failure, key_id
+from pytest_k8snet.probes import iperf
+
+DATA = Path(__file__).parent / "data"
+
+
+def res(code: int, out: str = "", err: str = "", timed_out: bool = False) -> ExecResult:
+    return ExecResult(("tool",), code, out, err, 0.1, timed_out)
+
+
+@pytest.mark.parametrize("result, kind", [
+    (res(0, "ok"), None),
+    (res(1, "3 packets transmitted, 0 received"), None),  # ping's verdict on the network
+    (res(28, "", "curl: (28) Connection timed out"), None),
+    (res(1, "", 'exec of "iperf3" failed: No such file or directory'), "tool-missing"),
+    (res(127, "", "sh: dig: not found"), "tool-missing"),
+    (res(126, "", 'OCI runtime exec failed: exec failed: unable to start container process: '
+               'exec: "iperf3": executable file not found in $PATH'), "tool-missing"),
+    (res(255, "", 'Cannot open network namespace "k8snet-x": No such file or directory'),
+     "exec-error"),
+    (res(124, "", "", timed_out=True), "timeout"),
+    (res(-15, "", ""), "interrupted"),
+])
+def test_exec_failure_kinds(result: ExecResult, kind: str | None) -> None:
+    assert exec_failure(result) == kind
+
+
+def test_iperf_failures_say_how() -> None:
+    interrupted = json.dumps({"start": {}, "intervals": [], "end": {},
+                              "error": "interrupt - the client has terminated"})
+    assert iperf.parse("x", 1, interrupted).failure == iperf.INTERRUPTED
+    assert iperf.parse("x", 1, "", 'exec of "iperf3" failed: No such file or directory',
+                       1).failure == iperf.TOOL_MISSING
+    assert iperf.parse("x", 1, "", "", 124, timed_out=True).failure == iperf.TIMEOUT
+    assert iperf.parse("x", 1, "{not json").failure == iperf.EXEC_ERROR
+    timeout = (DATA / "iperf3_connect_timeout.json").read_text()
+    assert iperf.parse("x", 1, timeout).failure == iperf.NETWORK
+    ok = iperf.parse("x", 1, (DATA / "iperf3_udp_ok.json").read_text())
+    assert ok.ok and ok.failure is None
+
+
+def test_key_ids() -> None:
+    assert key_id("ping-pod-56", ("node-1", "node-2")) == "node-1->node-2"
+    assert key_id("udp", ("node-1", "node-2")) == "node-1->node-2"
+    assert key_id("egress", ("node-1", "pod")) == "node-1/pod"
+    assert key_id("dns", ("node-1", "world.example.com")) == "node-1/world.example.com"
+    assert key_id("service", "node-1") == "node-1"
