@@ -68,14 +68,45 @@ def _egress_port_range(lab: "Lab", node: dict[str, Any], value: str | None, on: 
             "--sport", LOW_PORTS]
     _rule(lab, lab.gateway["netns"], "FORWARD", spec, "egress-port-range", on)
     port_range = "1024 65535" if on else "32768 60999"
+    if lab.kubernetes:
+        # Real pods: the CNI's tuning plugin gives the node's new pods the wide range.
+        from .kube import node as kube_node
+
+        kube_node.write_cni(lab.state_dir / node["name"], node, lab.spec["overlay_mtu"],
+                            port_range if on else None)
+        return
     for kind in ("probe", "echo"):
         ns.write_sysctls(node[kind]["netns"], {"net.ipv4.ip_local_port_range": port_range})
 
 
 def _dns_blocked(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
+    if lab.kubernetes:
+        # The cluster DNS is CoreDNS behind a Service: drop what the node and its pods send
+        # to that Service (matched before kube-proxy's DNAT), and nothing else, so CoreDNS
+        # replicas on this node still serve the other nodes.
+        dns_ip = lab.kubernetes["cluster_dns"]
+        for proto in ("udp", "tcp"):
+            match = ["-p", proto, "--dport", "53", "-m", "conntrack", "--ctorigdst", dns_ip]
+            _rule(lab, node["netns"], "OUTPUT", match, "dns-blocked", on)
+            _rule(lab, node["netns"], "FORWARD", ["-s", node["pod_cidr"], *match],
+                  "dns-blocked", on)
+        return
     for proto in ("udp", "tcp"):
         _rule(lab, lab.dns["netns"], "INPUT", ["-s", node["ip"], "-p", proto, "--dport", "53"],
               "dns-blocked", on)
+
+
+# What a hardened host firewall (ufw) closes: incident 1's list, minus VXLAN (its own fault).
+HOST_FIREWALL_PORTS = (("tcp", "6443"), ("tcp", "2379:2380"), ("tcp", "10250"), ("tcp", "53"),
+                       ("udp", "53"))
+
+
+def _host_firewall(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
+    # Only on the underlay: the lab's management network stands for the out-of-band path
+    # the test harness itself needs (the API server reaches kubelets over it).
+    for proto, port in HOST_FIREWALL_PORTS:
+        _rule(lab, node["netns"], "INPUT", ["-i", "eth0", "-p", proto, "--dport", port],
+              "host-firewall", on)
 
 
 def _pod_cidr_overlap(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
@@ -101,6 +132,8 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
           "network (build-time: `up --fault pod-cidr-overlap`)", None, False, _pod_cidr_overlap),
     Fault("egress-port-range", "2", "the gateway drops new egress connections from the node with "
           "source ports below 32768; its pods use ports 1024-65535", None, True, _egress_port_range),
+    Fault("host-firewall", "1", "a hardened host firewall on the node drops incoming TCP 6443, "
+          "2379-2380, 10250 and TCP/UDP 53 on its underlay", None, True, _host_firewall),
     Fault("dns-blocked", "1", "the cluster DNS server drops queries from the node (extra: not an "
           "incident of its own, for 'DNS unreachable')", None, True, _dns_blocked),
 )}

@@ -38,6 +38,7 @@ PREFIX = "k8snet-"
 VXLAN_PORT = 8472
 VXLAN_OVERHEAD = 50
 PROBE_PORT = 8080
+KUBELET_PORT = 10250
 WORLD_PORT = 80
 EXT_CIDR = ipaddress.ip_network("198.18.0.0/24")  # RFC 2544 benchmarking range: never routed
 SERVICE_IP = "10.96.100.1"
@@ -129,6 +130,9 @@ class Lab:
         node = self.node(node_name)
         if part == "":
             return str(node["netns"])
+        if part in ("probe", "echo") and self.kubernetes:
+            raise LabError(f"{self.name} runs real Kubernetes: its pods are reached with "
+                           f"KUBECONFIG={self.kubernetes['kubeconfig']} kubectl exec")
         if part in ("probe", "echo"):
             return str(node[part]["netns"])
         raise LabError(f"unknown target {target!r}: use NODE, NODE/probe or NODE/echo")
@@ -459,6 +463,8 @@ def _start_processes(lab: Lab) -> None:
         for kind in () if lab.kubernetes else ("probe", "echo"):
             pod = node[kind]
             listens += ["--listen", f"{pod['netns']}:{PROBE_PORT}:{pod['name']}"]
+        if not lab.kubernetes:  # a stand-in for the kubelet's port, for the port checks
+            listens += ["--listen", f"{node['netns']}:{KUBELET_PORT}:kubelet-{node['name']}"]
     listens += ["--listen", f"{lab.world['netns']}:{WORLD_PORT}:world"]
     with open(logs / "server.log", "w") as log:
         server = subprocess.Popen(

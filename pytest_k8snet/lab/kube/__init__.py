@@ -175,7 +175,7 @@ def node_nat_rules(lab: "Lab") -> str:
         "*nat", ":POSTROUTING ACCEPT [0:0]", ":FLANNEL-POSTRTG - [0:0]",
         "-A POSTROUTING -m comment --comment flanneld-masq -j FLANNEL-POSTRTG",
         f"-A FLANNEL-POSTRTG -s {pod} -d {pod} -j RETURN",
-        f"-A FLANNEL-POSTRTG -s {pod} ! -d 224.0.0.0/4 -j MASQUERADE --random-fully",
+        f"-A FLANNEL-POSTRTG -s {pod} ! -d 224.0.0.0/4 -j MASQUERADE",
         "COMMIT"]) + "\n"
 
 
@@ -443,3 +443,36 @@ def teardown(lab_name: str) -> None:
                     break
                 except OSError:
                     time.sleep(0.05)
+
+
+# -- using the cluster -------------------------------------------------------------------------
+
+
+def client_env(lab: "Lab") -> dict[str, str]:
+    """What points pytest (and kubectl) at this lab's cluster: the kubeconfig, the locally
+    imported probe image and the lab's own egress target (the lab has no internet)."""
+    k = lab.kubernetes
+    return {"KUBECONFIG": k["kubeconfig"], "K8SNET_BACKEND": "kube",
+            "K8SNET_PROBE_IMAGE": k["images"]["probe"],
+            "K8SNET_EGRESS_URL": f"http://{lab.world['name']}:{lab.world['port']}/"}
+
+
+def run_with_cluster(spec: Any, command: list[str]) -> int:
+    """``k8snet-lab run --kubernetes -- CMD``: up, CMD with :func:`client_env`, down."""
+    from ..lab import down, up
+
+    lab = up(spec)
+    env = {**os.environ, **client_env(lab)}
+    try:
+        try:
+            proc = subprocess.Popen(command, env=env)
+        except FileNotFoundError:
+            print(f"k8snet-lab: {command[0]}: command not found", file=sys.stderr)
+            return 127
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGINT)
+            return proc.wait()
+    finally:
+        down(lab.name)

@@ -31,7 +31,10 @@ def cni_conflist(node: dict[str, Any], overlay_mtu: int, ipam_dir: Path,
     egress-port-range fault: pods that pick low source ports).
     """
     plugins: list[dict[str, Any]] = [
-        {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False,
+        # isGateway false: the lab already gave cni0 the gateway address, and with it true the
+        # plugin sets ip_forward=1 on every new pod, silently undoing a reset like
+        # incident 5's (flannel's default config does exactly that on real clusters).
+        {"type": "bridge", "bridge": "cni0", "isGateway": False, "ipMasq": False,
          "hairpinMode": True, "mtu": overlay_mtu,
          "ipam": {"type": "host-local", "dataDir": str(ipam_dir),
                   "ranges": [[{"subnet": node["pod_cidr"],

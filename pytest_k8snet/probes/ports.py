@@ -1,0 +1,83 @@
+"""Control-plane ports from a node's host network: TCP connects and DNS over UDP and TCP.
+
+One exec per source node runs every check concurrently and prints one line per check::
+
+    tcp 172.28.128.12 10250 open
+    tcp 172.28.128.12 2379 refused
+    dns-udp 10.96.0.10 53 timeout
+
+A TCP connect that is refused proves the path is open and nothing listens there (the check
+says so and skips that port); only a connect that times out is a dropped port. bash's
+/dev/tcp tells the two apart, which ``nc -z`` does not.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["tcp", "dns-udp", "dns-tcp"]
+State = Literal["open", "refused", "timeout", "error"]
+STATES: tuple[State, ...] = ("open", "refused", "timeout", "error")
+
+
+@dataclass(frozen=True)
+class PortCheck:
+    kind: Kind
+    ip: str
+    port: int
+    peer: str  # what listens there, for messages: "node-2 kubelet", "API server", "cluster DNS"
+    state: State = "error"
+
+    @property
+    def label(self) -> str:
+        proto = "udp" if self.kind == "dns-udp" else "tcp"
+        return f"{proto}/{self.port}"
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.kind, self.ip, self.port)
+
+
+def _host(ip: str) -> str:
+    return f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
+
+
+def script(checks: Sequence[PortCheck], timeout: float, dns_name: str) -> str:
+    t = max(1, round(timeout))
+    lines = []
+    for c in checks:
+        tag = f"{c.kind} {c.ip} {c.port}"
+        if c.kind == "tcp":
+            # exit 0: connected; 124: no answer in time; anything else: refused or unreachable
+            lines.append(
+                f"( timeout {t} bash -c 'exec 3<>/dev/tcp/{c.ip}/{c.port}' 2>/dev/null; rc=$?; "
+                f"if [ $rc -eq 0 ]; then s=open; elif [ $rc -eq 124 ]; then s=timeout; "
+                f"else s=refused; fi; echo \"{tag} $s\" ) &")
+        else:
+            tcp = " +tcp" if c.kind == "dns-tcp" else ""
+            lines.append(
+                f"( out=$(dig{tcp} +time={t} +tries=1 -p {c.port} @{c.ip} "
+                f"{shlex.quote(dns_name)} A 2>&1); "
+                f"case \"$out\" in *'status: '*) s=open;; *refused*) s=refused;; "
+                f"*'timed out'*|*'no servers'*) s=timeout;; *) s=error;; esac; "
+                f"echo \"{tag} $s\" ) &")
+    lines.append("wait")
+    return "\n".join(lines)
+
+
+def argv(checks: Sequence[PortCheck], timeout: float, dns_name: str) -> list[str]:
+    return ["bash", "-c", script(checks, timeout, dns_name)]
+
+
+def parse(checks: Sequence[PortCheck], stdout: str) -> list[PortCheck]:
+    """The checks with their states; a check with no line is ``error`` (the probe broke)."""
+    seen: dict[tuple[str, str, int], State] = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[2].isdigit() and parts[3] in STATES:
+            seen[(parts[0], parts[1], int(parts[2]))] = parts[3]  # type: ignore[assignment]
+    return [PortCheck(c.kind, c.ip, c.port, c.peer, seen.get(c.key, "error")) for c in checks]
