@@ -21,6 +21,17 @@ if [ -n "$missing" ]; then
   { apt-get update -qq && apt-get install -y -qq $missing; } >/dev/null 2>&1 \
     || echo "could not install$missing: the tests that need them will skip"
 fi
+# Packaging: the install the README shows (a built wheel, in a fresh venv) must give the
+# plugin, the lab command, --html and -n.
+wheeldir=$(mktemp -d)
+.venv/bin/pip wheel -q --no-deps -w "$wheeldir" .
+.venv/bin/python -m venv "$wheeldir/venv"
+"$wheeldir/venv/bin/pip" install -q "$wheeldir"/pytest_k8snet-*.whl
+(cd "$wheeldir" && venv/bin/python -m pytest --help > help.txt && venv/bin/k8snet-lab --help >/dev/null)
+for opt in --k8s-lab-name --html --numprocesses; do
+  grep -q -- "$opt" "$wheeldir/help.txt" || { echo "wheel install: pytest --help lacks $opt"; exit 1; }
+done
+rm -rf "$wheeldir"
 set +e
 # Every lab this run creates records this marker as its owner (the tests' labs, the plugin's
 # per-run labs), so that the cleanup below removes those and no other user's or job's lab.
