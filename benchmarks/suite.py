@@ -47,7 +47,7 @@ def main() -> None:
         counter = Counter()
         try:
             t = time.perf_counter()
-            code = pytest.main(["--pyargs", "pytest_k8snet.suite", "--k8s-lab", name,
+            code = pytest.main(["--pyargs", "pytest_k8snet.suite", "--k8s-lab-name", name,
                                 "-p", "no:cacheprovider", "-p", "no:terminal"], plugins=[counter])
             suite_s = time.perf_counter() - t
         finally:

@@ -1,7 +1,8 @@
 """What a platform team writes on top of pytest-k8snet's fixtures.
 
 Run against a real cluster with ``pytest examples --k8s-kubeconfig ~/.kube/config``,
-or on a lab with ``pytest examples --k8s-lab``. The same tests run on either.
+or on a lab with ``pytest examples --k8s-lab`` (a running lab: ``--k8s-lab-name NAME``).
+The same tests run on either.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,11 @@ import pytest
 PAIR_MODES = re.compile(r"^(all|ring|sample:[1-9]\d*)$")
 SELECTOR = re.compile(r"^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*$")
 DEFAULT_IMAGE = "docker.io/nicolaka/netshoot:v0.13"
-AUTO_LAB = "__auto__"
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+# A pod's service account, as client-go's rest.InClusterConfig finds it: both must be there.
+SERVICE_HOST_ENV = "KUBERNETES_SERVICE_HOST"
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 @dataclass(frozen=True)
@@ -29,29 +33,38 @@ class Option:
     kind: Callable[[str], Any] = str
     flag: bool = False
     env: str | None = None
-    optional_value: bool = False  # --k8s-lab may come with or without a name
+    multi: bool = False  # repeatable on the command line; a comma list in ini and env
 
 
 OPTIONS: tuple[Option, ...] = (
     Option("kubeconfig", "kubeconfig file (falls back to KUBECONFIG, then ~/.kube/config).",
            env="KUBECONFIG"),
     Option("context", "kubeconfig context to use (default: the current context)."),
-    Option("backend", "auto, lab or kube. auto: kube when a kubeconfig is given or found, "
-           "else a lab brought up for the run.", default="auto"),
-    Option("lab", "use the running lab NAME; with no NAME, bring one up for this run and take "
-           "it down afterwards.", optional_value=True),
+    Option("backend", "auto, lab or kube. auto: a lab when --k8s-lab or --k8s-lab-name is "
+           "given, else kube when a kubeconfig is given or found or when running in a pod "
+           "(its service account), else a simulated lab brought up for the run.",
+           default="auto"),
+    # A flag plus a separate name option: an optional value (``--k8s-lab [NAME]``) ate the
+    # next argument, so ``pytest --k8s-lab tests/`` looked for a lab named ``tests/``.
+    Option("lab", "test a lab (simulated cluster network): bring one up for this run and take "
+           "it down afterwards, or use --k8s-lab-name.", default=False, flag=True),
+    Option("lab-name", "use the running lab NAME (implies --k8s-lab)."),
     Option("lab-nodes", "nodes of a lab brought up for the run (1..32).", default=3, kind=int),
     Option("namespace", "namespace for the probes (default: a fresh k8snet-<run id>, created "
            "and deleted by the run)."),
     Option("probe-image", "probe image with ping, curl, dig, iperf3 and tracepath.",
            default=DEFAULT_IMAGE),
-    Option("node-selector", "only nodes with this LABEL=VALUE."),
+    Option("node-selector", "only nodes with this LABEL=VALUE; repeat it or give a comma list "
+           "for several (a node must match all). Nodes whose kubernetes.io/os is not linux, "
+           "Fargate and virtual-kubelet nodes are always left out (the summary says so).",
+           default=(), multi=True),
     Option("pairs", "node pairs to probe: all (every ordered pair), ring, or sample:K.",
            default="all"),
     Option("expect-mtu", "path MTU in bytes the pod network must carry (default: the probe "
            "pod's interface MTU).", kind=int),
-    Option("timeout", "seconds for each probe; setup is bounded by 10x this.", default=5.0,
-           kind=float),
+    Option("timeout", "seconds for each probe.", default=5.0, kind=float),
+    Option("setup-timeout", "seconds to wait for the probes to start (image pulls included).",
+           default=300.0, kind=float),
     Option("keep", "leave the probes (or the lab) running for debugging and print how to remove "
            "them.", default=False, flag=True),
     Option("results", "write every measurement as JSON to this file."),
@@ -65,6 +78,9 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+OPTIONS_BY_NAME = {opt.name: opt for opt in OPTIONS}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every k8snet setting after precedence is applied; stored in ``config.stash``."""
@@ -72,11 +88,11 @@ class Settings:
     kubeconfig: str | None
     context: str | None
     backend: str
-    lab: str | None
+    lab: bool
     lab_nodes: int
     namespace: str | None
     probe_image: str
-    node_selector: str | None
+    node_selector: tuple[str, ...]
     pairs: str
     expect_mtu: int | None
     timeout: float
@@ -87,10 +103,18 @@ class Settings:
     egress_url: str
     egress_attempts: int
     run_id: str
+    # Defaults below: code that builds Settings by hand (tests) need not know them.
+    lab_name: str | None = None
+    setup_timeout: float = 300.0
+    # Resolved once from the options and the environment (see resolve_backend):
+    kind: str = ""  # the backend this run uses: "lab" or "kube" ("": not resolved yet)
+    in_cluster: bool = False  # kube through the pod's service account, no kubeconfig
+    kind_reason: str = ""  # why, for the terminal header and the results file
 
     @property
     def auto_lab(self) -> bool:
-        return self.lab == AUTO_LAB
+        """A lab brought up (and taken down) by this run, rather than a running one."""
+        return backend_kind(self) == "lab" and not self.lab_name
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -111,9 +135,9 @@ def add_options(parser: pytest.Parser) -> None:
         if opt.flag:
             group.addoption(f"--k8s-{opt.name}", action="store_true", default=None,
                             dest=dest(opt), help=helptext)
-        elif opt.optional_value:
-            group.addoption(f"--k8s-{opt.name}", nargs="?", const=AUTO_LAB, default=None,
-                            dest=dest(opt), metavar="NAME", help=helptext)
+        elif opt.multi:
+            group.addoption(f"--k8s-{opt.name}", action="append", default=None, dest=dest(opt),
+                            metavar=opt.name.split("-")[-1].upper(), help=helptext)
         else:
             group.addoption(f"--k8s-{opt.name}", default=None, dest=dest(opt),
                             metavar=opt.name.split("-")[-1].upper(), help=helptext)
@@ -124,9 +148,15 @@ def _convert(opt: Option, raw: Any, source: str) -> Any:
     if opt.flag:
         if isinstance(raw, bool):
             return raw
-        return str(raw).strip().lower() in ("1", "true", "yes", "on")
-    if opt.optional_value and raw in ("", None):
-        return AUTO_LAB
+        word = str(raw).strip().lower()
+        if word in TRUE_WORDS or word in FALSE_WORDS:
+            return word in TRUE_WORDS
+        raise pytest.UsageError(f"k8snet: {source} for --k8s-{opt.name} must be one of "
+                                f"{', '.join(TRUE_WORDS + FALSE_WORDS)}, got {raw!r}")
+    if opt.multi:
+        items = raw if isinstance(raw, list) else [raw]
+        return tuple(part.strip() for item in items for part in str(item).split(",")
+                     if part.strip())
     try:
         return opt.kind(raw)
     except (TypeError, ValueError):
@@ -135,39 +165,61 @@ def _convert(opt: Option, raw: Any, source: str) -> Any:
                                 f"got {raw!r}") from None
 
 
+def _legacy_lab_env(env: str | None) -> str | None:
+    """``K8SNET_LAB=NAME`` (what ``k8snet-lab run`` sets) still names a running lab:
+    a value that is not a yes/no word is a lab name, not a flag."""
+    if env is None or env.strip().lower() in TRUE_WORDS + FALSE_WORDS + ("",):
+        return None
+    return env.strip()
+
+
 def resolve(config: pytest.Config, run_id: str) -> Settings:
     values: dict[str, Any] = {}
+    lab_env = os.environ.get(env_name(OPTIONS_BY_NAME["lab"]))
+    legacy_lab = _legacy_lab_env(lab_env)
     for opt in OPTIONS:
         cli = config.getoption(dest(opt))
         ini = config.getini(dest(opt))
         env = os.environ.get(env_name(opt))
+        if opt.name == "lab" and legacy_lab is not None:
+            env = "1"
+        if opt.name == "lab" and lab_env == "":
+            env = "1"  # K8SNET_LAB= (set, empty) asked for a lab before it became a flag
+        if opt.name == "lab-name" and env in (None, "") and legacy_lab is not None:
+            env = legacy_lab
         if cli is not None:
             values[dest(opt)[4:]] = _convert(opt, cli, "the command line")
         elif ini not in (None, ""):
             values[dest(opt)[4:]] = _convert(opt, ini, f"ini {dest(opt)}")
         elif env not in (None, ""):
             values[dest(opt)[4:]] = _convert(opt, env, f"env {env_name(opt)}")
-        elif opt.optional_value and env == "":
-            values[dest(opt)[4:]] = AUTO_LAB
         else:
             values[dest(opt)[4:]] = opt.default
     settings = Settings(run_id=run_id, **values)
     validate(settings)
-    return settings
+    kind, in_cluster, reason = resolve_backend(settings)
+    return replace(settings, kind=kind, in_cluster=in_cluster, kind_reason=reason)
 
 
 def validate(s: Settings) -> None:
     problems = []
     if not PAIR_MODES.match(s.pairs):
         problems.append(f"--k8s-pairs must be all, ring or sample:K, got {s.pairs!r}")
-    if s.node_selector and not SELECTOR.match(s.node_selector):
-        problems.append(f"--k8s-node-selector must be LABEL=VALUE, got {s.node_selector!r}")
+    for selector in s.node_selector or ():
+        if not SELECTOR.match(selector):
+            problems.append(f"--k8s-node-selector must be LABEL=VALUE, got {selector!r}")
     if s.backend not in ("auto", "lab", "kube"):
         problems.append(f"--k8s-backend must be auto, lab or kube, got {s.backend!r}")
     if not 1 <= s.lab_nodes <= 32:
         problems.append(f"--k8s-lab-nodes must be 1..32, got {s.lab_nodes}")
     if s.timeout <= 0:
         problems.append(f"--k8s-timeout must be positive, got {s.timeout:g}")
+    if s.setup_timeout <= 0:
+        problems.append(f"--k8s-setup-timeout must be positive, got {s.setup_timeout:g}")
+    if s.lab_name and s.backend == "kube":
+        problems.append("--k8s-lab-name names a lab, but --k8s-backend is kube")
+    if s.lab and s.backend == "kube":
+        problems.append("--k8s-lab asks for a lab, but --k8s-backend is kube")
     if s.expect_mtu is not None and not 68 <= s.expect_mtu <= 65535:
         problems.append(f"--k8s-expect-mtu must be 68..65535, got {s.expect_mtu}")
     if s.egress_attempts < 1:
@@ -178,16 +230,45 @@ def validate(s: Settings) -> None:
         raise pytest.UsageError("k8snet: " + "; ".join(problems))
 
 
+def in_a_pod() -> bool:
+    """Running inside a Kubernetes pod with a service account (a CI runner pod)."""
+    return bool(os.environ.get(SERVICE_HOST_ENV)) and Path(SERVICE_ACCOUNT_TOKEN).is_file()
+
+
+def resolve_backend(s: Settings) -> tuple[str, bool, str]:
+    """(kind, in_cluster, why): which backend this run uses, decided once.
+
+    auto: a lab asked for wins, then a kubeconfig (given or ~/.kube/config), then the
+    service account of the pod we run in, and only then a simulated lab -- which the
+    terminal header and the results then say loudly, since nothing real is tested.
+    """
+    kubeconfig = s.kubeconfig or ""
+    found = Path("~/.kube/config").expanduser().is_file()
+    if s.backend == "lab" or (s.backend == "auto" and (s.lab or s.lab_name)):
+        how = "--k8s-backend lab" if s.backend == "lab" else (
+            "--k8s-lab-name" if s.lab_name else "--k8s-lab")
+        return "lab", False, f"{how} asked for a lab"
+    if kubeconfig or found:
+        why = f"kubeconfig {kubeconfig or '~/.kube/config'}"
+        return "kube", False, (f"--k8s-backend kube, {why}" if s.backend == "kube"
+                               else f"auto: {why}")
+    if in_a_pod():
+        return "kube", True, (("--k8s-backend kube" if s.backend == "kube" else "auto")
+                              + ": no kubeconfig, running in a pod: its service account")
+    if s.backend == "kube":
+        return "kube", False, "--k8s-backend kube (no kubeconfig found)"
+    return "lab", False, ("auto: no kubeconfig (--k8s-kubeconfig, KUBECONFIG, ~/.kube/config) "
+                          "and not in a pod, so a simulated lab")
+
+
 def backend_kind(s: Settings) -> str:
-    """Which backend auto means: an explicit lab wins, then any kubeconfig, then a new lab."""
-    if s.backend != "auto":
-        return s.backend
-    if s.lab is not None:
-        return "lab"
-    if s.kubeconfig or Path("~/.kube/config").expanduser().is_file():
-        return "kube"
-    return "lab"
+    """Which backend this run uses (``lab`` or ``kube``)."""
+    return s.kind or resolve_backend(s)[0]
 
 
 def kubeconfig_path(s: Settings) -> str:
+    """The kubeconfig to load; ``""`` when the run uses the pod's service account
+    (``s.in_cluster``): the kube backend then loads the in-cluster config."""
+    if s.in_cluster:
+        return ""
     return str(Path(s.kubeconfig or "~/.kube/config").expanduser())

@@ -1,15 +1,19 @@
 """Per-run state kept in ``config.stash``: settings, the backend, the cluster, and results.
 
 Nothing here touches a cluster until a k8snet fixture (or parametrization over
-nodes) asks for it, so ``--help``, ``--fixtures`` and plain test runs stay offline.
+nodes) asks for it, so ``--help``, ``--fixtures``, ``--collect-only`` and plain test
+runs stay offline.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 import tempfile
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -19,10 +23,74 @@ import pytest
 from filelock import FileLock
 
 from .backends import Backend, BackendError, Node
-from .cluster import Cluster, node_matches
+from .cluster import Cluster
 from .settings import Settings, backend_kind, kubeconfig_path
 
 STATE_KEY = pytest.StashKey["State"]()
+SELECTION_FILE = "selection.json"  # a worker's node selection, for the controller's summary
+CREATED_FILE = "created"  # a worker is about to create probes (or a lab): cleanup has work
+# What the readiness check (Cluster.readiness) reports when a probe endpoint cannot run
+# even ``true``: the only reason a node's network tests may skip.
+UNREACHABLE_MARKS = ("-network probe does not run commands",)
+
+
+# -- node selection -------------------------------------------------------------------------
+
+def not_probeable(node: Node) -> str | None:
+    """Why the Linux probe pods cannot run on ``node`` at all (None: they can).
+
+    The kubelet sets ``kubernetes.io/os`` on every node; a node without it (the lab's) is
+    taken as Linux. Fargate and virtual-kubelet nodes run no nodeName-pinned or
+    host-network pods.
+    """
+    labels = node.labels
+    os_name = labels.get("kubernetes.io/os", labels.get("beta.kubernetes.io/os", "linux"))
+    if os_name != "linux":
+        return f"kubernetes.io/os={os_name}: the probe image runs on Linux nodes only"
+    if labels.get("eks.amazonaws.com/compute-type") == "fargate":
+        return "Fargate node (eks.amazonaws.com/compute-type=fargate): no host-network pods"
+    if labels.get("type") == "virtual-kubelet" or "virtual-kubelet.io/provider" in labels:
+        return "virtual-kubelet node: no real node network to probe"
+    return None
+
+
+def matches(node: Node, selectors: Iterable[str]) -> bool:
+    """``node`` has every ``LABEL=VALUE`` of ``selectors`` (kubectl's ``-l a=b,c=d``)."""
+    for selector in selectors:
+        key, _, value = selector.partition("=")
+        if node.labels.get(key) != value:
+            return False
+    return True
+
+
+def split_selectors(selector: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Selectors from a marker argument or a setting: one string (a comma list) or several."""
+    if not selector:
+        return ()
+    items = [selector] if isinstance(selector, str) else list(selector)
+    return tuple(p.strip() for item in items for p in str(item).split(",") if p.strip())
+
+
+def unreachable_nodes(readiness: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Nodes whose probes truly cannot run (from ``Cluster.readiness()``), with the reason.
+
+    Cordoned, NotReady or DiskPressure alone do not count: a pod pinned by nodeName
+    still runs there, and the probes measure it.
+    """
+    out: dict[str, str] = {}
+    for node, problems in readiness.items():
+        why = [p for p in problems if any(mark in p for mark in UNREACHABLE_MARKS)]
+        if why:
+            out[node] = why[0]
+    return out
+
+
+def in_no_io_mode(config: pytest.Config) -> bool:
+    """``--collect-only``, ``--fixtures`` and ``--fixtures-per-test`` only show tests or
+    fixtures: they must work offline, and fast, with any kubeconfig."""
+    opt = config.option
+    return bool(getattr(opt, "collectonly", False) or getattr(opt, "showfixtures", False)
+                or getattr(opt, "show_fixtures_per_test", False))
 
 
 class State:
@@ -41,13 +109,20 @@ class State:
         self.started = time.time()
         self._old_handlers: dict[int, Any] = {}
         self._keep_message: str | None = None
+        self.no_io = in_no_io_mode(config)
+        # Selection, for the summary: nodes left out (name -> why) and how many were chosen.
+        self.left_out: dict[str, str] = {}
+        self.selected_count: int | None = None
+        self.selection_error: str | None = None
+        # What tests actually exercised (passed or failed, not skipped), from their reports.
+        self.tested_nodes: set[str] = set()
+        self.tested_pairs: set[tuple[str, str, str]] = set()  # (src, dst, network)
 
     # -- names ------------------------------------------------------------------------------
 
     @property
     def lab_name(self) -> str:
-        return f"r{self.settings.run_id}" if self.settings.auto_lab or self.settings.lab is None \
-            else str(self.settings.lab)
+        return self.settings.lab_name or f"r{self.settings.run_id}"
 
     @property
     def shared_dir(self) -> Path | None:
@@ -60,13 +135,41 @@ class State:
     def shared_dir_for_run(self) -> Path:
         return Path(tempfile.gettempdir()) / f"k8snet-{self.settings.run_id}"
 
-    def identity(self) -> dict[str, Any]:
-        if self._backend is not None:
-            return self._backend.identity()
+    def target(self) -> dict[str, Any]:
+        """What is under test, said so that a lab run cannot pass for a cluster run.
+
+        ``simulated``: True for a lab (network namespaces on this machine, no Kubernetes);
+        ``target``: one line for people; ``chosen_by``: why this backend (auto's reasoning);
+        ``in_cluster``: kube through the pod's service account. No cluster I/O.
+        """
+        s = self.settings
         if self.kind == "lab":
-            return {"kind": "lab", "name": self.lab_name}
-        return {"kind": "kube", "kubeconfig": kubeconfig_path(self.settings),
-                "context": self.settings.context}
+            how = (f"running lab {self.lab_name}" if s.lab_name
+                   else f"lab {self.lab_name} of {s.lab_nodes} node"
+                   f"{'s' if s.lab_nodes != 1 else ''} brought up for this run")
+            text = f"SIMULATED lab, not a Kubernetes cluster ({how})"
+        elif s.in_cluster:
+            host = os.environ.get("KUBERNETES_SERVICE_HOST", "?")
+            port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+            text = (f"Kubernetes cluster of this pod (in-cluster service account, "
+                    f"https://{host}:{port})")
+        else:
+            server = _kubeconfig_server(kubeconfig_path(s), s.context)
+            text = (f"Kubernetes cluster {server or '?'} (kubeconfig {kubeconfig_path(s)}"
+                    + (f", context {s.context}" if s.context else "") + ")")
+        return {"simulated": self.kind == "lab", "target": text, "chosen_by": s.kind_reason,
+                "in_cluster": s.in_cluster}
+
+    def identity(self) -> dict[str, Any]:
+        """The cluster's identity for the reports: the backend's, plus :meth:`target`."""
+        if self._backend is not None:
+            ident = dict(self._backend.identity())
+        elif self.kind == "lab":
+            ident = {"kind": "lab", "name": self.lab_name}
+        else:
+            ident = {"kind": "kube", "kubeconfig": kubeconfig_path(self.settings),
+                     "context": self.settings.context}
+        return {**ident, **self.target()}
 
     # -- discovery (collection time) -------------------------------------------------------
 
@@ -82,26 +185,92 @@ class State:
                 raise
         return self._all_nodes
 
+    @property
+    def nodes_known_offline(self) -> bool:
+        """Node names can be had without cluster I/O: a lab's are computed or read locally."""
+        return self.kind == "lab"
+
     def _discover(self) -> list[Node]:
         if self.kind == "lab":
             from .backends.lab import LabBackend, planned_nodes
 
-            if self.settings.lab is None or self.settings.auto_lab:
+            if self.settings.auto_lab:
                 return planned_nodes(self.lab_name, self.settings.lab_nodes)
             return LabBackend.attach(self.lab_name, self.settings.timeout).nodes()
+        if self.no_io:
+            raise BackendError("no cluster I/O in this mode")  # callers check first
         return self.backend().nodes()
 
     def selected_nodes(self) -> list[Node]:
-        nodes = self.all_nodes()
-        chosen = self.config.hook.pytest_k8snet_select_nodes(config=self.config, nodes=nodes)
-        return list(chosen if chosen is not None else nodes)
+        """The nodes to probe: Linux nodes that can run the probes, then the
+        ``pytest_k8snet_select_nodes`` hook (default: ``--k8s-node-selector``).
 
-    def node_names_for_collection(self) -> tuple[list[str], str | None]:
-        """Node names for parametrization, or ([], reason) when they cannot be known."""
+        Cordoned, NotReady and DiskPressure nodes stay: pods pinned by nodeName still run
+        there. Records what was left out and why, for the summary.
+        """
+        nodes = self.all_nodes()
+        probeable: list[Node] = []
+        left_out: dict[str, str] = {}
+        for node in nodes:
+            why = not_probeable(node)
+            if why:
+                left_out[node.name] = why
+            else:
+                probeable.append(node)
+        chosen = self.config.hook.pytest_k8snet_select_nodes(config=self.config,
+                                                             nodes=probeable)
+        result = list(chosen if chosen is not None else probeable)
+        names = {n.name for n in result}
+        selectors = ",".join(self.settings.node_selector or ())
+        for node in probeable:
+            if node.name not in names:
+                left_out[node.name] = (f"not matching --k8s-node-selector {selectors}"
+                                       if selectors else "left out by pytest_k8snet_select_nodes")
+        self.left_out, self.selected_count = left_out, len(result)
+        if not result:
+            self.selection_error = self._no_nodes_message(nodes, left_out)
+        self._share_selection()
+        return result
+
+    def _no_nodes_message(self, nodes: Sequence[Node], left_out: Mapping[str, str]) -> str:
+        selectors = ",".join(self.settings.node_selector or ())
+        if not nodes:
+            return "the cluster has no nodes"
+        what = f"--k8s-node-selector {selectors}" if selectors else "the node selection"
+        reasons = sorted(set(left_out.values()))
+        return (f"{what} matches none of the {len(nodes)} nodes, so nothing would be tested "
+                f"(left out: {'; '.join(reasons[:3])}{' ...' if len(reasons) > 3 else ''})")
+
+    def _share_selection(self) -> None:
+        """Under xdist the controller never lists nodes: a worker leaves the selection in the
+        run's shared dir for the controller's summary."""
+        shared = self.shared_dir
+        if shared is None:
+            return
+        path = shared / SELECTION_FILE
+        if path.exists():
+            return
+        tmp = path.with_suffix(f".{self.worker}.tmp")
+        tmp.write_text(json.dumps({"selected": self.selected_count, "left_out": self.left_out}))
+        tmp.replace(path)
+
+    def selection(self) -> tuple[int | None, dict[str, str]]:
+        """(nodes selected, nodes left out with why) as this process or a worker saw it."""
+        if self.selected_count is not None or self.worker is not None:
+            return self.selected_count, dict(self.left_out)
+        path = self.shared_dir_for_run() / SELECTION_FILE
         try:
-            return [n.name for n in self.selected_nodes()], None
-        except BackendError as exc:
-            return [], str(exc)
+            doc = json.loads(path.read_text())
+            return doc.get("selected"), dict(doc.get("left_out") or {})
+        except (OSError, ValueError):
+            return None, {}
+
+    def note_tested(self, nodes: Iterable[str], pairs: Iterable[tuple[str, str, str]]) -> None:
+        """A test that ran (passed or failed) exercised these nodes and pairs."""
+        for a, b, network in pairs:
+            self.tested_pairs.add((a, b, network))
+            self.tested_nodes.update((a, b))
+        self.tested_nodes.update(nodes)
 
     # -- backend and cluster (test time) ---------------------------------------------------
 
@@ -116,8 +285,8 @@ class State:
             from .backends.lab import LabBackend
             from .lab import LabSpec
 
-            if s.lab is not None and not s.auto_lab:
-                return LabBackend.attach(s.lab, s.timeout)
+            if s.lab_name:
+                return LabBackend.attach(s.lab_name, s.timeout)
             spec = LabSpec(name=self.lab_name, nodes=s.lab_nodes)
             if self.shared_dir is None:
                 return LabBackend.create(spec, s.timeout)
@@ -137,13 +306,12 @@ class State:
 
     def cluster(self) -> Cluster:
         if self._cluster is None:
-            self._install_signal_handlers()
-            backend = self.backend()
+            self.install_signal_handlers()
             nodes = self.selected_nodes()
             if not nodes:
-                raise BackendError("no schedulable nodes match"
-                                   + (f" --k8s-node-selector {self.settings.node_selector}"
-                                      if self.settings.node_selector else ""))
+                raise NoNodesError(self.selection_error or "no nodes selected")
+            self._mark_created()
+            backend = self.backend()
             backend.start(nodes)
             # Probes that did not start (sandbox errors, image pulls) become node problems,
             # which test_nodes_ready reports and the other tests skip on.
@@ -166,10 +334,26 @@ class State:
     def cluster_if_started(self) -> Cluster | None:
         return self._cluster
 
+    def _mark_created(self) -> None:
+        """Under xdist, tell the controller that this run creates something (probes or a
+        lab): written before creating, so a worker killed half-way is still cleaned up, and
+        a run that never used a k8snet fixture makes the controller touch nothing."""
+        shared = self.shared_dir
+        if shared is not None:
+            (shared / CREATED_FILE).touch()
+
     # -- teardown --------------------------------------------------------------------------
 
-    def _install_signal_handlers(self) -> None:
-        """SIGTERM becomes KeyboardInterrupt so that pytest unwinds and we clean up."""
+    def install_signal_handlers(self) -> None:
+        """SIGTERM becomes KeyboardInterrupt so that pytest unwinds and we clean up.
+
+        Called when the cluster is first needed, and by the xdist controller at configure
+        time: the controller never builds a cluster, but it is the process that removes a
+        run's probes or lab, so a SIGTERM to it must unwind too. Idempotent.
+        """
+        if signal.SIGTERM in self._old_handlers:
+            return
+
         def raise_interrupt(signum: int, frame: FrameType | None) -> None:
             raise KeyboardInterrupt(f"signal {signum}")
 
@@ -187,26 +371,50 @@ class State:
                 self._print_keep(backend)
             else:
                 backend.cleanup()
+        self.restore_signal_handlers()
+
+    def restore_signal_handlers(self) -> None:
         for sig, handler in self._old_handlers.items():
-            signal.signal(sig, handler)
+            try:
+                signal.signal(sig, handler)
+            except ValueError:  # not the main thread
+                pass
         self._old_handlers.clear()
 
     def cleanup_run(self) -> None:
-        """Controller side under xdist: remove the run's shared resources by name."""
+        """Controller side under xdist: remove the run's shared resources by name.
+
+        Only when a worker said it creates something (:data:`CREATED_FILE`): a run that
+        used no k8snet fixture sends nothing to the cluster.
+        """
         import shutil
 
-        shutil.rmtree(self.shared_dir_for_run(), ignore_errors=True)
-        if self.settings.keep:
+        run_dir = self.shared_dir_for_run()
+        created = (run_dir / CREATED_FILE).exists()
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if self.settings.keep or not created:
             return
-        if self.kind == "lab" and (self.settings.lab is None or self.settings.auto_lab):
+        if self.kind == "lab" and self.settings.auto_lab:
             from . import lab as labmod
 
             if os.geteuid() == 0 and self.lab_name in labmod.running_labs():
                 labmod.down(self.lab_name)
         elif self.kind == "kube":
-            from .backends.kube import cleanup_run
+            from .backends.kube import RUN_LABEL, cleanup_run, connect
 
-            cleanup_run(self.settings, kubeconfig_path(self.settings))
+            path = kubeconfig_path(self.settings)
+            try:
+                # Local only (no request): kube.cleanup_run returns quietly when it cannot
+                # build a client, and a leak must never be quiet.
+                api, _, _ = connect(path, self.settings.context)
+                api.close()
+            except BackendError as exc:
+                sys.stderr.write(
+                    f"k8snet: cleanup of run {self.settings.run_id} could not connect to the "
+                    f"cluster ({exc}); its probes may still run. Remove them with `kubectl "
+                    f"delete namespace,pods,services -A -l {RUN_LABEL}={self.settings.run_id}`\n")
+                return
+            cleanup_run(self.settings, path)
 
     def _print_keep(self, backend: Backend) -> None:
         # Printed in the terminal summary: output during fixture teardown is captured.
@@ -220,9 +428,31 @@ class State:
             return None
         if self._keep_message:
             return self._keep_message
-        if self.kind == "lab" and (self.settings.lab is None or self.settings.auto_lab):
-            return f"Lab {self.lab_name} is still up; remove it with `k8snet-lab down {self.lab_name}`."
+        if self.kind == "lab" and self.settings.auto_lab:
+            return (f"Lab {self.lab_name} is still up; remove it with "
+                    f"`k8snet-lab down {self.lab_name}`.")
         if self.kind == "kube":
             return (f"Remove them with `kubectl delete namespace -l "
                     f"k8snet.io/run={self.settings.run_id}`.")
+        return None
+
+
+class NoNodesError(BackendError):
+    """No node selected: the run would test nothing (a usage error, never a green run)."""
+
+
+def _kubeconfig_server(path: str, context: str | None) -> str | None:
+    """The API server a kubeconfig's context points at, read from the file (no I/O to the
+    cluster); None when it cannot be told."""
+    import yaml
+
+    try:
+        with open(path.split(os.pathsep)[0]) as fh:
+            doc = yaml.safe_load(fh) or {}
+        name = context or doc.get("current-context")
+        ctx = next(c["context"] for c in doc.get("contexts") or [] if c.get("name") == name)
+        cluster = next(c["cluster"] for c in doc.get("clusters") or []
+                       if c.get("name") == ctx.get("cluster"))
+        return str(cluster["server"])
+    except (OSError, yaml.YAMLError, StopIteration, KeyError, TypeError, AttributeError):
         return None

@@ -77,7 +77,7 @@ def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: list[str]
 
 def test_unknown_lab_is_one_clear_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x(pod_pair): pass\ndef test_y(pod_pair): pass")
-    result = pytester.runpytest("--k8s-lab", "nosuchlab")
+    result = pytester.runpytest("--k8s-lab-name", "nosuchlab")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     out = result.stdout.str() + result.stderr.str()
     assert "no lab named 'nosuchlab'" in out and "Traceback" not in out

@@ -75,8 +75,9 @@ def suite(lab: str, out: Path, *extra: str) -> Run:
     if "-k" not in extra:
         extra = (*extra, *NOT_EGRESS)
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "pytest_k8snet.suite", "--k8s-lab", lab,
-         "-p", "no:cacheprovider", "-q", "--k8s-results", str(out / "results.json"),
+        [sys.executable, "-m", "pytest", "--pyargs", "pytest_k8snet.suite",
+         "--k8s-lab-name", lab, "-p", "no:cacheprovider", "-q",
+         "--k8s-results", str(out / "results.json"),
          "--junitxml", str(out / "junit.xml"), "--html", str(out / "report.html"),
          "--self-contained-html", *extra],
         capture_output=True, text=True, timeout=300, cwd=out)

@@ -34,7 +34,7 @@ EXPECTED = {
 
 
 def run_suite(lab_name: str, tmp_path: Path, *extra: str) -> tuple[int, str, dict[str, str]]:
-    return _run(tmp_path, ["--k8s-lab", lab_name], *extra)
+    return _run(tmp_path, ["--k8s-lab-name", lab_name], *extra)
 
 
 def new_run() -> str:

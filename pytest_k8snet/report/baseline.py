@@ -26,6 +26,8 @@ import pytest
 from .results import SCHEMA, VERSION, natural_key
 
 KINDS = ("pair", "path_mtu", "throughput", "failure_rate")
+# The sections compare() reads: a baseline without any of them compares nothing.
+COMPARED_SECTIONS = ("ping", "path_mtu", "throughput", "egress", "service")
 KIND_TITLES = {"pair": "pair now failing", "path_mtu": "path MTU shrank",
                "throughput": "throughput dropped", "failure_rate": "failure rate rose"}
 
@@ -106,7 +108,31 @@ def load(path: str | Path) -> dict[str, Any]:
     if not isinstance(version, int) or version > VERSION:
         raise BaselineError(f"--k8s-baseline {p}: results version {version!r} is newer than "
                             f"this pytest-k8snet reads ({VERSION}); upgrade pytest-k8snet")
+    if not any(doc.get(section) for section in COMPARED_SECTIONS):
+        # The right schema but nothing measured (a run whose tests all skipped, or -k on a
+        # check that measures nothing comparable): every comparison would pass unseen.
+        raise BaselineError(f"--k8s-baseline {p}: the file has no measurements "
+                            f"({', '.join(COMPARED_SECTIONS)} are all empty), so nothing "
+                            "could be compared with it; write the baseline with a run that "
+                            "probes the cluster (the built-in suite with --k8s-results)")
     return doc
+
+
+def nothing_compared(comparison: "Comparison | None", path: str) -> str | None:
+    """Why a requested baseline comparison compared nothing (None when it compared some).
+
+    A run that measured nothing, or measured pairs and nodes the baseline never saw, has
+    no regressions by construction; that must fail, not pass.
+    """
+    if comparison is None:
+        return (f"--k8s-baseline {path}: nothing compared, this run measured nothing "
+                "comparable (no pings, path MTU, throughput, egress or Service results)")
+    if comparison.compared == 0:
+        before = comparison.baseline.get("nodes") or []
+        return (f"--k8s-baseline {path}: nothing compared, the baseline and this run have no "
+                f"pair or node measured in common (baseline nodes: "
+                f"{', '.join(map(str, before)) or 'none'})")
+    return None
 
 
 def check_option(baseline: str | None) -> None:

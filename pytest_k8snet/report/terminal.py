@@ -187,18 +187,75 @@ def fail_line(report: RunReport) -> str | None:
     return None
 
 
+def _names(names: Sequence[str], limit: int = 8) -> str:
+    from .results import natural_key
+
+    ordered = sorted(names, key=natural_key)
+    return ", ".join(ordered[:limit]) + (f" and {len(ordered) - limit} more"
+                                         if len(ordered) > limit else "")
+
+
+def coverage_lines(state: "State") -> list[Piece]:
+    """What the run actually tested, so that a run that tested little cannot read as a
+    full pass: the target (a simulated lab says so), nodes and pairs that ran a test
+    (skips do not count), nodes left out and why, nodes the probes could not reach.
+
+    Empty when no k8snet test asked for nodes (an unrelated run says nothing).
+    """
+    from ..state import unreachable_nodes
+    from .results import measurements
+
+    selected, left_out = state.selection()
+    if selected is None and not state.tested_nodes:
+        return []
+    target = state.target()
+    lines: list[Piece] = [(f"target: {target['target']}",
+                           {"yellow": True, "bold": True} if target["simulated"] else {})]
+    nodes, pairs = state.tested_nodes, state.tested_pairs
+    by_net = {net: len({(a, b) for a, b, n in pairs if n == net}) for net in ("pod", "host")}
+    nets = ", ".join(f"{net} network {count}" for net, count in by_net.items() if count)
+    tested = (f"tested: {len(nodes)} node{'s' if len(nodes) != 1 else ''}"
+              + (f" of {selected} selected" if selected is not None else "")
+              + f" and {len({(a, b) for a, b, _ in pairs})} node pair"
+              + ("s" if len({(a, b) for a, b, _ in pairs}) != 1 else "")
+              + (f" ({nets})" if nets else ""))
+    short = not nodes or not pairs or (selected is not None and len(nodes) < selected)
+    lines.append((tested, {"yellow": True} if short else {"green": True}))
+    by_reason: dict[str, list[str]] = {}
+    for name, why in left_out.items():
+        by_reason.setdefault(why, []).append(name)
+    for why, names in sorted(by_reason.items()):
+        lines.append((f"left out: {_names(names)} ({why})", {"yellow": True}))
+    readiness = measurements(state).get("ready")
+    if isinstance(readiness, dict):
+        unreachable = unreachable_nodes(readiness)
+        if unreachable:
+            lines.append((f"unreachable: {len(unreachable)} node"
+                          f"{'s' if len(unreachable) != 1 else ''} the probes cannot run on, "
+                          "their network tests skipped:", {"red": True}))
+            for name, why in sorted(unreachable.items()):
+                lines.append((f"  {name}: {why}", {"red": True}))
+    return lines
+
+
 def summary(tr: Any, state: "State") -> None:
     """``pytest_terminal_summary``: the controller writes the cluster summary."""
     if state.worker is not None:
         return
-    write(tr, run_report(state), baseline_given=bool(state.settings.baseline))
+    write(tr, run_report(state), baseline_given=bool(state.settings.baseline),
+          coverage=coverage_lines(state))
 
 
-def write(tr: Writer, report: RunReport, baseline_given: bool = False) -> None:
-    """The ``k8snet cluster summary`` section for ``report`` (nothing without cluster data)."""
-    if not report.has_cluster_data and report.comparison is None and not report.baseline_error:
+def write(tr: Writer, report: RunReport, baseline_given: bool = False,
+          coverage: Sequence[Piece] = ()) -> None:
+    """The ``k8snet cluster summary`` section for ``report``: what was tested (``coverage``),
+    then the measurements (nothing when neither is there)."""
+    if not report.has_cluster_data and report.comparison is None and not report.baseline_error \
+            and not coverage:
         return
     tr.section("k8snet cluster summary")
+    for text, markup in coverage:
+        tr.write_line(text, **markup)
     if report.has_cluster_data:
         view = ClusterView(report.doc)
         _write_cluster(tr, view)

@@ -1,0 +1,147 @@
+"""What a run tests, said up front: lab or cluster, kubeconfig or in-cluster (issue 8),
+the shape of ``--k8s-lab``, and the setup timeout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_k8snet import settings as settings_mod
+
+pytest_plugins = ["pytester"]
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://192.0.2.10:6443"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: ctx, context: {cluster: c, user: u}}]
+current-context: ctx
+"""
+
+SHOW = """
+def test_show(k8s_settings):
+    print("KIND", k8s_settings.kind, "IN_CLUSTER", k8s_settings.in_cluster,
+          "LAB", k8s_settings.lab, "NAME", k8s_settings.lab_name)
+"""
+
+
+@pytest.fixture
+def no_cluster_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No kubeconfig and not in a pod, whatever the machine running the tests has."""
+    for var in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "K8SNET_LAB", "K8SNET_LAB_NAME",
+                "K8SNET_BACKEND"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_a_lab_run_cannot_pass_for_a_cluster_run(pytester: pytest.Pytester,
+                                                 no_cluster_env: None) -> None:
+    """auto with no kubeconfig tests a simulated lab: the header and the results say so."""
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    result = pytester.runpytest("--k8s-results", "results.json")
+    result.stdout.fnmatch_lines([
+        "k8snet target: SIMULATED lab, not a Kubernetes cluster (lab r* of 3 nodes brought up "
+        "for this run) [[]auto: no kubeconfig*so a simulated lab]"])
+    cluster = json.loads((pytester.path / "results.json").read_text())["cluster"]
+    assert cluster["kind"] == "lab" and cluster["simulated"] is True
+    assert cluster["target"].startswith("SIMULATED lab") and cluster["in_cluster"] is False
+    assert cluster["chosen_by"].startswith("auto: no kubeconfig")
+
+
+def test_a_cluster_run_names_its_server_without_contacting_it(pytester: pytest.Pytester,
+                                                               no_cluster_env: None) -> None:
+    config = pytester.path / "kubeconfig"
+    config.write_text(KUBECONFIG)
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    result = pytester.runpytest("--k8s-kubeconfig", str(config), "--k8s-results", "r.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["k8snet target: Kubernetes cluster https://192.0.2.10:6443 "
+                                 f"(kubeconfig {config})*"])
+    cluster = json.loads((pytester.path / "r.json").read_text())["cluster"]
+    assert cluster["simulated"] is False and cluster["kind"] == "kube"
+
+
+def test_auto_in_a_pod_uses_the_service_account(pytester: pytest.Pytester,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 no_cluster_env: None, tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("t")
+    monkeypatch.setattr(settings_mod, "SERVICE_ACCOUNT_TOKEN", str(token))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    pytester.makepyfile(SHOW + """
+from pytest_k8snet.settings import kubeconfig_path
+
+def test_path(k8s_settings):
+    assert kubeconfig_path(k8s_settings) == ""
+""")
+    result = pytester.runpytest_inprocess("-s")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "k8snet target: Kubernetes cluster of this pod (in-cluster service account, "
+        "https://10.96.0.1:443) [[]auto: no kubeconfig, running in a pod: its service account]",
+        "*KIND kube IN_CLUSTER True*"])
+    # A kubeconfig, when there is one, still wins (a CI pod may mount one on purpose) ...
+    config = pytester.path / "kubeconfig"
+    config.write_text(KUBECONFIG)
+    result = pytester.runpytest_inprocess("-s", "-k", "show", "--k8s-kubeconfig", str(config))
+    result.stdout.fnmatch_lines(["*KIND kube IN_CLUSTER False*"])
+    # ... and without the token file it is not a pod with a service account.
+    token.unlink()
+    result = pytester.runpytest_inprocess("-s", "-k", "show")
+    result.stdout.fnmatch_lines(["*KIND lab IN_CLUSTER False*"])
+
+
+def test_k8s_lab_does_not_eat_a_path(pytester: pytest.Pytester, no_cluster_env: None) -> None:
+    """``pytest --k8s-lab tests/`` looked for a lab named ``tests/`` before."""
+    sub = pytester.mkdir("checks")
+    (sub / "test_a.py").write_text("def test_nodes(k8s_node):\n    pass\n")
+    (pytester.path / "test_elsewhere.py").write_text("def test_other():\n    pass\n")
+    result = pytester.runpytest("--k8s-lab", "checks", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    lines = [line for line in result.stdout.lines if "::" in line]
+    assert lines == [f"checks/test_a.py::test_nodes[node-{i}]" for i in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("args, env, kind, lab, name", [
+    (["--k8s-lab"], {}, "lab", True, None),
+    (["--k8s-lab-name", "p7"], {}, "lab", False, "p7"),
+    ([], {"K8SNET_LAB": "1"}, "lab", True, None),
+    ([], {"K8SNET_LAB_NAME": "p8"}, "lab", False, "p8"),
+    # what `k8snet-lab run` sets today: a lab name in K8SNET_LAB
+    ([], {"K8SNET_LAB": "p9"}, "lab", True, "p9"),
+])
+def test_lab_flag_and_name(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                           no_cluster_env: None, args: list[str], env: dict[str, str], kind: str,
+                           lab: bool, name: str | None) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    pytester.makepyfile(SHOW)
+    result = pytester.runpytest("-s", *args)
+    result.stdout.fnmatch_lines([f"*KIND {kind} IN_CLUSTER False LAB {lab} NAME {name}*"])
+
+
+def test_lab_flag_in_ini_must_be_yes_or_no(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nk8s_lab = mylab\n")
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini k8s_lab for --k8s-lab must be one of*got 'mylab'*"])
+
+
+def test_setup_timeout_precedence(pytester: pytest.Pytester,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile("""
+        def test_settings(k8s_settings):
+            print("SETUP", k8s_settings.setup_timeout)
+    """)
+    assert pytester.runpytest("-s").stdout.str().count("SETUP 300.0") == 1
+    monkeypatch.setenv("K8SNET_SETUP_TIMEOUT", "120")
+    pytester.runpytest("-s").stdout.fnmatch_lines(["*SETUP 120.0*"])
+    pytester.makeini("[pytest]\nk8s_setup_timeout = 600\n")
+    pytester.runpytest("-s").stdout.fnmatch_lines(["*SETUP 600.0*"])
+    pytester.runpytest("-s", "--k8s-setup-timeout", "90").stdout.fnmatch_lines(["*SETUP 90.0*"])
+    bad = pytester.runpytest("--k8s-setup-timeout", "0")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--k8s-setup-timeout must be positive*"])
