@@ -32,3 +32,32 @@ def lab() -> Iterator[labmod.Lab]:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     leftovers = [n for n in netns.list_netns("k8snet-") if n.startswith(f"k8snet-t{os.getpid()}-")]
     assert not leftovers, leftovers
+
+
+def kube_artifacts_missing() -> str | None:
+    """Why the real-cluster tests cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "the real cluster needs root"
+    from pytest_k8snet.lab import kube
+
+    try:
+        kube.require_tools()
+    except netns.LabError as exc:
+        return str(exc)
+    missing = kube.artifacts().missing()
+    if missing:
+        return ("the real-cluster binaries and images are not built (k8snet-lab build, or "
+                f"scripts/test.sh builds them): missing {', '.join(map(str, missing))}")
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_cluster() -> Iterator[labmod.Lab]:
+    """A 3-node lab running real Kubernetes, shared by the session's real-cluster tests."""
+    why = kube_artifacts_missing()
+    if why:
+        pytest.skip(why)
+    name = f"rk{os.getpid()}"
+    built = labmod.up(labmod.LabSpec(name=name, kubernetes=True))
+    yield built
+    labmod.down(name)

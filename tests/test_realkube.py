@@ -1,0 +1,235 @@
+"""The lab's real Kubernetes mode, and the built-in suite through the kube backend on it.
+
+Everything here runs real kube-apiserver, kubelets, containerd, kube-proxy and CoreDNS in
+the lab's namespaces (see pytest_k8snet.lab.kube); nothing is faked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_k8snet import lab as labmod
+from pytest_k8snet.lab import faults, kube, netns
+
+from .conftest import kube_artifacts_missing
+
+pytestmark = pytest.mark.skipif(kube_artifacts_missing() is not None,
+                                reason=kube_artifacts_missing() or "")
+
+# fault on node-2 -> (tests that must fail, tests that may fail as knock-ons, words). A
+# knock-on failure on another node (its DNS sits on node-2, say) must name node-2.
+EXPECTED: dict[str, tuple[set[str], set[str], str]] = {
+    "underlay-mtu": ({"test_path_mtu", "test_large_packets"},
+                     {"test_large_packets_to_service", "test_dns", "test_egress"}, "MTU"),
+    "vxlan-blocked": ({"test_pod_ping", "test_udp_8472"},
+                      {"test_dns", "test_service", "test_large_packets_to_service",
+                       "test_egress", "test_large_packets", "test_path_mtu"}, "8472"),
+    "ip-forward-off": ({"test_pod_ping", "test_node_sysctls"},
+                       {"test_dns", "test_service", "test_large_packets_to_service",
+                        "test_egress", "test_large_packets", "test_path_mtu"}, "ip_forward"),
+    "bridge-nf-off": ({"test_node_sysctls"},
+                      {"test_dns", "test_service", "test_large_packets_to_service",
+                       "test_egress"}, "bridge-nf-call-iptables"),
+    "egress-port-range": ({"test_egress"}, set(), "source port"),
+    "dns-blocked": ({"test_dns"}, {"test_egress"}, "DNS"),
+    "host-firewall": ({"test_control_plane_ports"}, set(), "10250"),
+}
+
+
+def kubectl(lab: labmod.Lab, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(kube.artifacts().kube), "kubectl", "--kubeconfig",
+                           lab.kubernetes["kubeconfig"], *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def run_suite(lab: labmod.Lab, tmp_path: Path, *extra: str, timeout: float = 400
+              ) -> tuple[int, str, dict[str, str]]:
+    results = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "pytest_k8snet.suite",
+                           "--k8s-results", str(results), "-p", "no:cacheprovider", "-q",
+                           "-rfs", *extra], capture_output=True, text=True, timeout=timeout,
+                          cwd=tmp_path, env={**os.environ, **kube.client_env(lab)})
+    outcomes = json.loads(results.read_text())["tests"] if results.exists() else {}
+    return proc.returncode, proc.stdout + proc.stderr, outcomes
+
+
+def failing(outcomes: dict[str, str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for nodeid, outcome in outcomes.items():
+        if outcome == "failed":
+            name, _, param = nodeid.split("::")[-1].partition("[")
+            out.setdefault(name, set()).add(param.rstrip("]"))
+    return out
+
+
+def probe_namespaces(lab: labmod.Lab) -> list[str]:
+    proc = kubectl(lab, "get", "namespaces", "-l", "app.kubernetes.io/managed-by=pytest-k8snet",
+                   "-o", "name")
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def wait_gone(lab: labmod.Lab, seconds: float = 60) -> list[str]:
+    """Namespaces are deleted asynchronously; wait for the API to stop listing them."""
+    deadline = time.monotonic() + seconds
+    left = probe_namespaces(lab)
+    while left and time.monotonic() < deadline:
+        time.sleep(1)
+        left = probe_namespaces(lab)
+    return left
+
+
+def test_three_real_nodes_ready_on_containerd(real_cluster: labmod.Lab) -> None:
+    proc = kubectl(real_cluster, "get", "nodes", "-o", "wide", "--no-headers")
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines()]
+    assert [r[0] for r in rows] == ["node-1", "node-2", "node-3"]
+    assert all(r[1] == "Ready" for r in rows), proc.stdout
+    assert all(r[-1].startswith("containerd://") for r in rows), proc.stdout
+    # InternalIP is the underlay address: probes and VXLAN use the underlay as in production.
+    assert [r[5] for r in rows] == [n["ip"] for n in real_cluster.nodes]
+    status = subprocess.run([sys.executable, "-m", "pytest_k8snet.lab.cli", "status",
+                             real_cluster.name, "--json"], capture_output=True, text=True,
+                            timeout=30)
+    assert json.loads(status.stdout)["kubeconfig"] == real_cluster.kubernetes["kubeconfig"]
+    dns = kubectl(real_cluster, "get", "deploy", "coredns", "-n", "kube-system", "-o",
+                  "jsonpath={.status.readyReplicas}")
+    assert dns.stdout.strip() == "2", dns.stdout + dns.stderr
+
+
+def test_suite_passes_on_the_real_cluster(real_cluster: labmod.Lab, tmp_path: Path) -> None:
+    code, out, outcomes = run_suite(real_cluster, tmp_path)
+    assert code == 0, out
+    assert outcomes and set(outcomes.values()) <= {"passed", "skipped"}, out
+    assert "Kubernetes cluster" in out
+    assert wait_gone(real_cluster) == []
+
+
+@pytest.mark.parametrize("fault", sorted(EXPECTED))
+def test_fault_through_the_kube_backend(real_cluster: labmod.Lab, tmp_path: Path,
+                                        fault: str) -> None:
+    faults.add(real_cluster, fault, ["node-2"])
+    try:
+        code, out, outcomes = run_suite(real_cluster, tmp_path)
+    finally:
+        faults.remove(real_cluster, fault, [])
+    must, may, words = EXPECTED[fault]
+    bad = failing(outcomes)
+    assert code == 1, out
+    assert must <= set(bad) <= must | may, out
+    assert words in out
+    for name in must:
+        assert all("node-2" in param for param in bad[name]), (name, bad[name], out)
+
+
+def test_broken_cni_on_a_node_is_named(real_cluster: labmod.Lab, tmp_path: Path) -> None:
+    from pytest_k8snet.lab.kube import node as kube_node
+
+    n3 = real_cluster.node("node-3")
+    d = real_cluster.state_dir / "node-3"
+    kube_node.write_cni(d, n3, real_cluster.spec["overlay_mtu"], broken=True)
+    try:
+        code, out, outcomes = run_suite(real_cluster, tmp_path, "--k8s-setup-timeout", "60")
+    finally:
+        kube_node.write_cni(d, n3, real_cluster.spec["overlay_mtu"])
+    assert code == 1, out
+    assert "node-3" in failing(outcomes).get("test_nodes_ready", set()), out
+    assert "FailedCreatePodSandBox" in out or "sandbox" in out.lower(), out
+    assert wait_gone(real_cluster) == []
+
+
+def test_missing_probe_image_names_node_and_image(real_cluster: labmod.Lab,
+                                                  tmp_path: Path) -> None:
+    code, out, _ = run_suite(real_cluster, tmp_path, "--k8s-probe-image",
+                             "localhost/k8snet-no-such-image:1", "--k8s-setup-timeout", "60")
+    assert code != 0
+    assert "localhost/k8snet-no-such-image:1" in out
+    assert "node-1" in out
+    assert "Traceback" not in out
+    assert wait_gone(real_cluster) == []
+
+
+@pytest.mark.parametrize("sig,workers", [(signal.SIGINT, "0"), (signal.SIGTERM, "2"),
+                                         (signal.SIGINT, "2")])
+def test_interrupt_mid_run_leaves_no_pods(real_cluster: labmod.Lab, tmp_path: Path,
+                                          sig: signal.Signals, workers: str) -> None:
+    env = {**os.environ, **kube.client_env(real_cluster)}
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "--pyargs", "pytest_k8snet.suite",
+                             "-p", "no:cacheprovider", "-q", "-n", workers],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        pods = kubectl(real_cluster, "get", "pods", "-A", "-l",
+                       "app.kubernetes.io/managed-by=pytest-k8snet", "-o", "name")
+        if pods.stdout.strip():
+            break
+        time.sleep(0.5)
+    time.sleep(2)  # into the probes
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, out
+    assert wait_gone(real_cluster) == [], out
+    pods = kubectl(real_cluster, "get", "pods", "-A", "-l",
+                   "app.kubernetes.io/managed-by=pytest-k8snet", "-o", "name")
+    assert pods.stdout.strip() == "", out
+
+
+def test_xdist_run_shares_one_probe_set(real_cluster: labmod.Lab, tmp_path: Path) -> None:
+    seen: set[str] = set()
+    pods: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:  # what the API holds while the run goes on
+        while not done.is_set():
+            seen.update(probe_namespaces(real_cluster))
+            out = kubectl(real_cluster, "get", "pods", "-A", "-l",
+                          "app.kubernetes.io/managed-by=pytest-k8snet", "-o", "name").stdout
+            pods.update(out.split())
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        code, out, _ = run_suite(real_cluster, tmp_path, "-n", "2")
+    finally:
+        done.set()
+        watcher.join()
+    assert code == 0, out
+    assert len(seen) == 1, seen  # both workers used the one probe set
+    assert len(pods) == 2 * len(real_cluster.nodes), pods
+    assert wait_gone(real_cluster) == []
+
+
+def test_down_after_sigkill_of_up_leaves_nothing(tmp_path: Path) -> None:
+    name = f"rx{os.getpid()}"
+    proc = subprocess.Popen([sys.executable, "-m", "pytest_k8snet.lab.cli", "up", "--name", name,
+                             "--kubernetes"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = labmod.lab.STATE_ROOT / name
+    deadline = time.monotonic() + 60
+    # kill it once kubelets and containers run: the hardest moment to clean up after
+    while time.monotonic() < deadline and not list(state.glob("node-*/started")):
+        time.sleep(0.2)
+    time.sleep(3)
+    proc.kill()
+    proc.wait()
+    assert labmod.down(name)
+    assert not [n for n in netns.list_netns(f"k8snet-{name}-")]
+    assert not kube.cgroup_pids(name)
+    cgroups = [p for h in Path("/sys/fs/cgroup").iterdir() if h.is_dir()
+               for p in h.glob(f"k8snet-{name}-*")]
+    assert cgroups == []
+    assert not state.exists()
+    ps = subprocess.run(["pgrep", "-f", f"/{name}/"], capture_output=True, text=True)
+    assert ps.stdout.strip() == ""
+    with open("/proc/mounts") as fh:
+        assert f"k8snet-{name}" not in fh.read()
