@@ -406,9 +406,18 @@ class Cluster:
                 pass
             return result
 
-        def suspect(r: iperf.UdpResult) -> bool:
-            return (r.failure is not None and r.failure != iperf.TOOL_MISSING) or (
-                r.ok and r.loss_pct > SUSPECT_LOSS_PCT)
+        def again(attempts: list[iperf.UdpResult]) -> float | None:
+            """Seconds for one more sample of a suspect pair, None when it is decided."""
+            last = attempts[-1]
+            if len(attempts) >= 3:
+                return None
+            if last.ok and last.loss_pct > SUSPECT_LOSS_PCT:
+                return UDP_REMEASURE_SECONDS  # loss: a longer sample tells it from noise
+            if last.failure in (iperf.INTERRUPTED, iperf.TIMEOUT, iperf.EXEC_ERROR):
+                return 1.0  # the probe's own trouble says nothing yet: run it again
+            if last.failure == iperf.NETWORK and len(attempts) < 2:
+                return 1.0  # nothing crossed: once more, so a starved connect is not "blocked"
+            return None
 
         def measured(attempts: list[iperf.UdpResult]) -> iperf.UdpResult:
             """The decisive run: the least lossy that crossed. Loss that is real shows in
@@ -423,8 +432,10 @@ class Cluster:
             src, dst = self.endpoint(key[0]), self.endpoint(key[1])
             port = IPERF_BASE_PORT + index[key[0]]
             attempts = [iperf_once(src, dst, port)]
-            while suspect(attempts[-1]) and len(attempts) < 3:
-                attempts.append(iperf_once(src, dst, port, UDP_REMEASURE_SECONDS))
+            seconds = again(attempts)
+            while seconds is not None:
+                attempts.append(iperf_once(src, dst, port, seconds))
+                seconds = again(attempts)
             host_src, host_dst = self.endpoint(key[0], "host"), self.endpoint(key[1], "host")
             node_port = iperf_once(host_src, host_dst, 8472)
             if node_port.failure not in (None, iperf.NETWORK, iperf.TOOL_MISSING):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -181,18 +182,19 @@ def document(cluster: "Cluster") -> dict[str, Any]:
     from .findings import judge
 
     started = time.monotonic()
+    timings: dict[str, float] = {}
+    steps: tuple[tuple[str, Callable[[], object]], ...] = (
+        ("readiness", cluster.readiness), ("node_checks", cluster.node_checks),
+        ("expected_mtu", cluster.expected_mtu), ("ping_pod", lambda: cluster.ping("pod")),
+        ("ping_host", lambda: cluster.ping("host")), ("path_mtu", lambda: cluster.path_mtu("pod")),
+        ("http", cluster.large_http), ("service_http", cluster.service_http),
+        ("service", cluster.service), ("udp", cluster.udp), ("dns", cluster.dns),
+        ("egress", cluster.egress))
+    for name, step in steps:
+        t0 = time.monotonic()
+        step()
+        timings[name] = round(time.monotonic() - t0, 2)
     readiness = cluster.readiness()
-    cluster.node_checks()
-    cluster.expected_mtu()
-    cluster.ping("pod")
-    cluster.ping("host")
-    cluster.path_mtu("pod")
-    cluster.large_http()
-    cluster.service_http()
-    cluster.service()
-    cluster.udp()
-    cluster.dns()
-    cluster.egress()
     t = cluster.targets
     doc: dict[str, Any] = {
         "nodes": list(cluster.node_names),
@@ -212,6 +214,8 @@ def document(cluster: "Cluster") -> dict[str, Any]:
     }
     nodes = evidence_nodes(judge(doc).findings)
     doc["evidence"] = collect_evidence(cluster, nodes)
+    timings["evidence"] = round(time.monotonic() - started - sum(timings.values()), 2)
+    doc["timings_s"] = timings
     doc["measured_s"] = round(time.monotonic() - started, 2)
     return doc
 
