@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_k8snet import lab as labmod
 from pytest_k8snet.backends import Node
 from pytest_k8snet.state import matches, not_probeable, split_selectors, unreachable_nodes
+from tests.conftest import needs_root
 
 pytest_plugins = ["pytester"]
 
@@ -200,3 +202,36 @@ def test_only_probes_that_run_nothing_make_a_node_unreachable() -> None:
     readiness = {"cordoned": ["cordoned (spec.unschedulable)", "Ready=False: KubeletNotReady"],
                  "dead": ["Ready=Unknown", "host-network probe does not run commands: x"]}
     assert unreachable_nodes(readiness) == {"dead": "host-network probe does not run commands: x"}
+
+
+UNREACHABLE_POD_PROBE = """
+from pytest_k8snet.backends import ExecResult
+from pytest_k8snet.backends.lab import LabBackend
+
+_run = LabBackend.run
+
+
+def run(self, endpoint, argv, timeout):
+    # node-2's probe pod is gone: every command in it fails, as in a pod that never started
+    if endpoint.node == "node-2" and endpoint.network == "pod":
+        return ExecResult(tuple(argv), 125, "", "probe pod gone", 0.0)
+    return _run(self, endpoint, argv, timeout)
+
+
+LabBackend.run = run
+"""
+
+
+@needs_root
+def test_suite_on_a_lab_counts_the_node_its_probes_cannot_reach(pytester: pytest.Pytester,
+                                                                lab: labmod.Lab) -> None:
+    """End to end: the real readiness check, the suite's skips and the summary agree."""
+    pytester.makeconftest(UNREACHABLE_POD_PROBE)
+    result = pytester.runpytest_subprocess("--pyargs", "pytest_k8snet.suite", "--k8s-lab-name",
+                                           lab.name, "-p", "no:cacheprovider", "-k",
+                                           "nodes_ready or pod_ping", timeout=300)
+    result.assert_outcomes(passed=4, failed=1, skipped=4)
+    result.stdout.fnmatch_lines([
+        "tested: 3 nodes of 3 selected and 2 node pairs (pod network 2)",
+        "unreachable: 1 node the probes cannot run on, their network tests skipped:",
+        "  node-2: pod-network probe does not run commands: probe pod gone"])
