@@ -18,9 +18,14 @@ if TYPE_CHECKING:
 
 @pytest.hookspec(firstresult=True)
 def pytest_k8snet_select_nodes(config: pytest.Config, nodes: list["Node"]) -> list["Node"] | None:
-    """Return the nodes to probe. The default keeps those matching ``--k8s-node-selector``.
+    """Return the nodes to probe. The default keeps those matching every
+    ``--k8s-node-selector``.
 
-    NotReady nodes are kept on purpose: the host-network probe still runs there.
+    ``nodes`` are the nodes the Linux probe pods can run on: nodes whose
+    ``kubernetes.io/os`` is not linux, Fargate and virtual-kubelet nodes are left out
+    before this hook (the summary names them). NotReady, cordoned and DiskPressure nodes
+    are kept on purpose: pods pinned by nodeName still run there. Returning no node is a
+    usage error: a run that would test nothing.
     """
 
 

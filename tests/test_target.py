@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_k8snet import lab as labmod
 from pytest_k8snet import settings as settings_mod
+from tests.conftest import needs_root
 
 pytest_plugins = ["pytester"]
 
@@ -145,3 +147,13 @@ def test_setup_timeout_precedence(pytester: pytest.Pytester,
     bad = pytester.runpytest("--k8s-setup-timeout", "0")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--k8s-setup-timeout must be positive*"])
+
+
+@needs_root
+def test_old_spelling_with_a_lab_name_says_what_to_write(pytester: pytest.Pytester,
+                                                         lab: labmod.Lab) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--k8s-lab", lab.name)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{lab.name} is a running lab, not a path: use "
+                                 f"--k8s-lab-name {lab.name} (--k8s-lab takes no value)*"])
