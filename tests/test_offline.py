@@ -142,8 +142,8 @@ def test_controller_says_when_cleanup_cannot_connect(pytester: pytest.Pytester,
     result = pytester.runpytest_subprocess("-n", "1", "-p", "no:cacheprovider", timeout=120)
     result.assert_outcomes(passed=1)
     result.stderr.fnmatch_lines([
-        "k8snet: cleanup of run * could not connect to the cluster (kubeconfig * not found*); "
-        "its probes may still run. Remove them with `kubectl delete namespace,pods,services "
+        "k8snet: cleanup of run *could not connect to the cluster (*kubeconfig*not found*); "
+        "its probes may still run. Remove them with `kubectl*delete namespace,pods,services "
         "-A -l k8snet.io/run=*`"])
     assert api.requests == []
 
