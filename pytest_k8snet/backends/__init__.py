@@ -15,6 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Network = Literal["pod", "host"]
+# A Node's ``notes`` start with this when it is not Ready (the suite's NotReady wording).
+NOT_READY = "node is NotReady"
+
+
+def host_port(ip: str, port: int) -> str:
+    """``ip:port`` for a URL, ``[ip]:port`` for an IPv6 address (curl exits 3 without)."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 class BackendError(RuntimeError):
@@ -52,7 +59,11 @@ class Node:
     pod_cidrs: tuple[str, ...]
     ready: bool = True
     labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
-    problems: tuple[str, ...] = ()  # e.g. NotReady reasons, FailedCreatePodSandBox events
+    problems: tuple[str, ...] = ()  # what keeps probes off the node (FailedCreatePodSandBox...)
+    # Informative, never a reason to skip: NotReady detail, cordoned, pressure, taints.
+    notes: tuple[str, ...] = field(default=(), compare=False, hash=False)
+    # One address per family, primary (``ip``) first; () when the backend does not know.
+    ips: tuple[str, ...] = field(default=(), compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,11 @@ class ClusterTargets:
     egress_url: str
     pod_cidrs: tuple[str, ...]
     service_cidr: str | None = None
+    cluster_domain: str = "cluster.local"
+    # Why a check has no target ("" when it has one): external DNS when the egress target is
+    # an IP address or absent, egress when absent. Callers skip with this text.
+    external_skip: str = ""
+    egress_skip: str = ""
 
 
 class Backend(abc.ABC):
@@ -95,6 +111,7 @@ class Backend(abc.ABC):
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
+        self.exec_count = 0  # commands run in endpoints (benchmarks); kept by backends that count
 
     @abc.abstractmethod
     def nodes(self) -> list[Node]:
@@ -135,6 +152,26 @@ class Backend(abc.ABC):
     def node_problems(self) -> dict[str, list[str]]:
         """Problems :meth:`start` found per node (probes that did not start)."""
         return {}
+
+    def missing_tools(self) -> dict[str, list[str]]:
+        """Per node, the probe tools missing from its probe image (pod or host probe); the
+        same text is in :meth:`node_problems` as ``probe image <ref> lacks <tools>``."""
+        return {}
+
+    def endpoint_unavailable(self, node: str, network: Network) -> str | None:
+        """Why the ``network`` probe on ``node`` cannot be used while the node's other one
+        can (e.g. admission denied the host-network probe: the denial, quoted); None when
+        it is usable or the whole node is unusable (then see :meth:`node_problems`)."""
+        return None
+
+    def dns_endpoints(self) -> list[tuple[str, str]]:
+        """(IP, node) of each ready cluster DNS endpoint (``kube-dns``); [] when unknown."""
+        return []
+
+    def cleanup_leftovers(self) -> list[str]:
+        """After :meth:`cleanup`: what could not be removed, each with the command that
+        removes it ([] when everything went)."""
+        return []
 
     def keep_hint(self) -> str:
         """How to remove what a ``--k8s-keep`` run left behind."""
