@@ -14,7 +14,7 @@
 # Go's module and build caches live under $K8SNET_CACHE/go too, so CI caches one directory.
 # A second run finds the outputs and does nothing; with the Go caches warm, a rebuild of the
 # Kubernetes binary takes ~15 s. Debian packages (etcd, containerd, runc, CNI plugins, umoci,
-# debootstrap) come from apt: see scripts/setup-kube.sh.
+# debootstrap) come from apt: scripts/setup-kube.sh installs them and runs this.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.33.13}"
@@ -106,8 +106,16 @@ func main() {
 EOF
 }
 
+# kubectl, kube-apiserver, ... next to the binary: it dispatches on the name it is run by.
+link_commands() {
+    local c
+    for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
+        ln -sfn k8snet-kube "$(dirname "$KUBE_BIN")/$c"
+    done
+}
+
 build_kube() {
-    if [[ -x "$KUBE_BIN" ]]; then log "have $KUBE_BIN"; return; fi
+    if [[ -x "$KUBE_BIN" ]]; then log "have $KUBE_BIN"; link_commands; return; fi
     command -v go >/dev/null || die "go not found (Go >= 1.24 is needed to build Kubernetes)"
     local t0 t json moddir src minor sv m
     t0=$(now)
@@ -146,6 +154,7 @@ build_kube() {
         -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z" ./cmd/k8snet-kube \
         || die "go build k8snet-kube failed"
     mv "$KUBE_BIN.tmp" "$KUBE_BIN"
+    link_commands
     cd /
     rm -rf "$src"
     log "k8snet-kube $K8S_VERSION: build $(elapsed "$t") s, total $(elapsed "$t0") s ($(du -h "$KUBE_BIN" | cut -f1))"
