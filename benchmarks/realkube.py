@@ -1,0 +1,127 @@
+"""The lab's real Kubernetes mode: bring-up, memory, exec latency and suite time.
+
+Targets (issue 7): bring-up < 30 s warm, suite < 15 s on 3 nodes, cluster memory < 1.5 GiB
+for 3 nodes. Run as root once the pieces are built (``k8snet-lab build``)::
+
+    python benchmarks/realkube.py [--sizes 3,8] [--suite-runs 3] [--execs 20]
+
+Memory is the proportional set size (PSS) of every process of the cluster (found by the
+lab's cgroups, plus the API forwarder), so shared pages of the one Kubernetes binary are
+counted once. Exec latency is the plugin's own exec path (the Python client through the
+API server and the kubelet) into a probe pod, ``true`` each time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pytest_k8snet import lab as labmod
+from pytest_k8snet.lab import kube
+
+TARGETS = {"up": 30.0, "suite": 15.0, "memory_gib": 1.5}
+
+
+def pss_mib(name: str, extra: list[int]) -> float:
+    total = 0
+    for pid in kube.cgroup_pids(name) | set(extra):
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        m = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
+        total += int(m.group(1)) if m else 0
+    return total / 1024
+
+
+def exec_latency(lab: labmod.Lab, count: int) -> list[float]:
+    """Milliseconds per exec through the kubernetes client, into a throwaway probe pod."""
+    import kubernetes.client
+    import kubernetes.config
+    from kubernetes.stream import stream
+
+    kubectl = [str(kube.artifacts().kube), "kubectl", "--kubeconfig",
+               lab.kubernetes["kubeconfig"]]
+    subprocess.run([*kubectl, "run", "k8snet-bench", "--image", kube.PROBE_IMAGE,
+                    "--image-pull-policy", "Never", "--restart", "Never",
+                    "--command", "--", "sleep", "600"], check=True, capture_output=True)
+    try:
+        subprocess.run([*kubectl, "wait", "--for=condition=Ready", "pod/k8snet-bench",
+                        "--timeout=60s"], check=True, capture_output=True)
+        api = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(
+            lab.kubernetes["kubeconfig"]))
+        times = []
+        for _ in range(count):
+            t = time.perf_counter()
+            stream(api.connect_get_namespaced_pod_exec, "k8snet-bench", "default",
+                   command=["true"], stderr=True, stdout=True, stdin=False, tty=False)
+            times.append((time.perf_counter() - t) * 1000)
+        return times
+    finally:
+        subprocess.run([*kubectl, "delete", "pod", "k8snet-bench", "--wait=false"],
+                       capture_output=True)
+
+
+def suite_seconds(lab: labmod.Lab) -> tuple[float, str, int | None]:
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp) / "results.json"
+        t = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "pytest_k8snet.suite",
+                               "-p", "no:cacheprovider", "-q", "--k8s-results", str(results)],
+                              capture_output=True, text=True, cwd=tmp,
+                              env={**os.environ, **kube.client_env(lab)})
+        took = time.perf_counter() - t
+        execs = None
+        if results.exists():
+            data = json.loads(results.read_text())
+            execs = data.get("run", {}).get("exec_sessions")
+    last = (proc.stdout.strip().splitlines() or ["?"])[-1]
+    return took, last, execs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="3,8")
+    parser.add_argument("--suite-runs", type=int, default=3)
+    parser.add_argument("--execs", type=int, default=20)
+    args = parser.parse_args()
+    kube.build()
+    for n in (int(s) for s in args.sizes.split(",")):
+        name = f"bk{os.getpid()}n{n}"
+        t = time.perf_counter()
+        lab = labmod.up(labmod.LabSpec(name=name, nodes=n, kubernetes=True))
+        up_s = time.perf_counter() - t
+        try:
+            time.sleep(5)  # let the first pods settle before sizing memory
+            mem = pss_mib(name, [lab.pids.get("forward", 0)])
+            print(f"{n} nodes: up {up_s:.1f} s (target < {TARGETS['up']:g} s warm), "
+                  f"memory {mem:.0f} MiB PSS"
+                  + (f" (target < {TARGETS['memory_gib'] * 1024:.0f} MiB)" if n == 3 else ""),
+                  flush=True)
+            if args.execs:
+                ms = exec_latency(lab, args.execs)
+                print(f"{n} nodes: exec via the API server: median {statistics.median(ms):.0f} ms, "
+                      f"max {max(ms):.0f} ms over {len(ms)}", flush=True)
+            for i in range(args.suite_runs):
+                took, last, execs = suite_seconds(lab)
+                print(f"{n} nodes: suite run {i + 1}: {took:.1f} s ({last})"
+                      + (f", {execs} exec sessions" if execs else "")
+                      + (f" (target < {TARGETS['suite']:g} s)" if n == 3 else ""), flush=True)
+            print(f"{n} nodes: memory after the suite {pss_mib(name, [lab.pids.get('forward', 0)]):.0f} MiB PSS",
+                  flush=True)
+        finally:
+            t = time.perf_counter()
+            labmod.down(name)
+            print(f"{n} nodes: down {time.perf_counter() - t:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
