@@ -57,7 +57,8 @@ class Probe:
         backend = getattr(cluster, "backend", None)
         for name in COUNTER_NAMES:
             value = getattr(backend, name, None)
-            if isinstance(value, int):
+            # The base class may define a counter that only some backends keep (0 here).
+            if isinstance(value, int) and value > 0:
                 self.backend_execs = value
                 break
 

@@ -80,26 +80,30 @@ OWNERS_SCRIPT = textwrap.dedent("""
     import json, os, subprocess, sys
     from pytest_k8snet.lab import lab as labmod
 
-    def cli(*args, run=None):
+    def cli(*args, run=None, sudo=None, code=0):
         env = {k: v for k, v in os.environ.items() if k not in ("K8SNET_LAB_RUN", "SUDO_UID")}
         if run:
             env["K8SNET_LAB_RUN"] = run
+        if sudo:
+            env["SUDO_UID"] = sudo
         p = subprocess.run([sys.executable, "-m", "pytest_k8snet.lab.cli", *args], env=env,
                            capture_output=True, text=True)
-        assert p.returncode == 0, p.stderr
+        assert p.returncode == code, p.stderr
         return p.stdout + p.stderr
 
     cli("up", "--name", "sa1", "--nodes", "1", run="job-a")
     cli("up", "--name", "sa2", "--nodes", "1", run="job-a/sub")  # a test's own marker, nested
     cli("up", "--name", "sb1", "--nodes", "1", run="job-b")
-    cli("up", "--name", "sc1", "--nodes", "1")
+    cli("up", "--name", "sc1", "--nodes", "1", sudo="4242")  # a person, via sudo
     cli("up", "--name", "sd1", "--nodes", "1", run="job-d")
     state = labmod.STATE_ROOT / "sd1" / "state.json"  # as an older version wrote it
     data = json.loads(state.read_text()); del data["owner"]; state.write_text(json.dumps(data))
     result = {"status": cli("status", "--all", run="job-a"),
               "down_a": cli("down", "--all", run="job-a"),
               "after_a": labmod.running_labs(),
-              "down_none": cli("down", "--all"),
+              "bare_root": cli("down", "--all", code=2),
+              "after_bare_root": labmod.running_labs(),
+              "down_none": cli("down", "--all", sudo="4242"),
               "after_none": labmod.running_labs(),
               "everyone": cli("down", "--all", "--everyone", run="job-b"),
               "after_everyone": labmod.running_labs()}
@@ -129,7 +133,9 @@ def test_down_all_removes_only_the_callers_labs(tmp_path: Path) -> None:
     # left alone.
     assert r["after_a"] == ["sb1", "sc1", "sd1"], r["down_a"]
     assert "left 3 lab(s)" in r["down_a"] and "sb1 (root (uid 0, run job-b))" in r["down_a"]
-    # No run marker: the labs made without one by the same user; never an unknown owner's.
+    # Bare root with no run marker is every root user at once: refused, nothing removed.
+    assert "cannot be told apart" in r["bare_root"] and r["after_bare_root"] == r["after_a"]
+    # No run marker, via sudo: that person's labs made without one; never an unknown owner's.
     assert r["after_none"] == ["sb1", "sd1"], r["down_none"]
     # --everyone is explicit and loud: every lab, each named with its owner.
     assert r["after_everyone"] == [], r["everyone"]

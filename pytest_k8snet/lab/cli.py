@@ -281,6 +281,13 @@ def _down_all(everyone: bool) -> int:
         print(f"removed {len(removed)} lab(s), everyone's"
               f"{': ' + ', '.join(removed) if removed else ''}")
         return 0
+    if owner.person_uid() == 0 and owner.run_marker() is None:
+        # Bare root with no run marker: everyone who logs in as root is this same "owner",
+        # so "yours" would mean every root lab on the host. Ask for an explicit scope.
+        raise LabError("as root (not via sudo) without K8SNET_LAB_RUN, labs cannot be told "
+                       "apart by owner: remove yours by name (`k8snet-lab status --all` lists "
+                       "them), set K8SNET_LAB_RUN when you bring them up, or use --all "
+                       "--everyone")
     removed = down_all()
     others = [n for n in running_labs() if n not in removed]
     print(f"removed {len(removed)} lab(s){': ' + ', '.join(removed) if removed else ''}")
