@@ -233,3 +233,55 @@ def test_down_after_sigkill_of_up_leaves_nothing(tmp_path: Path) -> None:
     assert ps.stdout.strip() == ""
     with open("/proc/mounts") as fh:
         assert f"k8snet-{name}" not in fh.read()
+
+
+def test_suite_from_a_pod_with_in_cluster_config(real_cluster: labmod.Lab) -> None:
+    """A CI runner pod: no kubeconfig, the pod's service account bound by examples/rbac.yaml.
+
+    The pod runs this checkout's plugin (mounted from the machine, with the venv's packages:
+    the probe image has the same Debian python3) with the plain `auto` backend choice."""
+    root = Path(__file__).resolve().parents[1]
+    site = Path(subprocess.run([sys.executable, "-c", "import pytest, os; "
+                                "print(os.path.dirname(os.path.dirname(pytest.__file__)))"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    rbac = kubectl(real_cluster, "apply", "-f", str(root / "examples" / "rbac.yaml"))
+    assert rbac.returncode == 0, rbac.stderr
+    env = kube.client_env(real_cluster)
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "k8snet-runner", "namespace": "k8snet"},
+        "spec": {
+            "serviceAccountName": "k8snet", "restartPolicy": "Never",
+            "activeDeadlineSeconds": 300, "nodeName": "node-1",
+            "containers": [{
+                "name": "pytest", "image": kube.PROBE_IMAGE, "imagePullPolicy": "Never",
+                "workingDir": "/tmp",
+                "command": ["python3", "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                            "--pyargs", "pytest_k8snet.suite"],
+                "env": [{"name": "PYTHONPATH", "value": "/src:/site"},
+                        {"name": "K8SNET_PROBE_IMAGE", "value": env["K8SNET_PROBE_IMAGE"]},
+                        {"name": "K8SNET_EGRESS_URL", "value": env["K8SNET_EGRESS_URL"]}],
+                "volumeMounts": [{"name": "src", "mountPath": "/src", "readOnly": True},
+                                 {"name": "site", "mountPath": "/site", "readOnly": True}]}],
+            "volumes": [{"name": "src", "hostPath": {"path": str(root)}},
+                        {"name": "site", "hostPath": {"path": str(site)}}]}}
+    created = subprocess.run([str(kube.artifacts().kube), "kubectl", "--kubeconfig",
+                              real_cluster.kubernetes["kubeconfig"], "apply", "-f", "-"],
+                             input=json.dumps(pod), capture_output=True, text=True, timeout=30)
+    assert created.returncode == 0, created.stderr
+    try:
+        deadline = time.monotonic() + 240
+        phase = ""
+        while time.monotonic() < deadline:
+            phase = kubectl(real_cluster, "get", "pod", "k8snet-runner", "-n", "k8snet", "-o",
+                            "jsonpath={.status.phase}").stdout
+            if phase in ("Succeeded", "Failed"):
+                break
+            time.sleep(2)
+        logs = kubectl(real_cluster, "logs", "k8snet-runner", "-n", "k8snet").stdout
+        assert phase == "Succeeded", logs
+        assert " passed" in logs and "failed" not in logs, logs
+        assert "service account" in logs or "in-cluster" in logs.lower(), logs
+    finally:
+        kubectl(real_cluster, "delete", "pod", "k8snet-runner", "-n", "k8snet", "--wait=false")
+    assert wait_gone(real_cluster) == []
