@@ -92,6 +92,7 @@ class KubeBackend(Backend):
         # 4/6 running, 2 pulling image"); callers may replace it, None is silent.
         self.progress: Callable[[str], None] | None = (
             _terminal_progress(config) if config is not None else None)
+        self.progress_every = PROGRESS_EVERY_S  # seconds between two progress lines
         self.retries = 0  # transient API failures retried (for reports and tests)
         self._node_list: list[Node] = []
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
@@ -396,7 +397,10 @@ class KubeBackend(Backend):
             denial = self._create_pod(manifest, deadline)
             if denial and role == "pod" and adds_capabilities(manifest):
                 retry = without_added_capabilities(manifest)
-                if self._create_pod(retry, deadline) is None:
+                second = self._create_pod(retry, deadline)
+                if second is not None:
+                    denial = second  # quote what is still wrong without NET_RAW
+                else:
                     # admitted with the runtime's default capabilities: ping may still
                     # work (containerd's defaults include NET_RAW); the readiness check says
                     self._problems_note(node.name, f"pod-network probe {name}: admission "
@@ -538,7 +542,7 @@ class KubeBackend(Backend):
             remaining = deadline - now
             if not waiting or remaining <= 0:
                 break
-            if self.progress is not None and now - last_said >= PROGRESS_EVERY_S:
+            if self.progress is not None and now - last_said >= self.progress_every:
                 mine = {n: p for n, p in pods.items() if n in everything}
                 line = progress_line(mine, len(everything), self._events()) \
                     + f" ({now - begin:.0f}s of {self.setup_timeout:.0f}s)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import http.client
+import json
 import os
 import random
 import time
@@ -175,6 +176,18 @@ def retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> 
     return max(0.0, when - (time.time() if now is None else now))
 
 
+def _retry_after_seconds(body: object) -> float | None:
+    """``details.retryAfterSeconds`` of a Status body (set where the header may be lost)."""
+    try:
+        data = json.loads(str(body or "")) if body else None
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    seconds = (data.get("details") or {}).get("retryAfterSeconds")
+    return float(seconds) if isinstance(seconds, (int, float)) and seconds > 0 else None
+
+
 def _transport_reset(exc: BaseException) -> bool:
     """A connection the server (or something between) dropped mid-request: worth one more
     try. Not a refused or timed-out connection: an unreachable API must fail at once."""
@@ -200,6 +213,8 @@ def retry_delay(exc: BaseException, attempt: int) -> float | None:
         if exc.status not in TRANSIENT_STATUSES:
             return None
         asked = retry_after(exc.headers)
+        if asked is None:
+            asked = _retry_after_seconds(exc.body)
         return backoff if asked is None else min(max(asked, 0.05), 30.0)
     if _transport_reset(exc):
         return backoff

@@ -35,9 +35,12 @@ EXIT_EXEC_FAILED = 125  # the API or the kubelet could not run the exec at all
 EXIT_CANNOT_RUN = 126  # the runtime refused the command
 EXIT_NOT_FOUND = 127  # the executable is not in the image
 
-# Container waiting reasons after which waiting longer does not help.
-GIVE_UP_REASONS = frozenset({"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
-                             "CreateContainerConfigError", "CrashLoopBackOff"})
+# Container waiting reasons after which waiting longer does not help. ErrImagePull too: a
+# failed pull is only retried after the kubelet's back-off (ImagePullBackOff, 10 s and up),
+# and the message (no such image, no access, registry unreachable) is already the answer.
+GIVE_UP_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName",
+                             "ErrImageNeverPull", "CreateContainerConfigError",
+                             "CrashLoopBackOff"})
 WAITING_PROBLEMS = GIVE_UP_REASONS | {"ErrImagePull", "CreateContainerError",
                                       "RunContainerError", "PreStartHookError"}
 # Warning events on a pod that explain why it does not come up.

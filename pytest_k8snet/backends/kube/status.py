@@ -112,10 +112,6 @@ def pod_is_ready(pod: Mapping[str, Any]) -> bool:
                for c in status.get("conditions") or [])
 
 
-PULL_FOR_GOOD = ("not found", "manifest unknown", "unauthorized", "denied", "no such host",
-                 "invalid reference")
-
-
 def pod_gave_up(pod: Mapping[str, Any]) -> bool:
     """True when waiting longer will not make the pod ready (failed, image missing...)."""
     status = pod.get("status") or {}
@@ -124,11 +120,6 @@ def pod_gave_up(pod: Mapping[str, Any]) -> bool:
     for c in _containers(pod):
         waiting = (c.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in GIVE_UP_REASONS:
-            return True
-        # a pull that failed for good (no such image, no access) fails the same way again;
-        # the kubelet's ImagePullBackOff only follows after a back-off of seconds
-        if waiting.get("reason") == "ErrImagePull" and any(
-                m in str(waiting.get("message") or "").lower() for m in PULL_FOR_GOOD):
             return True
     return False
 
