@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -400,21 +399,11 @@ class State:
             if os.geteuid() == 0 and self.lab_name in labmod.running_labs():
                 labmod.down(self.lab_name)
         elif self.kind == "kube":
-            from .backends.kube import RUN_LABEL, cleanup_run, connect
+            from .backends.kube import cleanup_run
 
-            path = kubeconfig_path(self.settings)
-            try:
-                # Local only (no request): kube.cleanup_run returns quietly when it cannot
-                # build a client, and a leak must never be quiet.
-                api, _, _ = connect(path, self.settings.context)
-                api.close()
-            except BackendError as exc:
-                sys.stderr.write(
-                    f"k8snet: cleanup of run {self.settings.run_id} could not connect to the "
-                    f"cluster ({exc}); its probes may still run. Remove them with `kubectl "
-                    f"delete namespace,pods,services -A -l {RUN_LABEL}={self.settings.run_id}`\n")
-                return
-            cleanup_run(self.settings, path)
+            # It says so (stderr, with the kubectl command) when it cannot connect or cannot
+            # remove something: a leak is never quiet.
+            cleanup_run(self.settings, kubeconfig_path(self.settings))
 
     def _print_keep(self, backend: Backend) -> None:
         # Printed in the terminal summary: output during fixture teardown is captured.
