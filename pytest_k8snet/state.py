@@ -85,11 +85,12 @@ def unreachable_nodes(readiness: Mapping[str, Sequence[str]]) -> dict[str, str]:
 
 
 def in_no_io_mode(config: pytest.Config) -> bool:
-    """``--collect-only``, ``--fixtures`` and ``--fixtures-per-test`` only show tests or
-    fixtures: they must work offline, and fast, with any kubeconfig."""
+    """``--collect-only``, ``--fixtures``, ``--fixtures-per-test`` and ``--setup-plan`` only
+    show tests or fixtures: they must work offline, and fast, with any kubeconfig."""
     opt = config.option
     return bool(getattr(opt, "collectonly", False) or getattr(opt, "showfixtures", False)
-                or getattr(opt, "show_fixtures_per_test", False))
+                or getattr(opt, "show_fixtures_per_test", False)
+                or getattr(opt, "setupplan", False))
 
 
 class State:
@@ -263,6 +264,32 @@ class State:
             return doc.get("selected"), dict(doc.get("left_out") or {})
         except (OSError, ValueError):
             return None, {}
+
+    def coverage(self) -> dict[str, Any] | None:
+        """What the run actually tested, for the reports (None: no k8snet test asked for
+        nodes). Controller side; under xdist from the workers' reports and files.
+
+        ``target`` (:meth:`target`), ``selected`` (nodes selected, None if unknown),
+        ``tested_nodes`` (names), ``tested_pairs`` (``{"all", "pod", "host"}`` counts of
+        ordered pairs; a test counts when it passed or failed, not when it skipped),
+        ``left_out`` (name -> why), ``unreachable`` (name -> why the probes cannot run).
+        """
+        from .report.results import measurements, natural_key
+
+        selected, left_out = self.selection()
+        if selected is None and not self.tested_nodes:
+            return None
+        pairs = self.tested_pairs
+        readiness = measurements(self).get("ready")
+        return {
+            "target": self.target(), "selected": selected,
+            "tested_nodes": sorted(self.tested_nodes, key=natural_key),
+            "tested_pairs": {"all": len({(a, b) for a, b, _ in pairs}),
+                             **{net: len({(a, b) for a, b, n in pairs if n == net})
+                                for net in ("pod", "host")}},
+            "left_out": left_out,
+            "unreachable": unreachable_nodes(readiness) if isinstance(readiness, dict) else {},
+        }
 
     def note_tested(self, nodes: Iterable[str], pairs: Iterable[tuple[str, str, str]]) -> None:
         """A test that ran (passed or failed) exercised these nodes and pairs."""

@@ -92,8 +92,9 @@ def test_cluster(k8s_cluster):
     (["--fixtures"], "pod_pair -- *fixtures.py*"),
     (["--collect-only", "-q"], "*test_pairs?cluster-pairs?*"),
     (["--fixtures-per-test"], "*pod_pair*"),
+    (["--setup-plan"], "*::test_cluster (fixtures used: k8s_cluster*"),
 ])
-def test_help_fixtures_and_collect_only_do_no_cluster_io(
+def test_help_fixtures_collect_only_and_setup_plan_do_no_cluster_io(
         pytester: pytest.Pytester, api: SilentApiServer, args: list[str], expect: str) -> None:
     """With a kubeconfig found in KUBECONFIG: fast, no connection to the API at all."""
     pytester.makepyfile(NODE_TESTS)

@@ -196,45 +196,38 @@ def _names(names: Sequence[str], limit: int = 8) -> str:
 
 
 def coverage_lines(state: "State") -> list[Piece]:
-    """What the run actually tested, so that a run that tested little cannot read as a
-    full pass: the target (a simulated lab says so), nodes and pairs that ran a test
-    (skips do not count), nodes left out and why, nodes the probes could not reach.
+    """What the run actually tested (:meth:`State.coverage`), so that a run that tested
+    little cannot read as a full pass: the target (a simulated lab says so), nodes and
+    pairs that ran a test, nodes left out and why, nodes the probes could not reach.
 
     Empty when no k8snet test asked for nodes (an unrelated run says nothing).
     """
-    from ..state import unreachable_nodes
-    from .results import measurements
-
-    selected, left_out = state.selection()
-    if selected is None and not state.tested_nodes:
+    cov = state.coverage()
+    if cov is None:
         return []
-    target = state.target()
+    target, selected, nodes = cov["target"], cov["selected"], cov["tested_nodes"]
     lines: list[Piece] = [(f"target: {target['target']}",
                            {"yellow": True, "bold": True} if target["simulated"] else {})]
-    nodes, pairs = state.tested_nodes, state.tested_pairs
-    by_net = {net: len({(a, b) for a, b, n in pairs if n == net}) for net in ("pod", "host")}
-    nets = ", ".join(f"{net} network {count}" for net, count in by_net.items() if count)
+    pairs = cov["tested_pairs"]
+    nets = ", ".join(f"{net} network {pairs[net]}" for net in ("pod", "host") if pairs[net])
     tested = (f"tested: {len(nodes)} node{'s' if len(nodes) != 1 else ''}"
               + (f" of {selected} selected" if selected is not None else "")
-              + f" and {len({(a, b) for a, b, _ in pairs})} node pair"
-              + ("s" if len({(a, b) for a, b, _ in pairs}) != 1 else "")
+              + f" and {pairs['all']} node pair{'s' if pairs['all'] != 1 else ''}"
               + (f" ({nets})" if nets else ""))
-    short = not nodes or not pairs or (selected is not None and len(nodes) < selected)
+    short = not nodes or not pairs["all"] or (selected is not None and len(nodes) < selected)
     lines.append((tested, {"yellow": True} if short else {"green": True}))
     by_reason: dict[str, list[str]] = {}
-    for name, why in left_out.items():
+    for name, why in cov["left_out"].items():
         by_reason.setdefault(why, []).append(name)
     for why, names in sorted(by_reason.items()):
         lines.append((f"left out: {_names(names)} ({why})", {"yellow": True}))
-    readiness = measurements(state).get("ready")
-    if isinstance(readiness, dict):
-        unreachable = unreachable_nodes(readiness)
-        if unreachable:
-            lines.append((f"unreachable: {len(unreachable)} node"
-                          f"{'s' if len(unreachable) != 1 else ''} the probes cannot run on, "
-                          "their network tests skipped:", {"red": True}))
-            for name, why in sorted(unreachable.items()):
-                lines.append((f"  {name}: {why}", {"red": True}))
+    unreachable = cov["unreachable"]
+    if unreachable:
+        lines.append((f"unreachable: {len(unreachable)} node"
+                      f"{'s' if len(unreachable) != 1 else ''} the probes cannot run on, "
+                      "their network tests skipped:", {"red": True}))
+        for name, why in sorted(unreachable.items()):
+            lines.append((f"  {name}: {why}", {"red": True}))
     return lines
 
 
