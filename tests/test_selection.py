@@ -148,6 +148,29 @@ lab_backend.planned_nodes = planned
                                  "left out: node-4 (kubernetes.io/os=windows*"])
 
 
+def test_cordoned_notready_and_diskpressure_nodes_stay_selected(
+        pytester: pytest.Pytester) -> None:
+    """Pods pinned by nodeName still run there: such nodes are probed, not left out."""
+    pytester.makeconftest("""
+from dataclasses import replace
+import pytest_k8snet.backends.lab as lab_backend
+
+_planned = lab_backend.planned_nodes
+
+
+def planned(name, count):
+    sick = ("cordoned (spec.unschedulable)", "DiskPressure: KubeletHasDiskPressure")
+    return [replace(n, ready=False, problems=sick) if n.name == "node-2" else n
+            for n in _planned(name, count)]
+
+
+lab_backend.planned_nodes = planned
+""")
+    pytester.makepyfile("def test_nodes(k8s_node):\n    pass\n")
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "--k8s-lab")
+    assert len([line for line in result.stdout.lines if "test_nodes[node-2]" in line]) == 1
+
+
 def test_summary_counts_only_tests_that_ran(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(fake_cluster())
     pytester.makepyfile("""
