@@ -113,6 +113,8 @@ class State:
         # Selection, for the summary: nodes left out (name -> why) and how many were chosen.
         self.left_out: dict[str, str] = {}
         self.selected_count: int | None = None
+        # Selected nodes that are probed although cordoned, NotReady, pressured (Node.notes).
+        self.probed_despite: dict[str, list[str]] = {}
         self.selection_error: str | None = None
         # What tests actually exercised (passed or failed, not skipped), from their reports.
         self.tested_nodes: set[str] = set()
@@ -227,6 +229,8 @@ class State:
                 left_out[node.name] = (f"not matching --k8s-node-selector {selectors}"
                                        if selectors else "left out by pytest_k8snet_select_nodes")
         self.left_out, self.selected_count = left_out, len(result)
+        self.probed_despite = {n.name: list(getattr(n, "notes", ()) or ()) for n in result
+                               if getattr(n, "notes", ())}
         if not result:
             self.selection_error = self._no_nodes_message(nodes, left_out)
         self._share_selection()
@@ -251,19 +255,22 @@ class State:
         if path.exists():
             return
         tmp = path.with_suffix(f".{self.worker}.tmp")
-        tmp.write_text(json.dumps({"selected": self.selected_count, "left_out": self.left_out}))
+        tmp.write_text(json.dumps({"selected": self.selected_count, "left_out": self.left_out,
+                                   "probed_despite": self.probed_despite}))
         tmp.replace(path)
 
-    def selection(self) -> tuple[int | None, dict[str, str]]:
-        """(nodes selected, nodes left out with why) as this process or a worker saw it."""
+    def selection(self) -> tuple[int | None, dict[str, str], dict[str, list[str]]]:
+        """(nodes selected, nodes left out with why, selected nodes probed although cordoned,
+        NotReady or pressured, with those notes) as this process or a worker saw it."""
         if self.selected_count is not None or self.worker is not None:
-            return self.selected_count, dict(self.left_out)
+            return self.selected_count, dict(self.left_out), dict(self.probed_despite)
         path = self.shared_dir_for_run() / SELECTION_FILE
         try:
             doc = json.loads(path.read_text())
-            return doc.get("selected"), dict(doc.get("left_out") or {})
+            return (doc.get("selected"), dict(doc.get("left_out") or {}),
+                    dict(doc.get("probed_despite") or {}))
         except (OSError, ValueError):
-            return None, {}
+            return None, {}, {}
 
     def coverage(self) -> dict[str, Any] | None:
         """What the run actually tested, for the reports (None: no k8snet test asked for
@@ -272,11 +279,13 @@ class State:
         ``target`` (:meth:`target`), ``selected`` (nodes selected, None if unknown),
         ``tested_nodes`` (names), ``tested_pairs`` (``{"all", "pod", "host"}`` counts of
         ordered pairs; a test counts when it passed or failed, not when it skipped),
-        ``left_out`` (name -> why), ``unreachable`` (name -> why the probes cannot run).
+        ``left_out`` (name -> why), ``probed_despite`` (selected node -> its notes: cordoned,
+        NotReady, pressure; probed all the same), ``unreachable`` (name -> why the probes
+        cannot run).
         """
         from .report.results import measurements, natural_key
 
-        selected, left_out = self.selection()
+        selected, left_out, despite = self.selection()
         if selected is None and not self.tested_nodes:
             return None
         pairs = self.tested_pairs
@@ -287,7 +296,7 @@ class State:
             "tested_pairs": {"all": len({(a, b) for a, b, _ in pairs}),
                              **{net: len({(a, b) for a, b, n in pairs if n == net})
                                 for net in ("pod", "host")}},
-            "left_out": left_out,
+            "left_out": left_out, "probed_despite": despite,
             "unreachable": unreachable_nodes(readiness) if isinstance(readiness, dict) else {},
         }
 

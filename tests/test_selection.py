@@ -160,7 +160,7 @@ _planned = lab_backend.planned_nodes
 
 def planned(name, count):
     sick = ("cordoned (spec.unschedulable)", "DiskPressure: KubeletHasDiskPressure")
-    return [replace(n, ready=False, problems=sick) if n.name == "node-2" else n
+    return [replace(n, ready=False, notes=sick) if n.name == "node-2" else n
             for n in _planned(name, count)]
 
 
@@ -169,6 +169,8 @@ lab_backend.planned_nodes = planned
     pytester.makepyfile("def test_nodes(k8s_node):\n    pass\n")
     result = pytester.runpytest_subprocess("--collect-only", "-q", "--k8s-lab")
     assert len([line for line in result.stdout.lines if "test_nodes[node-2]" in line]) == 1
+    result.stdout.fnmatch_lines(["probed although cordoned (spec.unschedulable); DiskPressure: "
+                                 "KubeletHasDiskPressure: node-2"])
 
 
 def test_summary_counts_only_tests_that_ran(pytester: pytest.Pytester) -> None:

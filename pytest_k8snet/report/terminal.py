@@ -221,6 +221,8 @@ def coverage_lines(state: "State") -> list[Piece]:
         by_reason.setdefault(why, []).append(name)
     for why, names in sorted(by_reason.items()):
         lines.append((f"left out: {_names(names)} ({why})", {"yellow": True}))
+    for name, notes in sorted(cov["probed_despite"].items()):
+        lines.append((f"probed although {'; '.join(notes)}: {name}", {}))
     unreachable = cov["unreachable"]
     if unreachable:
         lines.append((f"unreachable: {len(unreachable)} node"
