@@ -95,14 +95,16 @@ def dynamic_neighbours(lab: labmod.Lab) -> int:
     return count
 
 
-def chromium_load_seconds(html: Path) -> float | None:
-    """Wall time for headless Chromium to load and render the report (None: no Chromium)."""
+def chromium_load_seconds(html: Path | None) -> float | None:
+    """Wall time for headless Chromium to load, run and dump the report (None: no Chromium).
+    ``None`` as the page loads about:blank: Chromium's own start-up, to subtract."""
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary is None:
         return None
     t = time.perf_counter()
     proc = subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu",
-                           "--virtual-time-budget=60000", "--dump-dom", html.as_uri()],
+                           "--virtual-time-budget=60000", "--dump-dom",
+                           html.as_uri() if html else "about:blank"],
                           capture_output=True, timeout=300)
     return time.perf_counter() - t if proc.returncode == 0 else None
 
@@ -171,6 +173,10 @@ def main() -> None:
             time_growth = seconds / base_s
             print(f"{base_n}->{n} nodes: pairs x{pair_growth:.1f}, wall time x{time_growth:.1f}, "
                   f"ratio {time_growth / pair_growth:.2f}")
+    if args.html:
+        blank = chromium_load_seconds(None)
+        if blank is not None:
+            print(f"Chromium itself (about:blank): {blank:.1f} s of each load time")
     print(f"reports and logs in {work}")
 
 
