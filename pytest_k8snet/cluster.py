@@ -34,6 +34,7 @@ K = TypeVar("K")
 PairKey = tuple[str, str]
 ONE_MIB = 1024 * 1024
 IPERF_BASE_PORT = 5201
+EGRESS_PORT_SLACK = 15
 
 
 @dataclass(frozen=True)
@@ -485,7 +486,15 @@ class Cluster:
                                       seed=zlib.crc32(f"{key[0]}/{key[1]}".encode()))
             # 3 s: one lost SYN is retransmitted after 1 s; a loaded 2-core machine (or a
             # busy NAT) must not look like a firewall. A filtered port still fails for sure.
-            _, out, _ = self.run(ep, egress.argv(url, ports, connect_timeout=3.0), 15)
+            argv = egress.argv(url, ports, connect_timeout=3.0)
+            # The same ports every run, so a port still in TIME_WAIT from the last run must not
+            # drop an attempt (curl exit 45) and change the counts: let curl take the next free
+            # port of a small range. Results stay keyed by the port asked for.
+            for i, arg in enumerate(argv[:-1]):
+                if arg == "--local-port":
+                    want = int(argv[i + 1])
+                    argv[i + 1] = f"{want}-{min(want + EGRESS_PORT_SLACK, port_range[1])}"
+            _, out, _ = self.run(ep, argv, 15)
             return egress.parse(url, port_range, out)
 
         keys = [(n, net) for n in self.node_names for net in ("pod", "host")]
