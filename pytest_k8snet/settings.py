@@ -6,6 +6,7 @@ are ``None`` so that "not given" can be told from "given as the default".
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable
@@ -49,6 +50,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("lab", "test a lab (simulated cluster network): bring one up for this run and take "
            "it down afterwards, or use --k8s-lab-name.", default=False, flag=True),
     Option("lab-name", "use the running lab NAME (implies --k8s-lab)."),
+    Option("lab-kubernetes", "the lab runs a real Kubernetes cluster (kubelets, containerd, "
+           "CoreDNS; root, binaries built once by `k8snet-lab build`) and the run tests it "
+           "through the kube backend: with --k8s-lab one is brought up for the run; a lab "
+           "named by --k8s-lab-name that was built with --kubernetes is used this way anyway.",
+           default=False, flag=True),
     Option("lab-nodes", "nodes of a lab brought up for the run (1..32).", default=3, kind=int),
     Option("namespace", "namespace for the probes (default: a fresh k8snet-<run id>, created "
            "and deleted by the run)."),
@@ -106,10 +112,17 @@ class Settings:
     # Defaults below: code that builds Settings by hand (tests) need not know them.
     lab_name: str | None = None
     setup_timeout: float = 300.0
+    lab_kubernetes: bool = False
     # Resolved once from the options and the environment (see resolve_backend):
     kind: str = ""  # the backend this run uses: "lab" or "kube" ("": not resolved yet)
     in_cluster: bool = False  # kube through the pod's service account, no kubeconfig
     kind_reason: str = ""  # why, for the terminal header and the results file
+
+    @property
+    def kube_lab(self) -> bool:
+        """The kube backend on the real cluster of a lab (one brought up for the run unless
+        --k8s-lab-name names it)."""
+        return backend_kind(self) == "kube" and bool(self.lab or self.lab_name)
 
     @property
     def auto_lab(self) -> bool:
@@ -198,7 +211,18 @@ def resolve(config: pytest.Config, run_id: str) -> Settings:
     settings = Settings(run_id=run_id, **values)
     validate(settings)
     kind, in_cluster, reason = resolve_backend(settings)
-    return replace(settings, kind=kind, in_cluster=in_cluster, kind_reason=reason)
+    settings = replace(settings, kind=kind, in_cluster=in_cluster, kind_reason=reason)
+    if settings.kube_lab:
+        # The lab's cluster pulls from no registry and has no internet: its own probe image
+        # and world host stand in for the defaults, unless the user chose others.
+        from .lab.kube import PROBE_IMAGE
+        from .lab.lab import EXTERNAL_NAME, WORLD_PORT
+
+        if settings.probe_image == DEFAULT_IMAGE:
+            settings = replace(settings, probe_image=PROBE_IMAGE)
+        if settings.egress_url == OPTIONS_BY_NAME["egress-url"].default:
+            settings = replace(settings, egress_url=f"http://{EXTERNAL_NAME}:{WORLD_PORT}/")
+    return settings
 
 
 def validate(s: Settings) -> None:
@@ -244,6 +268,10 @@ def resolve_backend(s: Settings) -> tuple[str, bool, str]:
     """
     kubeconfig = s.kubeconfig or ""
     found = Path("~/.kube/config").expanduser().is_file()
+    if (s.lab or s.lab_name) and s.backend != "lab" and (
+            s.lab_kubernetes or (s.lab_name and lab_runs_kubernetes(s.lab_name))):
+        which = f"running lab {s.lab_name}" if s.lab_name else "a lab brought up for this run"
+        return "kube", False, f"--k8s-lab-kubernetes: the real cluster of {which}"
     if s.backend == "lab" or (s.backend == "auto" and (s.lab or s.lab_name)):
         how = "--k8s-backend lab" if s.backend == "lab" else (
             "--k8s-lab-name" if s.lab_name else "--k8s-lab")
@@ -261,6 +289,17 @@ def resolve_backend(s: Settings) -> tuple[str, bool, str]:
                           "and not in a pod, so a simulated lab")
 
 
+def lab_runs_kubernetes(name: str) -> bool:
+    """A running lab built with --kubernetes (read from its local state file: no I/O to any
+    cluster)."""
+    from .lab.lab import STATE_ROOT
+
+    try:
+        return bool(json.loads((STATE_ROOT / name / "state.json").read_text()).get("kubernetes"))
+    except (OSError, ValueError):
+        return False
+
+
 def backend_kind(s: Settings) -> str:
     """Which backend this run uses (``lab`` or ``kube``)."""
     return s.kind or resolve_backend(s)[0]
@@ -271,4 +310,8 @@ def kubeconfig_path(s: Settings) -> str:
     (``s.in_cluster``): the kube backend then loads the in-cluster config."""
     if s.in_cluster:
         return ""
+    if s.kube_lab:
+        from .lab.lab import STATE_ROOT
+
+        return str(STATE_ROOT / (s.lab_name or f"r{s.run_id}") / "kubeconfig")
     return str(Path(s.kubeconfig or "~/.kube/config").expanduser())

@@ -7,6 +7,7 @@ runs stay offline.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -109,6 +110,7 @@ class State:
         self.started = time.time()
         self._old_handlers: dict[int, Any] = {}
         self._keep_message: str | None = None
+        self._owns_kube_lab = False  # this process brought up the lab of --k8s-lab-kubernetes
         self.no_io = in_no_io_mode(config)
         # Selection, for the summary: nodes left out (name -> why) and how many were chosen.
         self.left_out: dict[str, str] = {}
@@ -150,6 +152,11 @@ class State:
                    else f"lab {self.lab_name} of {s.lab_nodes} node"
                    f"{'s' if s.lab_nodes != 1 else ''} brought up for this run")
             text = f"SIMULATED lab, not a Kubernetes cluster ({how})"
+        elif s.kube_lab:
+            how = (f"running lab {self.lab_name}" if s.lab_name
+                   else f"lab {self.lab_name} brought up for this run")
+            text = (f"Kubernetes cluster in {how}: real kube-apiserver, kubelets, containerd "
+                    f"and CoreDNS on this machine (kubeconfig {kubeconfig_path(s)})")
         elif s.in_cluster:
             host = os.environ.get("KUBERNETES_SERVICE_HOST", "?")
             port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
@@ -336,8 +343,42 @@ class State:
                 return backend
         from .backends.kube import KubeBackend
 
+        if s.kube_lab:
+            self._kube_lab_up()
         return KubeBackend.from_settings(s, kubeconfig_path(s), self.config,
                                          shared_dir=self.shared_dir)
+
+    def _kube_lab_up(self) -> None:
+        """The lab whose real cluster this run tests: brought up once per run (by the first
+        xdist worker), or the running one --k8s-lab-name names."""
+        from . import lab as labmod
+
+        s = self.settings
+        if s.lab_name:
+            try:
+                labmod.load(s.lab_name)
+            except labmod.LabError as exc:
+                raise BackendError(str(exc)) from None
+            return
+        spec = labmod.LabSpec(name=self.lab_name, nodes=s.lab_nodes, kubernetes=True)
+        self._mark_created()
+        lock = (FileLock(str(self.shared_dir / "lab.lock")) if self.shared_dir is not None
+                else contextlib.nullcontext())
+        with lock:
+            if self.lab_name in labmod.running_labs():
+                return
+            try:
+                labmod.up(spec)
+            except labmod.LabError as exc:
+                raise BackendError(f"could not bring up lab {spec.name} with Kubernetes: "
+                                   f"{exc}") from None
+            self._owns_kube_lab = self.shared_dir is None
+
+    def _kube_lab_down(self) -> None:
+        from . import lab as labmod
+
+        if os.geteuid() == 0 and self.lab_name in labmod.running_labs():
+            labmod.down(self.lab_name)
 
     def cluster(self) -> Cluster:
         if self._cluster is None:
@@ -406,6 +447,9 @@ class State:
                 self._print_keep(backend)
             else:
                 backend.cleanup()
+        if self._owns_kube_lab and not self.settings.keep:
+            self._owns_kube_lab = False
+            self._kube_lab_down()
         self.restore_signal_handlers()
 
     def restore_signal_handlers(self) -> None:
@@ -440,6 +484,8 @@ class State:
             # It says so (stderr, with the kubectl command) when it cannot connect or cannot
             # remove something: a leak is never quiet.
             cleanup_run(self.settings, kubeconfig_path(self.settings))
+            if self.settings.kube_lab and not self.settings.lab_name:
+                self._kube_lab_down()
 
     def _print_keep(self, backend: Backend) -> None:
         # Printed in the terminal summary: output during fixture teardown is captured.
@@ -456,6 +502,9 @@ class State:
         if self.kind == "lab" and self.settings.auto_lab:
             return (f"Lab {self.lab_name} is still up; remove it with "
                     f"`k8snet-lab down {self.lab_name}`.")
+        if self.settings.kube_lab and not self.settings.lab_name:
+            return (f"Lab {self.lab_name} and its Kubernetes cluster are still up; remove them "
+                    f"with `k8snet-lab down {self.lab_name}`.")
         if self.kind == "kube":
             return (f"Remove them with `kubectl delete namespace -l "
                     f"k8snet.io/run={self.settings.run_id}`.")

@@ -285,3 +285,17 @@ def test_suite_from_a_pod_with_in_cluster_config(real_cluster: labmod.Lab) -> No
     finally:
         kubectl(real_cluster, "delete", "pod", "k8snet-runner", "-n", "k8snet", "--wait=false")
     assert wait_gone(real_cluster) == []
+
+
+def test_plugin_brings_up_a_real_cluster_for_the_run(tmp_path: Path) -> None:
+    """--k8s-lab --k8s-lab-kubernetes: a lab with real Kubernetes for this run only, tested
+    through the kube backend (under xdist: one lab for both workers), and gone afterwards."""
+    before = set(labmod.running_labs())
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "pytest_k8snet.suite",
+                           "--k8s-lab", "--k8s-lab-kubernetes", "-n", "2", "-p",
+                           "no:cacheprovider", "-q"], capture_output=True, text=True,
+                          timeout=400, cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "Kubernetes cluster in lab" in out and "SIMULATED" not in out, out
+    assert set(labmod.running_labs()) <= before, out

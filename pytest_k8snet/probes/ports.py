@@ -79,5 +79,5 @@ def parse(checks: Sequence[PortCheck], stdout: str) -> list[PortCheck]:
     for line in stdout.splitlines():
         parts = line.split()
         if len(parts) == 4 and parts[2].isdigit() and parts[3] in STATES:
-            seen[(parts[0], parts[1], int(parts[2]))] = parts[3]  # type: ignore[assignment]
+            seen[(parts[0], parts[1], int(parts[2]))] = parts[3]
     return [PortCheck(c.kind, c.ip, c.port, c.peer, seen.get(c.key, "error")) for c in checks]
