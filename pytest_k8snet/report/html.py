@@ -502,9 +502,13 @@ def extras_for(props: dict[str, Any], raw: list[str], failed: bool) -> list[dict
         from ..diagnose import CAUSES
 
         title = CAUSES.get(d.get("cause"), CAUSES["unknown"])[0]
+        finding = d.get("finding")
         parts.append(f'<div class="k8s-diag"><div class="k8s-diag-head">{e(title)}'
                      f'<span class="k8s-diag-cause">cause: {e(d.get("cause"))}</span></div>'
-                     f"<p>{e(d.get('message'))}</p></div>")
+                     f"<p>{e(d.get('message'))}</p>" + (
+                         f'<p class="k8s-muted">finding {e(finding)}: its evidence (routes, '
+                         "neighbours, FDB, firewall counters, links) is under the finding in "
+                         "the cluster summary above</p>" if finding else "") + "</div>")
     # The raw output itself is in the test's log (section "k8snet probe output") and
     # behind the "probe output" link: not repeated here.
     if parts:
