@@ -21,7 +21,7 @@ from typing import Any
 from .diagnose import CAUSES, VXLAN_OVERHEAD
 from .probes.egress import EgressResult
 from .probes.http import CURL_EXIT
-from .probes.iperf import NETWORK
+from .probes.iperf import NETWORK, TIMEOUT
 from .probes.nodecheck import cidr_overlaps
 
 PAIR_TESTS = ("test_pod_ping", "test_large_packets", "test_path_mtu", "test_udp_8472")
@@ -526,13 +526,16 @@ class _Judge:
                 continue
             raw = self.udp_raw(pid)
             np = u.get("node_port")
-            if np is not None and not np.get("port_busy") and np.get("failure") in (None, NETWORK) \
-                    and (np.get("error") or float(np.get("loss_pct") or 0) > self.threshold):
+            if np is not None and not np.get("port_busy") and self.node_port_failed(np):
                 what = np.get("error") or f"{_loss(np.get('loss_pct'))} of UDP datagrams lost"
+                if np.get("failure") == TIMEOUT:
+                    what = ("no answer over UDP: iperf3 ran past its deadline, twice, while "
+                            "other iperf3 runs on these machines finished in time")
                 f = self.add(Finding(
                     f"vxlan-blocked-node-port:{pid}", "vxlan-blocked",
-                    f"{pid}: the VXLAN port is blocked between the nodes (port 8472 is free, no "
-                    "CNI holds it, so it was tested node to node)", _ends(pid), (pid,),
+                    f"The VXLAN port is blocked between {_ends(pid)[0]} and {_ends(pid)[1]} "
+                    "(port 8472 is free, no CNI holds it, so it was tested node to node)",
+                    _ends(pid), (pid,),
                     evidence={pid: {"node_port_8472": what}},
                     would_contradict=("UDP 8472 crossing node to node",)))
                 self.fail(test, pid, f"{pid}: node to node on UDP 8472 itself fails ({what})", f,
@@ -581,6 +584,21 @@ class _Judge:
                 samples = [a for a in u.get("attempts") or [] if a.get("packets")]
                 self.fail(test, pid, f"{pid}: {_loss(u.get('loss_pct'))} of UDP datagrams lost "
                           f"in the best of {len(samples) or 1} samples", f, self.udp_raw(pid))
+
+    def node_port_failed(self, np: dict[str, Any]) -> bool:
+        """Node to node on 8472 (port free: no CNI) failed for the network's reasons.
+
+        A client whose UDP handshake gets no answer waits past any deadline, so a timeout
+        counts, but only when other iperf3 runs finished in time: then the machine was not
+        too starved to run the probe, and the silence is the network's.
+        """
+        failure = np.get("failure")
+        if failure == TIMEOUT:
+            return any(a.get("failure") is None for t in self.udp.values()
+                       for a in [*(t.get("attempts") or [t]), t.get("node_port") or {}]
+                       if a)
+        return failure in (None, NETWORK) and bool(
+            np.get("error") or float(np.get("loss_pct") or 0) > self.threshold)
 
     def udp_raw(self, pid: str) -> str:
         u = self.udp.get(pid) or {}

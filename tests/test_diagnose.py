@@ -305,3 +305,24 @@ def test_headline_never_names_a_node_outside_its_pairs() -> None:
     assert g.involving == []
     assert g.headline == ("Overlay port blocked: 4 pairs: node-13->node-1, node-13->node-4, "
                           "node-15->node-2, node-16->node-3")
+
+
+def test_node_port_timeout_is_the_networks_only_when_other_runs_finished() -> None:
+    """Before the CNI holds 8472, iperf3 runs node to node on it; with the port blocked its
+    UDP handshake gets no answer and the client waits past its deadline. That counts as
+    blocked only because other iperf3 runs finished in time (the machine was not starved)."""
+    doc = load("healthy")
+    t = doc["throughput"][0]
+    pid = f"{t['src']}->{t['dst']}"
+    t["node_port"] = {"port": 8472, "mbps": 0.0, "loss_pct": 100.0, "packets": 0,
+                      "error": "iperf3 did not finish in time (exit 124)", "failure": "timeout",
+                      "port_busy": False}
+    v = judge(doc).verdict("test_udp_8472", pid)
+    assert v.outcome == FAILED and f"{pid}: node to node on UDP 8472 itself fails" in v.message
+    starved = copy.deepcopy(doc)
+    for e in starved["throughput"]:
+        for a in [e, *e["attempts"]]:
+            a.update(error="iperf3 did not finish in time (exit 124)", failure="timeout",
+                     packets=0)
+    v = judge(starved).verdict("test_udp_8472", pid)
+    assert "VXLAN" not in v.message and "says nothing about the network" in v.message
