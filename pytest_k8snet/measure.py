@@ -151,6 +151,13 @@ def sections(m: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def loss_threshold(settings: object) -> float:
+    """``--k8s-loss-threshold`` (``Settings.loss_threshold``) when the option exists, else
+    the default; 0 is a valid threshold (fail on any loss after re-measuring)."""
+    value = getattr(settings, "loss_threshold", None)
+    return DEFAULT_LOSS_THRESHOLD if value is None else float(value)
+
+
 def probe_failures(cluster: "Cluster") -> list[dict[str, Any]]:
     out = []
     with cluster._lock:
@@ -201,8 +208,7 @@ def document(cluster: "Cluster") -> dict[str, Any]:
         "pairs": [f"{a}->{b}" for a, b in cluster.pairs()],
         "pair_mode": cluster.settings.pairs,
         "expected_mtu": cluster.measurements.get("expected-mtu"),
-        "thresholds": {"loss_pct": float(getattr(cluster.settings, "loss_threshold", None)
-                                         or DEFAULT_LOSS_THRESHOLD)},
+        "thresholds": {"loss_pct": loss_threshold(cluster.settings)},
         "readiness": {n: list(p) for n, p in readiness.items()},
         "service_backends": _backend_map(cluster),
         "dns_endpoints": _dns_endpoints(cluster),

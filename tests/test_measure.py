@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_k8snet.backends import ExecResult
-from pytest_k8snet.measure import exec_failure, key_id
+from pytest_k8snet.measure import DEFAULT_LOSS_THRESHOLD, exec_failure, key_id, loss_threshold
 from pytest_k8snet.probes import iperf
 
 DATA = Path(__file__).parent / "data"
@@ -55,3 +55,14 @@ def test_key_ids() -> None:
     assert key_id("egress", ("node-1", "pod")) == "node-1/pod"
     assert key_id("dns", ("node-1", "world.example.com")) == "node-1/world.example.com"
     assert key_id("service", "node-1") == "node-1"
+
+
+def test_loss_threshold_read_defensively() -> None:
+    class Old:  # Settings before --k8s-loss-threshold existed
+        pass
+
+    class New:
+        loss_threshold = 0.0
+
+    assert loss_threshold(Old()) == DEFAULT_LOSS_THRESHOLD == 5.0
+    assert loss_threshold(New()) == 0.0
