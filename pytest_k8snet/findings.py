@@ -103,7 +103,7 @@ class Verdict:
 
     def as_dict(self) -> dict[str, Any]:
         return {"test": self.test, "subject": self.subject, "outcome": self.outcome,
-                "message": self.message, "finding": self.finding}
+                "message": self.message, "finding": self.finding, "raw": self.raw}
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,8 @@ Added within version 1 by the measure/judge split (:mod:`pytest_k8snet.measure`,
 - ``findings`` [``{id, cause, title, summary, message, fix, nodes, pairs, checks, evidence,
   contradicting, would_contradict, root, evidence_nodes}``]: judged from the measurements
   alone; ``root`` names the finding a knock-on comes from
-- ``verdicts`` [``{test, subject, outcome, message, finding}``]: what each suite test does
+- ``verdicts`` [``{test, subject, outcome, message, finding, raw}``]: what each suite test
+  does, with the raw probe output behind a failure
 - ``evidence`` ``{node: [{name, argv, exit_code, output}]}``: routes, neighbours, FDB,
   firewall rules with counters, links, offloads from the nodes of failing findings
 - ``tests``: test node id -> outcome (``passed``, ``failed``, ``skipped``)
