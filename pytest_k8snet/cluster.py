@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from filelock import FileLock
 
 from .backends import Backend, ClusterTargets, Endpoint, ExecResult, Network, Node
-from .probes import dns, egress, http, iperf, nodecheck, pathmtu, ping
+from .probes import dns, egress, http, iperf, nodecheck, pathmtu, ping, ports
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -509,6 +509,35 @@ class Cluster:
 
         nodes = self.node_names
         return self._each("nodecheck", nodes, one)
+
+    def control_plane_ports(self) -> dict[str, list[ports.PortCheck]]:
+        """From every node's host network, at once: the API server, every other node's
+        kubelet (10250) and etcd (2379, 2380), the cluster DNS over UDP and TCP. One exec
+        per node; a refused connect means no listener there, not a dropped port."""
+        cp = self.backend.control_plane()
+        dns_name = f"kubernetes.default.svc.{cp.cluster_domain}"
+        timeout = max(2.0, min(self.settings.timeout, 5.0))
+
+        def checks(src: str) -> list[ports.PortCheck]:
+            out = [ports.PortCheck("tcp", ip, port, "the API server") for ip, port in
+                   cp.api_servers]
+            for node in self.nodes:
+                if node.name != src:
+                    out += [ports.PortCheck("tcp", node.ip, port, f"{what} on {node.name}")
+                            for port, what in ((10250, "the kubelet"), (2379, "etcd"),
+                                               (2380, "etcd (peers)"))]
+            if cp.cluster_dns:
+                out += [ports.PortCheck(kind, cp.cluster_dns, 53, "the cluster DNS")
+                        for kind in ("dns-udp", "dns-tcp")]
+            return out
+
+        def one(src: str) -> list[ports.PortCheck]:
+            wanted = checks(src)
+            res = self.exec(self.endpoint(src, "host"), ports.argv(wanted, timeout, dns_name),
+                            timeout=timeout + 10)
+            return ports.parse(wanted, res.stdout)
+
+        return self._each("ports", self.node_names, one)
 
     def document(self) -> dict[str, Any]:
         """The run's measurement document: everything measured once, shared under xdist.

@@ -40,6 +40,9 @@ CAUSES: dict[str, tuple[str, str, str]] = {
                          "cidr, the CNI's IP pool) that does not overlap any node network", "1, 5"),
     "dns": ("Cluster DNS unreachable", "check the DNS pods and Service, and that UDP/TCP 53 is "
             "allowed from pods to them", "1"),
+    "control-plane-ports": ("Control-plane port blocked", "open {ports} into {node} in its host "
+                            "firewall (ufw, iptables) and the network ACLs: a cluster needs TCP "
+                            "6443, 2379-2380 and 10250 and TCP/UDP 53 between its nodes", "1"),
     "underlay": ("Nodes cannot reach each other", "fix node-to-node routing or firewalls first: "
                  "the underlay itself is broken", "1"),
     "node-not-ready": ("Node not ready", "read the node's kubelet and CNI logs: a failed network "

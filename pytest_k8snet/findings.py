@@ -26,7 +26,7 @@ from .probes.nodecheck import cidr_overlaps
 
 PAIR_TESTS = ("test_pod_ping", "test_large_packets", "test_path_mtu", "test_udp_8472")
 NODE_TESTS = ("test_nodes_ready", "test_large_packets_to_service", "test_dns", "test_service",
-              "test_egress", "test_node_sysctls", "test_pod_cidr")
+              "test_egress", "test_node_sysctls", "test_pod_cidr", "test_control_plane_ports")
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 CONNECTIVITY = ("vxlan-blocked", "underlay", "ip-forward")
 OVERLAY_IFACES = ("cni", "flannel", "veth", "cali", "cilium", "lo", "vxlan", "tunl", "cilium")
@@ -312,6 +312,7 @@ class _Judge:
         self.dns_checks()
         self.egress_checks()
         self.pod_cidr()
+        self.control_plane_ports()
 
     def nodes_ready(self) -> None:
         for n in self.nodes:
@@ -822,6 +823,75 @@ class _Judge:
                                                "unanswered": missing}}))
             self.fail(test, n, symptom, f, raw)
 
+    def control_plane_ports(self) -> None:
+        """Per node: its own kubelet and etcd ports as the other nodes reach them, and its
+        way to the API server and the cluster DNS. A connect that times out is a dropped
+        port; a refused one proves the path and means nothing listens (said, and skipped)."""
+        test = "test_control_plane_ports"
+        entries = list(self.doc.get("ports") or [])
+        if not entries:
+            for n in self.nodes:
+                self.verdict(test, n, SKIPPED, f"{n}: control-plane ports not measured")
+            return
+        for n in self.nodes:
+            if self.skip_unusable(test, n, n):
+                continue
+            inbound = [e for e in entries if str(e.get("peer", "")).endswith(f" on {n}")]
+            outbound = [e for e in entries if e.get("src") == n
+                        and not str(e.get("peer", "")).rpartition(" on ")[2] in self.nodes]
+            mine = [e for e in entries if e.get("src") == n]
+            failure = self.probe_failure("ports", n)
+            if mine and all(e.get("state") == "error" for e in mine):
+                if failure is not None:
+                    self.fail(test, n, f"{n}: the port probe could not run",
+                              self.probe_finding(failure, n, test))
+                else:
+                    self.verdict(test, n, SKIPPED, f"{n}: the port probe gave no result")
+                continue
+            dropped: dict[str, list[str]] = {}  # "tcp/10250 (the kubelet on node-2)" -> sources
+            deferred: list[str] = []
+            for e in inbound + outbound:
+                if e.get("state") != "timeout":
+                    continue
+                label = (f"{'udp' if e.get('kind') == 'dns-udp' else 'tcp'}/{e.get('port')} "
+                         f"({e.get('peer')} {e.get('ip')})")
+                dns_verdict = self.verdicts.get(("test_dns", n))
+                if str(e.get("kind", "")).startswith("dns") and dns_verdict is not None \
+                        and dns_verdict.outcome != PASSED and e.get("src") == n:
+                    deferred.append(f"{label}: see test_dns[{n}]")
+                    continue
+                dropped.setdefault(label, []).append(str(e.get("src")))
+            no_listener = sorted({f"tcp/{e.get('port')} ({e.get('peer')})" for e in inbound + outbound
+                                  if e.get("state") == "refused"})
+            raw = "\n".join(f"{e.get('src')} -> {e.get('kind')} {e.get('ip')}:{e.get('port')} "
+                             f"({e.get('peer')}): {e.get('state')}" for e in inbound + outbound)
+            if dropped:
+                ports = sorted({label.split(" ")[0] for label in dropped})
+                listing = "; ".join(f"{label} from {', '.join(sorted(set(srcs)))}"
+                                    for label, srcs in sorted(dropped.items()))
+                f = self.add(Finding(
+                    f"control-plane-ports:{n}", "control-plane-ports",
+                    f"{n}: connects time out (dropped, no reset): {listing}", (n,),
+                    evidence={n: {"dropped": dropped, "no_listener": no_listener,
+                                  "deferred": deferred}},
+                    would_contradict=("a connect that completes or is refused",),
+                    fix_args=(("ports", ", ".join(ports)), ("node", n))))
+                self.fail(test, n, "", f, raw)
+            elif deferred and not any(e.get("state") == "open" for e in mine):
+                self.verdict(test, n, SKIPPED, f"{n}: " + "; ".join(deferred))
+            else:
+                notes = []
+                if not any(e.get("peer") == "the API server" for e in mine):
+                    notes.append("tcp/6443: no API server endpoint known here, skipped")
+                if not any(str(e.get("kind", "")).startswith("dns") for e in mine):
+                    notes.append("53: no cluster DNS address known here, skipped")
+                if no_listener:
+                    notes.append("no listener, skipped: " + ", ".join(no_listener))
+                if deferred:
+                    notes.append("; ".join(deferred))
+                self.verdict(test, n, PASSED, f"{n}: " + "; ".join(notes) if notes else "",
+                             raw=raw)
+
     def dns_checks(self) -> None:
         test = "test_dns"
         timeouts: list[str] = []
@@ -851,20 +921,26 @@ class _Judge:
                 self.fail(test, n, f"{n}: DNS answered with errors", f, raw)
                 continue
             endpoint_nodes = sorted(set(self.dns_endpoints.values()))
-            roots = [self.behind(n, m) for m in endpoint_nodes if m != n]
-            if endpoint_nodes and n not in endpoint_nodes and all(roots):
-                found = {f.id: f for f in roots if f is not None}
-                pairs = [_pid(n, m) for m in endpoint_nodes]
+            behind = {m: self.behind(n, m) for m in endpoint_nodes if m != n}
+            cut = [m for m, f in behind.items() if f is not None]
+            if cut:
+                # Queries are spread over the endpoints: those behind a failed pair time out
+                # (all of them when every endpoint is cut off, some when only one is).
+                found = {f.id: f for f in (behind[m] for m in cut) if f is not None}
+                pairs = [_pid(n, m) for m in cut]
                 first = next(iter(found.values()))
+                which = "every" if len(cut) == len(endpoint_nodes) else "the"
+                ips = sorted(ip for ip, m in self.dns_endpoints.items() if m in cut)
                 f = self.add(Finding(
                     f"dns-knock-on:{n}", "dns",
-                    f"{n}: no answer from cluster DNS ({listing}); every DNS endpoint "
-                    f"({', '.join(sorted(self.dns_endpoints))} on {', '.join(endpoint_nodes)}) "
-                    f"sits behind {', '.join(pairs)}, which already fail"
+                    f"{n}: no answer from cluster DNS ({listing}); {which} DNS endpoint"
+                    f"{'s' if len(ips) > 1 else ''} {', '.join(ips)} on {', '.join(cut)} "
+                    f"sit{'' if len(ips) > 1 else 's'} behind {', '.join(pairs)}, which "
+                    f"already fail{'s' if len(pairs) == 1 else ''}"
                     f" ({'; '.join(x.title for x in found.values())}, see test_pod_ping"
                     f"[{pairs[0]}]): a knock-on, not a DNS problem", (n,), tuple(pairs),
-                    root=first.id, would_contradict=("a DNS endpoint reachable from "
-                                                     f"{n}'s pod",)))
+                    root=first.id, would_contradict=("an answer from every DNS endpoint "
+                                                     f"reachable from {n}'s pod",)))
                 self.extend(f.id, checks=[test])
                 self.verdict(test, n, SKIPPED, f.summary, f.id, raw)
                 continue

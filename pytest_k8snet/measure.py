@@ -107,7 +107,7 @@ def sections(m: dict[str, Any]) -> dict[str, Any]:
     """The measurement sections from a cluster's cache (``Cluster.measurements``)."""
     expected = m.get("expected-mtu")
     out: dict[str, Any] = {"ping": [], "path_mtu": [], "throughput": [], "http": [], "dns": [],
-                           "egress": [], "service": [], "node_checks": []}
+                           "egress": [], "service": [], "node_checks": [], "ports": []}
     for network in ("pod", "host"):
         for (src, dst), r in m.get(f"ping-{network}-56", {}).items():
             out["ping"].append({"src": src, "dst": dst, "network": network,
@@ -148,6 +148,9 @@ def sections(m: dict[str, Any]) -> dict[str, Any]:
         out["service"].append({**_plain(r), "failure_rate": rate})
     for node, r in m.get("nodecheck", {}).items():
         out["node_checks"].append(_plain(r))
+    for node, checks in m.get("ports", {}).items():
+        out["ports"] += [{"src": node, "kind": c.kind, "ip": c.ip, "port": c.port,
+                          "peer": c.peer, "state": c.state} for c in checks]
     return out
 
 
@@ -175,13 +178,7 @@ def _backend_map(cluster: "Cluster") -> dict[str, str]:
 def _dns_endpoints(cluster: "Cluster") -> dict[str, str]:
     # Where the cluster DNS endpoints run (pod IP -> node), for knock-on findings; a backend
     # that cannot tell (the lab's DNS is outside the cluster) gives nothing.
-    fn = getattr(cluster.backend, "dns_endpoint_nodes", None)
-    if fn is None:
-        return {}
-    try:
-        return {str(k): str(v) for k, v in dict(fn()).items()}
-    except Exception:  # noqa: BLE001 - optional knowledge, never a reason to fail a run
-        return {}
+    return {str(ip): str(node) for ip, node in cluster.backend.dns_endpoints()}
 
 
 def document(cluster: "Cluster") -> dict[str, Any]:
@@ -196,7 +193,7 @@ def document(cluster: "Cluster") -> dict[str, Any]:
         ("ping_host", lambda: cluster.ping("host")), ("path_mtu", lambda: cluster.path_mtu("pod")),
         ("http", cluster.large_http), ("service_http", cluster.service_http),
         ("service", cluster.service), ("udp", cluster.udp), ("dns", cluster.dns),
-        ("egress", cluster.egress))
+        ("egress", cluster.egress), ("ports", cluster.control_plane_ports))
     for name, step in steps:
         t0 = time.monotonic()
         step()

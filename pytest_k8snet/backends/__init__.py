@@ -103,6 +103,16 @@ class ClusterTargets:
     egress_skip: str = ""
 
 
+@dataclass(frozen=True)
+class ControlPlane:
+    """What ``test_control_plane_ports`` dials from every node's host network besides the
+    other nodes' kubelet (10250) and etcd (2379-2380) ports."""
+
+    api_servers: tuple[tuple[str, int], ...] = ()  # (address, port): kubernetes' endpoints
+    cluster_dns: str | None = None
+    cluster_domain: str = "cluster.local"
+
+
 class Backend(abc.ABC):
     """The interface the plugin drives. Implementations: ``lab`` and ``kube``."""
 
@@ -167,6 +177,11 @@ class Backend(abc.ABC):
     def dns_endpoints(self) -> list[tuple[str, str]]:
         """(IP, node) of each ready cluster DNS endpoint (``kube-dns``); [] when unknown."""
         return []
+
+    def control_plane(self) -> "ControlPlane":
+        """Where the nodes' control-plane traffic goes: the API server endpoints and the
+        cluster DNS address; empty when unknown (those port checks then say so and skip)."""
+        return ControlPlane()
 
     def cleanup_leftovers(self) -> list[str]:
         """After :meth:`cleanup`: what could not be removed, each with the command that

@@ -7,7 +7,8 @@ from typing import Any
 
 from .. import lab as labmod
 from ..lab.lab import Lab, LabSpec
-from . import Backend, BackendError, ClusterTargets, Endpoint, ExecResult, Network, Node
+from . import (Backend, BackendError, ClusterTargets, ControlPlane, Endpoint, ExecResult,
+               Network, Node)
 from . import run_subprocess
 
 
@@ -87,6 +88,10 @@ class LabBackend(Backend):
 
     def backend_node(self, backend_name: str) -> str:
         return backend_name.split("-", 1)[1]
+
+    def control_plane(self) -> ControlPlane:
+        # The simulated lab has no API server; its DNS server is the cluster DNS.
+        return ControlPlane(cluster_dns=self.lab.dns["ip"])
 
     def identity(self) -> dict[str, Any]:
         return {"kind": "lab", "name": self.lab.name, "nodes": len(self.lab.nodes),

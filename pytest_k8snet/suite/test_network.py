@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_k8snet import Cluster, Diagnosis, Node, Pair
-from pytest_k8snet.findings import FAILED, SKIPPED, Finding
+from pytest_k8snet.findings import FAILED, PASSED, SKIPPED, Finding
 from pytest_k8snet.report.junit import record
 
 
@@ -54,6 +54,8 @@ def judged(request: pytest.FixtureRequest, cluster: Cluster, subject: str,
     record(request, **props)
     if verdict.outcome == SKIPPED:
         pytest.skip(verdict.message)
+    if verdict.outcome == PASSED and verdict.message:  # what a pass did not check, said
+        request.node.user_properties.append(("k8snet_note", verdict.message))
     if verdict.outcome == FAILED:
         finding = judgement.finding(verdict.finding)
         assert finding is not None, verdict
@@ -139,4 +141,12 @@ def test_node_sysctls(request: pytest.FixtureRequest, k8s_cluster: Cluster,
 
 def test_pod_cidr(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: Node) -> None:
     """The Pod CIDR (and Service CIDR) do not overlap the node's addresses."""
+    judged(request, k8s_cluster, k8s_node.name)
+
+
+def test_control_plane_ports(request: pytest.FixtureRequest, k8s_cluster: Cluster,
+                             k8s_node: Node) -> None:
+    """From every node's host network: the API server (6443), every other node's kubelet
+    (10250) and etcd (2379-2380), the cluster DNS over UDP and TCP 53. A port nothing
+    listens on is said and skipped; only a connect that times out fails (incident 1)."""
     judged(request, k8s_cluster, k8s_node.name)

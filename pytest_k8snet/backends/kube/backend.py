@@ -21,7 +21,8 @@ from urllib.parse import urlparse
 
 from filelock import FileLock
 
-from .. import Backend, BackendError, ClusterTargets, Endpoint, ExecResult, Network, Node
+from .. import (Backend, BackendError, ClusterTargets, ControlPlane, Endpoint, ExecResult,
+               Network, Node)
 from .client import (_done, _kubectl_flags, api_failure, call_with_retries, connect, kube)
 from .exec import exec_in_pod
 from .lifecycle import delete_run, report_leftovers
@@ -30,7 +31,8 @@ from .manifests import (ACTIVE_DEADLINE_SECONDS, CLUSTER_DOMAIN, EXIT_EXEC_FAILE
                         adds_capabilities, host_probe_manifest, namespace_manifest,
                         probe_pod_manifest, probe_pod_name, readiness_script, run_labels,
                         service_manifest, without_added_capabilities)
-from .status import (ProbeCheck, admission_denial, cluster_domain_from_search,
+from .status import (ProbeCheck, admission_denial, api_endpoints_from_slices,
+                     cluster_domain_from_search,
                      dns_endpoints_from_slices, node_from_api, parse_probe_check, pod_gave_up, pod_is_ready,
                      pod_problems, pod_summary, progress_line, service_cidr_from_message)
 
@@ -93,6 +95,8 @@ class KubeBackend(Backend):
         self.progress: Callable[[str], None] | None = (
             _terminal_progress(config) if config is not None else None)
         self.progress_every = PROGRESS_EVERY_S  # seconds between two progress lines
+        # Every progress line said, also with no callback: for reports of a slow setup.
+        self.progress_log: list[str] = []
         self.retries = 0  # transient API failures retried (for reports and tests)
         self._node_list: list[Node] = []
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
@@ -177,6 +181,7 @@ class KubeBackend(Backend):
             raise self._error(exc, what) from None
 
     def _say(self, line: str) -> None:
+        self.progress_log.append(line)
         if self.progress is not None:
             try:
                 self.progress(line)
@@ -230,6 +235,34 @@ class KubeBackend(Backend):
             except BackendError:
                 self._dns_endpoints = []
         return list(self._dns_endpoints)
+
+    def control_plane(self) -> ControlPlane:
+        """The API server as the ``kubernetes`` EndpointSlices list it (what kubelets dial;
+        the Service's ClusterIP when those cannot be read), and the ``kube-dns`` Service."""
+        core = kube().client.CoreV1Api(self.api)
+        apis: list[tuple[str, int]] = []
+        try:
+            discovery = kube().client.DiscoveryV1Api(self.api)
+            data = self._json("list endpointslices in default",
+                              discovery.list_namespaced_endpoint_slice, "default",
+                              label_selector="kubernetes.io/service-name=kubernetes")
+            apis = api_endpoints_from_slices(data.get("items") or [])
+        except BackendError:
+            pass
+        dns: str | None = None
+        for ns, name in (("default", "kubernetes"), (DNS_NAMESPACE, "kube-dns")):
+            try:
+                svc = self._json(f"get service {ns}/{name}", core.read_namespaced_service,
+                                 name, ns)
+            except BackendError:
+                continue
+            ip = str((svc.get("spec") or {}).get("clusterIP") or "")
+            if name == "kube-dns":
+                dns = ip or None
+            elif not apis and ip:
+                ports = (svc.get("spec") or {}).get("ports") or [{}]
+                apis = [(ip, int(ports[0].get("port") or 443))]
+        return ControlPlane(tuple(apis), dns, self.cluster_domain)
 
     # -- start --------------------------------------------------------------------------
 
@@ -542,7 +575,7 @@ class KubeBackend(Backend):
             remaining = deadline - now
             if not waiting or remaining <= 0:
                 break
-            if self.progress is not None and now - last_said >= self.progress_every:
+            if now - last_said >= self.progress_every:
                 mine = {n: p for n, p in pods.items() if n in everything}
                 line = progress_line(mine, len(everything), self._events()) \
                     + f" ({now - begin:.0f}s of {self.setup_timeout:.0f}s)"

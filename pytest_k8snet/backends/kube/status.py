@@ -424,3 +424,16 @@ def progress_line(pods: Mapping[str, Mapping[str, Any]], expected: int,
         states["not created yet"] = missing
     rest = "".join(f", {n} {what}" for what, n in sorted(states.items(), key=lambda kv: -kv[1]))
     return f"waiting for probes: {ready}/{expected} running{rest}"
+
+
+def api_endpoints_from_slices(slices: Iterable[Mapping[str, Any]]) -> list[tuple[str, int]]:
+    """(address, port) of every ready endpoint of the ``kubernetes`` Service's slices."""
+    out: list[tuple[str, int]] = []
+    for sl in slices:
+        port = next((int(p.get("port") or 0) for p in sl.get("ports") or []
+                     if p.get("name") in ("https", None) and p.get("port")), 6443)
+        for ep in sl.get("endpoints") or []:
+            if (ep.get("conditions") or {}).get("ready") is False:
+                continue
+            out += [(str(a), port) for a in ep.get("addresses") or [] if (str(a), port) not in out]
+    return out
