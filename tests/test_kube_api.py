@@ -683,12 +683,12 @@ def test_nodes_parses_live_nodes(apiserver: Api) -> None:
     assert nodes["kt-ready-2"].problems == ()
     assert nodes["kt-ready-2"].pod_cidrs == ("10.244.2.0/24",)
     assert not nodes["kt-notready"].ready and "cni plugin not initialized" in \
-        nodes["kt-notready"].problems[0]
+        nodes["kt-notready"].notes[0]
     assert not nodes["kt-silent"].ready
     identity = backend.identity()
     assert identity == {"kind": "kube", "server": apiserver.server, "context": "k8snet",
                         "version": "v1.33.13", "nodes": len(nodes),
-                        "namespace": f"k8snet-{backend.run_id}"}
+                        "namespace": f"k8snet-{backend.run_id}", "cluster_domain": "cluster.local"}
     backend.cleanup()  # never started: nothing to delete, nothing to fail
 
 
@@ -753,7 +753,9 @@ def test_start_with_the_kubelet_played_by_the_test(apiserver: Api, pytestconfig:
         "node is NotReady: Ready=False: KubeletNotReady")
     assert any("probe k8snet-probe-kt-notready on kt-notready: not ready" in p
                for p in notready.problems)
-    assert next(n for n in nodes if n.name == "kt-ready-1").problems == ()
+    # the readiness exec (tools, DNS search list) reaches no real kubelet here: said per probe
+    assert all("probe does not run commands" in p
+               for p in next(n for n in nodes if n.name == "kt-ready-1").problems)
     res = backend.endpoint("kt-notready", "pod").run(["true"])
     assert res.exit_code == 125 and "k8snet-probe-kt-notready is not ready (Pending" in res.stderr
 
@@ -1173,3 +1175,187 @@ if __name__ == "__main__":
         capture(sys.argv[2])
     else:
         sys.exit("usage: python -m tests.test_kube_api capture KUBECONFIG")
+
+
+# -- issue 8: pure readers and the retry policy -----------------------------------------------
+
+
+def test_retry_policy_retries_only_what_can_change() -> None:
+    """429/5xx and a reset connection are retried (Retry-After honoured, in seconds or as a
+    date), every other 4xx is raised at once after one request."""
+    import urllib3
+    from kubernetes.client.exceptions import ApiException
+
+    def api_exc(status: int, headers: dict[str, str] | None = None, body: str = "") -> Any:
+        exc = ApiException(status=status, reason="x")
+        exc.headers = headers or {}
+        exc.body = body
+        return exc
+
+    assert kb.retry_delay(api_exc(403), 0) is None and kb.retry_delay(api_exc(404), 3) is None
+    assert kb.retry_delay(api_exc(409), 0) is None and kb.retry_delay(api_exc(422), 0) is None
+    assert kb.retry_delay(api_exc(429, {"Retry-After": "7"}), 0) == 7.0
+    assert kb.retry_delay(api_exc(429, body='{"details": {"retryAfterSeconds": 3}}'), 0) == 3.0
+    assert 0.25 <= (kb.retry_delay(api_exc(503), 0) or 0) <= 0.3
+    assert 2.0 <= (kb.retry_delay(api_exc(500), 3) or 0) <= 2.4
+    reset = urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104))
+    assert kb.retry_delay(reset, 0) is not None
+    refused = urllib3.exceptions.MaxRetryError(None, "/", urllib3.exceptions.NewConnectionError(  # type: ignore[arg-type]
+        None, "Connection refused"))  # type: ignore[arg-type]
+    assert kb.retry_delay(refused, 0) is None  # an unreachable API fails at once
+    assert kb.retry_after({"retry-after": "Wed, 25 Nov 2026 16:00:10 GMT"},
+                          now=datetime(2026, 11, 25, 16, 0, 0, tzinfo=timezone.utc).timestamp()
+                          ) == 10.0
+
+    slept: list[float] = []
+    answers = [api_exc(429, {"Retry-After": "2"}), api_exc(503), "ok"]
+
+    def call() -> str:
+        item = answers.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        return str(item)
+
+    assert kb.call_with_retries(call, sleep=slept.append) == "ok"
+    assert slept[0] == 2.0 and 0.5 <= slept[1] <= 0.6
+    calls: list[int] = []
+
+    def forbidden() -> None:
+        calls.append(1)
+        raise api_exc(403)
+
+    with pytest.raises(ApiException):
+        kb.call_with_retries(forbidden, sleep=slept.append)
+    assert calls == [1]
+    # a server that keeps answering 503 is given up on after the attempts
+    calls.clear()
+
+    def down() -> None:
+        calls.append(1)
+        raise api_exc(503)
+
+    with pytest.raises(ApiException):
+        kb.call_with_retries(down, sleep=lambda s: None, attempts=4)
+    assert len(calls) == 4
+
+
+def test_dual_stack_nodes_keep_the_first_address_per_family() -> None:
+    """Issue 8 item 9: the first InternalIP of each family, the pod CIDR's family first."""
+    status = {"addresses": [{"type": "InternalIP", "address": "fd00::11"},
+                            {"type": "InternalIP", "address": "10.0.0.11"},
+                            {"type": "InternalIP", "address": "10.0.0.99"},
+                            {"type": "InternalIP", "address": "fd00::99"},
+                            {"type": "Hostname", "address": "n1"}]}
+    assert kb.node_addresses(status, ["10.244.1.0/24", "fd00:10:244:1::/64"]) == (
+        "10.0.0.11", "fd00::11")
+    assert kb.node_addresses(status, ["fd00:10:244:1::/64"]) == ("fd00::11", "10.0.0.11")
+    assert kb.node_addresses({"addresses": [{"type": "ExternalIP", "address": "1.2.3.4"}]},
+                             []) == ("1.2.3.4",)
+    node = kb.node_from_api({"metadata": {"name": "n1"},
+                             "spec": {"podCIDRs": ["fd00:10:244:1::/64", "10.244.1.0/24"]},
+                             "status": {**status, "conditions": [
+                                 {"type": "Ready", "status": "True"}]}})
+    assert node.ip == "fd00::11" and node.ips == ("fd00::11", "10.0.0.11") and node.ready
+
+
+def test_cordoned_and_pressured_nodes_are_notes_not_problems() -> None:
+    """Issue 8 item 7: nothing that leaves pinned pods running makes a node unusable."""
+    node = kb.node_from_api({"metadata": {"name": "n1"}, "spec": {
+        "unschedulable": True, "taints": [{"key": "node.kubernetes.io/unschedulable",
+                                           "effect": "NoSchedule"}]},
+        "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}],
+                   "conditions": [{"type": "Ready", "status": "True"},
+                                  {"type": "DiskPressure", "status": "True",
+                                   "reason": "KubeletHasDiskPressure"}]}})
+    assert node.ready and node.problems == ()
+    assert node.notes == ("DiskPressure: KubeletHasDiskPressure",
+                          "cordoned (spec.unschedulable): probe pods are pinned by nodeName "
+                          "and still run")
+
+
+def test_readiness_script_in_a_real_shell(tmp_path: Path) -> None:
+    """The one-exec check, run by a real sh with a PATH that hides all but some tools."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "cat", "curl", "python3"):
+        real_tool = shutil.which(tool)
+        if real_tool:
+            (bin_dir / tool).symlink_to(real_tool)
+    proc = subprocess.run(["sh", "-c", kb.readiness_script(http_server=True)],
+                          capture_output=True, text=True, env={"PATH": str(bin_dir)}, timeout=10)
+    found = kb.parse_probe_check(proc.stdout)
+    assert proc.returncode == 0, proc.stderr
+    assert found.missing == ("ping", "dig", "iperf3", "ip")
+    host = kb.parse_probe_check("missing:iperf3\nping-error:ping: socket: Operation not "
+                                "permitted\nsearch:ns.svc.corp.example svc.corp.example "
+                                "corp.example\nmtu:1450\n")
+    assert host.missing == ("iperf3",) and "not permitted" in host.ping_error
+    assert kb.cluster_domain_from_search(host.search) == "corp.example" and host.mtu == 1450
+    assert kb.cluster_domain_from_search(["example.com"]) is None
+
+
+def test_dns_endpoints_from_endpointslices() -> None:
+    slices = [{"endpoints": [
+        {"addresses": ["10.244.1.10"], "nodeName": "node-2", "conditions": {"ready": True}},
+        {"addresses": ["10.244.2.7"], "nodeName": "node-3", "conditions": {"ready": False}},
+        {"addresses": ["10.244.1.11"], "nodeName": "node-2"}]},
+        {"endpoints": [{"addresses": ["10.244.1.10"], "nodeName": "node-2"}]}]
+    assert kb.dns_endpoints_from_slices(slices) == [("10.244.1.10", "node-2"),
+                                                    ("10.244.1.11", "node-2")]
+
+
+def test_admission_denials_are_told_from_rbac() -> None:
+    psa = json.dumps({"kind": "Status", "message": 'pods "x" is forbidden: violates PodSecurity '
+                      '"baseline:latest": host namespaces (hostNetwork=true)'})
+    assert kb.admission_denial(403, psa) == json.loads(psa)["message"]
+    hook = json.dumps({"message": 'admission webhook "validate.kyverno.svc-fail" denied the '
+                       "request: policy disallow-host-namespaces"})
+    assert "kyverno" in (kb.admission_denial(400, hook) or "")
+    rbac = json.dumps({"message": 'pods is forbidden: User "x" cannot create resource "pods"'})
+    assert kb.admission_denial(403, rbac) is None and kb.admission_denial(500, psa) is None
+
+
+def test_progress_line_counts_pods_by_state() -> None:
+    def pod(name: str, ready: bool = False, reason: str | None = None) -> dict[str, Any]:
+        cs = [{"state": {"waiting": {"reason": reason}}}] if reason else []
+        return {"metadata": {"name": name}, "spec": {"nodeName": "n"}, "status": {
+            "phase": "Running" if ready else "Pending", "containerStatuses": cs,
+            "conditions": [{"type": "Ready", "status": "True"}] if ready else []}}
+
+    pods = {"a": pod("a", True), "b": pod("b", True), "c": pod("c", reason="ContainerCreating"),
+            "d": pod("d", reason="ContainerCreating"), "e": pod("e", True), "f": pod("f", True)}
+    events = [{"involvedObject": {"name": "c"}, "reason": "Pulling", "lastTimestamp": "1"},
+              {"involvedObject": {"name": "d"}, "reason": "Pulling", "lastTimestamp": "1"}]
+    assert kb.progress_line(pods, 6, events) == "waiting for probes: 4/6 running, 2 pulling image"
+    assert kb.progress_line({"a": pod("a", True)}, 3) == \
+        "waiting for probes: 1/3 running, 2 not created yet"
+
+
+def test_err_image_pull_gives_up_at_once() -> None:
+    pod = {"status": {"phase": "Pending", "containerStatuses": [
+        {"image": "x", "state": {"waiting": {"reason": "ErrImagePull", "message": "nope"}}}]}}
+    assert kb.pod_gave_up(pod)
+
+
+def test_targets_follow_the_egress_url_and_the_cluster_domain() -> None:
+    """Issue 8 item 3: external DNS follows the egress URL's host; an IP or no egress URL
+    gives a skip reason instead of looking up example.com."""
+    client = kb.kube().client
+    api = client.ApiClient(client.Configuration())
+
+    def targets(url: str) -> Any:
+        b = kb.KubeBackend(api, settings(egress_url=url), None, "https://x", "c", "kc")
+        b._service_ip, b._cluster_domain = "10.96.0.10", "corp.example"
+        return b.targets()
+
+    t = targets("http://mirror.internal:8080/x")
+    assert t.external_name == "mirror.internal" and not t.external_skip and not t.egress_skip
+    assert t.cluster_domain == "corp.example"
+    assert t.dns_names[0] == "kubernetes.default.svc.corp.example"
+    t = targets("http://203.0.113.5/")
+    assert t.external_name == "" and "is an IP address" in t.external_skip and not t.egress_skip
+    t = targets("http://[2001:db8::1]:80/")
+    assert t.external_name == "" and "2001:db8::1 is an IP address" in t.external_skip
+    t = targets("")
+    assert t.egress_skip and t.external_skip and t.egress_url == ""
+    api.close()
