@@ -79,6 +79,10 @@ OPTIONS: tuple[Option, ...] = (
            default=20.0, kind=float),
     Option("egress-url", "egress target for the kube backend (the lab has its own world host).",
            default="http://example.com/"),
+    Option("loss-threshold", "packet loss in percent that fails a pair (UDP through the overlay, "
+           "ping); a suspect pair is measured again, longer, before it fails. Loss of "
+           "everything is a blocked port; loss above this is a lossy path.", default=5.0,
+           kind=float),
     Option("egress-attempts", "connections per endpoint in the egress probe.", default=50,
            kind=int),
 )
@@ -113,6 +117,7 @@ class Settings:
     lab_name: str | None = None
     setup_timeout: float = 300.0
     lab_kubernetes: bool = False
+    loss_threshold: float = 5.0
     # Resolved once from the options and the environment (see resolve_backend):
     kind: str = ""  # the backend this run uses: "lab" or "kube" ("": not resolved yet)
     in_cluster: bool = False  # kube through the pod's service account, no kubeconfig
@@ -246,6 +251,8 @@ def validate(s: Settings) -> None:
         problems.append("--k8s-lab asks for a lab, but --k8s-backend is kube")
     if s.expect_mtu is not None and not 68 <= s.expect_mtu <= 65535:
         problems.append(f"--k8s-expect-mtu must be 68..65535, got {s.expect_mtu}")
+    if not 0 <= s.loss_threshold < 100:
+        problems.append(f"--k8s-loss-threshold must be 0..99.9 percent, got {s.loss_threshold:g}")
     if s.egress_attempts < 1:
         problems.append("--k8s-egress-attempts must be at least 1")
     if s.baseline and not Path(s.baseline).is_file():

@@ -157,3 +157,37 @@ def test_old_spelling_with_a_lab_name_says_what_to_write(pytester: pytest.Pytest
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{lab.name} is a running lab, not a path: use "
                                  f"--k8s-lab-name {lab.name} (--k8s-lab takes no value)*"])
+
+
+def test_loss_threshold_precedence(pytester: pytest.Pytester,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile("""
+        def test_settings(k8s_settings):
+            print("LOSS", k8s_settings.loss_threshold)
+    """)
+    pytester.runpytest("-s").stdout.fnmatch_lines(["*LOSS 5.0*"])
+    monkeypatch.setenv("K8SNET_LOSS_THRESHOLD", "2")
+    pytester.runpytest("-s").stdout.fnmatch_lines(["*LOSS 2.0*"])
+    pytester.makeini("[pytest]\nk8s_loss_threshold = 1.5\n")
+    pytester.runpytest("-s").stdout.fnmatch_lines(["*LOSS 1.5*"])
+    pytester.runpytest("-s", "--k8s-loss-threshold", "0").stdout.fnmatch_lines(["*LOSS 0.0*"])
+    bad = pytester.runpytest("--k8s-loss-threshold", "100")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--k8s-loss-threshold must be 0..99.9 percent*"])
+
+
+def test_lab_kubernetes_option_resolves_to_the_kube_backend_offline(
+        pytester: pytest.Pytester) -> None:
+    """--k8s-lab --k8s-lab-kubernetes: the kube backend on the lab's own kubeconfig, probe
+    image and world host, decided at configure time with no I/O."""
+    pytester.makepyfile("""
+        def test_settings(k8s_settings):
+            from pytest_k8snet.settings import kubeconfig_path
+            print("KIND", k8s_settings.kind, k8s_settings.kube_lab)
+            print("IMAGE", k8s_settings.probe_image)
+            print("EGRESS", k8s_settings.egress_url)
+            print("KUBECONFIG", kubeconfig_path(k8s_settings))
+    """)
+    out = pytester.runpytest("-s", "--k8s-lab", "--k8s-lab-kubernetes").stdout
+    out.fnmatch_lines(["*KIND kube True*", "*IMAGE localhost/k8snet-probe:dev*",
+                       "*EGRESS http://world.example.com:80/*", "*KUBECONFIG /run/k8snet/r*/kubeconfig*"])
