@@ -70,6 +70,8 @@ def settings(**over: Any) -> Settings:
         keep=False, results=None, baseline=None, baseline_tolerance=20.0,
         egress_url="http://example.com/", egress_attempts=5, run_id=secrets.token_hex(4))
     values.update(over)
+    # no kubelet runs here: wait what the old bound was (10 x timeout), not minutes
+    values.setdefault("setup_timeout", 10 * float(values["timeout"]))
     return Settings(**values)
 
 
@@ -973,6 +975,18 @@ def test_rbac_example_grants_what_the_backend_uses(apiserver: Api, tmp_path: Pat
                   d["metadata"]["namespace"], d, field_validation="Strict"),
               "ClusterRole": lambda d: rbac.create_cluster_role(d, field_validation="Strict"),
               "ClusterRoleBinding": lambda d: rbac.create_cluster_role_binding(
+                  d, field_validation="Strict"),
+              "Role": lambda d: rbac.create_namespaced_role(
+                  d["metadata"]["namespace"], d, field_validation="Strict"),
+              "RoleBinding": lambda d: rbac.create_namespaced_role_binding(
+                  d["metadata"]["namespace"], d, field_validation="Strict"),
+              # the admission policy is proven on the real cluster (tests/test_kube_real.py);
+              # here it is only created, strictly validated
+              "ValidatingAdmissionPolicy": lambda d: client.AdmissionregistrationV1Api(
+                  apiserver.api).create_validating_admission_policy(
+                  d, field_validation="Strict"),
+              "ValidatingAdmissionPolicyBinding": lambda d: client.AdmissionregistrationV1Api(
+                  apiserver.api).create_validating_admission_policy_binding(
                   d, field_validation="Strict")}
     for doc in docs:
         create[doc["kind"]](doc)
@@ -1063,7 +1077,8 @@ def test_suite_without_kubelet_reports_node_problems(apiserver: Api,
     start = time.monotonic()
     result = pytester.runpytest_subprocess(
         "--pyargs", "pytest_k8snet.suite", "--k8s-kubeconfig", apiserver.kubeconfig,
-        "--k8s-timeout", "2", "--k8s-node-selector", f"{SUITE_LABEL}=yes", "-p",
+        "--k8s-timeout", "2", "--k8s-setup-timeout", "20",
+        "--k8s-node-selector", f"{SUITE_LABEL}=yes", "-p",
         "no:cacheprovider", "-q", "-rfE", "-k", "test_nodes_ready or test_pod_ping",
         timeout=120)
     took = time.monotonic() - start
