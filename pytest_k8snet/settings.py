@@ -55,7 +55,7 @@ OPTIONS: tuple[Option, ...] = (
            "through the kube backend: with --k8s-lab one is brought up for the run; a lab "
            "named by --k8s-lab-name that was built with --kubernetes is used this way anyway.",
            default=False, flag=True),
-    Option("lab-nodes", "nodes of a lab brought up for the run (1..32).", default=3, kind=int),
+    Option("lab-nodes", "nodes of a lab brought up for the run (1..64).", default=3, kind=int),
     Option("namespace", "namespace for the probes (default: a fresh k8snet-<run id>, created "
            "and deleted by the run)."),
     Option("probe-image", "probe image with ping, curl, dig, iperf3 and tracepath.",
@@ -239,8 +239,10 @@ def validate(s: Settings) -> None:
             problems.append(f"--k8s-node-selector must be LABEL=VALUE, got {selector!r}")
     if s.backend not in ("auto", "lab", "kube"):
         problems.append(f"--k8s-backend must be auto, lab or kube, got {s.backend!r}")
-    if not 1 <= s.lab_nodes <= 32:
-        problems.append(f"--k8s-lab-nodes must be 1..32, got {s.lab_nodes}")
+    from .lab.lab import MAX_NODES
+
+    if not 1 <= s.lab_nodes <= MAX_NODES:
+        problems.append(f"--k8s-lab-nodes must be 1..{MAX_NODES}, got {s.lab_nodes}")
     if s.timeout <= 0:
         problems.append(f"--k8s-timeout must be positive, got {s.timeout:g}")
     if s.setup_timeout <= 0:
