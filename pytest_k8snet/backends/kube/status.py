@@ -382,7 +382,9 @@ def admission_denial(status: int | None, body: str | None) -> str | None:
     low = message.lower()
     if "cannot create resource" in low or not any(m in low for m in _DENIAL_MARKERS):
         return None
-    return _one_line(message, 400)
+    # 'pods "k8snet-...-host-node-1" is forbidden: ' says nothing the caller does not know,
+    # and reports cut long lines: the policy's own words come first
+    return _one_line(re.sub(r'^pods? "[^"]*" is forbidden: ', "", message), 400)
 
 
 def progress_line(pods: Mapping[str, Mapping[str, Any]], expected: int,
