@@ -159,8 +159,12 @@ def test_real_cluster_domain_is_read_from_a_probe(real: Real, started: Any) -> N
     assert t.cluster_domain == real.domain
     assert t.dns_names[0] == f"kubernetes.default.svc.{real.domain}"
     assert t.external_name == "world.example.com" and t.external_skip == "" == t.egress_skip
-    res = backend.endpoint(backend.nodes()[0].name, "pod").run(["dig", "+short", t.dns_names[1]])
+    ep = backend.endpoint(backend.nodes()[0].name, "pod")
+    res = ep.run(["dig", "+short", t.dns_names[1]])
     assert res.ok and res.stdout.strip() == t.service_ip, res.transcript()
+    # the same readiness exec read the interface MTU: no exec for it later
+    count = backend.exec_count
+    assert backend.interface_mtu(ep) == 1450 and backend.exec_count == count
 
 
 def test_real_dns_endpoints_and_exec_count(real: Real, started: Any) -> None:

@@ -108,6 +108,7 @@ class KubeBackend(Backend):
         self._problems: dict[str, list[str]] = {}
         self._notes: dict[str, list[str]] = {}  # informative lines for the nodes' notes
         self._cluster_domain: str | None = None
+        self._mtu: dict[tuple[str, str], int] = {}  # eth0 MTU per probe, from the check
         self._dns_endpoints: list[tuple[str, str]] | None = None
         self._leftovers: list[str] = []
         self._pods_rv = ""
@@ -621,6 +622,8 @@ class KubeBackend(Backend):
                 missing.setdefault(ep.node, {}).setdefault(tool, []).append(ep.network)
             if found.ping_error:
                 ping_errors.setdefault(ep.node, []).append(f"{ep.network}: {found.ping_error}")
+            if found.mtu:
+                self._mtu[(ep.node, ep.network)] = found.mtu
             domain = cluster_domain_from_search(found.search)
             if domain and (self._cluster_domain is None or ep.network == "pod"):
                 self._cluster_domain = domain
@@ -676,6 +679,11 @@ class KubeBackend(Backend):
         with self._count_lock:
             self.exec_count += 1
         return exec_in_pod(self.api.configuration, self.namespace, endpoint.name, argv, timeout)
+
+    def interface_mtu(self, endpoint: Endpoint) -> int | None:
+        """The probe's eth0 MTU as the readiness check read it (no exec), else read now."""
+        cached = self._mtu.get((endpoint.node, endpoint.network))
+        return cached if cached is not None else super().interface_mtu(endpoint)
 
     def targets(self) -> ClusterTargets:
         """The Service, cluster names under the cluster's real domain, and the external
