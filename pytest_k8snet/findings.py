@@ -191,6 +191,8 @@ class _Judge:
         self.backends: dict[str, str] = dict(doc.get("service_backends") or {})
         self.dns_endpoints: dict[str, str] = dict(doc.get("dns_endpoints") or {})
         self.targets: dict[str, Any] = dict(doc.get("targets") or {})
+        self.host_unavailable: dict[str, str] = {
+            str(k): str(v) for k, v in (doc.get("host_unavailable") or {}).items()}
         self.failures: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for f in doc.get("probe_failures") or []:
             self.failures.setdefault((str(f.get("measurement")), str(f.get("key"))), []).append(f)
@@ -231,6 +233,16 @@ class _Judge:
     def unusable(self, node: str) -> str | None:
         problems = [p for p in self.readiness.get(node, []) if p != "node is NotReady"]
         return problems[0] if problems else None
+
+    def skip_no_host_probe(self, test: str, subject: str, node: str) -> bool:
+        """A host-network check on a node whose host-network probe was not admitted (Pod
+        Security, a policy engine): skipped with the denial; the pod checks still run."""
+        why = self.host_unavailable.get(node)
+        if why:
+            self.verdict(test, subject, SKIPPED, f"{node}: the host-network probe was not "
+                         f"admitted, so this host-network check cannot run: {why}")
+            return True
+        return False
 
     def skip_unusable(self, test: str, subject: str, *nodes: str) -> bool:
         for n in nodes:
@@ -317,6 +329,19 @@ class _Judge:
     def nodes_ready(self) -> None:
         for n in self.nodes:
             problems = self.readiness.get(n, [])
+            image = [p for p in problems if p.startswith("probe image")]
+            if image and len(image) == len(problems):
+                # The probe image, not the node or its network: say that, with its own fix.
+                tools = sorted({t.strip(" ,.") for p in image
+                                for t in p.partition(" lacks ")[2].split("(")[0].split(",")
+                                if t.strip(" ,.")})
+                f = self.add(Finding(f"probe-image:{n}", "probe-failure",
+                                     f"{n}: " + "; ".join(image), (n,),
+                                     evidence={n: {"problems": problems}},
+                                     fix_args=(("tool", ", ".join(tools) or "the probe tools"),),
+                                     would_contradict=("the tools found in the probe image",)))
+                self.fail("test_nodes_ready", n, n, f)
+                continue
             if problems:
                 f = self.add(Finding(f"node-not-ready:{n}", "node-not-ready",
                                      f"{n}: " + "; ".join(problems), (n,),
@@ -330,7 +355,8 @@ class _Judge:
 
     def node_sysctls(self) -> None:
         for n in self.nodes:
-            if self.skip_unusable("test_node_sysctls", n, n):
+            if self.skip_unusable("test_node_sysctls", n, n) or \
+                    self.skip_no_host_probe("test_node_sysctls", n, n):
                 continue
             c = self.checks.get(n)
             if c is None:
@@ -834,7 +860,7 @@ class _Judge:
                 self.verdict(test, n, SKIPPED, f"{n}: control-plane ports not measured")
             return
         for n in self.nodes:
-            if self.skip_unusable(test, n, n):
+            if self.skip_unusable(test, n, n) or self.skip_no_host_probe(test, n, n):
                 continue
             inbound = [e for e in entries if str(e.get("peer", "")).endswith(f" on {n}")]
             outbound = [e for e in entries if e.get("src") == n
@@ -1017,7 +1043,7 @@ class _Judge:
         test = "test_pod_cidr"
         overlaps: dict[str, list[str]] = {}
         for n in self.nodes:
-            if self.skip_unusable(test, n, n):
+            if self.skip_unusable(test, n, n) or self.skip_no_host_probe(test, n, n):
                 continue
             c = self.checks.get(n)
             if c is None:

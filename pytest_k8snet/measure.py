@@ -207,6 +207,8 @@ def document(cluster: "Cluster") -> dict[str, Any]:
         "expected_mtu": cluster.measurements.get("expected-mtu"),
         "thresholds": {"loss_pct": loss_threshold(cluster.settings)},
         "readiness": {n: list(p) for n, p in readiness.items()},
+        "host_unavailable": {n: why for n in cluster.node_names
+                             if (why := cluster.backend.endpoint_unavailable(n, "host"))},
         "service_backends": _backend_map(cluster),
         "dns_endpoints": _dns_endpoints(cluster),
         "targets": {"pod_cidrs": list(t.pod_cidrs), "service_cidr": t.service_cidr,

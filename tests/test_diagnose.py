@@ -53,8 +53,60 @@ def texts(j: Judgement) -> dict[tuple[str, str], tuple[str, str]]:
 def test_healthy_lab_has_no_findings() -> None:
     j = judge(load("healthy"))
     assert j.findings == ()
-    assert {v.outcome for v in j.verdicts.values()} == {PASSED}
-    assert len(j.verdicts) == 45  # every suite test of a 3-node lab has a verdict
+    # captured before the control-plane port checks: those say "not measured" and skip
+    ports = {k: v for k, v in j.verdicts.items() if k[0] == "test_control_plane_ports"}
+    assert {v.outcome for v in ports.values()} == {SKIPPED}
+    assert all("not measured" in v.message for v in ports.values())
+    assert {v.outcome for k, v in j.verdicts.items() if k not in ports} == {PASSED}
+    assert len(j.verdicts) == 48  # every suite test of a 3-node lab has a verdict
+
+
+def ports_doc(states: dict[tuple[str, str, int], str]) -> dict[str, object]:
+    """A 3-node document with only control-plane port measurements: (src, ip, port) -> state."""
+    ips = {"node-1": "172.28.128.11", "node-2": "172.28.128.12", "node-3": "172.28.128.13"}
+    entries: list[dict[str, object]] = []
+    for src in ips:
+        entries.append({"src": src, "kind": "tcp", "ip": "198.19.0.2", "port": 6443,
+                        "peer": "the API server", "state": states.get((src, "api", 6443), "open")})
+        for dst, ip in ips.items():
+            if dst == src:
+                continue
+            for port, peer in ((10250, "the kubelet"), (2379, "etcd"), (2380, "etcd (peers)")):
+                entries.append({"src": src, "kind": "tcp", "ip": ip, "port": port,
+                                "peer": f"{peer} on {dst}",
+                                "state": states.get((src, dst, port),
+                                                    "open" if port == 10250 else "refused")})
+        for kind in ("dns-udp", "dns-tcp"):
+            entries.append({"src": src, "kind": kind, "ip": "10.96.0.10", "port": 53,
+                            "peer": "the cluster DNS", "state": states.get((src, kind, 53), "open")})
+    return {"nodes": list(ips), "pairs": [], "ports": entries}
+
+
+def test_control_plane_ports_healthy_pass_and_say_what_had_no_listener() -> None:
+    j = judge(ports_doc({}))
+    v = j.verdict("test_control_plane_ports", "node-2")
+    assert v.outcome == PASSED
+    assert "no listener, skipped: tcp/2379 (etcd on node-2), tcp/2380" in v.message
+    assert not [f for f in j.findings if f.cause == "control-plane-ports"]
+
+
+def test_control_plane_ports_firewall_names_ports_peer_and_sources() -> None:
+    dropped = {(src, "node-2", port): "timeout" for src in ("node-1", "node-3")
+               for port in (10250, 2379, 2380)}
+    j = judge(ports_doc(dropped))
+    v = j.verdict("test_control_plane_ports", "node-2")
+    assert v.outcome == FAILED
+    assert "tcp/10250 (the kubelet on node-2 172.28.128.12) from node-1, node-3" in v.message
+    assert "Open tcp/10250, tcp/2379, tcp/2380 into node-2" in v.message
+    assert j.verdict("test_control_plane_ports", "node-1").outcome == PASSED
+    assert j.verdict("test_control_plane_ports", "node-3").outcome == PASSED
+
+
+def test_control_plane_ports_api_server_unreachable_from_one_node() -> None:
+    j = judge(ports_doc({("node-3", "api", 6443): "timeout"}))
+    v = j.verdict("test_control_plane_ports", "node-3")
+    assert v.outcome == FAILED and "tcp/6443 (the API server 198.19.0.2) from node-3" in v.message
+    assert j.verdict("test_control_plane_ports", "node-1").outcome == PASSED
 
 
 @pytest.mark.parametrize("fault", sorted(EXPECTED))
@@ -326,3 +378,28 @@ def test_node_port_timeout_is_the_networks_only_when_other_runs_finished() -> No
                      packets=0)
     v = judge(starved).verdict("test_udp_8472", pid)
     assert "VXLAN" not in v.message and "says nothing about the network" in v.message
+
+
+def test_host_probe_not_admitted_skips_only_host_checks_quoting_the_denial() -> None:
+    doc = load("healthy")
+    denial = 'pods "k8snet-host-node-2" is forbidden: violates PodSecurity "baseline:latest"'
+    doc["host_unavailable"] = {"node-2": denial}
+    j = judge(doc)
+    for test in ("test_node_sysctls", "test_pod_cidr"):
+        v = j.verdict(test, "node-2")
+        assert v.outcome == SKIPPED and denial in v.message, v
+    assert j.verdict("test_pod_ping", "node-1->node-2").outcome == PASSED
+    assert j.verdict("test_node_sysctls", "node-1").outcome == PASSED
+
+
+def test_a_probe_image_lacking_a_tool_is_not_a_node_or_network_cause() -> None:
+    doc = load("healthy")
+    doc["readiness"]["node-2"] = ["probe image localhost/x:1 lacks iperf3 (in the host and "
+                                  "pod-network probes): not a network fault"]
+    j = judge(doc)
+    v = j.verdict("test_nodes_ready", "node-2")
+    assert v.outcome == FAILED
+    f = j.finding(v.finding)
+    assert f is not None and f.cause == "probe-failure"
+    assert "Make iperf3 runnable" in v.message
+    assert not [f for f in j.findings if f.cause in ("vxlan-blocked", "node-not-ready")]
