@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ class LabBackend(Backend):
         self.lab = lab
         self.owned = owned
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
+        self._count_lock = threading.Lock()  # probes run from many threads at once
 
     @classmethod
     def attach(cls, name: str, timeout: float) -> "LabBackend":
@@ -66,6 +68,9 @@ class LabBackend(Backend):
         return str(info["probe"]["netns"] if endpoint.network == "pod" else info["netns"])
 
     def run(self, endpoint: Endpoint, argv: Sequence[str], timeout: float) -> ExecResult:
+        # Counted like the kube backend's API execs: one ``ip netns exec`` is one session.
+        with self._count_lock:
+            self.exec_count += 1
         return run_subprocess(argv, ["ip", "netns", "exec", self._netns(endpoint)], timeout)
 
     def cleanup(self) -> None:

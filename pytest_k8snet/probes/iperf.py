@@ -97,3 +97,18 @@ def parse(dst: str, port: int, stdout: str, stderr: str = "", exit_code: int = 0
     return UdpResult(dst, port, mbps=float(received.get("bits_per_second", 0.0)) / 1e6,
                      loss_pct=round(lost, 2), jitter_ms=float(result.jitter_ms),
                      packets=packets, error=None)
+
+
+def retry_command(client: list[str], seconds: float) -> str:
+    """Shell text for a batched client (probes/batch.py) that runs ``client`` again while
+    its server is not up yet ("refused") or serves another client ("busy"), for up to
+    ``seconds``; only the last run's output is kept, so parse() sees one plain run."""
+    import shlex
+
+    run = shlex.join(client)
+    return ("k8snet_end=$(($(date +%s) + " + str(max(1, int(seconds))) + ")); "
+            "k8snet_o=$(mktemp \"$d/u.XXXXXX\"); k8snet_e=$(mktemp \"$d/u.XXXXXX\"); "
+            "while :; do " + run + " >\"$k8snet_o\" 2>\"$k8snet_e\"; k8snet_c=$?; "
+            "grep -qiE 'refused|server is busy' \"$k8snet_o\" \"$k8snet_e\" || break; "
+            "[ $(date +%s) -lt $k8snet_end ] || break; sleep 0.2; done; "
+            "cat \"$k8snet_o\"; cat \"$k8snet_e\" >&2; exit $k8snet_c")

@@ -83,3 +83,69 @@ def measure(run: Callable[[list[str]], tuple[int, str, str]], src: str, dst: str
     largest, lost, probes = search(crosses, ceiling)
     return PathMtuResult(src=src, dst=dst, bytes=largest, first_lost=lost, ceiling=ceiling,
                          probes=probes, seconds=round(time.monotonic() - start, 3))
+
+
+# -- batched: the same search, run inside the source endpoint by probes/batch.py ---------
+#
+# ``k8snet_pmtu IP CEILING FLOOR`` mirrors :func:`search` and ``crosses`` in :func:`measure`
+# step for step (ceiling, then floor, then bisection; each size tried twice before it counts
+# as lost) and prints one ``<size> <1|0>`` line per size it decided. Python then replays
+# :func:`search` over those answers, so the result (bytes, first_lost, probes) is the one
+# an unbatched search gives for the same replies.
+
+_REPLY = "[0-9]+ packets transmitted, 0*[1-9][0-9]* received"  # ping.parse: any_reply
+
+
+def batch_prelude(wait: float) -> str:
+    size_var, ip_var = f"$((k8snet_s - {ping.IP_ICMP_HEADERS}))", "$k8snet_ip"
+    probe = ping.argv("IPVAR", count=1, payload=0, dont_fragment=True, wait=wait)
+    probe[probe.index("-s") + 1] = size_var
+    probe[-1] = ip_var
+    ping_cmd = " ".join(probe)
+    return "\n".join([
+        "k8snet_cross() {",
+        "  k8snet_s=$1; k8snet_n=0",
+        "  while [ $k8snet_n -lt 2 ]; do",
+        f"    if {ping_cmd} 2>&1 | grep -Eq '{_REPLY}'; then echo \"$k8snet_s 1\"; return 0; fi",
+        "    k8snet_n=$((k8snet_n + 1))",
+        "  done",
+        "  echo \"$k8snet_s 0\"; return 1",
+        "}",
+        "k8snet_pmtu() {",
+        "  k8snet_ip=$1; k8snet_lost=$2",
+        "  k8snet_cross $2 && return 0",
+        "  k8snet_cross $3 || return 0",
+        "  k8snet_good=$3",
+        "  while [ $((k8snet_lost - k8snet_good)) -gt 1 ]; do",
+        "    k8snet_mid=$(((k8snet_good + k8snet_lost) / 2))",
+        "    if k8snet_cross $k8snet_mid; then k8snet_good=$k8snet_mid; "
+        "else k8snet_lost=$k8snet_mid; fi",
+        "  done",
+        "}",
+    ])
+
+
+def batch_command(target_ip: str, ceiling: int, wait: float) -> str:
+    if not all(c.isalnum() or c in ".:" for c in target_ip):
+        raise ValueError(f"not an IP address: {target_ip!r}")
+    return f"k8snet_pmtu {target_ip} {int(ceiling)} {MIN_PACKET}"
+
+
+def batch_timeout(wait: float) -> float:
+    """Worst case of one search: ceiling, floor and ~11 bisection steps, each size lost
+    twice after ``wait`` (plus ping's own start-up)."""
+    return 2 * 14 * (wait + 0.3) + 5
+
+
+def from_batch(src: str, dst: str, stdout: str, ceiling: int, seconds: float
+               ) -> PathMtuResult:
+    """The search's result from the ``<size> <1|0>`` lines; a size with no line (the run
+    was cut short) counts as lost, as an unanswered ping would."""
+    answers: dict[int, bool] = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit() and parts[1] in ("0", "1"):
+            answers[int(parts[0])] = parts[1] == "1"
+    largest, lost, probes = search(lambda size: answers.get(size, False), ceiling)
+    return PathMtuResult(src=src, dst=dst, bytes=largest, first_lost=lost, ceiling=ceiling,
+                         probes=probes, seconds=round(seconds, 3))
