@@ -79,6 +79,9 @@ OPTIONS: tuple[Option, ...] = (
            default=20.0, kind=float),
     Option("egress-url", "egress target for the kube backend (the lab has its own world host).",
            default="http://example.com/"),
+    Option("external-name", "host name test_dns resolves besides the cluster's own names "
+           "(default: the egress URL's host; with an IP address there, external DNS is not "
+           "checked and the report says so)."),
     Option("loss-threshold", "packet loss in percent that fails a pair (UDP through the overlay, "
            "ping); a suspect pair is measured again, longer, before it fails. Loss of "
            "everything is a blocked port; loss above this is a lossy path.", default=5.0,
@@ -118,6 +121,7 @@ class Settings:
     setup_timeout: float = 300.0
     lab_kubernetes: bool = False
     loss_threshold: float = 5.0
+    external_name: str | None = None
     # Resolved once from the options and the environment (see resolve_backend):
     kind: str = ""  # the backend this run uses: "lab" or "kube" ("": not resolved yet)
     in_cluster: bool = False  # kube through the pod's service account, no kubeconfig

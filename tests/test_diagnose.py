@@ -403,3 +403,17 @@ def test_a_probe_image_lacking_a_tool_is_not_a_node_or_network_cause() -> None:
     assert f is not None and f.cause == "probe-failure"
     assert "Make iperf3 runnable" in v.message
     assert not [f for f in j.findings if f.cause in ("vxlan-blocked", "node-not-ready")]
+
+
+def test_no_egress_target_skips_egress_and_says_external_dns_was_not_checked() -> None:
+    doc = load("healthy")
+    doc["egress"] = []
+    doc["dns"] = [e for e in doc["dns"] if "world" not in str(e.get("name"))]
+    doc["targets"] = {**doc["targets"], "external_name": "",
+                      "external_skip": "the egress target 198.18.0.10 is an IP address",
+                      "egress_skip": "no egress target (--k8s-egress-url is empty)"}
+    j = judge(doc)
+    v = j.verdict("test_egress", "node-1")
+    assert v.outcome == SKIPPED and "no egress target" in v.message
+    d = j.verdict("test_dns", "node-1")
+    assert d.outcome == PASSED and "external DNS not checked" in d.message

@@ -1359,8 +1359,8 @@ def test_targets_follow_the_egress_url_and_the_cluster_domain() -> None:
     client = kb.kube().client
     api = client.ApiClient(client.Configuration())
 
-    def targets(url: str) -> Any:
-        b = kb.KubeBackend(api, settings(egress_url=url), None, "https://x", "c", "kc")
+    def targets(url: str, **over: Any) -> Any:
+        b = kb.KubeBackend(api, settings(egress_url=url, **over), None, "https://x", "c", "kc")
         b._service_ip, b._cluster_domain = "10.96.0.10", "corp.example"
         return b.targets()
 
@@ -1374,4 +1374,7 @@ def test_targets_follow_the_egress_url_and_the_cluster_domain() -> None:
     assert t.external_name == "" and "2001:db8::1 is an IP address" in t.external_skip
     t = targets("")
     assert t.egress_skip and t.external_skip and t.egress_url == ""
+    # --k8s-external-name: looked up whatever the egress target is
+    t = targets("http://203.0.113.5/", external_name="registry.corp.example")
+    assert t.external_name == "registry.corp.example" and not t.external_skip
     api.close()

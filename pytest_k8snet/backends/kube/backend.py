@@ -708,6 +708,9 @@ class KubeBackend(Backend):
                                  "external DNS)")
             except ValueError:
                 pass
+        named = (getattr(self.settings, "external_name", None) or "").strip()
+        if named:  # --k8s-external-name: checked whatever the egress target is
+            external, external_skip = named, ""
         domain = self.cluster_domain
         fqdn = f"{self.service_name}.{self.namespace}.svc.{domain}"
         nodes = self._node_list or []
