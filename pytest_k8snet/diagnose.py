@@ -45,6 +45,9 @@ CAUSES: dict[str, tuple[str, str, str]] = {
                             "6443, 2379-2380 and 10250 and TCP/UDP 53 between its nodes", "1"),
     "underlay": ("Nodes cannot reach each other", "fix node-to-node routing or firewalls first: "
                  "the underlay itself is broken", "1"),
+    "image-pull": ("Probe image cannot be pulled", "check --k8s-probe-image (name, tag) and that "
+                   "the nodes can pull it (registry reachable, credentials, or a mirror the "
+                   "cluster can reach); this says nothing about the network under test", ""),
     "node-not-ready": ("Node not ready", "read the node's kubelet and CNI logs: a failed network "
                        "plugin shows as FailedCreatePodSandBox", "1"),
     "udp-lossy": ("Lossy overlay path", "look for congestion, a saturated link, a policer or "

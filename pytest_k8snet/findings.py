@@ -28,6 +28,7 @@ PAIR_TESTS = ("test_pod_ping", "test_large_packets", "test_path_mtu", "test_udp_
 NODE_TESTS = ("test_nodes_ready", "test_large_packets_to_service", "test_dns", "test_service",
               "test_egress", "test_node_sysctls", "test_pod_cidr", "test_control_plane_ports")
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+IMAGE_PULL_WORDS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
 CONNECTIVITY = ("vxlan-blocked", "underlay", "ip-forward")
 OVERLAY_IFACES = ("cni", "flannel", "veth", "cali", "cilium", "lo", "vxlan", "tunl", "cilium")
 
@@ -340,6 +341,13 @@ class _Judge:
                                      evidence={n: {"problems": problems}},
                                      fix_args=(("tool", ", ".join(tools) or "the probe tools"),),
                                      would_contradict=("the tools found in the probe image",)))
+                self.fail("test_nodes_ready", n, n, f)
+                continue
+            pulls = [p for p in problems if any(w in p for w in IMAGE_PULL_WORDS)]
+            if pulls:  # the probe image, not the node: its own cause and fix
+                f = self.add(Finding(f"image-pull:{n}", "image-pull", f"{n}: " + pulls[0], (n,),
+                                     evidence={n: {"problems": problems}},
+                                     would_contradict=("the probe pods running",)))
                 self.fail("test_nodes_ready", n, n, f)
                 continue
             if problems:

@@ -417,3 +417,15 @@ def test_no_egress_target_skips_egress_and_says_external_dns_was_not_checked() -
     assert v.outcome == SKIPPED and "no egress target" in v.message
     d = j.verdict("test_dns", "node-1")
     assert d.outcome == PASSED and "external DNS not checked" in d.message
+
+
+def test_an_image_that_cannot_be_pulled_is_named_as_such_not_as_a_cni_problem() -> None:
+    doc = load("healthy")
+    doc["readiness"]["node-1"] = [
+        "pod-network probe k8snet-probe-node-1 on node-1: ErrImagePull: image reg/x:1: not found",
+        "pod-network probe does not run commands: probe pod k8snet-probe-node-1 is not ready"]
+    j = judge(doc)
+    v = j.verdict("test_nodes_ready", "node-1")
+    assert v.outcome == FAILED
+    assert "ErrImagePull: image reg/x:1" in v.message and "--k8s-probe-image" in v.message
+    assert "CNI" not in v.message and "FailedCreatePodSandBox" not in v.message

@@ -7,6 +7,7 @@ one line fit for a person; transient ones (429, 5xx, a reset connection) are ret
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import sys
@@ -52,8 +53,15 @@ def _terminal_progress(config: pytest.Config) -> Callable[[str], None] | None:
     if reporter is None or not hasattr(reporter, "write_line"):
         return None
 
+    # Setup runs inside a fixture, whose output pytest captures: lift the capture for the
+    # line, as pytest's own live logging does, or nobody sees the progress of a slow pull.
+    capman = config.pluginmanager.get_plugin("capturemanager")
+
     def write(line: str) -> None:
-        reporter.write_line(f"k8snet: {line}")
+        lifted = (capman.global_and_fixture_disabled() if capman is not None
+                  else contextlib.nullcontext())
+        with lifted:
+            reporter.write_line(f"k8snet: {line}")
 
     return write
 
