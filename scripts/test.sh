@@ -12,10 +12,6 @@ command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 timeout 2400 bash scripts/setup-kube.sh
 # The kube API tests' exec-only fake kubelet (a few lines around the kubelet's streaming
 # code), next to the API server and controller manager of that same build.
-mkdir -p "$K8SNET_CACHE/bin"
-for c in kube-apiserver kube-controller-manager; do
-  ln -sfn "$K8SNET_CACHE/kube-v1.33.13/bin/k8snet-kube" "$K8SNET_CACHE/bin/$c"
-done
 WITH_KCM=1 WITH_FAKE_KUBELET=1 timeout 900 bash tools/kube-apiserver.sh build \
   || echo "fake kubelet build failed: the kube API tests will skip"
 # Test-only tools: Chromium renders the HTML report; busybox and socat are the probe pod's

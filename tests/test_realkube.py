@@ -21,6 +21,7 @@ from pytest_k8snet import lab as labmod
 from pytest_k8snet.lab import faults, kube, netns
 
 from .conftest import kube_artifacts_missing
+from .test_suite_on_lab import failing
 
 pytestmark = pytest.mark.skipif(kube_artifacts_missing() is not None,
                                 reason=kube_artifacts_missing() or "")
@@ -60,15 +61,6 @@ def run_suite(lab: labmod.Lab, tmp_path: Path, *extra: str, timeout: float = 400
                           cwd=tmp_path, env={**os.environ, **kube.client_env(lab)})
     outcomes = json.loads(results.read_text())["tests"] if results.exists() else {}
     return proc.returncode, proc.stdout + proc.stderr, outcomes
-
-
-def failing(outcomes: dict[str, str]) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for nodeid, outcome in outcomes.items():
-        if outcome == "failed":
-            name, _, param = nodeid.split("::")[-1].partition("[")
-            out.setdefault(name, set()).add(param.rstrip("]"))
-    return out
 
 
 def probe_namespaces(lab: labmod.Lab) -> list[str]:

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Real kube-apiserver + etcd on 127.0.0.1 for pytest-k8snet backend tests (no kubelet).
 #
-#   tools/kube-apiserver.sh build       # build kube-apiserver from the Go module proxy, apt-install etcd
+#   tools/kube-apiserver.sh build       # link kube-apiserver from the lab's Kubernetes build
+#                                       # (pytest_k8snet/lab/kube/build.sh), apt-install etcd
 #   tools/kube-apiserver.sh start DIR   # start etcd + kube-apiserver, write DIR/kubeconfig, DIR/pids
 #   tools/kube-apiserver.sh stop DIR    # stop both, leave nothing behind
 #
-# With WITH_KCM=1 (for build and start) kube-controller-manager is built and run too (+~100 s
-# cold build). It provides what the apiserver alone lacks: the "default" ServiceAccount in new
+# With WITH_KCM=1 (for build and start) kube-controller-manager is linked and run too. It
+# provides what the apiserver alone lacks: the "default" ServiceAccount in new
 # namespaces (required by the default ServiceAccount admission plugin to create pods), namespace
 # deletion (namespace controller), Endpoints/EndpointSlices for Services, garbage collection.
 # Node lifecycle/taint eviction are disabled so fake Nodes (no kubelet) keep their pods.
@@ -37,15 +38,6 @@ WITH_KCM="${WITH_KCM:-0}"
 FAKE_KUBELET="${FAKE_KUBELET:-$K8SNET_CACHE/bin/fake-kubelet}"
 WITH_FAKE_KUBELET="${WITH_FAKE_KUBELET:-0}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
-
-# Staging modules of k8s.io/kubernetes imported by cmd/kube-apiserver and cmd/kube-controller-manager.
-# They are taken from the Go module proxy at the matching v0.X.Y tag. All other staging modules
-# are replaced by empty local stubs (not imported; several are missing on the proxy we have).
-# v1.33.13 is the default because the proxy here lacks several v0.31.x staging modules.
-NEEDED_STAGING="api apiextensions-apiserver apimachinery apiserver client-go cloud-provider
-cluster-bootstrap component-base component-helpers controller-manager csi-translation-lib
-dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator kubelet mount-utils
-pod-security-admission cri-api cri-client kube-controller-manager kube-scheduler kubectl metrics"
 
 log() { echo "kube-apiserver.sh: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -184,65 +176,19 @@ cmd_build() {
     if [[ $WITH_FAKE_KUBELET == 1 && ! -x "$FAKE_KUBELET" ]]; then
         build_fake_kubelet
     fi
-    local -a targets=()
-    [[ -x "$KUBE_APISERVER" ]] || targets+=("kube-apiserver:$KUBE_APISERVER")
-    if [[ $WITH_KCM == 1 && ! -x "$KUBE_CONTROLLER_MANAGER" ]]; then
-        targets+=("kube-controller-manager:$KUBE_CONTROLLER_MANAGER")
+    # kube-apiserver and kube-controller-manager are the lab's multi-command Kubernetes
+    # binary (one build for the real cluster and these tests), linked under their names.
+    if [[ ! -x "$KUBE_APISERVER" || ( $WITH_KCM == 1 && ! -x "$KUBE_CONTROLLER_MANAGER" ) ]]; then
+        local here multi
+        here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+        K8S_VERSION=$K8S_VERSION K8SNET_CACHE=$K8SNET_CACHE \
+            bash "$here/pytest_k8snet/lab/kube/build.sh" kube || die "building Kubernetes failed"
+        multi="$K8SNET_CACHE/kube-$K8S_VERSION/bin/k8snet-kube"
+        mkdir -p "$(dirname "$KUBE_APISERVER")" "$(dirname "$KUBE_CONTROLLER_MANAGER")"
+        ln -sfn "$multi" "$KUBE_APISERVER"
+        ln -sfn "$multi" "$KUBE_CONTROLLER_MANAGER"
     fi
-    if ((${#targets[@]} == 0)); then
-        log "already built: $KUBE_APISERVER$([[ $WITH_KCM == 1 ]] && echo " $KUBE_CONTROLLER_MANAGER")"
-        return
-    fi
-    command -v go >/dev/null || die "go not found"
-    local t0 t src minor sv m json moddir target cmd out
-    export GOWORK=off GOFLAGS="-mod=mod" CGO_ENABLED=0 GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-
-    t0=$(now)
-    json=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION") || die "go mod download failed"
-    moddir=$(sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p' <<<"$json")
-    [[ -d "$moddir" ]] || die "no module dir in: $json"
-    log "go mod download k8s.io/kubernetes@$K8S_VERSION: $(elapsed "$t0")s"
-
-    # k8s.io/kubernetes replaces k8s.io/* with ./staging/src/k8s.io/*, which module zips do not
-    # contain. Make a writable copy and point the replaces at the published staging modules.
-    src="$K8SNET_CACHE/src/kubernetes-$K8S_VERSION"
-    rm -rf "$src"
-    mkdir -p "$(dirname "$src")"
-    cp -r "$moddir" "$src"
-    chmod -R u+w "$src"
-    cd "$src"
-    rm -f go.work go.work.sum
-    minor="${K8S_VERSION#v1.}"
-    sv="v0.$minor"
-    for m in $(sed -n 's#^\s*k8s.io/\([a-z0-9-]*\) => \./staging/src/k8s\.io/.*#\1#p' go.mod); do
-        if [[ " $(echo $NEEDED_STAGING) " == *" $m "* ]]; then
-            go mod edit -replace "k8s.io/$m=k8s.io/$m@$sv"
-        else
-            mkdir -p "staging/src/k8s.io/$m"
-            echo "module k8s.io/$m" >"staging/src/k8s.io/$m/go.mod"
-        fi
-    done
-
-    t=$(now)
-    go list -deps $(printf './cmd/%s ' "${targets[@]%%:*}") >/dev/null || die "resolving dependencies failed"
-    log "dependency download (go list -deps): $(elapsed "$t")s"
-
-    local v=k8s.io/component-base/version major=1
-    minor=${minor%%.*}
-    for target in "${targets[@]}"; do
-        cmd=${target%%:*} out=${target#*:}
-        t=$(now)
-        mkdir -p "$(dirname "$out")"
-        go build -trimpath -o "$out.tmp" -ldflags="-s -w \
-            -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=$major -X $v.gitMinor=$minor \
-            -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z" \
-            "./cmd/$cmd"
-        mv "$out.tmp" "$out"
-        log "go build $cmd: $(elapsed "$t")s ($(du -h "$out" | cut -f1))"
-    done
-    cd /
-    rm -rf "$src"
-    log "build done in $(elapsed "$t0")s total"
+    log "have $KUBE_APISERVER$([[ $WITH_KCM == 1 ]] && echo " $KUBE_CONTROLLER_MANAGER")"
 }
 
 free_port() {

@@ -59,6 +59,19 @@ def cgroup_name(lab_name: str, part: str) -> str:
     return f"k8snet-{lab_name}-{part}"
 
 
+def join_cgroup_sh(cg: str) -> str:
+    """Shell lines moving the script into cgroup ``cg`` of every hierarchy, before it starts
+    anything: then every process it starts, containers included, is found there."""
+    return f"""for h in /sys/fs/cgroup/*/; do
+  [ -f "$h/cgroup.procs" ] || continue
+  mkdir -p "${{h}}{cg}"
+  if [ -f "${{h}}{cg}/cpuset.cpus" ] && [ -z "$(cat "${{h}}{cg}/cpuset.cpus")" ]; then
+    cat "$h/cpuset.cpus" >"${{h}}{cg}/cpuset.cpus"; cat "$h/cpuset.mems" >"${{h}}{cg}/cpuset.mems"
+  fi
+  echo $$ >"${{h}}{cg}/cgroup.procs"
+done"""
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("K8SNET_CACHE", "/var/cache/k8snet"))
 

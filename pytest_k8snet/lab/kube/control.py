@@ -12,7 +12,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from . import SERVICE_CIDR, cgroup_name
+from . import SERVICE_CIDR, cgroup_name, join_cgroup_sh
 
 
 def hosts_file(lab_nodes: list[dict[str, Any]], mgmt: dict[str, Any]) -> str:
@@ -28,14 +28,7 @@ def supervisor_script(d: Path, lab_name: str, kube_bin: Path, advertise: str,
     k = shlex.quote(str(kube_bin))
     p = d / "pki"
     return f"""set -eu
-for h in /sys/fs/cgroup/*/; do
-  [ -f "$h/cgroup.procs" ] || continue
-  mkdir -p "${{h}}{cg}"
-  if [ -f "${{h}}{cg}/cpuset.cpus" ] && [ -z "$(cat "${{h}}{cg}/cpuset.cpus")" ]; then
-    cat "$h/cpuset.cpus" >"${{h}}{cg}/cpuset.cpus"; cat "$h/cpuset.mems" >"${{h}}{cg}/cpuset.mems"
-  fi
-  echo $$ >"${{h}}{cg}/cgroup.procs"
-done
+{join_cgroup_sh(cg)}
 mount --make-rprivate /
 mount --bind {d}/hosts /etc/hosts
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

@@ -17,7 +17,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from . import CLUSTER_DNS, CLUSTER_DOMAIN, PAUSE_IMAGE, cgroup_name
+from . import CLUSTER_DNS, CLUSTER_DOMAIN, PAUSE_IMAGE, cgroup_name, join_cgroup_sh
 
 # What the kubelet would otherwise write into the host's /proc/sys.
 KUBELET_SYSCTLS = {"vm/overcommit_memory": "1", "kernel/panic": "10", "kernel/panic_on_oops": "1"}
@@ -170,15 +170,7 @@ def supervisor_script(d: Path, lab_name: str, node: dict[str, Any], kube_bin: Pa
         f"|| {{ echo 'image import failed: {tar}' >&2; exit 1; }}"
         for tar, base in images)
     return f"""set -eu
-# Join the node's cgroup in every hierarchy before starting anything.
-for h in /sys/fs/cgroup/*/; do
-  [ -f "$h/cgroup.procs" ] || continue
-  mkdir -p "${{h}}{cg}"
-  if [ -f "${{h}}{cg}/cpuset.cpus" ] && [ -z "$(cat "${{h}}{cg}/cpuset.cpus")" ]; then
-    cat "$h/cpuset.cpus" >"${{h}}{cg}/cpuset.cpus"; cat "$h/cpuset.mems" >"${{h}}{cg}/cpuset.mems"
-  fi
-  echo $$ >"${{h}}{cg}/cgroup.procs"
-done
+{join_cgroup_sh(cg)}
 mount --make-rprivate /
 mount -t tmpfs -o mode=0755 k8snet-{lab_name} /run/netns
 mount -t tmpfs -o mode=0755 k8snet-{lab_name} /run/containerd
