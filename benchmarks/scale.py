@@ -8,7 +8,8 @@ how wall time grew against pair count from the smallest to each larger size (a r
 means the suite grows no faster than the pairs it probes).
 
 Run as root: ``python benchmarks/scale.py [--sizes 8,16,32,64] [--runs 3] [--html]``.
-Labs are named ``sbench<pid>n<N>`` and removed after each size.
+Labs are named ``sbench<pid>n<N>`` (``--lab-prefix P``: ``P<N>``, e.g. ``b8``, ``b32``) and
+removed after each size.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="8,16,32")
     parser.add_argument("--runs", type=int, default=1, help="suite runs per size")
     parser.add_argument("--html", action="store_true", help="also write and time the HTML report")
+    parser.add_argument("--lab-prefix", default="",
+                        help="name the labs PREFIX<N> (default sbench<pid>n<N>)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="k8snet-scale-"))
     os.chdir(work)  # measure the suite, not this project's pytest configuration
@@ -145,7 +148,7 @@ def main() -> None:
           f"{'suite s':>8} {'execs':>6} {'execs/N':>7} {'neigh':>5} {'html':>9} {'load s':>6}",
           flush=True)
     for n in (int(s) for s in args.sizes.split(",")):
-        name = f"sbench{os.getpid()}n{n}"
+        name = f"{args.lab_prefix}{n}" if args.lab_prefix else f"sbench{os.getpid()}n{n}"
         t = time.perf_counter()
         lab = labmod.up(labmod.LabSpec(name=name, nodes=n))
         up_s = time.perf_counter() - t

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import pickle
 import random
+import shlex
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -36,6 +37,8 @@ ONE_MIB = 1024 * 1024
 IPERF_BASE_PORT = 5201
 EGRESS_PORT_SLACK = 15
 PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+# The pod's readiness exec also reads what egress and the expected MTU need.
+READY_POD = f"cat {PORT_RANGE}; cat /sys/class/net/eth0/mtu 2>/dev/null || true"
 # Batch by source: one exec per source endpoint and probe kind (see probes/batch.py).
 # UDP clients run fewer at a time: every one of them sends 10 Mbit/s.
 BATCH_PARALLEL = batch.DEFAULT_PARALLEL
@@ -149,6 +152,7 @@ class Cluster:
     probe_failures: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     _tag: Any = field(default_factory=local)
     _port_ranges: dict[tuple[str, str], str] = field(default_factory=dict)
+    _mtus: dict[str, int] = field(default_factory=dict)
     _judgement: "Judgement | None" = None
 
     @property
@@ -206,8 +210,8 @@ class Cluster:
 
     def batch(self, ep: Endpoint, kind: str | None,
               items: Sequence[tuple[Any, Sequence[str] | str | batch.Job, float | None]],
-              parallel: int = BATCH_PARALLEL, prelude: str = "", slack: float = 5.0
-              ) -> dict[Any, ExecResult]:
+              parallel: int = BATCH_PARALLEL, prelude: str = "", slack: float = 5.0,
+              setup: str = "") -> dict[Any, ExecResult]:
         """Run many probes in ``ep`` in ONE exec (probes/batch.py) and give each its own
         result, as if it had run alone: ``items`` are ``(key, argv or shell text, timeout)``.
 
@@ -224,11 +228,11 @@ class Cluster:
             else:
                 job = batch.Job.of(f"j{i}", cmd, timeout)
             jobs.append(job)
-        if not jobs:
+        if not jobs and not setup:
             return {}
         with self._lock:
             self.probe_count += len(jobs)
-        res = ep.run(batch.argv(jobs, parallel, prelude),
+        res = ep.run(batch.argv(jobs, parallel, prelude, setup),
                      batch.exec_timeout(jobs, parallel, self.settings.timeout, slack))
         parsed = batch.parse(jobs, res.stdout)
         out: dict[Any, ExecResult] = {}
@@ -237,9 +241,16 @@ class Cluster:
             if r.framed:
                 one = ExecResult(job.argv, r.exit_code, r.stdout, r.stderr, res.seconds,
                                  r.timed_out)
-            else:  # the exec itself failed: each probe failed the way the exec did
-                one = ExecResult(job.argv, res.exit_code if not res.ok else batch.NO_RESULT,
-                                 "", res.stderr or res.stdout[-300:], res.seconds, res.timed_out)
+            else:
+                # No result came back for this probe: the exec itself failed (timed out,
+                # interrupted, no sh) or the runner did (no scratch dir). Either way the
+                # probe's own failure (126: could not run), never evidence about the network.
+                code = res.exit_code if (res.timed_out or res.exit_code < 0 or res.exit_code
+                                         in (126, 127, 130, 143)) else 126
+                one = ExecResult(job.argv, code, "", "batch runner gave no result for this "
+                                 f"probe (exit {res.exit_code}): "
+                                 + (res.stderr.strip() or res.stdout.strip())[-300:],
+                                 res.seconds, res.timed_out)
             out[key] = one
             failure = exec_failure(one)
             if failure is not None and kind is not None:
@@ -350,8 +361,9 @@ class Cluster:
             return self.settings.expect_mtu
 
         def compute() -> int:
-            mtus = self._map(lambda n: self.backend.interface_mtu(self.endpoint(n, "pod")),
-                             self.node_names)
+            # Read by the readiness check where it ran (one exec fewer per node).
+            mtus = self._map(lambda n: self._mtus.get(n) or self.backend.interface_mtu(
+                self.endpoint(n, "pod")), self.node_names)
             known = [m for m in mtus if m]
             return min(known) if known else 1500
 
@@ -441,11 +453,12 @@ class Cluster:
         backends = self.service_backends()
         count = max(rounds * len(backends), 12)
 
-        def requests(node: str, first: int, last: int) -> tuple[dict[str, int], int, list[str]]:
+        def curl(first: int, last: int) -> str:
             url = f"http://{t.service_ip}:{t.service_port}/?k8snet=[{first}-{last}]"
-            argv = ["curl", "-s", "-H", "Connection: close", "--connect-timeout", "1", "-m", "2",
-                    "-w", "\\n%{json}\\n", url]
-            _, out, _ = self.run(self.endpoint(node), argv, (last - first + 1) * 2.5 + 5)
+            return shlex.join(["curl", "-s", "-H", "Connection: close", "--connect-timeout",
+                               "1", "-m", "2", "-w", "\\n%{json}\\n", url])
+
+        def parse(out: str) -> tuple[dict[str, int], int, list[str]]:
             answered: dict[str, int] = {}
             failures, errors, body = 0, [], ""
             for line in out.splitlines():
@@ -463,20 +476,28 @@ class Cluster:
             return answered, failures, errors
 
         def one(node: str) -> ServiceResult:
-            # One round first: if no backend answers at all, more rounds only add timeouts.
+            # One round over every backend first: if none answers at all, more rounds only
+            # add timeouts. A clean round needs only a few more requests (bounded, whatever
+            # N); a round with failures gets the full rounds the judge reads. One exec: the
+            # shell decides, and says on stderr how many requests it made.
             first = max(1, len(backends))
-            answered, failures, errors = requests(node, 1, first)
+            clean = min(count, max(12, first + SERVICE_EXTRA_REQUESTS))
+            more = ""
+            if count > first:
+                more = (f"printf '%s\\n' \"$o\" | grep -q '\"exitcode\":0' || exit 0\n"
+                        f"if printf '%s\\n' \"$o\" | grep -q '\"exitcode\":[1-9]'; then "
+                        f"echo k8snet-requests {count} >&2; {curl(first + 1, count)}\n"
+                        + (f"elif [ {clean} -gt {first} ]; then echo k8snet-requests {clean} >&2;"
+                           f" {curl(first + 1, clean)}\n" if clean > first else "")
+                        + "fi")
+            script = f"o=$({curl(1, first)})\nprintf '%s\\n' \"$o\"\n{more}"
+            _, out, err = self.run(self.endpoint(node), ["sh", "-c", script],
+                                   count * 2.5 + 5)
+            answered, failures, errors = parse(out)
             attempts = first
-            # A clean round over every backend needs only a few more requests (bounded,
-            # whatever N); a round with failures gets the full rounds the judge reads.
-            last = count if failures else min(count, max(12, first + SERVICE_EXTRA_REQUESTS))
-            if answered and last > first:
-                more, more_failures, more_errors = requests(node, first + 1, last)
-                for name, n in more.items():
-                    answered[name] = answered.get(name, 0) + n
-                failures += more_failures
-                errors += more_errors
-                attempts = last
+            for line in err.splitlines():
+                if line.startswith("k8snet-requests ") and line.split()[1].isdigit():
+                    attempts = int(line.split()[1])
             missing = tuple(b for b in backends if b not in answered) if failures else ()
             return ServiceResult(node, attempts, failures, answered, missing,
                                  tuple(dict.fromkeys(errors))[:3])
@@ -515,54 +536,41 @@ class Cluster:
             # Servers wait for the last client of the slowest source (node to node: for
             # every client in turn); one that never hears from its client ends idle.
             idle = int(5 + step * (serial if node_port else lane))
+            retry_for = 5.0 + (step * serial if node_port else 0.0)
 
             def port(key: PairKey) -> int:
                 return 8472 if node_port else (IPERF_BASE_PORT + attempt * len(index)
                                                 + index[key[0]])
 
-            def servers(dst: str) -> None:
-                group = by_dst[dst]
+            def servers(node: str) -> str:
+                """Shell that starts, in the background, the servers for every client
+                coming to ``node``; they end after their test or when idle."""
+                group = by_dst.get(node, [])
+                if not group:
+                    return ""
                 if node_port:
-                    loop = (f"k8snet_i=0; while [ $k8snet_i -lt {len(group)} ]; do "
-                            + " ".join(iperf.server_argv(8472, idle_timeout=idle))
-                            + "; k8snet_i=$((k8snet_i + 1)); done")
-                    items: list[tuple[Any, Sequence[str] | str | batch.Job, float | None]] = [
-                        (dst, loop, None)]
-                else:
-                    items = [(k, iperf.server_argv(port(k), idle_timeout=idle), None)
-                             for k in group]
-                # Every server must listen at once (they idle; clients are the bounded part).
-                self.batch(self.endpoint(dst, network), None, items, parallel=len(items),
-                           slack=idle * (serial if node_port else 1) + 10)
+                    one = " ".join(iperf.server_argv(8472, idle_timeout=idle))
+                    return (f"( k8snet_i=0; while [ $k8snet_i -lt {len(group)} ]; do {one}; "
+                            "k8snet_i=$((k8snet_i + 1)); done ) >/dev/null 2>&1 </dev/null &")
+                return "\n".join(" ".join(iperf.server_argv(port(k), idle_timeout=idle))
+                                 + " >/dev/null 2>&1 </dev/null &" for k in group)
 
-            retry_for = 5.0 + (step * serial if node_port else 0.0)
-
-            def clients(src: str) -> dict[PairKey, iperf.UdpResult]:
-                ips = {k: self.endpoint(k[1], network).ip for k in by_src[src]}
+            def endpoint(node: str) -> dict[PairKey, iperf.UdpResult]:
+                """One exec in ``node``: its servers for the others, then its clients."""
+                ips = {k: self.endpoint(k[1], network).ip for k in by_src.get(node, [])}
                 items: list[tuple[Any, Sequence[str] | str | batch.Job, float | None]] = []
-                for k in by_src[src]:
+                for k in by_src.get(node, []):
                     argv = iperf.client_argv(ips[k], port(k), seconds=pairs[k])
                     job = batch.Job(str(k[1]), iperf.retry_command(argv, retry_for), tuple(argv))
                     items.append((k, job, retry_for + timeout + 3 + pairs[k]))
-                runs = self.batch(self.endpoint(src, network), "udp", items,
-                                  parallel=UDP_CLIENT_PARALLEL)
+                runs = self.batch(self.endpoint(node, network), "udp", items,
+                                  parallel=UDP_CLIENT_PARALLEL, setup=servers(node))
                 return {k: iperf.parse(ips[k], port(k), r.stdout, r.stderr, r.exit_code,
                                        r.timed_out) for k, r in runs.items()}
 
-            # Servers on a pool of their own: they wait for the clients, which run on the
-            # shared pool, and must never hold all of its workers.
-            spool = ThreadPoolExecutor(max_workers=len(by_dst))
-            try:
-                for dst in by_dst:
-                    spool.submit(servers, dst)
-                time.sleep(0.2)  # let the servers bind; a refused connect is retried anyway
-                out: dict[PairKey, iperf.UdpResult] = {}
-                for part in self._map(clients, list(by_src)):
-                    out.update(part)
-            finally:
-                # Servers whose client never came are reaped by their idle timeout; nobody
-                # waits for them (the next round uses other ports).
-                spool.shutdown(wait=False)
+            out: dict[PairKey, iperf.UdpResult] = {}
+            for part in self._map(endpoint, [n for n in index if n in by_src or n in by_dst]):
+                out.update(part)
             return out
 
         def again(attempts: list[iperf.UdpResult]) -> float | None:
@@ -736,10 +744,14 @@ class Cluster:
             for net in networks:
                 # Any command proves the probe runs; this one also gives egress its port
                 # range, which saves an exec per endpoint there.
-                res = self.endpoint(node, net).run(["cat", PORT_RANGE], self.settings.timeout)
+                argv = ["cat", PORT_RANGE] if net == "host" else ["sh", "-c", READY_POD]
+                res = self.endpoint(node, net).run(argv, self.settings.timeout)
                 if res.ok:
+                    lines = res.stdout.splitlines()
                     with self._lock:
-                        self._port_ranges[(node, net)] = res.stdout
+                        self._port_ranges[(node, net)] = lines[0] if lines else ""
+                        if net == "pod" and len(lines) > 1 and lines[1].strip().isdigit():
+                            self._mtus[node] = int(lines[1])
                 else:
                     problems.append(f"{net}-network probe does not run commands: "
                                     f"{(res.stderr or res.stdout).strip()[:200]}")

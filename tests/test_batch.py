@@ -88,6 +88,17 @@ def test_runner_runs_lanes_concurrently_but_bounded() -> None:
     assert 1.9 < two_lanes < 3.5  # two at a time: two rounds of 1 s, not 1 s nor 4 s
 
 
+def test_runner_does_not_wait_for_what_setup_started() -> None:
+    # UDP servers for other endpoints' clients start in ``setup`` and end on their own.
+    jobs = [batch.Job.of("a", ["echo", "hi"])]
+    env = dict(os.environ)
+    t = time.monotonic()
+    proc = subprocess.run(batch.argv(jobs, setup="sleep 5 >/dev/null 2>&1 </dev/null &"),
+                          capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert batch.parse(jobs, proc.stdout)["a"].stdout == "hi\n"
+    assert time.monotonic() - t < 3
+
+
 FAKE_PING = """#!/bin/sh
 # fake ping: a reply when the IP packet (payload + 28) fits LIMIT
 for a; do [ "$prev" = "-s" ] && size=$((a + 28)); prev=$a; done

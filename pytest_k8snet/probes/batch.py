@@ -75,15 +75,24 @@ def lane_length(count: int, parallel: int) -> int:
     return max((len(lane) for lane in lanes(count, parallel)), default=0)
 
 
-def script(jobs: Sequence[Job], parallel: int = DEFAULT_PARALLEL, prelude: str = "") -> str:
+def script(jobs: Sequence[Job], parallel: int = DEFAULT_PARALLEL, prelude: str = "",
+           setup: str = "") -> str:
+    """The runner. ``prelude``: shell functions the jobs call; ``setup``: shell text run
+    once before the jobs (e.g. servers started in the background for other endpoints'
+    clients). The runner waits for its job lanes only, never for what ``setup`` started,
+    so setup's background processes must redirect their output and end on their own."""
     for job in jobs:
         if not job.key or any(c.isspace() for c in job.key):
             raise ValueError(f"batch job key must be one word: {job.key!r}")
-    lines = ["d=$(mktemp -d 2>/dev/null || mktemp -d -t k8snet.XXXXXX) || exit 125",
+    lines = ["d=$(mktemp -d 2>/dev/null || mktemp -d -p /dev/shm 2>/dev/null) || "
+             "{ echo 'k8snet batch: no scratch directory (mktemp -d failed)' >&2; exit 125; }",
              "trap 'rm -rf \"$d\"' EXIT"]
     if prelude:
         # Written once to a file: the runner and every timeout-bounded job source it.
         lines.append(f"printf '%s\\n' {shlex.quote(prelude.strip())} >\"$d/p.sh\"; . \"$d/p.sh\"")
+    if setup:
+        lines.append(setup.strip())
+    lines.append("k8snet_lanes=")
     for lane in lanes(len(jobs), parallel):
         body = []
         for i in lane:
@@ -100,7 +109,8 @@ def script(jobs: Sequence[Job], parallel: int = DEFAULT_PARALLEL, prelude: str =
             body.append(f"( {cmd}\n) >\"$d/{i}.o\" 2>\"$d/{i}.e\" </dev/null; "
                         f"echo $? >\"$d/{i}.c\"")
         lines.append("( " + "\n".join(body) + " ) &")
-    lines.append("wait")
+        lines.append("k8snet_lanes=\"$k8snet_lanes $!\"")
+    lines.append("wait $k8snet_lanes")
     for i, job in enumerate(jobs):
         lines.append(f"echo \"{MARK} {i} {job.key} $(cat \"$d/{i}.c\" 2>/dev/null || echo "
                      f"{NO_RESULT})\"; base64 <\"$d/{i}.o\"; echo {ERR_MARK}; "
@@ -108,8 +118,9 @@ def script(jobs: Sequence[Job], parallel: int = DEFAULT_PARALLEL, prelude: str =
     return "\n".join(lines) + "\n"
 
 
-def argv(jobs: Sequence[Job], parallel: int = DEFAULT_PARALLEL, prelude: str = "") -> list[str]:
-    return ["sh", "-c", script(jobs, parallel, prelude)]
+def argv(jobs: Sequence[Job], parallel: int = DEFAULT_PARALLEL, prelude: str = "",
+         setup: str = "") -> list[str]:
+    return ["sh", "-c", script(jobs, parallel, prelude, setup)]
 
 
 def exec_timeout(jobs: Sequence[Job], parallel: int = DEFAULT_PARALLEL,
