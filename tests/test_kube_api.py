@@ -1378,3 +1378,11 @@ def test_targets_follow_the_egress_url_and_the_cluster_domain() -> None:
     t = targets("http://203.0.113.5/", external_name="registry.corp.example")
     assert t.external_name == "registry.corp.example" and not t.external_skip
     api.close()
+
+
+def test_pod_subnets_from_kubeadm_config() -> None:
+    text = ("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nnetworking:\n"
+            "  podSubnet: 10.244.0.0/16,fd00:10:244::/56\n  serviceSubnet: 10.96.0.0/12\n")
+    assert kb.pod_subnets_from_kubeadm(text) == ["10.244.0.0/16", "fd00:10:244::/56"]
+    assert kb.pod_subnets_from_kubeadm("networking: {}\n") == []
+    assert kb.pod_subnets_from_kubeadm(": not yaml :\n  - [") == []

@@ -291,3 +291,18 @@ def test_plugin_brings_up_a_real_cluster_for_the_run(tmp_path: Path) -> None:
     assert proc.returncode == 0, out
     assert "Kubernetes cluster in lab" in out and "SIMULATED" not in out, out
     assert set(labmod.running_labs()) <= before, out
+
+
+def test_pod_cidr_overlap_built_into_a_real_cluster(tmp_path: Path) -> None:
+    """pod-cidr-overlap is a build-time option of the real cluster too: kubelets, CNI and
+    kube-proxy get the overlapping Pod CIDR, and test_pod_cidr names it."""
+    name = f"ro{os.getpid()}"
+    built = labmod.up(labmod.LabSpec(name=name, kubernetes=True,
+                                     faults=(("pod-cidr-overlap", (), None),)))
+    try:
+        code, out, outcomes = run_suite(built, tmp_path)
+    finally:
+        labmod.down(name)
+    assert code == 1, out
+    assert set(failing(outcomes)) == {"test_pod_cidr"}, out
+    assert "172.28.0.0/16" in out

@@ -38,7 +38,8 @@ from .status import (ProbeCheck, _one_line, admission_denial, api_error_message,
                      cluster_domain_from_search, connection_error_reason,
                      dns_endpoints_from_slices, exit_code_from_status, node_addresses,
                      node_from_api, parse_probe_check, pod_gave_up, pod_is_ready, pod_problems,
-                     pod_summary, progress_line, service_cidr_from_message, status_message)
+                     pod_subnets_from_kubeadm, pod_summary, progress_line,
+                     service_cidr_from_message, status_message)
 
 __all__ = [
     "ACTIVE_DEADLINE_SECONDS", "BAD_CONDITIONS", "CLUSTER_DOMAIN", "CONTAINER", "DETAIL_CHARS",
@@ -53,7 +54,8 @@ __all__ = [
     "connection_error_reason", "delete_run", "dns_endpoints_from_slices", "exec_in_pod",
     "exit_code_from_status", "host_probe_manifest", "http_server_script", "kube",
     "namespace_manifest", "node_addresses", "node_from_api", "parse_probe_check",
-    "pod_gave_up", "pod_is_ready", "pod_problems", "pod_summary", "probe_pod_manifest",
+    "pod_gave_up", "pod_is_ready", "pod_problems", "pod_subnets_from_kubeadm", "pod_summary",
+    "probe_pod_manifest",
     "probe_pod_name", "progress_line", "readiness_script", "report_leftovers", "retry_after",
     "retry_delay", "run_labels", "security_context", "service_cidr_from_message",
     "service_manifest", "status_message", "without_added_capabilities",

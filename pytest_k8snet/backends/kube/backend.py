@@ -33,6 +33,7 @@ from .manifests import (ACTIVE_DEADLINE_SECONDS, CLUSTER_DOMAIN, EXIT_EXEC_FAILE
                         probe_pod_manifest, probe_pod_name, readiness_script, run_labels,
                         service_manifest, without_added_capabilities)
 from .status import (ProbeCheck, admission_denial, api_endpoints_from_slices,
+                     pod_subnets_from_kubeadm,
                      cluster_domain_from_search,
                      dns_endpoints_from_slices, node_from_api, parse_probe_check, pod_gave_up, pod_is_ready,
                      pod_problems, pod_summary, progress_line, service_cidr_from_message)
@@ -116,6 +117,7 @@ class KubeBackend(Backend):
         self._problems: dict[str, list[str]] = {}
         self._notes: dict[str, list[str]] = {}  # informative lines for the nodes' notes
         self._cluster_domain: str | None = None
+        self._pod_subnets: list[str] | None = None
         self._mtu: dict[tuple[str, str], int] = {}  # eth0 MTU per probe, from the check
         self._dns_endpoints: list[tuple[str, str]] | None = None
         self._leftovers: list[str] = []
@@ -244,6 +246,22 @@ class KubeBackend(Backend):
             except BackendError:
                 self._dns_endpoints = []
         return list(self._dns_endpoints)
+
+    def _cluster_pod_subnets(self) -> list[str]:
+        """The cluster's Pod CIDR as kubeadm records it (``kube-system/kubeadm-config``,
+        ``networking.podSubnet``); [] on clusters without it or without the right to read it.
+        Each node's own /24 can miss the hosts while the cluster's CIDR overlaps them."""
+        if self._pod_subnets is None:
+            self._pod_subnets = []
+            try:
+                cm = self._json("get configmap kube-system/kubeadm-config",
+                                kube().client.CoreV1Api(self.api).read_namespaced_config_map,
+                                "kubeadm-config", DNS_NAMESPACE)
+                text = str((cm.get("data") or {}).get("ClusterConfiguration") or "")
+                self._pod_subnets = pod_subnets_from_kubeadm(text)
+            except BackendError:
+                pass
+        return list(self._pod_subnets)
 
     def control_plane(self) -> ControlPlane:
         """The API server as the ``kubernetes`` EndpointSlices list it (what kubelets dial;
@@ -722,7 +740,8 @@ class KubeBackend(Backend):
         domain = self.cluster_domain
         fqdn = f"{self.service_name}.{self.namespace}.svc.{domain}"
         nodes = self._node_list or []
-        cidrs = tuple(dict.fromkeys(c for n in nodes for c in n.pod_cidrs))
+        cidrs = tuple(dict.fromkeys([*self._cluster_pod_subnets(),
+                                     *(c for n in nodes for c in n.pod_cidrs)]))
         return ClusterTargets(
             service_ip=self._service_ip, service_port=SERVICE_PORT, service_name=fqdn,
             dns_names=(f"kubernetes.default.svc.{domain}", fqdn),

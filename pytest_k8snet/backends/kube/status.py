@@ -439,3 +439,24 @@ def api_endpoints_from_slices(slices: Iterable[Mapping[str, Any]]) -> list[tuple
                 continue
             out += [(str(a), port) for a in ep.get("addresses") or [] if (str(a), port) not in out]
     return out
+
+
+def pod_subnets_from_kubeadm(cluster_configuration: str) -> list[str]:
+    """``networking.podSubnet`` of kubeadm's ClusterConfiguration (YAML; comma-separated for
+    dual-stack), as valid CIDRs."""
+    import ipaddress
+
+    import yaml
+
+    try:
+        doc = yaml.safe_load(cluster_configuration) or {}
+    except yaml.YAMLError:
+        return []
+    raw = str(((doc.get("networking") or {}) if isinstance(doc, dict) else {}).get("podSubnet") or "")
+    out = []
+    for part in raw.split(","):
+        try:
+            out.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+        except ValueError:
+            continue
+    return out

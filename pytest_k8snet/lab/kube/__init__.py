@@ -278,6 +278,7 @@ def start(lab: "Lab", timeout: float = 180.0) -> None:
     _wait(lambda: kubectl.ok("get", "--raw", "/readyz"), deadline,
           "kube-apiserver did not become ready", lab)
     kubectl.apply(addons.coredns(replicas=min(2, len(lab.nodes))))
+    kubectl.apply(addons.kubeadm_config(lab.spec["pod_cidr"], SERVICE_CIDR, KUBE_VERSION))
     names = [n["name"] for n in lab.nodes]
     _wait(lambda: set(names) <= set(kubectl.lines("get", "nodes", "-o", "name", prefix="node/")),
           deadline, "not every kubelet registered", lab)

@@ -155,3 +155,21 @@ spec:
     imagePullPolicy: Never
     command: [/bin/sh, -c, "{script}"]
 """
+
+
+def kubeadm_config(pod_cidr: str, service_cidr: str, version: str) -> str:
+    """kubeadm's record of the cluster's networks, as a kubeadm cluster has it: the one place
+    a client can read the cluster's Pod CIDR (each node only carries its own /24)."""
+    return f"""apiVersion: v1
+kind: ConfigMap
+metadata: {{name: kubeadm-config, namespace: kube-system}}
+data:
+  ClusterConfiguration: |
+    apiVersion: kubeadm.k8s.io/v1beta4
+    kind: ClusterConfiguration
+    kubernetesVersion: {version}
+    networking:
+      dnsDomain: {CLUSTER_DOMAIN}
+      podSubnet: {pod_cidr}
+      serviceSubnet: {service_cidr}
+"""
