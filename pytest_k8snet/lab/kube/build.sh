@@ -306,7 +306,15 @@ build_probe() {
 }
 
 case "${1:-all}" in
-all) build_kube; build_coredns_image; build_pause; build_probe ;;
+all)
+    # debootstrap waits on the mirror and dpkg more than on CPU: beside the Go builds.
+    build_probe &
+    probe_pid=$!
+    build_kube
+    build_coredns_image
+    build_pause
+    wait "$probe_pid" || die "building the probe image failed"
+    ;;
 kube) build_kube ;;
 coredns) build_coredns_image ;;
 pause) build_pause ;;
