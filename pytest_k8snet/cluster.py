@@ -35,6 +35,8 @@ K = TypeVar("K")
 PairKey = tuple[str, str]
 ONE_MIB = 1024 * 1024
 IPERF_BASE_PORT = 5201
+# The node-to-node UDP check's port when the encapsulation could not be detected.
+VXLAN_PORT = 8472
 EGRESS_PORT_SLACK = 15
 PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 # The pod's readiness exec also reads what egress and the expected MTU need.
@@ -358,7 +360,9 @@ class Cluster:
     def expected_mtu(self) -> int:
         """``--k8s-expect-mtu``, else the smallest probe-pod interface MTU."""
         if self.settings.expect_mtu:
-            return self.settings.expect_mtu
+            # Cached like a measured one: the document (and so the judge) reads it there.
+            flag = self.settings.expect_mtu
+            return self._cached("expected-mtu", lambda: flag)
 
         def compute() -> int:
             # Read by the readiness check where it ran (one exec fewer per node).
@@ -368,6 +372,17 @@ class Cluster:
             return min(known) if known else 1500
 
         return self._cached("expected-mtu", compute)
+
+    def pod_mtus(self) -> dict[str, int | None]:
+        """Each node's probe-pod eth0 MTU (the CNI's MTU setting), None where it could not be
+        read: the judge tells "the pod's own interface is the limit" from "the underlay
+        drops frames" with it, and says when the expected MTU is a default."""
+        def compute() -> dict[str, int | None]:
+            # Read by the readiness check where it ran (no exec of its own there).
+            return dict(zip(self.node_names, self._map(lambda n: self._mtus.get(n) or (
+                self.backend.interface_mtu(self.endpoint(n, "pod"))), self.node_names)))
+
+        return self._cached("pod-mtu", compute)
 
     def measure_path_mtu(self, src: Endpoint, dst: Endpoint, ceiling: int | None = None
                          ) -> pathmtu.PathMtuResult:
@@ -509,17 +524,19 @@ class Cluster:
         return self.backend.service_backends()
 
     def udp(self) -> dict[PairKey, UdpCheck]:
-        """iperf3 UDP across every pair through the overlay, and node to node on 8472.
+        """iperf3 UDP across every pair through the overlay, and node to node on the UDP port
+        the destination's overlay uses (:meth:`overlay_port`; none: not measured).
 
         Batched: per round, one exec per destination starts the servers for all its sources
         (a port per source) and one exec per source runs its clients, UDP_CLIENT_PARALLEL at
         a time, each retrying a refused connect while its server comes up. Node to node all
-        sources share port 8472 on a destination, so there a loop of one-shot servers takes
-        the clients one after another (a client told "busy" or refused tries again).
+        sources share the overlay port on a destination, so there a loop of one-shot servers
+        takes the clients one after another (a client told "busy" or refused tries again).
         """
         index = {n: i for i, n in enumerate(self.node_names)}
         timeout = self.settings.timeout
         keys = self.pairs()
+        wire: dict[str, int | None] = {}  # node -> its overlay's UDP port, filled by compute
 
         def sample(pairs: dict[PairKey, float], network: Network, attempt: int
                    ) -> dict[PairKey, iperf.UdpResult]:
@@ -539,8 +556,9 @@ class Cluster:
             retry_for = 5.0 + (step * serial if node_port else 0.0)
 
             def port(key: PairKey) -> int:
-                return 8472 if node_port else (IPERF_BASE_PORT + attempt * len(index)
-                                                + index[key[0]])
+                if node_port:
+                    return wire.get(key[1]) or VXLAN_PORT
+                return IPERF_BASE_PORT + attempt * len(index) + index[key[0]]
 
             def servers(node: str) -> str:
                 """Shell that starts, in the background, the servers for every client
@@ -549,7 +567,8 @@ class Cluster:
                 if not group:
                     return ""
                 if node_port:
-                    one = " ".join(iperf.server_argv(8472, idle_timeout=idle))
+                    one = " ".join(iperf.server_argv(wire.get(node) or VXLAN_PORT,
+                                                     idle_timeout=idle))
                     return (f"( k8snet_i=0; while [ $k8snet_i -lt {len(group)} ]; do {one}; "
                             "k8snet_i=$((k8snet_i + 1)); done ) >/dev/null 2>&1 </dev/null &")
                 return "\n".join(" ".join(iperf.server_argv(port(k), idle_timeout=idle))
@@ -607,7 +626,11 @@ class Cluster:
                 round_ += 1
                 pending = {k: sec for k in pending for sec in [again(attempts[k])]
                            if sec is not None}
-            node_port = sample({k: 1.0 for k in keys}, "host", 0)
+            # Node to node only towards nodes whose overlay has a UDP port (IPIP and routed
+            # pod networks have none to test); the judge says what was detected.
+            wire.update({n: self.overlay_port(n) for n in self.node_names})
+            on_wire = {k: 1.0 for k in keys if wire.get(k[1])}
+            node_port = sample(on_wire, "host", 0) if on_wire else {}
             redo = {k: 1.0 for k, r in node_port.items()
                     if r.failure not in (None, iperf.NETWORK, iperf.TOOL_MISSING)}
             if redo:
@@ -668,11 +691,23 @@ class Cluster:
         def one(node: str) -> nodecheck.NodeCheckResult:
             runs = self.batch(self.endpoint(node, "host"), "nodecheck", [
                 ("sysctls", nodecheck.sysctl_argv(), self.settings.timeout),
-                ("addrs", nodecheck.addr_argv(), self.settings.timeout)])
-            return nodecheck.parse(node, runs["sysctls"].stdout, runs["addrs"].stdout)
+                ("addrs", nodecheck.addr_argv(), self.settings.timeout),
+                ("links", nodecheck.links_argv(), self.settings.timeout)])
+            return nodecheck.parse(node, runs["sysctls"].stdout, runs["addrs"].stdout,
+                                   runs["links"].stdout)
 
         nodes = self.node_names
         return self._each("nodecheck", nodes, one)
+
+    def overlay_port(self, node: str) -> int | None:
+        """The UDP port ``node``'s overlay uses on the wire, as detected from its links
+        (VXLAN 8472 or 4789, Geneve 6081, WireGuard); None when it has no UDP
+        encapsulation (IPIP, routed); 8472 (flannel's) when nothing could be detected."""
+        checks = self.node_checks().get(node)
+        enc = checks.encapsulation if checks is not None else None
+        if enc is None or not enc.measured:
+            return VXLAN_PORT
+        return enc.udp_port
 
     def control_plane_ports(self) -> dict[str, list[ports.PortCheck]]:
         """From every node's host network, at once: the API server, every other node's

@@ -3,8 +3,10 @@
 The judge (:func:`pytest_k8snet.findings.judge`) tells causes apart rather than listing
 them all, from the run's measurement document only:
 - pod-to-pod fails, node-to-node works, a node has ip_forward=0      -> forwarding (5)
-- pod-to-pod fails, node-to-node works, the overlay's UDP fails      -> VXLAN port blocked (1, 5)
+- pod-to-pod fails, node-to-node works, the overlay's UDP fails      -> overlay port blocked (1, 5)
+  (the port, or IPIP, the node's links show: VXLAN 8472/4789, Geneve 6081, WireGuard)
 - small packets cross, big DF packets vanish                          -> MTU black hole (1, 3, 4)
+- the path MTU is the pod's own interface MTU, below the expected     -> pod MTU (CNI setting)
 - Service fails only towards backends on the client's own node       -> bridge netfilter off (5)
 - pod egress fails, host egress works, only from low source ports    -> egress firewall (2)
 - node addresses inside the Pod/Service CIDR                          -> CIDR overlap (1, 5)
@@ -22,12 +24,18 @@ if TYPE_CHECKING:
     from .findings import Finding
 
 VXLAN_OVERHEAD = 50
+# Fix arguments a finding may leave out: a document without a detected encapsulation
+# (older results files, a node whose links could not be read) is judged as flannel's VXLAN.
+FIX_DEFAULTS: dict[str, object] = {"overlay": "UDP 8472 (VXLAN)"}
 
 # cause -> (short title, fix, incidents)
 CAUSES: dict[str, tuple[str, str, str]] = {
     "mtu": ("MTU", "set the CNI MTU to at most {limit} or raise the underlay MTU", "1, 3, 4"),
-    "vxlan-blocked": ("Overlay port blocked", "allow UDP 8472 (VXLAN) between all nodes in the "
+    "vxlan-blocked": ("Overlay port blocked", "allow {overlay} between all nodes in the "
                       "datacenter ACLs, security groups and host firewalls (ufw)", "1, 5"),
+    "pod-mtu": ("Pod interface MTU below expected", "expect {mtu} (--k8s-expect-mtu {mtu}), or "
+                "raise the CNI's MTU setting to {expected} if the underlay carries {expected} "
+                "plus the {overhead} bytes of the encapsulation", ""),
     "ip-forward": ("IP forwarding off", "run `sysctl -w net.ipv4.ip_forward=1` and persist it in "
                    "/etc/sysctl.d (security scans reset it)", "5"),
     "bridge-nf": ("Bridge netfilter off", "run `modprobe br_netfilter` and `sysctl -w "
@@ -81,7 +89,8 @@ class Diagnosis:
 def explain(cause: str, symptom: str, **fmt: object) -> str:
     """``symptom. fix (incidents N).``"""
     _, fix, incidents = CAUSES.get(cause, CAUSES["unknown"])
-    text = f"{symptom}. {fix.format(**fmt)[0].upper()}{fix.format(**fmt)[1:]}"
+    fix = fix.format(**{**FIX_DEFAULTS, **fmt})
+    text = f"{symptom}. {fix[0].upper()}{fix[1:]}"
     return text + (f" (incidents {incidents})." if "," in incidents else
                    f" (incident {incidents})." if incidents else ".")
 

@@ -18,11 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .diagnose import CAUSES, VXLAN_OVERHEAD
+from .diagnose import CAUSES, FIX_DEFAULTS, VXLAN_OVERHEAD
 from .probes.egress import EgressResult
 from .probes.http import CURL_EXIT
 from .probes.iperf import NETWORK, TIMEOUT
-from .probes.nodecheck import cidr_overlaps
+from .probes.nodecheck import OVERHEAD, cidr_overlaps
 
 PAIR_TESTS = ("test_pod_ping", "test_large_packets", "test_path_mtu", "test_udp_8472")
 NODE_TESTS = ("test_nodes_ready", "test_large_packets_to_service", "test_dns", "test_service",
@@ -30,7 +30,15 @@ NODE_TESTS = ("test_nodes_ready", "test_large_packets_to_service", "test_dns", "
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 IMAGE_PULL_WORDS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
 CONNECTIVITY = ("vxlan-blocked", "underlay", "ip-forward")
-OVERLAY_IFACES = ("cni", "flannel", "veth", "cali", "cilium", "lo", "vxlan", "tunl", "cilium")
+# Interfaces a CNI, kube-proxy or the node's DNS cache own: they carry Pod or Service
+# addresses by design (kube-ipvs0 holds every Service IP, tunl0 and cni0 a pod address),
+# so test_pod_cidr never counts them as node networks that overlap.
+CNI_IFACES = ("lo", "cni", "cbr", "flannel", "vxlan.calico", "vxlan", "tunl", "cali", "cilium_",
+              "lxc", "weave", "vethwe", "kube-ipvs", "kube-bridge", "kube-dummy-if", "docker",
+              "nodelocaldns", "wg", "wireguard", "veth", "genev", "antrea", "ovn", "br-int")
+OVERLAY_IFACES = CNI_IFACES  # the old name
+KIND_NAMES = {"vxlan": "VXLAN", "geneve": "Geneve", "ipip": "IPIP", "wireguard": "WireGuard",
+              "none": "no encapsulation"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,8 @@ class Finding:
 
     @property
     def fix(self) -> str:
-        text = CAUSES.get(self.cause, CAUSES["unknown"])[1].format(**dict(self.fix_args))
+        text = CAUSES.get(self.cause, CAUSES["unknown"])[1].format(
+            **{**FIX_DEFAULTS, **dict(self.fix_args)})
         return text[:1].upper() + text[1:]
 
     @property
@@ -194,6 +203,14 @@ class _Judge:
         self.targets: dict[str, Any] = dict(doc.get("targets") or {})
         self.host_unavailable: dict[str, str] = {
             str(k): str(v) for k, v in (doc.get("host_unavailable") or {}).items()}
+        # The overlay each node's links show (measure.py ``encapsulation``); a node missing
+        # here (older documents, links not read) is judged as flannel's VXLAN on 8472.
+        self.encap: dict[str, dict[str, Any]] = {
+            str(k): dict(v) for k, v in (doc.get("encapsulation") or {}).items()
+            if isinstance(v, dict) and v.get("measured")}
+        self.pod_mtu: dict[str, int] = {str(k): int(v) for k, v in
+                                        (doc.get("pod_mtu") or {}).items() if v}
+        self.mtu_source = str(doc.get("expected_mtu_source") or "")
         self.failures: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for f in doc.get("probe_failures") or []:
             self.failures.setdefault((str(f.get("measurement")), str(f.get("key"))), []).append(f)
@@ -379,14 +396,20 @@ class _Judge:
                     "route pod traffic", (n,), evidence={n: {"net.ipv4.ip_forward": 0}},
                     would_contradict=(f"net.ipv4.ip_forward=1 on {n}",))))
             bnf = sysctls.get("net.bridge.bridge-nf-call-iptables")
-            if bnf is None or str(bnf).strip() != "1":
+            enc = self.encap.get(n)
+            # Bridge netfilter matters only where pods sit on a Linux bridge (flannel's cni0,
+            # bridge plugin, weave): routed veths (Calico, Cilium) never pass a bridge.
+            routed = enc is not None and enc.get("bridged") is False
+            note = (f"{n}: bridge netfilter not required: pod traffic is not bridged "
+                    f"({enc.get('description')})" if routed and enc is not None else "")
+            if not routed and (bnf is None or str(bnf).strip() != "1"):
                 state = "0" if bnf is not None else "absent (br_netfilter not loaded)"
                 found.append(self.add(Finding(
                     f"bridge-nf:{n}", "bridge-nf", f"{n}: net.bridge.bridge-nf-call-iptables is "
                     f"{state}", (n,), evidence={n: {"net.bridge.bridge-nf-call-iptables": bnf}},
                     would_contradict=(f"net.bridge.bridge-nf-call-iptables=1 on {n}",))))
             if not found:
-                self.verdict("test_node_sysctls", n, PASSED)
+                self.verdict("test_node_sysctls", n, PASSED, note)
                 continue
             for f in found:
                 self.extend(f.id, checks=["test_node_sysctls"])
@@ -511,16 +534,18 @@ class _Judge:
         if consistent:
             nodes, why = self.culprits(consistent)
             udp_all = all(self.udp_state(p) == "blocked" for p in consistent)
+            overlay = self.overlay(n for p in consistent for n in _ends(p))
             f = self.add(Finding(
                 "vxlan-blocked:" + ",".join(nodes), "vxlan-blocked",
                 f"Pod-to-pod ping gets no reply while node-to-node ping works"
                 + ("; UDP through the overlay fails too" if udp_all else "")
                 + f", on {len(consistent)} pair{'s' if len(consistent) != 1 else ''} "
-                f"({_listing(consistent)}): the overlay (VXLAN, UDP 8472) is dropped between the "
+                f"({_listing(consistent)}): the overlay ({overlay}) is dropped between the "
                 "nodes" + (f"; {why}" if why else ""), nodes, tuple(consistent),
                 evidence={p: self.ping_numbers(p) for p in consistent},
                 would_contradict=("UDP through the overlay crossing on these pairs",
-                                  "node-to-node ping failing (the underlay, not the port)")))
+                                  "node-to-node ping failing (the underlay, not the port)"),
+                fix_args=(("overlay", overlay),)))
             for pid in consistent:
                 self.pod_finding[pid] = f.id
                 self.fail(test, pid, self.ping_symptom(pid) + " while node-to-node ping works",
@@ -537,6 +562,38 @@ class _Judge:
             for pid in against:
                 self.pod_finding[pid] = f.id
                 self.fail(test, pid, self.ping_symptom(pid), f, self.ping_raw(pid))
+
+    def overlay(self, nodes: Iterable[str]) -> str:
+        """What the overlay puts on the wire between ``nodes``: ``UDP 4789 (VXLAN)``,
+        ``IP protocol 4 (IPIP)``; flannel's VXLAN when nothing was detected."""
+        texts = []
+        for n in nodes:
+            e = self.encap.get(n)
+            if e is None:
+                continue
+            kind, port = str(e.get("kind")), e.get("udp_port")
+            text = (f"UDP {port} ({KIND_NAMES.get(kind, kind)})" if port else
+                    "IP protocol 4 (IPIP)" if kind == "ipip" else
+                    "routed pod traffic (no encapsulation)")
+            if text not in texts:
+                texts.append(text)
+        return " / ".join(texts) or str(FIX_DEFAULTS["overlay"])
+
+    def overhead(self, nodes: Iterable[str]) -> tuple[str, int]:
+        """The encapsulation's name and the bytes it adds (VXLAN's 50 when not detected)."""
+        kinds = {str(self.encap[n].get("kind")) for n in nodes if n in self.encap}
+        if len(kinds) == 1:
+            kind = kinds.pop()
+            if kind in OVERHEAD:
+                return KIND_NAMES.get(kind, kind), OVERHEAD[kind]
+        return "VXLAN", VXLAN_OVERHEAD
+
+    def mtu_default_note(self) -> str:
+        """Said with every path-MTU verdict when the expected MTU was nobody's number."""
+        if not self.mtu_source.startswith("default"):
+            return ""
+        return (f"the expected MTU {self.expected} is a default: no pod interface MTU could "
+                "be read (set --k8s-expect-mtu)")
 
     def pod_pointer(self, test: str, pid: str) -> bool:
         """Skip a pair whose pod connectivity another finding owns; True when skipped."""
@@ -555,6 +612,13 @@ class _Judge:
             a, b = _ends(pid)
             if self.skip_unusable(test, pid, a, b) or self.skip_no_forwarding(test, pid, a, b):
                 continue
+            ends = [self.encap.get(n) for n in (a, b)]
+            if all(e is not None and not e.get("udp_port") for e in ends):
+                self.verdict(test, pid, SKIPPED, f"{pid}: no UDP encapsulation detected ("
+                             + "; ".join(f"{n}: {e.get('description')}" for n, e in
+                                         zip((a, b), ends) if e is not None)
+                             + "), so the overlay has no UDP port to test")
+                continue
             u = self.udp.get(pid)
             if u is None:
                 self.verdict(test, pid, SKIPPED, f"{pid}: UDP not measured")
@@ -566,15 +630,18 @@ class _Judge:
                 if np.get("failure") == TIMEOUT:
                     what = ("no answer over UDP: iperf3 ran past its deadline, twice, while "
                             "other iperf3 runs on these machines finished in time")
+                port = int(np.get("port") or 8472)
+                name = self.overhead((a, b))[0]
                 f = self.add(Finding(
                     f"vxlan-blocked-node-port:{pid}", "vxlan-blocked",
-                    f"The VXLAN port is blocked between {_ends(pid)[0]} and {_ends(pid)[1]} "
-                    "(port 8472 is free, no CNI holds it, so it was tested node to node)",
+                    f"The overlay port (UDP {port}, {name}) is blocked between {a} and {b} "
+                    f"(port {port} is free, no CNI holds it, so it was tested node to node)",
                     _ends(pid), (pid,),
-                    evidence={pid: {"node_port_8472": what}},
-                    would_contradict=("UDP 8472 crossing node to node",)))
-                self.fail(test, pid, f"{pid}: node to node on UDP 8472 itself fails ({what})", f,
-                          raw)
+                    evidence={pid: {f"node_port_{port}": what}},
+                    would_contradict=(f"UDP {port} crossing node to node",),
+                    fix_args=(("overlay", f"UDP {port} ({name})"),)))
+                self.fail(test, pid, f"{pid}: node to node on UDP {port} itself fails ({what})",
+                          f, raw)
                 continue
             fid = self.pod_finding.get(pid)
             state = self.udp_state(pid)
@@ -621,7 +688,8 @@ class _Judge:
                           f"in the best of {len(samples) or 1} samples", f, self.udp_raw(pid))
 
     def node_port_failed(self, np: dict[str, Any]) -> bool:
-        """Node to node on 8472 (port free: no CNI) failed for the network's reasons.
+        """Node to node on the overlay port (free: no CNI holds it) failed for the
+        network's reasons.
 
         A client whose UDP handshake gets no answer waits past any deadline, so a timeout
         counts, but only when other iperf3 runs finished in time: then the machine was not
@@ -643,23 +711,26 @@ class _Judge:
             "datagrams") for i, a in enumerate(u.get("attempts") or [u])]
         np = u.get("node_port")
         if np:
-            lines.append(f"iperf3 {pid} node to node on 8472: " + (
+            lines.append(f"iperf3 {pid} node to node on UDP {np.get('port') or 8472}: " + (
                 f"{np.get('error')}" if np.get("error") else f"{_loss(np.get('loss_pct'))} lost"))
         return "\n".join(lines)
 
     def path_mtu(self) -> None:
         test = "test_path_mtu"
         small: list[str] = []
+        own: list[str] = []  # limited by the pods' own interface MTU, not by the wire
+        note = self.mtu_default_note()
         for pid in self.pairs:
             a, b = _ends(pid)
             if self.skip_unusable(test, pid, a, b) or self.pod_pointer(test, pid):
                 continue
             pm = self.pmtu.get(pid)
+            got = int(pm.get("bytes") or 0) if pm is not None else 0
             if pm is None or not self.expected:
                 self.verdict(test, pid, SKIPPED, f"{pid}: path MTU not measured")
-            elif int(pm.get("bytes") or 0) >= int(self.expected):
-                self.verdict(test, pid, PASSED)
-            elif int(pm.get("bytes") or 0) == 0:
+            elif got >= int(self.expected):
+                self.verdict(test, pid, PASSED, f"{pid}: {note}" if note else "")
+            elif got == 0:
                 f = self.add(Finding(
                     f"inconclusive-pmtu:{pid}", "inconclusive",
                     f"{pid}: not even a {pm.get('first_lost')}-byte DF ping crosses",
@@ -667,18 +738,25 @@ class _Judge:
                     contradicting=("small pings (without DF) cross the same pair",)))
                 self.fail(test, pid, f"{pid}: path MTU search found nothing that crosses", f,
                           self.pmtu_raw(pid))
+            elif got == self.pod_limit(pid):
+                # A DF ping larger than the pod's eth0 never leaves the pod (the kernel
+                # refuses it locally): no underlay link was ever asked to carry it.
+                own.append(pid)
             else:
                 small.append(pid)
+        self.pod_mtu_group(own, note)
         if not small:
             return
         worst = min(int(self.pmtu[p]["bytes"]) for p in small)
         nodes, why = self.culprits(small)
+        name, overhead = self.overhead(n for p in small for n in _ends(p))
+        needs = (f"{name} adds {overhead} bytes, so the underlay carries {worst + overhead} here"
+                 if overhead else f"{name}: pod packets cross as they are")
         f = self.add(Finding(
             "mtu:" + ",".join(nodes), "mtu",
-            f"An underlay link drops frames larger than the overlay needs (VXLAN adds "
-            f"{VXLAN_OVERHEAD} bytes, so the underlay carries {worst + VXLAN_OVERHEAD} here) on "
+            f"An underlay link drops frames larger than the overlay needs ({needs}) on "
             f"{len(small)} pair{'s' if len(small) != 1 else ''} ({_listing(small)})"
-            + (f"; {why}" if why else ""), nodes, tuple(small),
+            + (f"; {why}" if why else "") + (f"; {note}" if note else ""), nodes, tuple(small),
             evidence={p: {"path_mtu": self.pmtu[p]["bytes"], "expected": self.expected,
                           "first_lost": self.pmtu[p].get("first_lost")} for p in small},
             would_contradict=("a DF ping of the expected size crossing",
@@ -686,8 +764,43 @@ class _Judge:
         for pid in small:
             got = int(self.pmtu[pid]["bytes"])
             self.fail(test, pid, f"{pid}: {int(self.expected or 0) - 28}-byte DF ping lost, "
-                      f"{got - 28} passes; path MTU {got} < expected {self.expected}", f,
-                      self.pmtu_raw(pid))
+                      f"{got - 28} passes; path MTU {got} < expected {self.expected}"
+                      + (f" ({note})" if note else ""), f, self.pmtu_raw(pid))
+
+    def pod_limit(self, pid: str) -> int | None:
+        """The smaller pod interface MTU of the pair's two ends (None when unknown)."""
+        known = [self.pod_mtu[n] for n in _ends(pid) if n in self.pod_mtu]
+        return min(known) if known else None
+
+    def pod_mtu_group(self, own: list[str], note: str) -> None:
+        """Pairs whose path MTU is exactly the pods' own interface MTU, below the expected:
+        the CNI's MTU setting (or the expectation) is the limit, never the underlay."""
+        if not own:
+            return
+        test = "test_path_mtu"
+        mtu = min(self.pod_limit(p) or 0 for p in own)
+        ends = {n for p in own for n in _ends(p)}
+        nodes = tuple(n for n in [*self.nodes, *sorted(ends - set(self.nodes))]
+                      if n in ends and self.pod_mtu.get(n) == mtu)
+        overhead = self.overhead(ends)[1]
+        source = ("--k8s-expect-mtu" if self.mtu_source == "flag" else
+                  self.mtu_source or "expected")
+        f = self.add(Finding(
+            "pod-mtu:" + ",".join(nodes), "pod-mtu",
+            f"The probe pods' eth0 MTU is {mtu} on {_listing(nodes)} (the CNI's MTU setting), "
+            f"below the expected {self.expected} ({source}), on {len(own)} "
+            f"pair{'s' if len(own) != 1 else ''} ({_listing(own)}): the limit is the pod "
+            "interface, not the underlay (a larger packet never leaves the pod)"
+            + (f"; {note}" if note else ""), nodes, tuple(own),
+            evidence={p: {"path_mtu": self.pmtu[p]["bytes"], "expected": self.expected,
+                          "pod_mtu": {n: self.pod_mtu.get(n) for n in _ends(p)}} for p in own},
+            would_contradict=("a DF ping larger than the pod's interface MTU crossing",
+                              "a path MTU below the pod's interface MTU"),
+            fix_args=(("mtu", mtu), ("expected", self.expected), ("overhead", overhead))))
+        for pid in own:
+            got = int(self.pmtu[pid]["bytes"])
+            self.fail(test, pid, f"{pid}: path MTU {got} < expected {self.expected}; {got} is "
+                      "the pods' own interface MTU", f, self.pmtu_raw(pid))
 
     def pmtu_raw(self, pid: str) -> str:
         pm = self.pmtu.get(pid) or {}
@@ -1064,7 +1177,7 @@ class _Judge:
                 self.verdict(test, n, SKIPPED, f"{n}: node checks not measured")
                 continue
             addresses = [a for i in c.get("interfaces") or [] for a in i.get("addresses") or []
-                         if not str(i.get("name")).startswith(OVERLAY_IFACES)]
+                         if not str(i.get("name")).startswith(CNI_IFACES)]
             found = cidr_overlaps(addresses, list(self.targets.get("pod_cidrs") or []),
                                   self.targets.get("service_cidr"))
             if found:

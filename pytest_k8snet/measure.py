@@ -7,7 +7,12 @@ alone, and the unit tests judge documents captured from a lab under each fault.
 Document (a JSON object; the results file has the same sections plus ``tests`` and more):
 
 - ``nodes``; ``pairs`` (``"node-1->node-2"``, the pairs ``--k8s-pairs`` selected);
-  ``pair_mode``; ``expected_mtu``; ``thresholds`` ``{loss_pct}``
+  ``pair_mode``; ``expected_mtu``; ``expected_mtu_source`` (``flag``, ``pod interface`` or
+  ``default 1500 (no pod MTU could be read)``); ``pod_mtu`` ``{node: probe pod eth0 MTU or
+  null}``; ``thresholds`` ``{loss_pct}``
+- ``encapsulation`` ``{node: {kind, udp_port, udp_ports, tunnels, bridged, bridges, cni,
+  overhead, measured, description}}``: the node's overlay as its links show it
+  (:func:`pytest_k8snet.probes.nodecheck.parse_links`)
 - ``readiness`` ``{node: [problem, ...]}``; ``service_backends`` ``{pod: node}``;
   ``dns_endpoints`` ``{ip: node}`` (only where the backend knows where DNS runs);
   ``targets`` ``{pod_cidrs, service_cidr, service_ip, egress_url}``
@@ -41,6 +46,7 @@ __all__ = ["DEFAULT_LOSS_THRESHOLD", "FAILURE_KINDS", "NETWORK", "document", "ex
 # Loss (percent) a re-measured path may show before it fails as "lossy". A few percent in
 # a short 10 Mbit/s sample on a loaded machine is noise; a blocked port loses everything.
 DEFAULT_LOSS_THRESHOLD = 5.0
+DEFAULT_MTU_SOURCE = "default 1500 (no pod MTU could be read)"
 EVIDENCE_MAX_NODES = 6
 EVIDENCE_MAX_CHARS = 6000
 PAIR_KINDS = ("ping-", "pmtu-", "http-1mib", "udp")
@@ -107,7 +113,8 @@ def sections(m: dict[str, Any]) -> dict[str, Any]:
     """The measurement sections from a cluster's cache (``Cluster.measurements``)."""
     expected = m.get("expected-mtu")
     out: dict[str, Any] = {"ping": [], "path_mtu": [], "throughput": [], "http": [], "dns": [],
-                           "egress": [], "service": [], "node_checks": [], "ports": []}
+                           "egress": [], "service": [], "node_checks": [], "ports": [],
+                           "encapsulation": {}}
     for network in ("pod", "host"):
         for (src, dst), r in m.get(f"ping-{network}-56", {}).items():
             out["ping"].append({"src": src, "dst": dst, "network": network,
@@ -147,11 +154,24 @@ def sections(m: dict[str, Any]) -> dict[str, Any]:
         rate = round(r.failures / r.attempts, 4) if r.attempts else 1.0
         out["service"].append({**_plain(r), "failure_rate": rate})
     for node, r in m.get("nodecheck", {}).items():
-        out["node_checks"].append(_plain(r))
+        out["node_checks"].append({k: v for k, v in _plain(r).items() if k != "encapsulation"})
+        enc = getattr(r, "encapsulation", None)  # None: a cache from before links were read
+        if enc is not None:
+            out["encapsulation"][node] = enc.as_dict()
     for node, checks in m.get("ports", {}).items():
         out["ports"] += [{"src": node, "kind": c.kind, "ip": c.ip, "port": c.port,
                           "peer": c.peer, "state": c.state} for c in checks]
     return out
+
+
+def expected_mtu_source(flag: int | None, pod_mtus: dict[str, int | None]) -> str:
+    """Where ``expected_mtu`` came from (Cluster.expected_mtu): the flag, the smallest pod
+    interface MTU, or a default that nobody measured, which the path-MTU verdicts say."""
+    if flag:
+        return "flag"
+    if any(pod_mtus.values()):
+        return "pod interface"
+    return DEFAULT_MTU_SOURCE
 
 
 def loss_threshold(settings: object) -> float:
@@ -189,7 +209,8 @@ def document(cluster: "Cluster") -> dict[str, Any]:
     timings: dict[str, float] = {}
     steps: tuple[tuple[str, Callable[[], object]], ...] = (
         ("readiness", cluster.readiness), ("node_checks", cluster.node_checks),
-        ("expected_mtu", cluster.expected_mtu), ("ping_pod", lambda: cluster.ping("pod")),
+        ("expected_mtu", cluster.expected_mtu), ("pod_mtu", cluster.pod_mtus),
+        ("ping_pod", lambda: cluster.ping("pod")),
         ("ping_host", lambda: cluster.ping("host")), ("path_mtu", lambda: cluster.path_mtu("pod")),
         ("http", cluster.large_http), ("service_http", cluster.service_http),
         ("service", cluster.service), ("udp", cluster.udp), ("dns", cluster.dns),
@@ -205,6 +226,9 @@ def document(cluster: "Cluster") -> dict[str, Any]:
         "pairs": [f"{a}->{b}" for a, b in cluster.pairs()],
         "pair_mode": cluster.settings.pairs,
         "expected_mtu": cluster.measurements.get("expected-mtu"),
+        "expected_mtu_source": expected_mtu_source(cluster.settings.expect_mtu,
+                                                   cluster.measurements.get("pod-mtu") or {}),
+        "pod_mtu": dict(cluster.measurements.get("pod-mtu") or {}),
         "thresholds": {"loss_pct": loss_threshold(cluster.settings)},
         "readiness": {n: list(p) for n, p in readiness.items()},
         "host_unavailable": {n: why for n in cluster.node_names

@@ -429,3 +429,113 @@ def test_an_image_that_cannot_be_pulled_is_named_as_such_not_as_a_cni_problem() 
     assert v.outcome == FAILED
     assert "ErrImagePull: image reg/x:1" in v.message and "--k8s-probe-image" in v.message
     assert "CNI" not in v.message and "FailedCreatePodSandBox" not in v.message
+
+
+# -- the encapsulation the nodes' links show, and the MTU the pods' own interfaces have -----
+
+PROBE_DATA = Path(__file__).parent / "data"
+
+
+def with_encapsulation(doc: dict[str, Any], capture: str) -> dict[str, Any]:
+    """``doc`` with every node's links as in ``tests/data/<capture>`` (ip -d -o link show)."""
+    from pytest_k8snet.probes.nodecheck import parse_links
+
+    doc = copy.deepcopy(doc)
+    enc = parse_links((PROBE_DATA / capture).read_text()).as_dict()
+    doc["encapsulation"] = {n: copy.deepcopy(enc) for n in doc["nodes"]}
+    return doc
+
+
+def test_no_udp_encapsulation_skips_the_udp_check_saying_what_was_detected() -> None:
+    j = judge(with_encapsulation(load("healthy"), "ip_link_calico_ipip.txt"))
+    udp = {k: v for k, v in j.verdicts.items() if k[0] == "test_udp_8472"}
+    assert len(udp) == 6 and {v.outcome for v in udp.values()} == {SKIPPED}
+    assert all("no UDP encapsulation detected" in v.message and "ipip tunl0" in v.message
+               for v in udp.values())
+    # flannel's VXLAN on 8472 (the lab's links) is tested as before
+    lab = judge(with_encapsulation(load("healthy"), "ip_link_lab_flannel.txt"))
+    assert lab.findings == () and {v.outcome for k, v in lab.verdicts.items()
+                                   if k[0] == "test_udp_8472"} == {PASSED}
+
+
+def test_the_overlay_finding_names_the_detected_port_not_8472() -> None:
+    j = judge(with_encapsulation(load("vxlan-blocked"), "ip_link_calico_vxlan.txt"))
+    f = next(f for f in j.findings if f.cause == "vxlan-blocked")
+    assert "UDP 4789 (VXLAN)" in f.message and "8472" not in f.message
+    # node to node on the detected port (a capture with the CNI's port free)
+    doc = with_encapsulation(load("vxlan-blocked"), "ip_link_cilium_geneve.txt")
+    for t in doc["throughput"]:
+        if "node-2" in (t["src"], t["dst"]):
+            t["node_port"] = {"port": 6081, "error": "unable to connect to server",
+                              "failure": "network", "loss_pct": 100.0, "mbps": 0.0,
+                              "packets": 0, "port_busy": False}
+    v = judge(doc).verdicts[("test_udp_8472", "node-1->node-2")]
+    assert v.outcome == FAILED and "node to node on UDP 6081 itself fails" in v.message
+    assert "llow UDP 6081 (Geneve) between all nodes" in v.message
+
+
+def test_bridge_netfilter_is_required_only_where_pods_are_bridged() -> None:
+    doc = load("healthy")
+    doc["node_checks"][1]["sysctls"].pop("net.bridge.bridge-nf-call-iptables")  # node-2
+    routed = judge(with_encapsulation(doc, "ip_link_calico_vxlan.txt"))
+    v = routed.verdicts[("test_node_sysctls", "node-2")]
+    assert v.outcome == PASSED and "not bridged" in v.message and routed.findings == ()
+    bridged = judge(with_encapsulation(doc, "ip_link_lab_flannel.txt"))
+    v = bridged.verdicts[("test_node_sysctls", "node-2")]
+    assert v.outcome == FAILED and "br_netfilter not loaded" in v.message
+    assert judge(doc).verdicts[("test_node_sysctls", "node-2")].outcome == FAILED  # unknown
+
+
+def test_pod_cidr_ignores_the_common_cni_interfaces() -> None:
+    doc = load("healthy")
+    cni = [("kube-ipvs0", "10.96.0.10/32"), ("kube-ipvs0", "10.96.100.1/32"),
+           ("tunl0", "10.244.0.1/32"), ("vxlan.calico", "10.244.0.64/32"),
+           ("cbr0", "10.244.0.1/24"), ("cilium_host", "10.244.0.90/32"),
+           ("kube-bridge", "10.244.0.1/24"), ("weave", "10.244.0.2/16"),
+           ("nodelocaldns", "10.96.0.10/32"), ("wg0", "10.244.0.3/32"),
+           ("lxc_health", "10.244.0.4/32"), ("docker0", "10.244.200.1/24")]
+    for name, addr in cni:
+        doc["node_checks"][0]["interfaces"].append({"name": name, "mtu": 1450,
+                                                    "addresses": [addr]})
+    j = judge(doc)
+    assert j.verdicts[("test_pod_cidr", "node-1")].outcome == PASSED, j.findings
+    doc["node_checks"][0]["interfaces"].append({"name": "ens6", "mtu": 1500,
+                                                "addresses": ["10.244.3.7/24"]})
+    v = judge(doc).verdicts[("test_pod_cidr", "node-1")]
+    assert v.outcome == FAILED and "10.244.3.0/24" in v.message and "ipvs" not in v.message
+
+
+def test_path_mtu_at_the_pods_own_interface_mtu_blames_the_pod_mtu_not_the_underlay() -> None:
+    # --k8s-expect-mtu 1500 on the lab's 1450 overlay: every search stops at eth0's 1450
+    doc = load("healthy")
+    doc.update(expected_mtu=1500, expected_mtu_source="flag",
+               pod_mtu={n: 1450 for n in doc["nodes"]})
+    for e in doc["path_mtu"]:
+        e.update(expected=1500, first_lost=1451)
+    j = judge(doc)
+    v = j.verdicts[("test_path_mtu", "node-1->node-2")]
+    assert v.outcome == FAILED and "pods' own interface MTU" in v.message
+    assert "underlay link drops" not in v.message and "not the underlay" in v.message
+    assert "--k8s-expect-mtu 1450" in v.message  # the fix names both ways out
+    assert {f.cause for f in j.findings} == {"pod-mtu"}
+    # a path MTU below the pods' own MTU is still the underlay's
+    under = load("underlay-mtu")
+    under["pod_mtu"] = {n: 1450 for n in under["nodes"]}
+    assert {f.cause for f in judge(under).findings if f.pairs} >= {"mtu"}
+    assert "pod-mtu" not in {f.cause for f in judge(under).findings}
+
+
+def test_a_default_expected_mtu_is_said_in_the_path_mtu_verdicts() -> None:
+    doc = load("healthy")
+    doc.update(expected_mtu_source="default 1500 (no pod MTU could be read)", pod_mtu={})
+    v = judge(doc).verdicts[("test_path_mtu", "node-1->node-2")]
+    assert v.outcome == PASSED and "is a default" in v.message
+    under = load("underlay-mtu")
+    under["expected_mtu_source"] = "default 1500 (no pod MTU could be read)"
+    failed_ = [v for v in judge(under).verdicts.values()
+               if v.test == "test_path_mtu" and v.outcome == FAILED]
+    assert failed_ and all("no pod interface MTU could be read" in v.message for v in failed_)
+    # a measured expectation says nothing extra
+    measured = load("healthy")
+    measured.update(expected_mtu_source="pod interface")
+    assert judge(measured).verdicts[("test_path_mtu", "node-1->node-2")].message == ""

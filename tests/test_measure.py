@@ -66,3 +66,19 @@ def test_loss_threshold_read_defensively() -> None:
 
     assert loss_threshold(Old()) == DEFAULT_LOSS_THRESHOLD == 5.0
     assert loss_threshold(New()) == 0.0
+
+
+def test_the_document_says_where_the_expected_mtu_came_from_and_what_the_links_show() -> None:
+    from pytest_k8snet.measure import DEFAULT_MTU_SOURCE, expected_mtu_source, sections
+    from pytest_k8snet.probes import nodecheck
+
+    assert expected_mtu_source(1500, {"node-1": 1450}) == "flag"
+    assert expected_mtu_source(None, {"node-1": None, "node-2": 1450}) == "pod interface"
+    assert expected_mtu_source(None, {"node-1": None}) == DEFAULT_MTU_SOURCE
+    assert DEFAULT_MTU_SOURCE == "default 1500 (no pod MTU could be read)"
+    links = (DATA / "ip_link_calico_vxlan.txt").read_text()
+    checks = nodecheck.parse("node-1", "net.ipv4.ip_forward=1\n", "[]", links)
+    out = sections({"nodecheck": {"node-1": checks}})
+    assert out["encapsulation"]["node-1"]["udp_port"] == 4789
+    assert out["encapsulation"]["node-1"]["bridged"] is False
+    assert "encapsulation" not in out["node_checks"][0]  # said once, in its own section

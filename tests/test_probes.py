@@ -99,3 +99,28 @@ def test_low_port_pattern_tolerates_an_outlier() -> None:
     spread = egress.EgressResult("u", 50, 25, tuple(range(1100, 65000, 2600)),
                                  tuple(range(2400, 65000, 2600)), (1024, 65535), ())
     assert spread.low_port_pattern is None
+
+
+# ip -d -o link show: the lab's node (captured), and hand-made nodes of other CNIs in the
+# same format (iproute2 6.x).
+ENCAPSULATIONS = {
+    "ip_link_lab_flannel.txt": ("vxlan", 8472, ("cni0",), "flannel"),
+    "ip_link_calico_vxlan.txt": ("vxlan", 4789, (), "calico"),  # tunl0 is down: not used
+    "ip_link_calico_ipip.txt": ("ipip", None, (), "calico"),
+    "ip_link_cilium_geneve.txt": ("geneve", 6081, (), "cilium"),
+    "ip_link_cilium_wireguard.txt": ("wireguard", 51871, (), "cilium"),
+    "ip_link_host_gw.txt": ("none", None, ("cni0",), "flannel"),  # docker0: no pods
+}
+
+
+def test_encapsulation_from_ip_link() -> None:
+    for name, (kind, port, bridges, cni) in ENCAPSULATIONS.items():
+        e = nodecheck.parse_links(read(name))
+        assert (e.kind, e.udp_port, e.bridges, e.cni) == (kind, port, bridges, cni), name
+        assert e.bridged is bool(bridges)
+        assert e.as_dict()["kind"] == kind and e.describe()
+    lab = nodecheck.parse_links(read("ip_link_lab_flannel.txt"))
+    assert lab.describe() == "flannel: vxlan flannel.1 UDP 8472, bridged (cni0)"
+    assert lab.tunnels[0].mtu == 1450
+    unknown = nodecheck.parse_links("")
+    assert (unknown.kind, unknown.bridged, unknown.udp_port) == ("unknown", None, None)

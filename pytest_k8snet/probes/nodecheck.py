@@ -22,6 +22,7 @@ class NodeCheckResult:
     node: str
     sysctls: dict[str, str | None]
     interfaces: tuple[Interface, ...]
+    encapsulation: "Encapsulation | None" = None  # None: the links were not read
 
     @property
     def ip_forward(self) -> bool | None:
@@ -55,7 +56,9 @@ def addr_argv() -> list[str]:
     return ["ip", "-j", "addr", "show"]
 
 
-def parse(node: str, sysctl_out: str, addr_out: str) -> NodeCheckResult:
+def parse(node: str, sysctl_out: str, addr_out: str, links_out: str | None = None
+          ) -> NodeCheckResult:
+    """``links_out``: ``ip -d -o link show`` (see :func:`parse_links`); None when not run."""
     values: dict[str, str | None] = {}
     for line in sysctl_out.splitlines():
         key, sep, value = line.partition("=")
@@ -67,7 +70,8 @@ def parse(node: str, sysctl_out: str, addr_out: str) -> NodeCheckResult:
         addrs = tuple(f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
                       if a.get("family") == "inet")
         interfaces.append(Interface(link["ifname"], int(link.get("mtu", 0)), addrs))
-    return NodeCheckResult(node=node, sysctls=values, interfaces=tuple(interfaces))
+    return NodeCheckResult(node=node, sysctls=values, interfaces=tuple(interfaces),
+                           encapsulation=None if links_out is None else parse_links(links_out))
 
 
 def cidr_overlaps(node_addresses: list[str], pod_cidrs: list[str],
@@ -88,3 +92,142 @@ def cidr_overlaps(node_addresses: list[str], pod_cidrs: list[str],
                 problems.append(f"node network {iface.network} (address {iface.ip}) overlaps "
                                 f"the {label} {cidr}")
     return problems
+
+
+# -- encapsulation: what the CNI put on the node's host network ---------------------------
+#
+# Read from ``ip -d -o link show`` (one line per link, ``\`` where ip would break lines):
+# the link kind (vxlan, geneve, ipip, wireguard, bridge, veth) is the first word of a
+# detail segment, a VXLAN/Geneve device names its UDP port (``dstport``), and a port of a
+# bridge says ``master <bridge>``. WireGuard does not print its listen port there, so the
+# well-known port of the CNI that owns the device is used.
+
+# Well-known WireGuard listen ports by device name (flannel and Calico 51820 (v6: 51821);
+# Cilium listens on 51871).
+WIREGUARD_PORTS = {"flannel-wg": 51820, "flannel-wg-v6": 51821, "wireguard.cali": 51820,
+                   "wg-v6.cali": 51821, "cilium_wg0": 51871}
+DEFAULT_PORTS = {"vxlan": 4789, "geneve": 6081, "wireguard": 51820}
+# Bytes each encapsulation adds to a pod packet on an IPv4 underlay: what a pod MTU has to
+# leave room for (VXLAN/Geneve: outer IP 20 + UDP 8 + header 8 + inner Ethernet 14).
+OVERHEAD = {"vxlan": 50, "geneve": 50, "ipip": 20, "wireguard": 60, "none": 0}
+NOT_POD_BRIDGES = ("docker0",)
+# WireGuard first: where it is on (Calico, Cilium) pod traffic between nodes goes through
+# it even when a VXLAN device exists too, so its port is the one on the wire.
+TUNNEL_KINDS = ("wireguard", "vxlan", "geneve", "ipip")
+# Which CNI a device name points at (first match wins; for the report only).
+CNI_BY_DEVICE = (("flannel", "flannel"), ("cni0", "flannel"), ("vxlan.calico", "calico"),
+                 ("wireguard.cali", "calico"), ("tunl0", "calico"), ("cali", "calico"),
+                 ("cilium", "cilium"), ("lxc", "cilium"), ("weave", "weave"),
+                 ("kube-bridge", "kube-router"), ("antrea", "antrea"), ("ovn", "ovn-kubernetes"))
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    name: str
+    kind: str  # vxlan, geneve, ipip or wireguard
+    port: int | None  # UDP port on the wire; None for IPIP (IP protocol 4)
+    mtu: int
+
+
+@dataclass(frozen=True)
+class Encapsulation:
+    """How pod traffic leaves a node: its tunnel devices, and whether pods sit on a bridge."""
+
+    tunnels: tuple[Tunnel, ...]
+    bridges: tuple[str, ...]  # bridges with at least one veth port (pods plugged into them)
+    cni: str | None  # guessed from device names; None when nothing known was seen
+    measured: bool = True  # False: no link list could be read, nothing is known
+
+    @property
+    def kind(self) -> str:
+        """The main tunnel's kind (in TUNNEL_KINDS order), ``none`` when
+        there is no tunnel (host-gw, BGP routing), ``unknown`` when not measured."""
+        if not self.measured:
+            return "unknown"
+        kinds = [t.kind for t in self.tunnels]
+        return next((k for k in TUNNEL_KINDS if k in kinds), "none")
+
+    @property
+    def udp_ports(self) -> tuple[int, ...]:
+        return tuple(sorted({t.port for t in self.tunnels if t.port is not None}))
+
+    @property
+    def udp_port(self) -> int | None:
+        """The overlay's UDP port on the wire: the main tunnel kind's (None for IPIP or no
+        tunnel)."""
+        ports = [t.port for t in self.tunnels if t.kind == self.kind and t.port is not None]
+        return min(ports) if ports else None
+
+    @property
+    def bridged(self) -> bool | None:
+        return bool(self.bridges) if self.measured else None
+
+    def describe(self) -> str:
+        """``flannel: vxlan flannel.1 UDP 8472, bridged (cni0)``, for messages and reports."""
+        if not self.measured:
+            return "not detected (no link list from the node)"
+        parts = [f"{t.kind} {t.name}" + (f" UDP {t.port}" if t.port is not None else "")
+                 for t in self.tunnels] or ["no encapsulation (routed)"]
+        text = ", ".join(parts) + (f", bridged ({', '.join(self.bridges)})" if self.bridges
+                                   else ", not bridged")
+        return f"{self.cni}: {text}" if self.cni else text
+
+    def as_dict(self) -> dict[str, object]:
+        return {"kind": self.kind, "udp_port": self.udp_port, "udp_ports": list(self.udp_ports),
+                "tunnels": [{"name": t.name, "kind": t.kind, "port": t.port, "mtu": t.mtu}
+                            for t in self.tunnels],
+                "bridged": self.bridged, "bridges": list(self.bridges), "cni": self.cni,
+                "overhead": OVERHEAD.get(self.kind), "measured": self.measured,
+                "description": self.describe()}
+
+
+def links_argv() -> list[str]:
+    return ["ip", "-d", "-o", "link", "show"]
+
+
+def parse_links(text: str) -> Encapsulation:
+    """The node's encapsulation from ``ip -d -o link show`` output (see above)."""
+    tunnels: list[Tunnel] = []
+    masters: dict[str, str] = {}  # port -> its bridge
+    kinds: dict[str, str] = {}
+    names: list[str] = []
+    for line in text.splitlines():
+        head, _, rest = line.partition(": ")
+        if not head.strip().isdigit() or not rest:
+            continue
+        name = rest.split(":", 1)[0].split("@", 1)[0].strip()
+        segments = [s.split() for s in rest.split("\\")]
+        first = segments[0]
+        mtu = int(first[first.index("mtu") + 1]) if "mtu" in first[:-1] else 0
+        if "master" in first[:-1]:
+            masters[name] = first[first.index("master") + 1]
+        names.append(name)
+        flags = next((w.strip("<>").split(",") for w in first if w.startswith("<")), [])
+        # The kind is the first word of the first detail segment after link/...; later
+        # segments are bridge_slave, alias and the like.
+        details = [s for s in segments[1:] if s and not s[0].startswith("link/")]
+        kind = details[0][0] if details else ""
+        kinds[name] = kind
+        words = details[0] if details else []
+        # tunl0 appears (down) wherever the ipip module is loaded: only an UP one is a CNI's.
+        # A VXLAN, Geneve or WireGuard device is made by the CNI on purpose: down (the CNI
+        # not up yet), it still names the port its overlay uses.
+        if kind in ("vxlan", "geneve"):
+            port = (int(words[words.index("dstport") + 1]) if "dstport" in words[:-1]
+                    and words[words.index("dstport") + 1].isdigit() else DEFAULT_PORTS[kind])
+            tunnels.append(Tunnel(name, kind, port, mtu))
+        elif kind == "ipip" and "UP" in flags:
+            tunnels.append(Tunnel(name, "ipip", None, mtu))
+        elif kind == "wireguard":
+            tunnels.append(Tunnel(name, "wireguard", WIREGUARD_PORTS.get(
+                name, DEFAULT_PORTS["wireguard"]), mtu))
+    # docker0 carries containers started outside Kubernetes, not pods.
+    bridges = sorted({b for port, b in masters.items() if kinds.get(port) == "veth"
+                      and kinds.get(b) == "bridge" and b not in NOT_POD_BRIDGES})
+    cni = next((c for prefix, c in CNI_BY_DEVICE for n in names if n.startswith(prefix)), None)
+    return Encapsulation(tuple(tunnels), tuple(bridges), cni, measured=bool(names))
+
+
+def encapsulation_from(entry: dict[str, object] | None) -> dict[str, object]:
+    """A document's ``encapsulation`` entry, or the unknown one when missing."""
+    return dict(entry) if entry else Encapsulation((), (), None, measured=False).as_dict()

@@ -104,8 +104,11 @@ def _write_cluster(tr: Writer, view: ClusterView) -> None:
     doc = view.doc
     line = cluster_line(doc)
     if view.expected_mtu:
-        line += f"; expected MTU {view.expected_mtu}"
+        source = doc.get("expected_mtu_source")
+        line += f"; expected MTU {view.expected_mtu}" + (f" ({source})" if source else "")
     tr.write_line(line)
+    for text in overlay_lines(doc):
+        tr.write_line(text)
     networks = [n for n in ("pod", "host") if view.has_network(n)]
     small = len(view.nodes) <= MAX_MATRIX_NODES
     for network in networks:
@@ -123,6 +126,18 @@ def _write_cluster(tr: Writer, view: ClusterView) -> None:
             if len(bad) > MAX_LISTED:
                 tr.write_line(f"  ... {len(bad) - MAX_LISTED} more (the HTML report has them "
                               "all: --html)")
+
+
+def overlay_lines(doc: dict[str, Any]) -> list[str]:
+    """What the nodes' links show of the CNI and its encapsulation, one line per kind seen:
+    ``overlay: flannel: vxlan flannel.1 UDP 8472, bridged (cni0) (3 nodes)``."""
+    by_text: dict[str, list[str]] = {}
+    for node, enc in sorted((doc.get("encapsulation") or {}).items()):
+        if isinstance(enc, dict):
+            by_text.setdefault(str(enc.get("description") or enc.get("kind")), []).append(node)
+    every = len(by_text) == 1
+    return [f"overlay: {text} ({len(nodes)} node{'s' if len(nodes) != 1 else ''})" if every
+            else f"overlay: {text} on {_names(nodes)}" for text, nodes in by_text.items()]
 
 
 def _write_diagnoses(tr: Writer, view: ClusterView) -> None:
