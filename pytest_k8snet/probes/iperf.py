@@ -101,7 +101,8 @@ def parse(dst: str, port: int, stdout: str, stderr: str = "", exit_code: int = 0
 
 def retry_command(client: list[str], seconds: float) -> str:
     """Shell text for a batched client (probes/batch.py) that runs ``client`` again while
-    its server is not up yet ("refused") or serves another client ("busy"), for up to
+    its server is not up yet ("refused"), serves another client ("busy") or is a one-shot
+    server ending its last test ("reset by peer": node to node on 8472), for up to
     ``seconds``; only the last run's output is kept, so parse() sees one plain run."""
     import shlex
 
@@ -109,6 +110,6 @@ def retry_command(client: list[str], seconds: float) -> str:
     return ("k8snet_end=$(($(date +%s) + " + str(max(1, int(seconds))) + ")); "
             "k8snet_o=$(mktemp \"$d/u.XXXXXX\"); k8snet_e=$(mktemp \"$d/u.XXXXXX\"); "
             "while :; do " + run + " >\"$k8snet_o\" 2>\"$k8snet_e\"; k8snet_c=$?; "
-            "grep -qiE 'refused|server is busy' \"$k8snet_o\" \"$k8snet_e\" || break; "
+            "grep -qiE 'refused|server is busy|reset by peer' \"$k8snet_o\" \"$k8snet_e\" || break; "
             "[ $(date +%s) -lt $k8snet_end ] || break; sleep 0.2; done; "
             "cat \"$k8snet_o\"; cat \"$k8snet_e\" >&2; exit $k8snet_c")
