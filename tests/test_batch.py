@@ -131,7 +131,7 @@ def test_path_mtu_from_batch_counts_a_missing_answer_as_lost() -> None:
 
 def test_batched_ping_prelude_matches_the_argv_builder() -> None:
     text = pathmtu.batch_prelude(0.5)
-    assert "ping -n -c 1 -i 0.2 -W 0.5 -s" in text and "-M do" in text
+    assert "-n -c 1 -i 0.2 -W 0.5 -s" in text and "-M do" in text
     assert ping.argv("x", count=1, payload=1, dont_fragment=True, wait=0.5)[:8] == \
         ["ping", "-n", "-c", "1", "-i", "0.2", "-W", "0.5"]
 
