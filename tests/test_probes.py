@@ -124,3 +124,70 @@ def test_encapsulation_from_ip_link() -> None:
     assert lab.tunnels[0].mtu == 1450
     unknown = nodecheck.parse_links("")
     assert (unknown.kind, unknown.bridged, unknown.udp_port) == ("unknown", None, None)
+
+
+# -- IPv6 destinations -----------------------------------------------------------------------
+
+def test_ping_and_path_mtu_argv_for_ipv6_use_48_header_bytes() -> None:
+    assert ping.argv("fd00:10:244:1::2")[:2] == ["ping", "-6"]
+    assert "-6" not in ping.argv("10.244.1.2")
+    v6 = pathmtu.probe_argv("fd00:10:244:1::2", 1400, 0.3)
+    assert v6[v6.index("-s") + 1] == "1352" and v6[v6.index("-M") + 1] == "do"
+    v4 = pathmtu.probe_argv("10.244.1.2", 1400, 0.3)
+    assert v4[v4.index("-s") + 1] == "1372"
+    ok = ping.parse("::1", 1352, True, read("ping6_df_ok.txt"))
+    assert ok.any_reply and ok.packet_size == 1400
+    local = ping.parse("::1", 1353, True, read("ping6_df_local_error.txt"))
+    assert local.local_mtu == 1400 and not local.any_reply  # "mtu: 1400", not "mtu=1400"
+
+
+def test_path_mtu_search_over_ipv6_finds_the_ipv6_packet_size() -> None:
+    # an IPv6 path with MTU 1400: a 1352-byte payload (+ 40 IPv6 + 8 ICMPv6) is the largest
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        payload = int(argv[argv.index("-s") + 1])
+        if payload <= 1352:
+            return 0, read("ping6_df_ok.txt"), ""
+        return 1, read("ping6_df_local_error.txt"), ""
+
+    r = pathmtu.measure(run, "node-1", "node-2", "fd00:10:244:1::2", ceiling=1500, wait=0.1)
+    assert (r.bytes, r.first_lost) == (1400, 1401)
+
+
+def test_dns_asks_aaaa_on_ipv6_clusters_and_reads_aaaa_answers() -> None:
+    assert dns.argv("kubernetes.default.svc.cluster.local", rtype="AAAA")[4] == "AAAA"
+    assert dns.argv("x")[4] == "A" and dns.argv("x", server="fd00::a")[-1] == "@fd00::a"
+    assert dns.record_types(["10.96.0.10", "10.244.0.0/16"]) == ("A",)
+    assert dns.record_types(["10.96.0.10", "fd00:10:244::/56"]) == ("A", "AAAA")
+    v6 = dns.parse("kubernetes.default.svc.cluster.local", read("dig_aaaa_ok.txt"), "AAAA")
+    assert v6.ok and v6.answers == ("fd00:10:96::1",) and v6.rtype == "AAAA"
+    # the CNAME on the way is not an answer
+    cname = dns.parse("api.cluster.local", read("dig_aaaa_cname.txt"), "AAAA")
+    assert cname.answers == ("fd00:10:96::1",)
+    a = dns.parse("kubernetes.default.svc.cluster.local", read("dig_ok.txt"))
+    both = dns.merge([a, v6])
+    assert both.ok and both.answers == ("10.96.0.1", "fd00:10:96::1") and both.rtype == "A+AAAA"
+    # dual-stack: a name with only an A record still resolves; a timeout on both does not
+    empty = dns.DnsResult("x", "NOERROR", (), 0, None, "AAAA")
+    assert dns.merge([a, empty]).ok
+    timeout = dns.parse("x", read("dig_timeout.txt"))
+    assert dns.merge([timeout, dns.parse("x", read("dig_timeout.txt"), "AAAA")]).rcode == "TIMEOUT"
+
+
+def test_other_probe_argv_keep_an_ipv6_destination_whole() -> None:
+    url = "http://[fd00:10:244:1::3]:8080/1mib"
+    assert http.argv(url)[-1] == url
+    assert iperf.client_argv("fd00::2", 5201)[2] == "fd00::2"
+    sent = egress.argv("http://[fd00::10]:80/", [40000])
+    assert sent[-1] == "http://[fd00::10]:80/?k8snet-sport=40000"
+    addrs = ('[{"ifname": "eth0", "mtu": 1500, "addr_info": ['
+             '{"family": "inet6", "local": "fd00:10:244::5", "prefixlen": 64, "scope": "global"},'
+             '{"family": "inet6", "local": "fe80::1", "prefixlen": 64, "scope": "link"}]}]')
+    r = nodecheck.parse("node-1", "", addrs)
+    assert r.interfaces[0].addresses == ("fd00:10:244::5/64",)
+    assert nodecheck.cidr_overlaps(list(r.interfaces[0].addresses), ["fd00:10:244::/56"])
+    from pytest_k8snet.probes import ports
+
+    tcp = ports.PortCheck("tcp", "fd00::1", 6443, "the API server")
+    dig = ports.PortCheck("dns-udp", "fd00:10:96::a", 53, "the cluster DNS")
+    text = ports.script([tcp, dig], 2, "kubernetes.default.svc.cluster.local")
+    assert "/dev/tcp/fd00::1/6443" in text and "@fd00:10:96::a " in text  # bash, dig: bare

@@ -67,8 +67,10 @@ def parse(node: str, sysctl_out: str, addr_out: str, links_out: str | None = Non
             values[key] = None if value == "?" else value
     interfaces = []
     for link in json.loads(addr_out or "[]"):
+        # IPv6 too (an IPv6 Pod CIDR can overlap a node network), but not link-local
+        # addresses: every interface has one and no cluster routes them.
         addrs = tuple(f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
-                      if a.get("family") == "inet")
+                      if a.get("family") in ("inet", "inet6") and a.get("scope") != "link")
         interfaces.append(Interface(link["ifname"], int(link.get("mtu", 0)), addrs))
     return NodeCheckResult(node=node, sysctls=values, interfaces=tuple(interfaces),
                            encapsulation=None if links_out is None else parse_links(links_out))

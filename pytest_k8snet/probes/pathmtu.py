@@ -17,7 +17,8 @@ MIN_PACKET = 68 + 16  # smallest we try: a 56-byte ping is 84 bytes on the wire
 
 @dataclass(frozen=True)
 class PathMtuResult:
-    """``bytes`` is the largest IP packet that crosses (payload + 28); 0 if none did."""
+    """``bytes`` is the largest IP packet that crosses (payload + IP and ICMP headers: 28
+    bytes on IPv4, 48 on IPv6); 0 if none did."""
 
     src: str
     dst: str
@@ -34,7 +35,7 @@ class PathMtuResult:
 
 
 def probe_argv(dst: str, packet_size: int, wait: float) -> list[str]:
-    return ping.argv(dst, count=1, payload=packet_size - ping.IP_ICMP_HEADERS,
+    return ping.argv(dst, count=1, payload=packet_size - ping.headers(dst),
                      dont_fragment=True, wait=wait)
 
 
@@ -76,7 +77,7 @@ def measure(run: Callable[[list[str]], tuple[int, str, str]], src: str, dst: str
     def crosses(size: int) -> bool:
         for _ in range(2):
             _, out, err = run(probe_argv(target_ip, size, wait))
-            if ping.parse(target_ip, size - ping.IP_ICMP_HEADERS, True, out, err).any_reply:
+            if ping.parse(target_ip, size - ping.headers(target_ip), True, out, err).any_reply:
                 return True
         return False
 
@@ -97,10 +98,13 @@ _REPLY = "[0-9]+ packets transmitted, 0*[1-9][0-9]* received"  # ping.parse: any
 
 
 def batch_prelude(wait: float) -> str:
-    size_var, ip_var = f"$((k8snet_s - {ping.IP_ICMP_HEADERS}))", "$k8snet_ip"
+    # Header bytes and ping's family flag follow the target (k8snet_pmtu sets them): IPv6
+    # headers are 48 bytes, not 28, and an unquoted empty $k8snet_v adds no argument.
+    size_var, ip_var = "$((k8snet_s - k8snet_h))", "$k8snet_ip"
     probe = ping.argv("IPVAR", count=1, payload=0, dont_fragment=True, wait=wait)
     probe[probe.index("-s") + 1] = size_var
     probe[-1] = ip_var
+    probe.insert(1, "$k8snet_v")
     ping_cmd = " ".join(probe)
     return "\n".join([
         "k8snet_cross() {",
@@ -113,6 +117,8 @@ def batch_prelude(wait: float) -> str:
         "}",
         "k8snet_pmtu() {",
         "  k8snet_ip=$1; k8snet_lost=$2",
+        f"  case $1 in *:*) k8snet_v=-6; k8snet_h={ping.IP6_ICMP_HEADERS};; "
+        f"*) k8snet_v=; k8snet_h={ping.IP_ICMP_HEADERS};; esac",
         "  k8snet_cross $2 && return 0",
         "  k8snet_cross $3 || return 0",
         "  k8snet_good=$3",

@@ -6,10 +6,12 @@ import re
 from dataclasses import dataclass
 
 IP_ICMP_HEADERS = 28  # 20 bytes IPv4 + 8 bytes ICMP: payload + 28 = IP packet size
+IP6_ICMP_HEADERS = 48  # 40 bytes IPv6 + 8 bytes ICMPv6
 
 _STATS = re.compile(r"(\d+) packets transmitted, (\d+) received(?:, \+(\d+) errors)?")
 _RTT = re.compile(r"rtt min/avg/max/mdev = ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms")
-_LOCAL_MTU = re.compile(r"message too long, mtu=(\d+)")
+# iputils says "mtu=1450" for IPv4 and "mtu: 1450" for IPv6.
+_LOCAL_MTU = re.compile(r"message too long, mtu[=:] ?(\d+)")
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class PingResult:
 
     @property
     def packet_size(self) -> int:
-        return self.payload + IP_ICMP_HEADERS
+        return self.payload + headers(self.dst)
 
     @property
     def ok(self) -> bool:
@@ -42,10 +44,21 @@ class PingResult:
         return self.received > 0
 
 
+def is_ipv6(address: str) -> bool:
+    return ":" in address
+
+
+def headers(dst: str) -> int:
+    """IP + ICMP header bytes for a ping to ``dst``: payload + headers = IP packet size."""
+    return IP6_ICMP_HEADERS if is_ipv6(dst) else IP_ICMP_HEADERS
+
+
 def argv(dst: str, *, count: int = 3, payload: int = 56, dont_fragment: bool = False,
          wait: float = 1.0, interval: float = 0.2) -> list[str]:
-    """``ping`` argv; ``wait`` bounds the wait for each reply (iputils accepts fractions)."""
-    args = ["ping", "-n", "-c", str(count), "-i", f"{interval:g}", "-W", f"{wait:g}",
+    """``ping`` argv; ``wait`` bounds the wait for each reply (iputils accepts fractions).
+    ``-6`` for an IPv6 destination (iputils guesses it too, older pings do not);
+    ``-M do`` means the same there (never fragment, report a too-small local MTU)."""
+    args = ["ping", *(["-6"] if is_ipv6(dst) else []), "-n", "-c", str(count), "-i", f"{interval:g}", "-W", f"{wait:g}",
             "-s", str(payload)]
     if dont_fragment:
         args += ["-M", "do"]
