@@ -104,8 +104,7 @@ def _write_cluster(tr: Writer, view: ClusterView) -> None:
     doc = view.doc
     line = cluster_line(doc)
     if view.expected_mtu:
-        source = doc.get("expected_mtu_source")
-        line += f"; expected MTU {view.expected_mtu}" + (f" ({source})" if source else "")
+        line += f"; expected MTU {view.expected_mtu}" + mtu_source(doc.get("expected_mtu_source"))
     tr.write_line(line)
     for text in overlay_lines(doc):
         tr.write_line(text)
@@ -126,6 +125,16 @@ def _write_cluster(tr: Writer, view: ClusterView) -> None:
             if len(bad) > MAX_LISTED:
                 tr.write_line(f"  ... {len(bad) - MAX_LISTED} more (the HTML report has them "
                               "all: --html)")
+
+
+def mtu_source(source: object) -> str:
+    """Where the expected MTU came from (measure.py ``expected_mtu_source``), as a suffix."""
+    if not source:
+        return ""
+    if str(source).startswith("default"):
+        return " (a default: no pod MTU could be read; set --k8s-expect-mtu)"
+    return {"flag": " (--k8s-expect-mtu)", "pod interface": " (the pods' interface MTU)"}.get(
+        str(source), f" ({source})")
 
 
 def overlay_lines(doc: dict[str, Any]) -> list[str]:

@@ -1,0 +1,39 @@
+"""The summary says what was detected: the overlay each node's links show, and where the
+expected MTU came from (pure: documents in, terminal text out)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytest_k8snet.probes.nodecheck import parse_links
+from pytest_k8snet.report import terminal
+from pytest_k8snet.report.results import RunReport
+
+from .test_report_render import FakeTerminal, make_doc
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_summary_names_the_detected_overlay_and_the_expected_mtu_source() -> None:
+    doc = make_doc()
+    flannel = parse_links((DATA / "ip_link_lab_flannel.txt").read_text()).as_dict()
+    doc["encapsulation"] = {n: flannel for n in doc["nodes"]}
+    doc["expected_mtu_source"] = "pod interface"
+    tr = FakeTerminal()
+    terminal.write(tr, RunReport(doc))
+    assert "expected MTU 1450 (the pods' interface MTU)" in tr.text
+    assert "overlay: flannel: vxlan flannel.1 UDP 8472, bridged (cni0) (3 nodes)" in tr.text
+
+
+def test_summary_lists_nodes_whose_overlay_differs() -> None:
+    doc = make_doc()
+    calico = parse_links((DATA / "ip_link_calico_ipip.txt").read_text()).as_dict()
+    vxlan = parse_links((DATA / "ip_link_calico_vxlan.txt").read_text()).as_dict()
+    doc["encapsulation"] = {"node-1": calico, "node-2": calico, "node-3": vxlan}
+    doc["expected_mtu_source"] = "default 1500 (no pod MTU could be read)"
+    tr = FakeTerminal()
+    terminal.write(tr, RunReport(doc))
+    assert "overlay: calico: ipip tunl0, not bridged on node-1, node-2" in tr.text
+    assert "overlay: calico: vxlan vxlan.calico UDP 4789, not bridged on node-3" in tr.text
+    assert "expected MTU 1450 (a default: no pod MTU could be read; set --k8s-expect-mtu)" \
+        in tr.text
