@@ -415,7 +415,7 @@ class Cluster:
             runs = self.batch(ep, f"pmtu-{network}", [
                 (k, pathmtu.batch_command(ips[k], ceiling, wait), pathmtu.batch_timeout(wait))
                 for k in keys], prelude=pathmtu.batch_prelude(wait))
-            return {k: pathmtu.from_batch(src, k[1], r.stdout, ceiling, r.seconds)
+            return {k: pathmtu.from_batch(src, k[1], r.stdout, ceiling, r.seconds, ips[k])
                     for k, r in runs.items()}
 
         return self._by_source(f"pmtu-{network}", self.pairs(), per_source)

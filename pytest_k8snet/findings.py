@@ -763,8 +763,9 @@ class _Judge:
                               "small pings failing too"), fix_args=(("limit", worst),)))
         for pid in small:
             got = int(self.pmtu[pid]["bytes"])
-            self.fail(test, pid, f"{pid}: {int(self.expected or 0) - 28}-byte DF ping lost, "
-                      f"{got - 28} passes; path MTU {got} < expected {self.expected}"
+            hdr = int(self.pmtu[pid].get("headers") or 28)  # ping payload = packet - headers
+            self.fail(test, pid, f"{pid}: {int(self.expected or 0) - hdr}-byte DF ping lost, "
+                      f"{got - hdr} passes; path MTU {got} < expected {self.expected}"
                       + (f" ({note})" if note else ""), f, self.pmtu_raw(pid))
 
     def pod_limit(self, pid: str) -> int | None:

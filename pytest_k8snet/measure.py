@@ -125,7 +125,8 @@ def sections(m: dict[str, Any]) -> dict[str, Any]:
             out["path_mtu"].append({"src": src, "dst": dst, "network": network, "bytes": r.bytes,
                                     "expected": expected if network == "pod" else None,
                                     "first_lost": r.first_lost, "probes": r.probes,
-                                    "seconds": r.seconds})
+                                    "seconds": r.seconds,
+                                    "headers": r.headers})  # 28 IPv4, 48 IPv6
     for (src, dst), r in m.get("udp", {}).items():
         port = r.node_port
         out["throughput"].append({

@@ -539,3 +539,13 @@ def test_a_default_expected_mtu_is_said_in_the_path_mtu_verdicts() -> None:
     measured = load("healthy")
     measured.update(expected_mtu_source="pod interface")
     assert judge(measured).verdicts[("test_path_mtu", "node-1->node-2")].message == ""
+
+
+def test_an_ipv6_path_mtu_message_counts_48_header_bytes() -> None:
+    doc = load("underlay-mtu")
+    for e in doc["path_mtu"]:
+        e["headers"] = 48  # the search ran against IPv6 pod addresses
+    v = judge(doc).verdicts[("test_path_mtu", "node-1->node-2")]
+    assert v.outcome == FAILED and "1402-byte DF ping lost, 1352 passes" in v.message
+    ipv4 = judge(load("underlay-mtu")).verdicts[("test_path_mtu", "node-1->node-2")]
+    assert "1422-byte DF ping lost, 1372 passes" in ipv4.message

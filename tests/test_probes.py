@@ -191,3 +191,9 @@ def test_other_probe_argv_keep_an_ipv6_destination_whole() -> None:
     dig = ports.PortCheck("dns-udp", "fd00:10:96::a", 53, "the cluster DNS")
     text = ports.script([tcp, dig], 2, "kubernetes.default.svc.cluster.local")
     assert "/dev/tcp/fd00::1/6443" in text and "@fd00:10:96::a " in text  # bash, dig: bare
+
+
+def test_path_mtu_results_carry_the_header_bytes_of_their_family() -> None:
+    assert pathmtu.from_batch("a", "b", "1450 1\n", 1450, 0.1, "fd00::2").headers == 48
+    assert pathmtu.from_batch("a", "b", "1450 1\n", 1450, 0.1, "10.244.1.2").headers == 28
+    assert pathmtu.from_batch("a", "b", "1450 1\n", 1450, 0.1).headers == 28

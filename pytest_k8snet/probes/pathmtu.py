@@ -27,6 +27,7 @@ class PathMtuResult:
     ceiling: int
     probes: int
     seconds: float
+    headers: int = ping.IP_ICMP_HEADERS  # IP + ICMP bytes: ping's payload is bytes - headers
 
     @property
     def black_hole(self) -> bool:
@@ -83,7 +84,8 @@ def measure(run: Callable[[list[str]], tuple[int, str, str]], src: str, dst: str
 
     largest, lost, probes = search(crosses, ceiling)
     return PathMtuResult(src=src, dst=dst, bytes=largest, first_lost=lost, ceiling=ceiling,
-                         probes=probes, seconds=round(time.monotonic() - start, 3))
+                         probes=probes, seconds=round(time.monotonic() - start, 3),
+                         headers=ping.headers(target_ip))
 
 
 # -- batched: the same search, run inside the source endpoint by probes/batch.py ---------
@@ -143,10 +145,11 @@ def batch_timeout(wait: float) -> float:
     return 2 * 14 * (wait + 0.3) + 5
 
 
-def from_batch(src: str, dst: str, stdout: str, ceiling: int, seconds: float
-               ) -> PathMtuResult:
+def from_batch(src: str, dst: str, stdout: str, ceiling: int, seconds: float,
+               target_ip: str | None = None) -> PathMtuResult:
     """The search's result from the ``<size> <1|0>`` lines; a size with no line (the run
-    was cut short) counts as lost, as an unanswered ping would."""
+    was cut short) counts as lost, as an unanswered ping would. ``target_ip`` gives the
+    header bytes (IPv4 or IPv6) the result's messages subtract."""
     answers: dict[int, bool] = {}
     for line in stdout.splitlines():
         parts = line.split()
@@ -154,4 +157,5 @@ def from_batch(src: str, dst: str, stdout: str, ceiling: int, seconds: float
             answers[int(parts[0])] = parts[1] == "1"
     largest, lost, probes = search(lambda size: answers.get(size, False), ceiling)
     return PathMtuResult(src=src, dst=dst, bytes=largest, first_lost=lost, ceiling=ceiling,
-                         probes=probes, seconds=round(seconds, 3))
+                         probes=probes, seconds=round(seconds, 3),
+                         headers=ping.headers(target_ip or "0.0.0.0"))
