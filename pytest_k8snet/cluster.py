@@ -41,10 +41,12 @@ EGRESS_PORT_SLACK = 15
 PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 # The pod's readiness exec also reads what egress and the expected MTU need.
 READY_POD = f"cat {PORT_RANGE}; cat /sys/class/net/eth0/mtu 2>/dev/null || true"
-# The host's readiness exec also takes the node checks' readings (sysctls, addresses).
+# The host's readiness exec also takes the node checks' readings (sysctls, addresses, and
+# the links the encapsulation is detected from).
 READY_SEP = "==k8snet-ready=="
 READY_HOST = (f"cat {PORT_RANGE}; echo {READY_SEP}; {nodecheck.sysctl_argv()[2]}; "
-              f"echo {READY_SEP}; {shlex.join(nodecheck.addr_argv())} 2>/dev/null; true")
+              f"echo {READY_SEP}; {shlex.join(nodecheck.addr_argv())} 2>/dev/null; "
+              f"echo {READY_SEP}; {shlex.join(nodecheck.links_argv())} 2>/dev/null; true")
 # Batch by source: one exec per source endpoint and probe kind (see probes/batch.py).
 # UDP clients run fewer at a time: every one of them sends 10 Mbit/s.
 BATCH_PARALLEL = batch.DEFAULT_PARALLEL
@@ -168,7 +170,7 @@ class Cluster:
     _tag: Any = field(default_factory=local)
     _port_ranges: dict[tuple[str, str], str] = field(default_factory=dict)
     _mtus: dict[str, int] = field(default_factory=dict)
-    _node_readings: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _node_readings: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     _judgement: "Judgement | None" = None
 
     @property
@@ -818,8 +820,8 @@ class Cluster:
                     parts = res.stdout.split(READY_SEP + "\n")
                     with self._lock:
                         self._port_ranges[(node, net)] = lines[0] if lines else ""
-                        if net == "host" and len(parts) == 3:
-                            self._node_readings[node] = (parts[1], parts[2])
+                        if net == "host" and len(parts) == 4:
+                            self._node_readings[node] = (parts[1], parts[2], parts[3])
                         if net == "pod" and len(lines) > 1 and lines[1].strip().isdigit():
                             self._mtus[node] = int(lines[1])
                 else:

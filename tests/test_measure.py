@@ -82,3 +82,15 @@ def test_the_document_says_where_the_expected_mtu_came_from_and_what_the_links_s
     assert out["encapsulation"]["node-1"]["udp_port"] == 4789
     assert out["encapsulation"]["node-1"]["bridged"] is False
     assert "encapsulation" not in out["node_checks"][0]  # said once, in its own section
+
+
+def test_the_readiness_exec_takes_the_links_the_encapsulation_is_detected_from() -> None:
+    """node_checks() parses what the host's readiness exec read: the links must be there,
+    or every node's encapsulation is "not detected" (and the UDP check falls back to 8472)."""
+    import shlex
+
+    from pytest_k8snet.cluster import READY_HOST, READY_SEP
+    from pytest_k8snet.probes import nodecheck
+
+    assert READY_HOST.count(READY_SEP) == 3
+    assert shlex.join(nodecheck.links_argv()) in READY_HOST.split(READY_SEP)[-1]
