@@ -955,10 +955,15 @@ class _Judge:
                         "unanswered": missing}})
                     self.fail(test, n, symptom, f, raw)
                     continue
+                enc = self.encap.get(n)
+                against = (f"pod traffic on {n} is not bridged ({enc.get('description')}), so "
+                           "bridge netfilter does not apply" if enc is not None
+                           and enc.get("bridged") is False
+                           else f"net.bridge.bridge-nf-call-iptables=1 on {n}")
                 f = self.add(Finding(
                     f"inconclusive-service:{n}", "inconclusive", symptom, (n,),
                     evidence={n: {"failures": s.get("failures"), "unanswered": missing}},
-                    contradicting=(f"net.bridge.bridge-nf-call-iptables=1 on {n}",)))
+                    contradicting=(against,)))
                 self.fail(test, n, f"{n}: Service requests to local backends fail", f, raw)
                 continue
             unmeasured = sorted({_pid(n, m) for m in where.values() if m and m != n

@@ -549,3 +549,16 @@ def test_an_ipv6_path_mtu_message_counts_48_header_bytes() -> None:
     assert v.outcome == FAILED and "1402-byte DF ping lost, 1352 passes" in v.message
     ipv4 = judge(load("underlay-mtu")).verdicts[("test_path_mtu", "node-1->node-2")]
     assert "1422-byte DF ping lost, 1372 passes" in ipv4.message
+
+
+def test_local_backends_failing_on_routed_pods_do_not_blame_bridge_netfilter() -> None:
+    # bridge-nf-off's Service symptom on a node whose pods are not bridged (Calico): the
+    # missing sysctl is no finding there, and the Service failure does not name it
+    doc = with_encapsulation(load("bridge-nf-off"), "ip_link_calico_vxlan.txt")
+    j = judge(doc)
+    assert "bridge-nf" not in {f.cause for f in j.findings}
+    assert j.verdict("test_node_sysctls", "node-2").outcome == PASSED
+    v = j.verdict("test_service", "node-2")
+    f = j.finding(v.finding)
+    assert v.outcome == FAILED and f is not None and f.cause == "inconclusive"
+    assert "not bridged" in f.contradicting[0] and "=1" not in f.contradicting[0]
