@@ -767,7 +767,7 @@ class Cluster:
         def one(src: str) -> list[ports.PortCheck]:
             wanted = checks(src)
             res = self.exec(self.endpoint(src, "host"), ports.argv(wanted, timeout, dns_name),
-                            timeout=timeout + 10)
+                            timeout=ports.lane_length(len(wanted)) * (timeout + 1) + 10)
             return ports.parse(wanted, res.stdout)
 
         return self._each("ports", self.node_names, one)

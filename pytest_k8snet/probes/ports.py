@@ -46,7 +46,11 @@ def _host(ip: str) -> str:
     return f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
 
 
-def script(checks: Sequence[PortCheck], timeout: float, dns_name: str) -> str:
+PARALLEL = 16  # checks in flight at once: 3 per other node would fork hundreds on 64 nodes
+
+
+def script(checks: Sequence[PortCheck], timeout: float, dns_name: str,
+           parallel: int = PARALLEL) -> str:
     t = max(1, round(timeout))
     lines = []
     for c in checks:
@@ -65,8 +69,18 @@ def script(checks: Sequence[PortCheck], timeout: float, dns_name: str) -> str:
                 f"case \"$out\" in *'status: '*) s=open;; *refused*) s=refused;; "
                 f"*'timed out'*|*'no servers'*) s=timeout;; *) s=error;; esac; "
                 f"echo \"{tag} $s\" ) &")
-    lines.append("wait")
-    return "\n".join(lines)
+    # Lanes: each runs its checks one after another, ``parallel`` lanes at once (round-robin,
+    # so a node's three ports land in different lanes).
+    width = max(1, min(parallel, len(lines)))
+    lanes = ["( " + "\n".join(lines[i].rstrip(" &") for i in range(k, len(lines), width))
+             + " ) &" for k in range(width)] if lines else []
+    return "\n".join([*lanes, "wait"])
+
+
+def lane_length(count: int, parallel: int = PARALLEL) -> int:
+    """The most checks one lane runs one after another (for the exec's own timeout)."""
+    width = max(1, min(parallel, count))
+    return -(-count // width) if count else 0
 
 
 def argv(checks: Sequence[PortCheck], timeout: float, dns_name: str) -> list[str]:
