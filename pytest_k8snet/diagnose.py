@@ -51,6 +51,9 @@ CAUSES: dict[str, tuple[str, str, str]] = {
     "control-plane-ports": ("Control-plane port blocked", "open {ports} into {node} in its host "
                             "firewall (ufw, iptables) and the network ACLs: a cluster needs TCP "
                             "6443, 2379-2380 and 10250 and TCP/UDP 53 between its nodes", "1"),
+    "control-plane-unreachable": ("Control plane unreachable", "let {node} reach {ports}: a "
+                                  "firewall on its way out, on the path or at the peer drops "
+                                  "them", "1"),
     "underlay": ("Nodes cannot reach each other", "fix node-to-node routing or firewalls first: "
                  "the underlay itself is broken", "1"),
     "image-pull": ("Probe image cannot be pulled", "check --k8s-probe-image (name, tag) and that "

@@ -1002,31 +1002,47 @@ class _Judge:
                     self.verdict(test, n, SKIPPED, f"{n}: the port probe gave no result")
                 continue
             dropped: dict[str, list[str]] = {}  # "tcp/10250 (the kubelet on node-2)" -> sources
+            outward: dict[str, list[str]] = {}  # the same, for n's own way to the API and DNS
             deferred: list[str] = []
+            cut_dns = self.dns_cut_off(n)
             for e in inbound + outbound:
                 if e.get("state") != "timeout":
                     continue
                 label = (f"{'udp' if e.get('kind') == 'dns-udp' else 'tcp'}/{e.get('port')} "
                          f"({e.get('peer')} {e.get('ip')})")
-                dns_verdict = self.verdicts.get(("test_dns", n))
-                if str(e.get("kind", "")).startswith("dns") and dns_verdict is not None \
-                        and dns_verdict.outcome != PASSED and e.get("src") == n:
-                    deferred.append(f"{label}: see test_dns[{n}]")
-                    continue
-                dropped.setdefault(label, []).append(str(e.get("src")))
+                if str(e.get("kind", "")).startswith("dns") and e.get("src") == n:
+                    # The cluster DNS is pods behind a Service: a timeout to it from n is a
+                    # pod-network knock-on when an endpoint sits behind a failed pair, and
+                    # test_dns's to judge when the pods' own DNS already fails.
+                    dns_verdict = self.verdicts.get(("test_dns", n))
+                    if cut_dns:
+                        deferred.append(f"{label}: {cut_dns}")
+                        continue
+                    if dns_verdict is not None and dns_verdict.outcome != PASSED:
+                        deferred.append(f"{label}: see test_dns[{n}]")
+                        continue
+                (outward if e in outbound else dropped).setdefault(label, []).append(
+                    str(e.get("src")))
             no_listener = sorted({f"tcp/{e.get('port')} ({e.get('peer')})" for e in inbound + outbound
                                   if e.get("state") == "refused"})
             raw = "\n".join(f"{e.get('src')} -> {e.get('kind')} {e.get('ip')}:{e.get('port')} "
                              f"({e.get('peer')}): {e.get('state')}" for e in inbound + outbound)
-            if dropped:
-                ports = sorted({label.split(" ")[0] for label in dropped})
-                listing = "; ".join(f"{label} from {', '.join(sorted(set(srcs)))}"
-                                    for label, srcs in sorted(dropped.items()))
+            if dropped or outward:
+                parts = []
+                if dropped:
+                    parts.append("into " + n + ": " + "; ".join(
+                        f"{label} from {', '.join(sorted(set(srcs)))}"
+                        for label, srcs in sorted(dropped.items())))
+                if outward:
+                    parts.append(f"from {n}: " + "; ".join(sorted(outward)))
+                # Dropped into the node: its own firewall; only outward: the way out or the peer.
+                cause = "control-plane-ports" if dropped else "control-plane-unreachable"
+                ports = sorted({label.split(" ")[0] for label in (dropped or outward)})
                 f = self.add(Finding(
-                    f"control-plane-ports:{n}", "control-plane-ports",
-                    f"{n}: connects time out (dropped, no reset): {listing}", (n,),
-                    evidence={n: {"dropped": dropped, "no_listener": no_listener,
-                                  "deferred": deferred}},
+                    f"control-plane-ports:{n}", cause,
+                    f"{n}: connects time out (dropped, no reset) " + "; ".join(parts), (n,),
+                    evidence={n: {"dropped_into": dropped, "dropped_from": outward,
+                                  "no_listener": no_listener, "deferred": deferred}},
                     would_contradict=("a connect that completes or is refused",),
                     fix_args=(("ports", ", ".join(ports)), ("node", n))))
                 self.fail(test, n, "", f, raw)
@@ -1044,6 +1060,16 @@ class _Judge:
                     notes.append("; ".join(deferred))
                 self.verdict(test, n, PASSED, f"{n}: " + "; ".join(notes) if notes else "",
                              raw=raw)
+
+    def dns_cut_off(self, n: str) -> str:
+        """Why some cluster DNS endpoint is out of ``n``'s reach because of a pair that
+        already fails ("" when none is): those queries time out as a knock-on."""
+        for m in sorted(set(self.dns_endpoints.values())):
+            f = self.behind(n, m) if m != n else None
+            if f is not None:
+                return (f"the cluster DNS endpoint on {m} sits behind {_pid(n, m)}, which "
+                        f"already fails ({f.title}, see test_pod_ping[{_pid(n, m)}])")
+        return ""
 
     def dns_checks(self) -> None:
         test = "test_dns"

@@ -364,14 +364,20 @@ class State:
         self._mark_created()
         lock = (FileLock(str(self.shared_dir / "lab.lock")) if self.shared_dir is not None
                 else contextlib.nullcontext())
+        failed = self.shared_dir / "kube-lab.error" if self.shared_dir is not None else None
         with lock:
+            # Under xdist every worker must see the same outcome, or their collections differ.
+            if failed is not None and failed.exists():
+                raise BackendError(failed.read_text())
             if self.lab_name in labmod.running_labs():
                 return
             try:
                 labmod.up(spec)
             except labmod.LabError as exc:
-                raise BackendError(f"could not bring up lab {spec.name} with Kubernetes: "
-                                   f"{exc}") from None
+                message = f"could not bring up lab {spec.name} with Kubernetes: {exc}"
+                if failed is not None:
+                    failed.write_text(message)
+                raise BackendError(message) from None
             self._owns_kube_lab = self.shared_dir is None
 
     def _kube_lab_down(self) -> None:

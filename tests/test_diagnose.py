@@ -105,8 +105,25 @@ def test_control_plane_ports_firewall_names_ports_peer_and_sources() -> None:
 def test_control_plane_ports_api_server_unreachable_from_one_node() -> None:
     j = judge(ports_doc({("node-3", "api", 6443): "timeout"}))
     v = j.verdict("test_control_plane_ports", "node-3")
-    assert v.outcome == FAILED and "tcp/6443 (the API server 198.19.0.2) from node-3" in v.message
+    assert v.outcome == FAILED and "from node-3: tcp/6443 (the API server 198.19.0.2)" in v.message
+    assert "Let node-3 reach tcp/6443" in v.message and "into node-3" not in v.message
     assert j.verdict("test_control_plane_ports", "node-1").outcome == PASSED
+
+
+def test_cluster_dns_behind_a_failed_pair_is_a_knock_on_not_a_firewall() -> None:
+    """vxlan-blocked on node-2 with the CoreDNS endpoints there: node-1's host-network DNS
+    to the Service times out because of the overlay, which the port check must not blame on
+    a firewall into node-1 (seen on the real cluster)."""
+    doc = load("vxlan-blocked")
+    ports = ports_doc({("node-1", "dns-tcp", 53): "timeout", ("node-3", "dns-udp", 53): "timeout"})
+    doc["ports"] = ports["ports"]
+    doc["dns_endpoints"] = {"10.244.1.10": "node-2", "10.244.1.11": "node-2"}
+    j = judge(doc)
+    for n in ("node-1", "node-3"):
+        v = j.verdict("test_control_plane_ports", n)
+        assert v.outcome == PASSED, v
+        assert f"sits behind {n}->node-2, which already fails" in v.message
+    assert not [f for f in j.findings if f.cause.startswith("control-plane")]
 
 
 @pytest.mark.parametrize("fault", sorted(EXPECTED))

@@ -223,7 +223,7 @@ def _spawn(lab: "Lab", netns: str, script: Path, log: Path) -> int:
     return proc.pid
 
 
-def start(lab: "Lab", timeout: float = 180.0) -> None:
+def start(lab: "Lab", timeout: float = 300.0) -> None:
     """Start the control plane, every node and CoreDNS; return once the probes can run."""
     from . import addons, control, node, pki
 
