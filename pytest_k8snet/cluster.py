@@ -570,9 +570,10 @@ class Cluster:
             lane = max(batch.lane_length(len(v), UDP_CLIENT_PARALLEL) for v in by_src.values())
             serial = max(len(v) for v in by_dst.values()) if node_port else 1
             # Servers wait for the last client of the slowest source (node to node: for
-            # every client in turn); one that never hears from its client ends idle.
-            idle = int(5 + step * (serial if node_port else lane))
-            retry_for = 5.0 + (step * serial if node_port else 0.0)
+            # every client in turn); one that never hears from its client ends idle. 10 s of
+            # slack either way: on a starved machine an exec can start seconds late.
+            idle = int(10 + step * (serial if node_port else lane))
+            retry_for = 10.0 + (step * serial if node_port else 0.0)
 
             def port(key: PairKey) -> int:
                 if node_port:
