@@ -66,19 +66,26 @@ def judged(request: pytest.FixtureRequest, cluster: Cluster, subject: str,
 
 def _pair_props(cluster: Cluster, pair: Pair, kind: str) -> dict[str, Any]:
     doc = cluster.document()
+
+    def entry(section: str) -> dict[str, Any]:
+        return next((e for e in doc.get(section, []) if e.get("src") == pair.src.node
+                     and e.get("dst") == pair.dst.node and e.get("network", "pod") == "pod"),
+                    {})
+
     props: dict[str, Any] = {"src": pair.src.node, "dst": pair.dst.node, "network": "pod"}
-    for e in doc.get(kind, []):
-        if e.get("src") == pair.src.node and e.get("dst") == pair.dst.node \
-                and e.get("network", "pod") == "pod":
-            if kind == "ping":
-                props.update(rtt_ms=e.get("rtt_ms"), loss_pct=e.get("loss_pct"))
-            elif kind == "path_mtu":
-                props.update(path_mtu=e.get("bytes"))
-            elif kind == "throughput":
-                props.update(throughput_mbps=round(float(e.get("mbps") or 0), 2),
-                             loss_pct=e.get("loss_pct"))
-            elif kind == "http":
-                props.update(throughput_mbps=round(float(e.get("mbps") or 0), 1))
+    # Every pair test carries the pair's ping numbers, read from the one document: the same
+    # in every xdist worker, whichever tests ran there.
+    ping = entry("ping")
+    if ping:
+        props.update(rtt_ms=ping.get("rtt_ms"), loss_pct=ping.get("loss_pct"))
+    e = entry(kind) if kind != "ping" else {}
+    if e and kind == "path_mtu":
+        props.update(path_mtu=e.get("bytes"))
+    elif e and kind == "throughput":
+        props.update(throughput_mbps=round(float(e.get("mbps") or 0), 2),
+                     loss_pct=e.get("loss_pct"))
+    elif e and kind == "http":
+        props.update(throughput_mbps=round(float(e.get("mbps") or 0), 1))
     return props
 
 
