@@ -156,10 +156,13 @@ def test_missing_probe_image_names_node_and_image(real_cluster: labmod.Lab,
 def test_interrupt_mid_run_leaves_no_pods(real_cluster: labmod.Lab, tmp_path: Path,
                                           sig: signal.Signals, workers: str) -> None:
     env = {**os.environ, **kube.client_env(real_cluster)}
+    # A shell that runs CI in the background hands SIGINT down as ignored, and Python then
+    # keeps it ignored: give the run the default, as a terminal's Ctrl-C would find it.
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "--pyargs", "pytest_k8snet.suite",
                              "-p", "no:cacheprovider", "-q", "-n", workers],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         pods = kubectl(real_cluster, "get", "pods", "-A", "-l",
