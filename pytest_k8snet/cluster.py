@@ -46,7 +46,8 @@ READY_POD = f"cat {PORT_RANGE}; cat /sys/class/net/eth0/mtu 2>/dev/null || true"
 READY_SEP = "==k8snet-ready=="
 READY_HOST = (f"cat {PORT_RANGE}; echo {READY_SEP}; {nodecheck.sysctl_argv()[2]}; "
               f"echo {READY_SEP}; {shlex.join(nodecheck.addr_argv())} 2>/dev/null; "
-              f"echo {READY_SEP}; {shlex.join(nodecheck.links_argv())} 2>/dev/null; true")
+              f"echo {READY_SEP}; {shlex.join(nodecheck.links_argv())} 2>/dev/null; "
+              f"echo {READY_SEP}; {nodecheck.UDP_SOCKETS_COMMAND} 2>/dev/null; true")
 # Batch by source: one exec per source endpoint and probe kind (see probes/batch.py).
 # UDP clients run fewer at a time: every one of them sends 10 Mbit/s.
 BATCH_PARALLEL = batch.DEFAULT_PARALLEL
@@ -171,6 +172,8 @@ class Cluster:
     _port_ranges: dict[tuple[str, str], str] = field(default_factory=dict)
     _mtus: dict[str, int] = field(default_factory=dict)
     _node_readings: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    # node -> the UDP ports something holds in its host network (read at readiness).
+    _udp_bound: dict[str, frozenset[int]] = field(default_factory=dict)
     _judgement: "Judgement | None" = None
 
     @property
@@ -215,16 +218,25 @@ class Cluster:
         with self._lock:
             self.probe_count += 1
         res = ep.run(argv, timeout)
-        kind = exec_failure(res)
         tag = getattr(self._tag, "value", None)
-        if kind is not None and tag is not None:
-            entry = {"failure": kind, "node": ep.node, "network": ep.network,
-                     "tool": argv[0] if argv else "", "exit_code": res.exit_code,
-                     "timed_out": res.timed_out, "seconds": round(res.seconds, 2),
-                     "detail": (res.stderr.strip() or res.stdout.strip())[-300:]}
-            with self._lock:
-                self.probe_failures.setdefault(tag[0], {}).setdefault(tag[1], []).append(entry)
+        if tag is not None and exec_failure(res) is not None:
+            self._note_failure(tag[0], tag[1], ep, argv, res)
         return res
+
+    def _note_failure(self, kind: str, key: str, ep: Endpoint, argv: Sequence[str],
+                      res: ExecResult) -> None:
+        """Note a probe run that failed for a reason of its own against ``(kind, key)``."""
+        from .measure import exec_failure
+
+        failure = exec_failure(res)
+        if failure is None:
+            return
+        entry = {"failure": failure, "node": ep.node, "network": ep.network,
+                 "tool": argv[0] if argv else "", "exit_code": res.exit_code,
+                 "timed_out": res.timed_out, "seconds": round(res.seconds, 2),
+                 "detail": (res.stderr.strip() or res.stdout.strip())[-300:]}
+        with self._lock:
+            self.probe_failures.setdefault(kind, {}).setdefault(key, []).append(entry)
 
     def batch(self, ep: Endpoint, kind: str | None,
               items: Sequence[tuple[Any, Sequence[str] | str | batch.Job, float | None]],
@@ -240,7 +252,7 @@ class Cluster:
         jobs = []
         for i, (_, cmd, timeout) in enumerate(items):
             if isinstance(cmd, batch.Job):  # shell text with the argv it stands for
-                job = batch.Job(f"j{i}", cmd.command, cmd.argv, timeout)
+                job = batch.Job(f"j{i}", cmd.command, cmd.argv, timeout, cmd.simple)
             elif isinstance(cmd, str):
                 job = batch.Job(f"j{i}", cmd, ("sh",), timeout)
             else:
@@ -270,15 +282,8 @@ class Cluster:
                                  + (res.stderr.strip() or res.stdout.strip())[-300:],
                                  res.seconds, res.timed_out)
             out[key] = one
-            failure = exec_failure(one)
-            if failure is not None and kind is not None:
-                entry = {"failure": failure, "node": ep.node, "network": ep.network,
-                         "tool": job.argv[0] if job.argv else "", "exit_code": one.exit_code,
-                         "timed_out": one.timed_out, "seconds": round(one.seconds, 2),
-                         "detail": (one.stderr.strip() or one.stdout.strip())[-300:]}
-                with self._lock:
-                    self.probe_failures.setdefault(kind, {}).setdefault(
-                        key_id(kind, key), []).append(entry)
+            if kind is not None:
+                self._note_failure(kind, key_id(kind, key), ep, job.argv, one)
         return out
 
     def _by_source(self, kind: str, keys: Sequence[PairKey],
@@ -423,19 +428,31 @@ class Cluster:
         return self._by_source(f"pmtu-{network}", self.pairs(), per_source)
 
     def large_http(self) -> dict[PairKey, http.HttpResult]:
-        """A 1 MiB transfer from every pair's source pod to its destination pod."""
+        """A 1 MiB transfer from every pair's source pod to its destination pod: one curl
+        per source runs its transfers, a few at a time (a process per transfer cost more
+        CPU than the bytes on a big cluster)."""
+        from .measure import key_id
+
         port = self.backend.probe_port
         sources = max(1, len({k[0] for k in self.pairs()}))
         parallel = max(1, min(BATCH_PARALLEL, HTTP_TOTAL_TRANSFERS // sources))
+        timeout = self.settings.timeout
 
         def per_source(src: str, keys: list[PairKey]) -> dict[PairKey, http.HttpResult]:
             urls = {k: f"http://{host_port(self.endpoint(k[1]).ip, port)}/1mib" for k in keys}
-            runs = self.batch(self.endpoint(src), "http-1mib", [
-                (k, http.argv(urls[k], connect_timeout=min(2.0, self.settings.timeout),
-                              max_time=self.settings.timeout), self.settings.timeout + 2)
-                for k in keys], parallel=parallel)
-            return {k: http.parse(urls[k], r.stdout, r.stderr, r.exit_code,
-                                  expected_bytes=ONE_MIB) for k, r in runs.items()}
+            argv = http.parallel_argv(list(urls.values()), connect_timeout=min(2.0, timeout),
+                                      max_time=timeout, parallel=parallel)
+            # Each transfer has its own deadline; the job's bounds the lanes they run in.
+            ep = self.endpoint(src)
+            r = self.batch(ep, None, [
+                ("all", argv, batch.lane_length(len(keys), parallel) * (timeout + 1) + 2)])["all"]
+            if r.timed_out or r.exit_code in (126, 127) or r.exit_code < 0:
+                # curl itself did not run or was cut off: the probe's failure, every pair's.
+                for k in keys:
+                    self._note_failure("http-1mib", key_id("http-1mib", k), ep, argv, r)
+            got = http.parse_parallel(list(urls.values()), r.stdout, r.stderr, r.exit_code,
+                                      expected_bytes=ONE_MIB)
+            return {k: got[urls[k]] for k in keys}
 
         return self._by_source("http-1mib", self.pairs(), per_source)
 
@@ -641,6 +658,14 @@ class Cluster:
             network = [r for r in attempts if r.failure == iperf.NETWORK]
             return network[-1] if network else attempts[-1]
 
+        def held_result(key: PairKey) -> iperf.UdpResult:
+            port = wire.get(key[1]) or VXLAN_PORT
+            return iperf.UdpResult(
+                self.endpoint(key[1], "host").ip, port, 0.0, 100.0, None, 0,
+                f"not tested node to node: a socket on {key[1]} holds UDP {port} (listed in "
+                f"/proc/net/udp), so a test server cannot bind it ({iperf.PORT_BUSY})",
+                iperf.NETWORK)
+
         def compute() -> dict[PairKey, UdpCheck]:
             if not keys:
                 return {}
@@ -648,9 +673,17 @@ class Cluster:
             # pod networks have none to test); the judge says what was detected.
             wire.update({n: self.overlay_port(n) for n in self.node_names})
             on_wire = {k: 1.0 for k in keys if wire.get(k[1])}
+            # Where a socket already holds the port (the overlay's own VXLAN socket, on
+            # nearly every node), no test server can bind it: said from the readiness
+            # reading of /proc/net/udp instead of 31 clients queueing for a server that
+            # cannot start (that queue cost more than the overlay measurement itself).
+            held = {k: held_result(k) for k in on_wire
+                    if wire.get(k[1]) in self._udp_bound.get(k[1], ())}
+            on_wire = {k: v for k, v in on_wire.items() if k not in held}
 
             def node_to_node() -> dict[PairKey, iperf.UdpResult]:
                 found = sample(on_wire, "host", 0) if on_wire else {}
+                found.update(held)
                 redo = {k: 1.0 for k, r in found.items()
                         if r.failure not in (None, iperf.NETWORK, iperf.TOOL_MISSING)}
                 if redo:
@@ -842,8 +875,9 @@ class Cluster:
                     parts = res.stdout.split(READY_SEP + "\n")
                     with self._lock:
                         self._port_ranges[(node, net)] = lines[0] if lines else ""
-                        if net == "host" and len(parts) == 4:
+                        if net == "host" and len(parts) == 5:
                             self._node_readings[node] = (parts[1], parts[2], parts[3])
+                            self._udp_bound[node] = nodecheck.bound_udp_ports(parts[4])
                         if net == "pod" and len(lines) > 1 and lines[1].strip().isdigit():
                             self._mtus[node] = int(lines[1])
                 else:

@@ -99,6 +99,43 @@ def test_runner_does_not_wait_for_what_setup_started() -> None:
     assert time.monotonic() - t < 3
 
 
+def test_results_come_back_in_one_archive_or_in_frames_without_tar(tmp_path: Path) -> None:
+    jobs = [batch.Job.of("a", ["sh", "-c", "printf 'x\\0y'; echo err >&2; exit 2"], timeout=5),
+            batch.Job("b", "echo shell text; exit 4", timeout=5), batch.Job.of("c", ["true"])]
+    proc = subprocess.run(batch.argv(jobs), capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert batch.TAR_MARK in proc.stdout and batch.MARK + " " not in proc.stdout
+    with_tar = batch.parse(jobs, proc.stdout)
+    assert (with_tar["a"].exit_code, with_tar["a"].stdout, with_tar["a"].stderr) == \
+        (2, "x\0y", "err\n")
+    assert (with_tar["b"].exit_code, with_tar["b"].stdout) == (4, "shell text\n")
+    assert with_tar["c"].exit_code == 0 and with_tar["c"].framed
+    # An image without tar: the same results, framed job by job.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "mktemp", "rm", "cat", "base64", "timeout", "printf", "true"):
+        found = subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True,
+                               text=True, check=False).stdout.strip()
+        if found.startswith("/"):
+            (bin_dir / tool).symlink_to(found)
+    proc = subprocess.run([str(bin_dir / "sh"), "-c", batch.script(jobs)], capture_output=True,
+                          text=True, timeout=60, env={"PATH": str(bin_dir)}, check=False)
+    assert batch.TAR_MARK not in proc.stdout and batch.MARK + " " in proc.stdout
+    assert batch.parse(jobs, proc.stdout) == with_tar
+
+
+def test_a_cut_off_archive_keeps_the_jobs_that_came_through_whole() -> None:
+    jobs = [batch.Job.of(f"j{i}", ["sh", "-c", f"head -c 20000 /dev/zero; exit {i}"])
+            for i in range(3)]
+    out = subprocess.run(batch.argv(jobs, parallel=1), capture_output=True, text=True,
+                         timeout=60, check=False).stdout
+    body = out.split(batch.TAR_MARK + "\n", 1)[1]
+    cut = batch.TAR_MARK + "\n" + body[:len(body) // 2]  # the exec ended mid-archive
+    got = batch.parse(jobs, cut)
+    assert got["j0"].framed and got["j0"].exit_code == 0 and len(got["j0"].stdout) == 20000
+    assert not got["j2"].framed and got["j2"].exit_code == batch.NO_RESULT
+
+
 FAKE_PING = """#!/bin/sh
 # fake ping: a reply when the IP packet (payload + 28) fits LIMIT
 for a; do [ "$prev" = "-s" ] && size=$((a + 28)); prev=$a; done

@@ -92,5 +92,5 @@ def test_the_readiness_exec_takes_the_links_the_encapsulation_is_detected_from()
     from pytest_k8snet.cluster import READY_HOST, READY_SEP
     from pytest_k8snet.probes import nodecheck
 
-    assert READY_HOST.count(READY_SEP) == 3
-    assert shlex.join(nodecheck.links_argv()) in READY_HOST.split(READY_SEP)[-1]
+    assert READY_HOST.count(READY_SEP) == 4
+    assert shlex.join(nodecheck.links_argv()) in READY_HOST.split(READY_SEP)[-2]

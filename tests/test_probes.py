@@ -197,3 +197,30 @@ def test_path_mtu_results_carry_the_header_bytes_of_their_family() -> None:
     assert pathmtu.from_batch("a", "b", "1450 1\n", 1450, 0.1, "fd00::2").headers == 48
     assert pathmtu.from_batch("a", "b", "1450 1\n", 1450, 0.1, "10.244.1.2").headers == 28
     assert pathmtu.from_batch("a", "b", "1450 1\n", 1450, 0.1).headers == 28
+
+
+def test_bound_udp_ports_read_the_overlay_socket_from_proc_net_udp() -> None:
+    # Captured on a lab node: flannel.1's kernel VXLAN socket holds 8472 (0x2118).
+    text = read("proc_net_udp_lab.txt")
+    assert nodecheck.bound_udp_ports(text) == {8472}
+    v6 = ("  sl  local_address                         remote_address\n"
+          "   0: 00000000000000000000000000000000:12B5 00000000000000000000000000000000:0000 07 "
+          "00000000:00000000 00:00000000 00000000     0        0 1234 2 0000000000000000 0\n")
+    assert nodecheck.bound_udp_ports(text + v6) == {8472, 4789}
+    assert nodecheck.bound_udp_ports("") == frozenset()
+
+
+def test_parallel_curl_gives_each_url_its_own_result() -> None:
+    # Captured: one curl --parallel for three URLs; the second has no listener.
+    urls = ["http://10.244.1.2:8080/1mib", "http://10.244.2.2:8081/1mib",
+            "http://10.244.3.2:8080/1mib", "http://10.244.4.2:8080/1mib"]
+    argv = http.parallel_argv(urls[:3], connect_timeout=2, max_time=5, parallel=2)
+    assert argv.count("--next") == 2 and argv[argv.index("--parallel-max") + 1] == "2"
+    assert argv.count("-m") == 3  # every transfer has its own deadline
+    got = http.parse_parallel(urls, read("curl_parallel.txt"), read("curl_parallel.stderr"), 7,
+                              expected_bytes=1024 * 1024)
+    assert got[urls[0]].ok and got[urls[2]].ok and got[urls[0]].bytes == 1024 * 1024
+    assert not got[urls[1]].ok and got[urls[1]].exit_code == 7
+    assert "Failed to connect" in (got[urls[1]].error or "")
+    # No line at all for a URL (curl was cut off): a failure, never a success.
+    assert not got[urls[3]].ok and got[urls[3]].error

@@ -35,6 +35,38 @@ def argv(url: str, *, connect_timeout: float = 1.0, max_time: float = 5.0) -> li
             "-m", f"{max_time:g}", "-w", "%{json}", url]
 
 
+def parallel_argv(urls: list[str], *, connect_timeout: float = 1.0, max_time: float = 5.0,
+                  parallel: int = 8) -> list[str]:
+    """One curl for many transfers, ``parallel`` at a time, each with its own deadline and
+    its own ``%{json}`` line (one process per source instead of one per destination)."""
+    out = ["curl", "--parallel", "--parallel-immediate", "--parallel-max", str(max(1, parallel)),
+           "--no-progress-meter"]
+    for i, url in enumerate(urls):
+        out += (["--next"] if i else []) + ["-sS", "-o", "/dev/null", "--connect-timeout",
+                                            f"{connect_timeout:g}", "-m", f"{max_time:g}",
+                                            "-w", "%{json}\\n", url]
+    return out
+
+
+def parse_parallel(urls: list[str], stdout: str, stderr: str, exit_code: int,
+                   expected_bytes: int | None = None) -> dict[str, HttpResult]:
+    """Each URL's result from :func:`parallel_argv`'s output; a URL without a line of its own
+    (curl was cut off before it finished) gets curl's exit code and last error."""
+    found: dict[str, HttpResult] = {}
+    for line in stdout.replace("}{", "}\n{").splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            url = str(json.loads(line).get("url_effective") or "")
+        except ValueError:
+            continue
+        if url in urls and url not in found:
+            found[url] = parse(url, line, "", exit_code, expected_bytes)
+    missing = parse("", "", stderr, exit_code or 28, expected_bytes)
+    return {url: found.get(url) or HttpResult(url, missing.exit_code, 0, 0, expected_bytes, 0.0,
+                                              None, missing.error) for url in urls}
+
+
 def parse(url: str, stdout: str, stderr: str, exit_code: int,
           expected_bytes: int | None = None) -> HttpResult:
     try:

@@ -230,6 +230,23 @@ def parse_links(text: str) -> Encapsulation:
     return Encapsulation(tuple(tunnels), tuple(bridges), cni, measured=bool(names))
 
 
+UDP_SOCKETS_COMMAND = "cat /proc/net/udp /proc/net/udp6"
+
+
+def bound_udp_ports(text: str) -> frozenset[int]:
+    """Local UDP ports with a socket on them, from ``/proc/net/udp`` and ``/proc/net/udp6``
+    (a kernel VXLAN or Geneve device's socket is listed there too)."""
+    found: set[int] = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[0].rstrip(":").isdigit() and ":" in fields[1]:
+            try:
+                found.add(int(fields[1].rsplit(":", 1)[1], 16))
+            except ValueError:
+                continue
+    return frozenset(found)
+
+
 def encapsulation_from(entry: dict[str, object] | None) -> dict[str, object]:
     """A document's ``encapsulation`` entry, or the unknown one when missing."""
     return dict(entry) if entry else Encapsulation((), (), None, measured=False).as_dict()
