@@ -7,7 +7,12 @@ one), suite wall time, exec sessions (the backend's own counter if it has one, e
 how wall time grew against pair count from the smallest to each larger size (a ratio <= 1
 means the suite grows no faster than the pairs it probes).
 
-Run as root: ``python benchmarks/scale.py [--sizes 8,16,32,64] [--runs 3] [--html]``.
+With ``--beside M`` a second lab of M nodes comes up on the same host and runs its own
+suite (a separate pytest process) while each big suite runs: its tests, failures and time
+are printed too (on a shared host a neighbour's lab must still pass).
+
+Run as root: ``python benchmarks/scale.py [--sizes 8,16,32,64] [--runs 3] [--html]
+[--beside 8]``.
 Labs are named ``sbench<pid>n<N>`` (``--lab-prefix P``: ``P<N>``, e.g. ``b8``, ``b32``) and
 removed after each size.
 """
@@ -19,6 +24,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -133,11 +139,52 @@ def run_once(name: str, n: int, html: Path | None, log: Path) -> dict[str, Any]:
             "execs_from": "backend" if probe.backend_execs is not None else "counted"}
 
 
+class Beside:
+    """A second, smaller lab whose suite runs in its own process while the big one runs."""
+
+    def __init__(self, name: str, nodes: int, work: Path) -> None:
+        self.name, self.nodes, self.work = name, nodes, work
+        self.proc: subprocess.Popen[str] | None = None
+        self.started = 0.0
+
+    def __enter__(self) -> "Beside":
+        labmod.up(labmod.LabSpec(name=self.name, nodes=self.nodes))
+        return self
+
+    def start(self, delay: float) -> None:
+        """Start the neighbour's suite ``delay`` seconds from now, in the background (the big
+        suite's measurement is under way by then)."""
+        log = self.work / f"beside-{self.name}.xml"
+        self.proc = subprocess.Popen(
+            ["sh", "-c", f"sleep {delay}; exec \"$0\" \"$@\"", sys.executable, "-m", "pytest",
+             "--pyargs", "pytest_k8snet.suite", "-p", "no:cacheprovider", "-q",
+             "--k8s-lab-name", self.name, "--junitxml", str(log)],
+            cwd=self.work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.started = time.perf_counter() + delay
+
+    def result(self) -> str:
+        assert self.proc is not None
+        out, _ = self.proc.communicate(timeout=900)
+        seconds = time.perf_counter() - self.started
+        tail = [line for line in out.splitlines() if line.strip()][-1:] or ["(no output)"]
+        return (f"  beside: {self.nodes}-node lab {self.name}: exit {self.proc.returncode}, "
+                f"{seconds:.1f} s, {tail[0].strip()}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        labmod.down(self.name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="8,16,32")
     parser.add_argument("--runs", type=int, default=1, help="suite runs per size")
     parser.add_argument("--html", action="store_true", help="also write and time the HTML report")
+    parser.add_argument("--beside", type=int, default=0, metavar="M",
+                        help="run an M-node lab's suite on the same host during each run")
+    parser.add_argument("--beside-delay", type=float, default=10.0,
+                        help="seconds after a big suite starts that the neighbour's starts")
     parser.add_argument("--lab-prefix", default="",
                         help="name the labs PREFIX<N> (default sbench<pid>n<N>)")
     args = parser.parse_args()
@@ -155,7 +202,15 @@ def main() -> None:
         try:
             for i in range(args.runs):
                 html = work / f"report-{n}-{i}.html" if args.html else None
-                r = run_once(name, n, html, work / f"suite-{n}-{i}.log")
+                with contextlib.ExitStack() as stack:
+                    beside = None
+                    if args.beside:
+                        beside = stack.enter_context(Beside(
+                            f"{args.lab_prefix or 'sb'}{os.getpid() % 10000}b{args.beside}",
+                            args.beside, work))
+                        beside.start(args.beside_delay)
+                    r = run_once(name, n, html, work / f"suite-{n}-{i}.log")
+                    beside_line = beside.result() if beside else None
                 neigh = dynamic_neighbours(lab)
                 size = f"{html.stat().st_size / 1e6:.1f} MB" if html and html.exists() else "-"
                 load = chromium_load_seconds(html) if html and html.exists() else None
@@ -164,6 +219,8 @@ def main() -> None:
                       f"{r['execs'] / n:>7.1f} {neigh:>5} {size:>9} "
                       f"{'-' if load is None else f'{load:.1f}':>6}"
                       f"  ({r['execs_from']} execs, exit {r['code']})", flush=True)
+                if beside_line:
+                    print(beside_line, flush=True)
                 rows.append((n, r["seconds"]))
         finally:
             labmod.down(name)
