@@ -145,7 +145,6 @@ class Beside:
     def __init__(self, name: str, nodes: int, work: Path) -> None:
         self.name, self.nodes, self.work = name, nodes, work
         self.proc: subprocess.Popen[str] | None = None
-        self.started = 0.0
 
     def __enter__(self) -> "Beside":
         labmod.up(labmod.LabSpec(name=self.name, nodes=self.nodes))
@@ -160,15 +159,13 @@ class Beside:
              "--pyargs", "pytest_k8snet.suite", "-p", "no:cacheprovider", "-q",
              "--k8s-lab-name", self.name, "--junitxml", str(log)],
             cwd=self.work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.started = time.perf_counter() + delay
 
     def result(self) -> str:
         assert self.proc is not None
         out, _ = self.proc.communicate(timeout=900)
-        seconds = time.perf_counter() - self.started
         tail = [line for line in out.splitlines() if line.strip()][-1:] or ["(no output)"]
         return (f"  beside: {self.nodes}-node lab {self.name}: exit {self.proc.returncode}, "
-                f"{seconds:.1f} s, {tail[0].strip()}")
+                f"{tail[0].strip()}")
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -40,7 +40,9 @@ VXLAN_PORT = 8472
 EGRESS_PORT_SLACK = 15
 PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 # The pod's readiness exec also reads what egress and the expected MTU need.
-READY_POD = f"cat {PORT_RANGE}; cat /sys/class/net/eth0/mtu 2>/dev/null || true"
+# ... and the UDP receive-buffer drops so far (the UDP check's "before", see Cluster.udp).
+READY_POD = (f"cat {PORT_RANGE}; cat /sys/class/net/eth0/mtu 2>/dev/null || true; "
+             f"cat {iperf.SNMP} 2>/dev/null || true")
 # The host's readiness exec also takes the node checks' readings (sysctls, addresses, and
 # the links the encapsulation is detected from).
 READY_SEP = "==k8snet-ready=="
@@ -174,6 +176,8 @@ class Cluster:
     _node_readings: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     # node -> the UDP ports something holds in its host network (read at readiness).
     _udp_bound: dict[str, frozenset[int]] = field(default_factory=dict)
+    # node -> its probe pod's UDP RcvbufErrors when readiness read them.
+    _rcvbuf_errors: dict[str, int] = field(default_factory=dict)
     _judgement: "Judgement | None" = None
 
     @property
@@ -666,9 +670,24 @@ class Cluster:
                 f"/proc/net/udp), so a test server cannot bind it ({iperf.PORT_BUSY})",
                 iperf.NETWORK)
 
+        def rcvbuf_errors(nodes: list[str]) -> dict[str, int | None]:
+            def one(node: str) -> int | None:
+                res = self.endpoint(node).run(["cat", iperf.SNMP], timeout)
+                return iperf.receive_buffer_errors(res.stdout) if res.ok else None
+            return dict(zip(nodes, self._map(one, nodes)))
+
         def compute() -> dict[PairKey, UdpCheck]:
             if not keys:
+                self._cached("udp-receive-drops", dict)
                 return {}
+            # The receivers' own socket-buffer drops, before (readiness read them, no UDP
+            # has reached the probe pods since) and after every round: the judge does not
+            # call datagrams lost that the path delivered to a pod too starved to read them.
+            receivers = sorted({k[1] for k in keys}, key=lambda n: index.get(n, 0))
+            before: dict[str, int | None] = {n: self._rcvbuf_errors.get(n) for n in receivers}
+            unread = [n for n, v in before.items() if v is None]
+            if unread:
+                before.update(rcvbuf_errors(unread))
             # Node to node only towards nodes whose overlay has a UDP port (IPIP and routed
             # pod networks have none to test); the judge says what was detected.
             wire.update({n: self.overlay_port(n) for n in self.node_names})
@@ -704,10 +723,20 @@ class Cluster:
                     pending = {k: sec for k in pending for sec in [again(attempts[k])]
                                if sec is not None}
                 node_port = later.result()
+            after = rcvbuf_errors(receivers)
+            drops = {n: (a - b if a is not None and b is not None and a >= b else None)
+                     for n in receivers for a, b in [(after.get(n), before.get(n))]}
+            self._cached("udp-receive-drops", lambda: drops)
             return {k: UdpCheck(measured(attempts[k]), node_port.get(k), tuple(attempts[k]))
                     for k in keys}
 
         return self._cached("udp", compute)
+
+    def udp_receive_drops(self) -> dict[str, int | None]:
+        """Per receiving node: datagrams its probe pod's own sockets dropped (UDP
+        RcvbufErrors) while :meth:`udp` measured; None where they could not be read."""
+        self.udp()
+        return self._cached("udp-receive-drops", dict)
 
     def dns(self) -> dict[str, list[dns.DnsResult]]:
         """Every name from every node's pod: one exec per node, the names at once."""
@@ -880,6 +909,9 @@ class Cluster:
                             self._udp_bound[node] = nodecheck.bound_udp_ports(parts[4])
                         if net == "pod" and len(lines) > 1 and lines[1].strip().isdigit():
                             self._mtus[node] = int(lines[1])
+                        errors = iperf.receive_buffer_errors(res.stdout)
+                        if net == "pod" and errors is not None:
+                            self._rcvbuf_errors[node] = errors
                 else:
                     problems.append(f"{net}-network probe does not run commands: "
                                     f"{(res.stderr or res.stdout).strip()[:200]}")

@@ -13,6 +13,9 @@ Document (a JSON object; the results file has the same sections plus ``tests`` a
 - ``encapsulation`` ``{node: {kind, udp_port, udp_ports, tunnels, bridged, bridges, cni,
   overhead, measured, description}}``: the node's overlay as its links show it
   (:func:`pytest_k8snet.probes.nodecheck.parse_links`)
+- ``udp_receive_drops`` ``{node: datagrams or null}``: UDP datagrams the node's probe pod
+  dropped at its own full socket buffers (``RcvbufErrors``) while UDP was measured: the
+  path delivered them (a starved iperf3 server did not read them in time)
 - ``readiness`` ``{node: [problem, ...]}``; ``service_backends`` ``{pod: node}``;
   ``dns_endpoints`` ``{ip: node}`` (only where the backend knows where DNS runs);
   ``targets`` ``{pod_cidrs, service_cidr, service_ip, egress_url}``
@@ -214,7 +217,8 @@ def document(cluster: "Cluster") -> dict[str, Any]:
         ("ping_pod", lambda: cluster.ping("pod")),
         ("ping_host", lambda: cluster.ping("host")), ("path_mtu", lambda: cluster.path_mtu("pod")),
         ("http", cluster.large_http), ("service_http", cluster.service_http),
-        ("service", cluster.service), ("udp", cluster.udp), ("dns", cluster.dns),
+        ("service", cluster.service), ("udp", cluster.udp),
+        ("udp_receive_drops", cluster.udp_receive_drops), ("dns", cluster.dns),
         ("egress", cluster.egress), ("ports", cluster.control_plane_ports))
     for name, step in steps:
         t0 = time.monotonic()
@@ -230,6 +234,7 @@ def document(cluster: "Cluster") -> dict[str, Any]:
         "expected_mtu_source": expected_mtu_source(cluster.settings.expect_mtu,
                                                    cluster.measurements.get("pod-mtu") or {}),
         "pod_mtu": dict(cluster.measurements.get("pod-mtu") or {}),
+        "udp_receive_drops": dict(cluster.measurements.get("udp-receive-drops") or {}),
         "thresholds": {"loss_pct": loss_threshold(cluster.settings)},
         "readiness": {n: list(p) for n, p in readiness.items()},
         "host_unavailable": {n: why for n in cluster.node_names

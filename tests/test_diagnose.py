@@ -243,6 +243,34 @@ def test_partial_udp_loss_is_lossy_not_blocked() -> None:
     assert f.evidence[pid]["loss_pct"] == [8.0, 11.5, 9.4]
 
 
+def test_loss_the_receiving_probe_dropped_at_its_own_socket_is_not_the_paths() -> None:
+    """Measured on a 2-core host with a 64-node suite beside an 8-node one: the 8-node
+    pods' iperf3 servers, starved, dropped ~10,000 datagrams each at their own full
+    socket buffers (UDP RcvbufErrors), and the old judge called 11 pairs lossy."""
+    doc = load("healthy")
+    t = doc["throughput"][0]
+    pid, dst = f"{t['src']}->{t['dst']}", t["dst"]
+    samples = [{"mbps": 4.0, "loss_pct": 7.0, "packets": 500, "error": None, "failure": None},
+               {"mbps": 4.0, "loss_pct": 6.0, "packets": 1500, "error": None, "failure": None}]
+    t.update(samples[1], attempts=samples)
+    lost = 35 + 90  # every sample's lost datagrams into dst
+    doc["udp_receive_drops"] = {dst: lost}
+    v = judge(doc).verdict("test_udp_8472", pid)
+    assert v.outcome == PASSED and "RcvbufErrors" in v.message and "delivered" in v.message
+    # Fewer drops than datagrams lost: some loss may be the path's, so it is still lossy,
+    # with the receiver's counts in the evidence.
+    doc["udp_receive_drops"] = {dst: lost - 1}
+    j = judge(doc)
+    v = j.verdict("test_udp_8472", pid)
+    f = j.finding(v.finding)
+    assert v.outcome == FAILED and f is not None and f.cause == "udp-lossy"
+    assert f.evidence[pid][f"{dst}_socket_buffer_drops"] == lost - 1
+    assert f.evidence[pid][f"datagrams_lost_into_{dst}"] == lost
+    # Not read (an older document, or /proc/net/snmp unreadable): the loss stands.
+    doc["udp_receive_drops"] = {dst: None}
+    assert judge(doc).verdict("test_udp_8472", pid).outcome == FAILED
+
+
 def test_noise_that_a_remeasure_clears_passes() -> None:
     doc = load("healthy")
     t = doc["throughput"][0]

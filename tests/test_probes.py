@@ -224,3 +224,15 @@ def test_parallel_curl_gives_each_url_its_own_result() -> None:
     assert "Failed to connect" in (got[urls[1]].error or "")
     # No line at all for a URL (curl was cut off): a failure, never a success.
     assert not got[urls[3]].ok and got[urls[3]].error
+
+
+def test_receive_buffer_errors_from_proc_net_snmp() -> None:
+    # Captured in a lab probe pod after its iperf3 servers were starved.
+    snmp = ("Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors "
+            "InCsumErrors IgnoredMulti MemErrors\n"
+            "Udp: 13207 0 12199 19677 12199 0 0 0 0\n"
+            "UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors "
+            "InCsumErrors IgnoredMulti MemErrors\nUdpLite: 0 0 0 0 0 0 0 0 0\n")
+    assert iperf.receive_buffer_errors(snmp) == 12199
+    assert iperf.receive_buffer_errors("Ip: Forwarding\nIp: 1\n") is None
+    assert iperf.receive_buffer_errors("") is None

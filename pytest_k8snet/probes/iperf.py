@@ -102,6 +102,22 @@ def parse(dst: str, port: int, stdout: str, stderr: str = "", exit_code: int = 0
                      packets=packets, error=None)
 
 
+SNMP = "/proc/net/snmp"
+
+
+def receive_buffer_errors(snmp: str) -> int | None:
+    """``Udp: RcvbufErrors`` from ``/proc/net/snmp`` (None when absent): datagrams that
+    reached this network namespace and were dropped because a socket's receive buffer was
+    full. In a probe pod those are the iperf3 servers' own: delivered by the path, but not
+    read in time by a starved process."""
+    lines = [line.split() for line in snmp.splitlines() if line.startswith("Udp:")]
+    if len(lines) < 2 or "RcvbufErrors" not in lines[0]:
+        return None
+    i = lines[0].index("RcvbufErrors")
+    value = lines[1][i] if i < len(lines[1]) else ""
+    return int(value) if value.isdigit() else None
+
+
 def retry_command(client: list[str], seconds: float) -> str:
     """Shell text for a batched client (probes/batch.py) that runs ``client`` again while
     its server is not up yet ("refused"), serves another client ("busy") or is a one-shot
