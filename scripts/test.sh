@@ -36,6 +36,17 @@ for opt in --k8s-lab-name --html --numprocesses; do
   grep -q -- "$opt" "$wheeldir/help.txt" || { echo "wheel install: pytest --help lacks $opt"; exit 1; }
 done
 rm -rf "$wheeldir"
+# A bystander: a lab this run did not create (another job's, so marked as its owner), up
+# while the tests run. The tests must leave it alone: checked after them, then removed.
+bystander="bystander$$"
+by_run="bystander-$(hostname)-$$"
+K8SNET_LAB_RUN="$by_run" .venv/bin/k8snet-lab up --nodes 2 --name "$bystander" >/dev/null
+by_down() { K8SNET_LAB_RUN="$by_run" .venv/bin/k8snet-lab down --all >/dev/null 2>&1 || true; }
+trap by_down EXIT
+trap 'by_down; exit 130' INT
+trap 'by_down; exit 143' TERM
+by_netns() { ip netns list | awk '{print $1}' | grep -c "^k8snet-$bystander-" || true; }
+by_before=$(by_netns)
 set +e
 # Every lab this run creates records this marker as its owner (the tests' labs, the plugin's
 # per-run labs), so that the cleanup below removes those and no other user's or job's lab.
@@ -48,6 +59,19 @@ ex=$?
 if [ "$code" -eq 0 ]; then code=$ex; fi
 set -e
 .venv/bin/k8snet-lab down --all >/dev/null 2>&1 || true  # this run's labs only (K8SNET_LAB_RUN)
+# The bystander: all its namespaces still there, and its suite still passes.
+bydir=$(mktemp -d)
+py="$PWD/.venv/bin/python"
+if [ "$(by_netns)" != "$by_before" ] || ! (cd "$bydir" && "$py" -m pytest \
+     --pyargs pytest_k8snet.suite -p no:cacheprovider -q --k8s-lab-name "$bystander" \
+     >"$bydir/suite.log" 2>&1); then
+  echo "the tests touched lab $bystander, which they did not create ($by_before namespaces" \
+       "before, $(by_netns) after):"; tail -5 "$bydir/suite.log"
+  if [ "$code" -eq 0 ]; then code=1; fi
+else
+  echo "bystander lab $bystander untouched: $by_before namespaces, its suite passes"
+fi
+rm -rf "$bydir"
 # pytest exit 5 means no tests ran: for CI that is a failure, not a pass.
 if [ "$code" -eq 5 ]; then echo "no tests ran"; exit 1; fi
 exit "$code"

@@ -149,3 +149,7 @@ def test_test_sh_removes_only_its_own_labs() -> None:
     assert marker < text.index(".venv/bin/python -m pytest -p no:cacheprovider")  # the tests
     downs = [line for line in text.splitlines() if "k8snet-lab down" in line]
     assert downs and all("--all" in d and "--everyone" not in d for d in downs)
+    # The bystander lab (another owner's, which the tests must leave alone) is removed by
+    # its own owner marker, after the check that it was untouched.
+    assert "by_before=$(by_netns)" in text and 'K8SNET_LAB_RUN="$by_run" .venv' in text
+    assert text.index("by_before=$(by_netns)") < text.index("export K8SNET_LAB_RUN=")
