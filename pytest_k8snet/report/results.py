@@ -49,6 +49,8 @@ Added within version 1 by the measure/judge split (:mod:`pytest_k8snet.measure`,
   ``attempts`` (every sample; a suspect pair is measured again and ``loss_pct`` is the
   decisive, least lossy sample); ``ping`` entries ``error``; ``egress`` ``passed_ports``
 - ``probe_failures``: probe runs that failed for a reason of their own (see measure.py)
+- ``udp_receive_drops`` ``{node: datagrams or null}``: UDP datagrams each node's probe pod
+  dropped at its own full socket buffers while UDP was measured (delivered by the path)
 - ``findings`` [``{id, cause, title, summary, message, fix, nodes, pairs, checks, evidence,
   contradicting, would_contradict, root, evidence_nodes}``]: judged from the measurements
   alone; ``root`` names the finding a knock-on comes from
