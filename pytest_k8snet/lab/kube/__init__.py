@@ -435,6 +435,9 @@ def cgroup_pids(lab_name: str) -> set[int]:
 
 def teardown(lab_name: str) -> None:
     """Kill every process in the lab's cgroups and remove the cgroups (deepest first)."""
+    from ..lab import _CHILDREN
+
+    killed: set[int] = set()
     for _ in range(50):
         pids = cgroup_pids(lab_name)
         if not pids:
@@ -442,9 +445,19 @@ def teardown(lab_name: str) -> None:
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
             except (ProcessLookupError, PermissionError):
                 pass
         time.sleep(0.05)
+    # The supervisors this process started (_spawn) are our children: reap them, or they
+    # stay zombies (and unwaited Popen objects) until the interpreter exits.
+    for pid in killed:
+        child = _CHILDREN.pop(pid, None)
+        if child is not None:
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
     for cg in _lab_cgroups(lab_name):
         dirs = sorted((p for p in cg.rglob("*") if p.is_dir()), key=lambda p: len(p.parts),
                       reverse=True)
