@@ -223,13 +223,14 @@ class Cluster:
             self.probe_count += 1
         res = ep.run(argv, timeout)
         tag = getattr(self._tag, "value", None)
-        if tag is not None and exec_failure(res) is not None:
-            self._note_failure(tag[0], tag[1], ep, argv, res)
+        if tag is not None:
+            self._note_failure(tag[0], [tag[1]], ep, argv, res)
         return res
 
-    def _note_failure(self, kind: str, key: str, ep: Endpoint, argv: Sequence[str],
+    def _note_failure(self, kind: str, keys: Sequence[str], ep: Endpoint, argv: Sequence[str],
                       res: ExecResult) -> None:
-        """Note a probe run that failed for a reason of its own against ``(kind, key)``."""
+        """If ``res`` failed for a reason of its own (measure.exec_failure), note it against
+        ``(kind, key)`` for every key it measured; a network verdict is not noted."""
         from .measure import exec_failure
 
         failure = exec_failure(res)
@@ -240,7 +241,8 @@ class Cluster:
                  "timed_out": res.timed_out, "seconds": round(res.seconds, 2),
                  "detail": (res.stderr.strip() or res.stdout.strip())[-300:]}
         with self._lock:
-            self.probe_failures.setdefault(kind, {}).setdefault(key, []).append(entry)
+            for key in keys:
+                self.probe_failures.setdefault(kind, {}).setdefault(key, []).append(dict(entry))
 
     def batch(self, ep: Endpoint, kind: str | None,
               items: Sequence[tuple[Any, Sequence[str] | str | batch.Job, float | None]],
@@ -287,7 +289,7 @@ class Cluster:
                                  res.seconds, res.timed_out)
             out[key] = one
             if kind is not None:
-                self._note_failure(kind, key_id(kind, key), ep, job.argv, one)
+                self._note_failure(kind, [key_id(kind, key)], ep, job.argv, one)
         return out
 
     def _by_source(self, kind: str, keys: Sequence[PairKey],
@@ -450,10 +452,8 @@ class Cluster:
             ep = self.endpoint(src)
             r = self.batch(ep, None, [
                 ("all", argv, batch.lane_length(len(keys), parallel) * (timeout + 1) + 2)])["all"]
-            if r.timed_out or r.exit_code in (126, 127) or r.exit_code < 0:
-                # curl itself did not run or was cut off: the probe's failure, every pair's.
-                for k in keys:
-                    self._note_failure("http-1mib", key_id("http-1mib", k), ep, argv, r)
+            # curl itself did not run or was cut off: the probe's failure, every pair's.
+            self._note_failure("http-1mib", [key_id("http-1mib", k) for k in keys], ep, argv, r)
             got = http.parse_parallel(list(urls.values()), r.stdout, r.stderr, r.exit_code,
                                       expected_bytes=ONE_MIB)
             return {k: got[urls[k]] for k in keys}
@@ -909,8 +909,8 @@ class Cluster:
                             self._udp_bound[node] = nodecheck.bound_udp_ports(parts[4])
                         if net == "pod" and len(lines) > 1 and lines[1].strip().isdigit():
                             self._mtus[node] = int(lines[1])
-                        errors = iperf.receive_buffer_errors(res.stdout)
-                        if net == "pod" and errors is not None:
+                        errors = iperf.receive_buffer_errors(res.stdout) if net == "pod" else None
+                        if errors is not None:
                             self._rcvbuf_errors[node] = errors
                 else:
                     problems.append(f"{net}-network probe does not run commands: "

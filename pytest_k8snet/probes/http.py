@@ -62,9 +62,8 @@ def parse_parallel(urls: list[str], stdout: str, stderr: str, exit_code: int,
             continue
         if url in urls and url not in found:
             found[url] = parse(url, line, "", exit_code, expected_bytes)
-    missing = parse("", "", stderr, exit_code or 28, expected_bytes)
-    return {url: found.get(url) or HttpResult(url, missing.exit_code, 0, 0, expected_bytes, 0.0,
-                                              None, missing.error) for url in urls}
+    return {url: found.get(url) or parse(url, "", stderr, exit_code or 28, expected_bytes)
+            for url in urls}
 
 
 def parse(url: str, stdout: str, stderr: str, exit_code: int,

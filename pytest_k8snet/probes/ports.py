@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from . import batch
+
 Kind = Literal["tcp", "dns-udp", "dns-tcp"]
 State = Literal["open", "refused", "timeout", "error"]
 STATES: tuple[State, ...] = ("open", "refused", "timeout", "error")
@@ -70,17 +72,15 @@ def script(checks: Sequence[PortCheck], timeout: float, dns_name: str,
                 f"*'timed out'*|*'no servers'*) s=timeout;; *) s=error;; esac; "
                 f"echo \"{tag} $s\" ) &")
     # Lanes: each runs its checks one after another, ``parallel`` lanes at once (round-robin,
-    # so a node's three ports land in different lanes).
-    width = max(1, min(parallel, len(lines)))
-    lanes = ["( " + "\n".join(lines[i].rstrip(" &") for i in range(k, len(lines), width))
-             + " ) &" for k in range(width)] if lines else []
+    # so a node's three ports land in different lanes), as the batch runner's lanes do.
+    lanes = ["( " + "\n".join(lines[i].rstrip(" &") for i in lane) + " ) &"
+             for lane in batch.lanes(len(lines), parallel)] if lines else []
     return "\n".join([*lanes, "wait"])
 
 
-def lane_length(count: int, parallel: int = PARALLEL) -> int:
+def lane_length(count: int) -> int:
     """The most checks one lane runs one after another (for the exec's own timeout)."""
-    width = max(1, min(parallel, count))
-    return -(-count // width) if count else 0
+    return batch.lane_length(count, PARALLEL)
 
 
 def argv(checks: Sequence[PortCheck], timeout: float, dns_name: str) -> list[str]:
