@@ -153,16 +153,22 @@ def test_pod_cidr_overlap_is_built_in() -> None:
     assert not netns.list_netns(f"k8snet-{name}-")
 
 
-def test_killed_up_is_cleaned_by_down() -> None:
+@pytest.mark.parametrize("delay", [0.15, 0.25, 0.35])
+def test_killed_up_is_cleaned_by_down(delay: float) -> None:
+    # Killed at different points of the build: a helper `ip -batch` the killed `up` left
+    # running must not add namespaces after `down` has listed them.
     name = f"k{os.getpid()}"
     proc = subprocess.Popen([sys.executable, "-m", "pytest_k8snet.lab.cli", "up", "--name", name,
-                             "--nodes", "8"])
-    time.sleep(0.15)
+                             "--nodes", "8"], stderr=subprocess.DEVNULL)
+    time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    labmod.down(name)
-    assert not netns.list_netns(f"k8snet-{name}-")
-    assert not [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, f"--lab {name} ")]
+    try:
+        labmod.down(name)
+        assert not netns.list_netns(f"k8snet-{name}-")
+        assert not [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, f"--lab {name} ")]
+    finally:
+        labmod.down(name)
 
 
 def _cmdline_has(pid: str, text: str) -> bool:

@@ -208,11 +208,16 @@ def running_labs() -> list[str]:
 
 @contextmanager
 def locked(name: str) -> Iterator[None]:
-    """Serialise changes to one lab across processes (fault add/remove, up, down)."""
+    """Serialise changes to one lab across processes (fault add/remove, up, down).
+
+    The helpers run under the lock hold it too, so a killed ``up`` keeps its lab locked
+    until the last of them has finished.
+    """
     STATE_ROOT.mkdir(parents=True, exist_ok=True)
     with open(STATE_ROOT / f".{name}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
+        with ns.lent_to_helpers(fh.fileno()):
+            yield
 
 
 def _plan(spec: LabSpec) -> Lab:

@@ -34,6 +34,8 @@ REQUIRED_TOOLS: dict[str, str] = {
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _setns_lock = threading.Lock()
+# Lock files whose open descriptor every helper command inherits (see lent_to_helpers).
+_lent_fds: set[int] = set()
 
 
 class LabError(RuntimeError):
@@ -123,11 +125,28 @@ def require_host_limits(namespaces: int, sockets: int) -> None:
         raise LabError("host limit: " + "; ".join(problems))
 
 
+@contextmanager
+def lent_to_helpers(fd: int) -> Iterator[None]:
+    """Hand the flock held on ``fd`` to every helper that :func:`run` starts in the block.
+
+    A helper (say ``ip -batch`` creating namespaces) outlives a caller killed with SIGKILL
+    and goes on building. Holding the caller's lock, it keeps ``down`` waiting until it is
+    done, instead of letting ``down`` list the namespaces while more are still being made.
+    Only short-lived helpers get it: daemons are started elsewhere and never hold a lock.
+    """
+    _lent_fds.add(fd)
+    try:
+        yield
+    finally:
+        _lent_fds.discard(fd)
+
+
 def run(argv: Sequence[str], *, input: str | None = None, check: bool = True,
         timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     try:
         proc = subprocess.run(list(argv), input=input, capture_output=True, text=True,
-                              timeout=timeout, check=False, env=tool_env())
+                              timeout=timeout, check=False, env=tool_env(),
+                              pass_fds=tuple(_lent_fds))
     except FileNotFoundError as exc:
         raise LabError(f"{argv[0]} not found: {exc}") from None
     except subprocess.TimeoutExpired:
