@@ -103,6 +103,29 @@ def test_fault_fails_its_tests_only(lab: labmod.Lab, tmp_path: Path, fault: str)
     assert words in out
 
 
+def test_a_transfer_cut_off_once_is_measured_again(lab: labmod.Lab, tmp_path: Path) -> None:
+    """A starved machine can cut one 1 MiB transfer off; a second measurement, not a false
+    failure, must follow. Here node-2's probe pod drops the first two SYNs node-1 sends to
+    its HTTP port (150 bytes of quota: two 60-byte SYNs), so node-1's first transfer cannot
+    connect within its 2 s; its second connects at once."""
+    src = lab.node("node-1")["probe"]["ip"]
+    where = lab.node("node-2")["probe"]["netns"]
+    rule = ["INPUT", "-s", src, "-p", "tcp", "--dport", "8080", "--syn", "-m", "quota",
+            "--quota", "150", "-j", "DROP"]
+    netns.iptables(where, ["-I", *rule])
+    try:
+        code, out, outcomes = run_suite(lab.name, tmp_path, "-k", "test_large_packets")
+        counters = netns.run(["ip", "netns", "exec", where, "iptables", "-w", "-L", "INPUT",
+                              "-v", "-x", "-n"]).stdout
+    finally:
+        netns.iptables(where, ["-D", *rule])
+    dropped = [line.split()[0] for line in counters.splitlines() if "quota" in line]
+    assert dropped == ["2"], counters  # node-1's first connection did fail
+    assert code == 0, out
+    assert {k.split("::")[-1]: v for k, v in outcomes.items()}[
+        "test_large_packets[node-1->node-2]"] == "passed", outcomes
+
+
 def test_pod_cidr_overlap_fails_test_pod_cidr(tmp_path: Path) -> None:
     name = f"c{os.getpid()}"
     labmod.up(labmod.LabSpec(name=name, faults=(("pod-cidr-overlap", (), None),)))
