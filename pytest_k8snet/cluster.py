@@ -129,17 +129,18 @@ SUSPECT_LOSS_PCT = 1.0
 UDP_REMEASURE_SECONDS = 3.0
 
 
-def second_chance(first: dict[K, T], again: Callable[[T], bool],
+def second_chance(first: dict[K, T], failures: Callable[[T], int],
                   measure: Callable[[list[K]], dict[K, T]]) -> dict[K, T]:
-    """``first`` with every result that ``again`` rejects measured once more, and the
-    second result standing (a pair that fails twice keeps its later failure, as the UDP
-    rounds do). A broken path fails both times; a transfer that a starved machine cut
-    off once rarely fails twice, and a healthy cluster costs nothing extra."""
-    redo = [k for k, r in first.items() if again(r)]
+    """``first`` with every result that has ``failures`` measured once more; the second
+    result stands unless it failed more (one that fails twice keeps its later failure, as
+    the UDP rounds do). A broken path fails both times; a transfer that a starved machine
+    cut off once rarely fails twice, and a healthy cluster costs nothing extra."""
+    redo = [k for k, r in first.items() if failures(r)]
     if not redo:
         return first
     second = measure(redo)
-    return {k: (second[k] if k in second else r) for k, r in first.items()}
+    return {k: (second[k] if k in second and failures(second[k]) <= failures(r) else r)
+            for k, r in first.items()}
 
 
 def select_pairs(names: Sequence[str], mode: str) -> list[PairKey]:
@@ -307,10 +308,10 @@ class Cluster:
 
     def _by_source(self, kind: str, keys: Sequence[PairKey],
                    per_source: Callable[[str, list[PairKey]], dict[PairKey, T]],
-                   again: Callable[[T], bool] | None = None) -> dict[PairKey, T]:
+                   failures: Callable[[T], int] | None = None) -> dict[PairKey, T]:
         """Measure every pair once per run, one task (one batched exec) per source node;
-        results keep the order of ``keys``. With ``again``, the pairs whose result it
-        rejects are measured once more (:func:`second_chance`)."""
+        results keep the order of ``keys``. With ``failures``, the pairs whose result has
+        any are measured once more (:func:`second_chance`)."""
         def by_source(todo: Sequence[PairKey]) -> dict[PairKey, T]:
             groups: dict[str, list[PairKey]] = {}
             for key in todo:
@@ -322,7 +323,7 @@ class Cluster:
 
         def compute() -> dict[PairKey, T]:
             first = by_source(keys)
-            return first if again is None else second_chance(first, again, by_source)
+            return first if failures is None else second_chance(first, failures, by_source)
 
         return self._cached(kind, compute)
 
@@ -346,10 +347,23 @@ class Cluster:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(fn, items))
 
-    def _each(self, kind: str, keys: Sequence[K], one: Callable[[K], T]) -> dict[K, T]:
-        """Measure ``one(key)`` for every key at once on the pool, once per run."""
-        tagged = self._tagged(kind, one)
-        return self._cached(kind, lambda: dict(zip(keys, self._map(tagged, keys))))
+    def _each(self, kind: str, keys: Sequence[K], one: Callable[[K], T],
+              failures: Callable[[T], int] | None = None,
+              redo: Callable[[K], T] | None = None) -> dict[K, T]:
+        """Measure ``one(key)`` for every key at once on the pool, once per run. With
+        ``failures``, the keys whose result has any are measured once more with ``redo``
+        (default ``one``; :func:`second_chance`)."""
+        def each(fn: Callable[[K], T], todo: Sequence[K]) -> dict[K, T]:
+            tagged = self._tagged(kind, fn)
+            return dict(zip(todo, self._map(tagged, todo)))
+
+        def compute() -> dict[K, T]:
+            first = each(one, keys)
+            if failures is None:
+                return first
+            return second_chance(first, failures, lambda todo: each(redo or one, todo))
+
+        return self._cached(kind, compute)
 
     def _cached(self, kind: str, compute: Callable[[], T]) -> T:
         """Measure once per run: in-process cache, and a locked file shared across xdist workers."""
@@ -477,7 +491,7 @@ class Cluster:
             return {k: got[urls[k]] for k in keys}
 
         return self._by_source("http-1mib", self.pairs(), per_source,
-                               again=lambda r: not r.ok)
+                               failures=lambda r: int(not r.ok))
 
     def service_http(self) -> dict[str, list[http.HttpResult]]:
         """1 MiB from every node's pod through the Service.
@@ -512,15 +526,7 @@ class Cluster:
             return sum(not r.ok for r in results)
 
         def full(node: str) -> list[http.HttpResult]:
-            # Failures are measured twice and the better set stands (see second_chance):
-            # a backend behind a broken path fails both times, a transfer that a starved
-            # machine cut off once does not.
-            results = transfers(node, count)
-            if failed(results):
-                again = transfers(node, count)
-                if failed(again) <= failed(results):
-                    results = again
-            return results
+            return transfers(node, count)
 
         def one(node: str) -> list[http.HttpResult]:
             sample = min(SERVICE_HTTP_SAMPLE, count)
@@ -531,8 +537,9 @@ class Cluster:
                 results = full(node)
             return results
 
-        names = self.node_names
-        return self._each("http-service", names, one)
+        # A node with failures (always a full set: a failed sample gets one) gets a second
+        # full set, and the one with fewer failures stands (see second_chance).
+        return self._each("http-service", self.node_names, one, failures=failed, redo=full)
 
     def service(self, rounds: int = 3) -> dict[str, ServiceResult]:
         """Repeated new connections from each node's pod to the Service, which backends answer."""
