@@ -35,7 +35,9 @@ REQUIRED_TOOLS: dict[str, str] = {
 _libc = ctypes.CDLL(None, use_errno=True)
 _setns_lock = threading.Lock()
 # Lock files whose open descriptor every helper command inherits (see lent_to_helpers).
-_lent_fds: set[int] = set()
+# A tuple replaced under a lock: run() reads it from any thread without a copy.
+_lent_fds: tuple[int, ...] = ()
+_lent_lock = threading.Lock()
 
 
 class LabError(RuntimeError):
@@ -134,11 +136,14 @@ def lent_to_helpers(fd: int) -> Iterator[None]:
     done, instead of letting ``down`` list the namespaces while more are still being made.
     Only short-lived helpers get it: daemons are started elsewhere and never hold a lock.
     """
-    _lent_fds.add(fd)
+    global _lent_fds
+    with _lent_lock:
+        _lent_fds = (*_lent_fds, fd)
     try:
         yield
     finally:
-        _lent_fds.discard(fd)
+        with _lent_lock:
+            _lent_fds = tuple(f for f in _lent_fds if f != fd)
 
 
 def run(argv: Sequence[str], *, input: str | None = None, check: bool = True,
@@ -146,7 +151,7 @@ def run(argv: Sequence[str], *, input: str | None = None, check: bool = True,
     try:
         proc = subprocess.run(list(argv), input=input, capture_output=True, text=True,
                               timeout=timeout, check=False, env=tool_env(),
-                              pass_fds=tuple(_lent_fds))
+                              pass_fds=_lent_fds)
     except FileNotFoundError as exc:
         raise LabError(f"{argv[0]} not found: {exc}") from None
     except subprocess.TimeoutExpired:
