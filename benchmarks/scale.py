@@ -35,7 +35,7 @@ import pytest
 from pytest_k8snet import lab as labmod
 from pytest_k8snet.backends.lab import LabBackend
 from pytest_k8snet.lab import netns
-from pytest_k8snet.state import STATE_KEY
+from pytest_k8snet.run import STATE_KEY
 
 # Names another developer's exec counter on the backend may have; read defensively.
 COUNTER_NAMES = ("exec_count", "exec_sessions", "execs", "exec_calls")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_k8snet import lab as labmod
-from pytest_k8snet.state import STATE_KEY
+from pytest_k8snet.run import STATE_KEY
 
 
 class Counter:

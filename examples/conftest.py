@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from pytest_k8snet.state import STATE_KEY
+from pytest_k8snet.run import STATE_KEY
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

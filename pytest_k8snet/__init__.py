@@ -4,11 +4,11 @@ The result types are exported so that user tests can annotate their fixtures.
 """
 
 from .backends import Endpoint, ExecResult, Node
-from .cluster import Cluster, Pair, ServiceResult, UdpCheck
-from .diagnose import Diagnosis
+from .measure import Cluster, Pair, ServiceResult, UdpCheck
+from .judge import Diagnosis
 from .probes import (DnsResult, EgressResult, HttpResult, NodeCheckResult, PathMtuResult,
                      PingResult, UdpResult)
-from .settings import Settings
+from .options import Settings
 
 __version__ = "0.1.0"
 

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from .backends import BackendError, Endpoint, Node
-from .cluster import Cluster, Pair
+from .judge import Judgement
+from .measure import Cluster, Pair
+from .options import Settings
 from .probes import PathMtuResult
-from .settings import Settings
-from .state import STATE_KEY, NoNodesError
+from .run import STATE_KEY, NoNodesError
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +40,19 @@ def k8s_cluster(pytestconfig: pytest.Config) -> Iterator[Cluster]:
         pytest.exit(f"k8snet: {exc}", returncode=pytest.ExitCode.INTERNAL_ERROR)
     yield cluster
     state.cleanup()
+
+
+@pytest.fixture(scope="session")
+def k8s_document(pytestconfig: pytest.Config, k8s_cluster: Cluster) -> dict[str, Any]:
+    """The run's measurement document: every probe on every selected pair and node, taken
+    once per run (shared under xdist), with the evidence of the failing findings."""
+    return pytestconfig.stash[STATE_KEY].document()
+
+
+@pytest.fixture(scope="session")
+def k8s_judgement(pytestconfig: pytest.Config, k8s_document: dict[str, Any]) -> Judgement:
+    """The judge's findings and per-test verdicts for :func:`k8s_document`."""
+    return pytestconfig.stash[STATE_KEY].judgement()
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 
 if TYPE_CHECKING:
     from .backends import Node
-    from .diagnose import Diagnosis
+    from .judge import Diagnosis
 
 
 @pytest.hookspec(firstresult=True)

@@ -10,9 +10,10 @@ import pytest
 
 from . import hooks
 from .backends import BackendError, Node
-from .cluster import Pair, select_pairs
-from .settings import add_options, resolve
-from .state import STATE_KEY, State, matches, split_selectors
+from .measure import Pair
+from .selection import matches, select_pairs, split_selectors
+from .options import add_options, resolve
+from .run import STATE_KEY, State
 
 pytest_plugins = ["pytest_k8snet.fixtures"]
 
@@ -75,7 +76,7 @@ def _check_kubeconfig(config: pytest.Config, settings: Any) -> None:
     environment is checked later, when a k8snet test actually needs the cluster, so that
     unrelated test runs in the same environment are not affected.
     """
-    from .settings import backend_kind, kubeconfig_path
+    from .options import backend_kind, kubeconfig_path
 
     named = config.getoption("k8s_kubeconfig") or config.getini("k8s_kubeconfig") \
         or config.getoption("k8s_context") or config.getini("k8s_context")
@@ -164,7 +165,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     state = metafunc.config.stash[STATE_KEY]
     selector, pair_mode = _marker_args(metafunc)
-    from .settings import PAIR_MODES
+    from .options import PAIR_MODES
 
     mode = pair_mode or state.settings.pairs
     if wants_pairs and not PAIR_MODES.match(mode):

@@ -198,7 +198,7 @@ def test_udp_client_retries_a_refused_connect(tmp_path: Path) -> None:
 
 COUNTER = """
 def pytest_sessionfinish(session):
-    from pytest_k8snet.state import STATE_KEY
+    from pytest_k8snet.run import STATE_KEY
     cluster = session.config.stash[STATE_KEY].cluster_if_started
     if cluster is not None:
         print(f"\\nK8SNET-EXECS {cluster.backend.exec_count} {len(cluster.node_names)}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pytest_k8snet.findings import FAILED, PASSED, SKIPPED, Judgement, judge
+from pytest_k8snet.judge import FAILED, PASSED, SKIPPED, Judgement, judge
 from pytest_k8snet.report.results import ClusterView, group_diagnoses
 
 DATA = Path(__file__).parent / "data" / "measure"

@@ -37,7 +37,7 @@ import pytest
 
 from pytest_k8snet.backends import BackendError, Node
 from pytest_k8snet.backends import kube as kb
-from pytest_k8snet.settings import DEFAULT_IMAGE, Settings
+from pytest_k8snet.options import DEFAULT_IMAGE, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
@@ -844,7 +844,7 @@ def test_exec_through_the_api_server_to_the_fake_kubelet(apiserver: Api) -> None
     fake kubelet, which runs the command on this machine. Exit codes, stdout and stderr
     apart, 1 MiB of output, a missing executable, a timeout, concurrency; and the suite's
     readiness check passes. The pods' Running status is set by the test."""
-    from pytest_k8snet.cluster import Cluster
+    from pytest_k8snet.measure.cluster import Cluster
 
     apiserver.need_fake_kubelet()
     s = settings(timeout=2.0)

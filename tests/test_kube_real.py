@@ -29,7 +29,7 @@ from pytest_k8snet import lab as labmod
 from pytest_k8snet.backends import BackendError, Node
 from pytest_k8snet.backends import kube as kb
 from pytest_k8snet.lab import kube as labkube
-from pytest_k8snet.settings import Settings
+from pytest_k8snet.options import Settings
 
 from .conftest import kube_artifacts_missing
 
@@ -478,7 +478,7 @@ def test_real_rbac_precreated_namespace_variant(real: Real, rbac: None, tmp_path
 IN_POD = r"""
 import json, secrets
 from pytest_k8snet.backends import kube as kb
-from pytest_k8snet.settings import Settings
+from pytest_k8snet.options import Settings
 s = Settings(kubeconfig=None, context=None, backend="kube", lab=False, lab_nodes=3,
              namespace=None, probe_image=IMAGE, node_selector=(), pairs="all",
              expect_mtu=None, timeout=5.0, keep=False, results=None, baseline=None,

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pytest_k8snet.backends import ExecResult
-from pytest_k8snet.measure import DEFAULT_LOSS_THRESHOLD, exec_failure, key_id, loss_threshold
+from pytest_k8snet.measure.document import DEFAULT_LOSS_THRESHOLD, loss_threshold
+from pytest_k8snet.measure.failures import exec_failure, key_id
 from pytest_k8snet.probes import iperf
 
 DATA = Path(__file__).parent / "data"
@@ -69,7 +70,7 @@ def test_loss_threshold_read_defensively() -> None:
 
 
 def test_the_document_says_where_the_expected_mtu_came_from_and_what_the_links_show() -> None:
-    from pytest_k8snet.measure import DEFAULT_MTU_SOURCE, expected_mtu_source, sections
+    from pytest_k8snet.measure.document import DEFAULT_MTU_SOURCE, expected_mtu_source, sections
     from pytest_k8snet.probes import nodecheck
 
     assert expected_mtu_source(1500, {"node-1": 1450}) == "flag"
@@ -89,7 +90,7 @@ def test_the_readiness_exec_takes_the_links_the_encapsulation_is_detected_from()
     or every node's encapsulation is "not detected" (and the UDP check falls back to 8472)."""
     import shlex
 
-    from pytest_k8snet.cluster import READY_HOST, READY_SEP
+    from pytest_k8snet.measure.cluster import READY_HOST, READY_SEP
     from pytest_k8snet.probes import nodecheck
 
     assert READY_HOST.count(READY_SEP) == 4

@@ -134,7 +134,7 @@ def test_controller_says_when_cleanup_cannot_connect(pytester: pytest.Pytester,
     the controller's cleanup cannot connect and must say so, with the command to run."""
     pytester.makepyfile("""
         import os
-        from pytest_k8snet.state import STATE_KEY
+        from pytest_k8snet.run import STATE_KEY
 
         def test_creates(pytestconfig):
             pytestconfig.stash[STATE_KEY]._mark_created()

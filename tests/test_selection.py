@@ -10,7 +10,7 @@ import pytest
 
 from pytest_k8snet import lab as labmod
 from pytest_k8snet.backends import Node
-from pytest_k8snet.state import matches, not_probeable, split_selectors, unreachable_nodes
+from pytest_k8snet.selection import matches, not_probeable, split_selectors, unreachable_nodes
 from tests.conftest import needs_root
 
 pytest_plugins = ["pytester"]
@@ -29,8 +29,8 @@ def test_nodes(k8s_node):
 FAKE_CLUSTER = """
 import pytest
 from pytest_k8snet.backends import Endpoint
-from pytest_k8snet.cluster import Pair
-from pytest_k8snet.state import STATE_KEY
+from pytest_k8snet.measure.cluster import Pair
+from pytest_k8snet.run import STATE_KEY
 
 READY = {READY}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_k8snet import lab as labmod
-from pytest_k8snet import settings as settings_mod
+from pytest_k8snet import options as settings_mod
 from tests.conftest import needs_root
 
 pytest_plugins = ["pytester"]
@@ -73,7 +73,7 @@ def test_auto_in_a_pod_uses_the_service_account(pytester: pytest.Pytester,
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     pytester.makepyfile(SHOW + """
-from pytest_k8snet.settings import kubeconfig_path
+from pytest_k8snet.options import kubeconfig_path
 
 def test_path(k8s_settings):
     assert kubeconfig_path(k8s_settings) == ""
@@ -182,7 +182,7 @@ def test_lab_kubernetes_option_resolves_to_the_kube_backend_offline(
     image and world host, decided at configure time with no I/O."""
     pytester.makepyfile("""
         def test_settings(k8s_settings):
-            from pytest_k8snet.settings import kubeconfig_path
+            from pytest_k8snet.options import kubeconfig_path
             print("KIND", k8s_settings.kind, k8s_settings.kube_lab)
             print("IMAGE", k8s_settings.probe_image)
             print("EGRESS", k8s_settings.egress_url)

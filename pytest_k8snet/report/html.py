@@ -54,7 +54,7 @@ def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
 
 def cell_tip(cell: PairCell, expected_mtu: int | None) -> str:
     """The hover text of one matrix cell: its diagnosis first, then what was measured."""
-    from ..diagnose import CAUSES
+    from ..judge import CAUSES
 
     verdict = {"fail": "FAIL", "pass": "pass"}.get(cell.status, "not measured")
     lines = [f"{cell.src} → {cell.dst} ({cell.network} network): {verdict}"]
@@ -499,7 +499,7 @@ def extras_for(props: dict[str, Any], raw: list[str], failed: bool) -> list[dict
     diagnosis = props.get("k8snet_diagnosis")
     if failed and diagnosis:
         d = json.loads(str(diagnosis))
-        from ..diagnose import CAUSES
+        from ..judge import CAUSES
 
         title = CAUSES.get(d.get("cause"), CAUSES["unknown"])[0]
         finding = d.get("finding")
@@ -540,7 +540,7 @@ class HtmlHooks:
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str],
                                     postfix: list[str], session: pytest.Session) -> None:
-        from ..state import STATE_KEY
+        from ..run import STATE_KEY
 
         state = session.config.stash.get(STATE_KEY, None)
         if state is None or state.worker is not None:

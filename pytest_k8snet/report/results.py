@@ -36,11 +36,11 @@ Top level:
   errors}``
 - ``node_checks``: ``{node, sysctls, interfaces}``
 - ``diagnoses`` [fixed ``{cause, nodes, pairs, message}``; also ``test``, ``finding``]: one
-  per failed check; ``cause`` is one of :data:`pytest_k8snet.diagnose.CAUSES`, ``pairs``
+  per failed check; ``cause`` is one of :data:`pytest_k8snet.judge.CAUSES`, ``pairs``
   read ``"node-1->node-2"``, ``finding`` the id of the finding it comes from
 
 Added within version 1 by the measure/judge split (:mod:`pytest_k8snet.measure`,
-:mod:`pytest_k8snet.findings`); present when the run took its measurement document:
+:mod:`pytest_k8snet.judge`); present when the run took its measurement document:
 
 - ``pairs``, ``pair_mode``, ``thresholds`` ``{loss_pct}``, ``readiness``,
   ``service_backends``, ``dns_endpoints``, ``targets``, ``measured_s``
@@ -78,10 +78,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .. import __version__
-from ..measure import sections
+from ..measure.document import sections
 
 if TYPE_CHECKING:
-    from ..state import State
+    from ..run import State
     from .baseline import Comparison
 
 SCHEMA = "pytest-k8snet/results"
@@ -195,9 +195,7 @@ def build(state: "State", outcomes: dict[str, str]) -> dict[str, Any]:
     else:
         doc.update(sections(m))
     if isinstance(measured, dict):
-        from ..findings import judge
-
-        judgement = judge(doc)
+        judgement = state.judgement_of(measured)
         doc["findings"] = [f.as_dict() for f in judgement.findings]
         doc["verdicts"] = [v.as_dict() for v in judgement.verdicts.values()]
     return doc
@@ -367,7 +365,7 @@ def group_diagnoses(diagnoses: list[dict[str, Any]],
                     evidence: dict[str, Any] | None = None) -> list[DiagnosisGroup]:
     """One group per judged finding that a test failed on (when ``findings`` are given),
     else the diagnoses grouped by cause; the group with the most pairs first."""
-    from ..diagnose import CAUSES
+    from ..judge import CAUSES
 
     groups = []
     if findings:

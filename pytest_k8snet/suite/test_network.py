@@ -1,7 +1,7 @@
 """The built-in acceptance suite: ``pytest --pyargs pytest_k8snet.suite``.
 
 Test names are part of the product (select them with ``-k``). Every test reads the
-verdict for its subject from the run's findings (:mod:`pytest_k8snet.findings`), which
+verdict for its subject from the run's findings (:mod:`pytest_k8snet.judge`), which
 are judged from one measurement document taken once per run: no test measures or
 diagnoses on its own, so ``-k``, ``--k8s-pairs``, xdist and test order never change what
 a finding says. Each check fails only for the cause it owns; when another finding owns
@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from pytest_k8snet import Cluster, Diagnosis, Node, Pair
-from pytest_k8snet.findings import FAILED, PASSED, SKIPPED, Finding
+from pytest_k8snet import Diagnosis, Node, Pair
+from pytest_k8snet.judge import FAILED, PASSED, SKIPPED, Finding, Judgement
+from pytest_k8snet.run import STATE_KEY
 from pytest_k8snet.report.junit import record
 
 
@@ -45,11 +46,10 @@ def fail(request: pytest.FixtureRequest, diagnosis: Diagnosis, raw: str | None =
     pytest.fail(message, pytrace=False)
 
 
-def judged(request: pytest.FixtureRequest, cluster: Cluster, subject: str,
-           **props: Any) -> None:
+def judged(request: pytest.FixtureRequest, subject: str, **props: Any) -> None:
     """Apply the verdict the findings give this test for ``subject``."""
     __tracebackhide__ = True
-    judgement = cluster.judgement()
+    judgement: Judgement = request.getfixturevalue("k8s_judgement")
     verdict = judgement.verdict(request.node.originalname, subject)
     record(request, **props)
     if verdict.outcome == SKIPPED:
@@ -61,12 +61,11 @@ def judged(request: pytest.FixtureRequest, cluster: Cluster, subject: str,
         assert finding is not None, verdict
         diagnosis = Diagnosis(finding.cause, verdict.message, finding.nodes, finding.pairs,
                               dict(finding.evidence))
-        fail(request, diagnosis, verdict.raw or None, finding, cluster.settings.results)
+        fail(request, diagnosis, verdict.raw or None, finding,
+             request.config.stash[STATE_KEY].settings.results)
 
 
-def _pair_props(cluster: Cluster, pair: Pair, kind: str) -> dict[str, Any]:
-    doc = cluster.document()
-
+def _pair_props(doc: dict[str, Any], pair: Pair, kind: str) -> dict[str, Any]:
     def entry(section: str) -> dict[str, Any]:
         return next((e for e in doc.get(section, []) if e.get("src") == pair.src.node
                      and e.get("dst") == pair.dst.node and e.get("network", "pod") == "pod"),
@@ -89,71 +88,75 @@ def _pair_props(cluster: Cluster, pair: Pair, kind: str) -> dict[str, Any]:
     return props
 
 
-def test_nodes_ready(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: Node) -> None:
+def test_nodes_ready(request: pytest.FixtureRequest, k8s_judgement: Judgement,
+                     k8s_node: Node) -> None:
     """Every node Ready, its probe pods started; sandbox/CNI events surfaced."""
-    judged(request, k8s_cluster, k8s_node.name)
+    judged(request, k8s_node.name)
 
 
-def test_pod_ping(request: pytest.FixtureRequest, k8s_cluster: Cluster, pod_pair: Pair) -> None:
+def test_pod_ping(request: pytest.FixtureRequest, k8s_document: dict[str, Any],
+                  pod_pair: Pair) -> None:
     """Pod to pod, small packets, every pair."""
-    judged(request, k8s_cluster, pod_pair.id, **_pair_props(k8s_cluster, pod_pair, "ping"))
+    judged(request, pod_pair.id, **_pair_props(k8s_document, pod_pair, "ping"))
 
 
-def test_large_packets(request: pytest.FixtureRequest, k8s_cluster: Cluster,
+def test_large_packets(request: pytest.FixtureRequest, k8s_document: dict[str, Any],
                        pod_pair: Pair) -> None:
     """1 MiB over HTTP between the pods of every pair."""
-    judged(request, k8s_cluster, pod_pair.id, **_pair_props(k8s_cluster, pod_pair, "http"))
+    judged(request, pod_pair.id, **_pair_props(k8s_document, pod_pair, "http"))
 
 
-def test_large_packets_to_service(request: pytest.FixtureRequest, k8s_cluster: Cluster,
+def test_large_packets_to_service(request: pytest.FixtureRequest, k8s_judgement: Judgement,
                                   k8s_node: Node) -> None:
     """1 MiB over HTTP from every node's pod through the Service, to every backend."""
-    judged(request, k8s_cluster, k8s_node.name, src=k8s_node.name, dst="service",
+    judged(request, k8s_node.name, src=k8s_node.name, dst="service",
            network="pod")
 
 
-def test_path_mtu(request: pytest.FixtureRequest, k8s_cluster: Cluster, pod_pair: Pair) -> None:
+def test_path_mtu(request: pytest.FixtureRequest, k8s_document: dict[str, Any],
+                  pod_pair: Pair) -> None:
     """Measured path MTU on every pair is at least the expected MTU."""
-    judged(request, k8s_cluster, pod_pair.id, **_pair_props(k8s_cluster, pod_pair, "path_mtu"))
+    judged(request, pod_pair.id, **_pair_props(k8s_document, pod_pair, "path_mtu"))
 
 
-def test_udp_8472(request: pytest.FixtureRequest, k8s_cluster: Cluster, pod_pair: Pair) -> None:
+def test_udp_8472(request: pytest.FixtureRequest, k8s_document: dict[str, Any],
+                  pod_pair: Pair) -> None:
     """UDP throughput and loss across the overlay (VXLAN on UDP 8472 on the wire), iperf3;
     a suspect pair is measured again, longer, and only loss in every sample fails."""
-    judged(request, k8s_cluster, pod_pair.id,
-           **_pair_props(k8s_cluster, pod_pair, "throughput"))
+    judged(request, pod_pair.id,
+           **_pair_props(k8s_document, pod_pair, "throughput"))
 
 
-def test_dns(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: Node) -> None:
+def test_dns(request: pytest.FixtureRequest, k8s_judgement: Judgement, k8s_node: Node) -> None:
     """Cluster names and an external name resolve from every node's pod."""
-    judged(request, k8s_cluster, k8s_node.name)
+    judged(request, k8s_node.name)
 
 
-def test_service(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: Node) -> None:
+def test_service(request: pytest.FixtureRequest, k8s_judgement: Judgement, k8s_node: Node) -> None:
     """Pod to Service from every node, repeated, so both local and remote backends answer."""
-    judged(request, k8s_cluster, k8s_node.name, src=k8s_node.name, dst="service",
+    judged(request, k8s_node.name, src=k8s_node.name, dst="service",
            network="pod")
 
 
-def test_egress(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: Node) -> None:
+def test_egress(request: pytest.FixtureRequest, k8s_judgement: Judgement, k8s_node: Node) -> None:
     """Repeated egress connections: the failure rate from the pod versus the host network."""
-    judged(request, k8s_cluster, k8s_node.name, src=k8s_node.name, dst="egress", network="pod")
+    judged(request, k8s_node.name, src=k8s_node.name, dst="egress", network="pod")
 
 
-def test_node_sysctls(request: pytest.FixtureRequest, k8s_cluster: Cluster,
+def test_node_sysctls(request: pytest.FixtureRequest, k8s_judgement: Judgement,
                       k8s_node: Node) -> None:
     """net.ipv4.ip_forward and net.bridge.bridge-nf-call-iptables on every node."""
-    judged(request, k8s_cluster, k8s_node.name)
+    judged(request, k8s_node.name)
 
 
-def test_pod_cidr(request: pytest.FixtureRequest, k8s_cluster: Cluster, k8s_node: Node) -> None:
+def test_pod_cidr(request: pytest.FixtureRequest, k8s_judgement: Judgement, k8s_node: Node) -> None:
     """The Pod CIDR (and Service CIDR) do not overlap the node's addresses."""
-    judged(request, k8s_cluster, k8s_node.name)
+    judged(request, k8s_node.name)
 
 
-def test_control_plane_ports(request: pytest.FixtureRequest, k8s_cluster: Cluster,
+def test_control_plane_ports(request: pytest.FixtureRequest, k8s_judgement: Judgement,
                              k8s_node: Node) -> None:
     """From every node's host network: the API server (6443), every other node's kubelet
     (10250) and etcd (2379-2380), the cluster DNS over UDP and TCP 53. A port nothing
     listens on is said and skipped; only a connect that times out fails (incident 1)."""
-    judged(request, k8s_cluster, k8s_node.name)
+    judged(request, k8s_node.name)

@@ -41,7 +41,7 @@ from .status import (ProbeCheck, admission_denial, api_endpoints_from_slices,
 if TYPE_CHECKING:
     import pytest
 
-    from ...settings import Settings
+    from ...options import Settings
 
 DNS_NAMESPACE = "kube-system"
 DNS_SLICE_SELECTOR = "kubernetes.io/service-name=kube-dns"

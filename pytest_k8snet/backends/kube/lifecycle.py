@@ -17,7 +17,7 @@ from .client import _done, _kubectl_flags, api_failure, call_with_retries, conne
 from .manifests import RUN_LABEL
 
 if TYPE_CHECKING:
-    from ...settings import Settings
+    from ...options import Settings
 
 
 def delete_run(core: Any, namespace: str, run_id: str, owns_namespace: bool,

@@ -18,16 +18,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .diagnose import CAUSES, FIX_DEFAULTS, VXLAN_OVERHEAD
-from .probes.egress import EgressResult
-from .probes.http import CURL_EXIT
-from .probes.iperf import NETWORK, TIMEOUT
-from .probes.nodecheck import OVERHEAD, cidr_overlaps
+from .causes import CAUSES, FIX_DEFAULTS, VXLAN_OVERHEAD
+from ..probes.egress import EgressResult
+from ..probes.http import CURL_EXIT
+from ..probes.iperf import NETWORK, TIMEOUT
+from ..probes.nodecheck import OVERHEAD, cidr_overlaps
 
-PAIR_TESTS = ("test_pod_ping", "test_large_packets", "test_path_mtu", "test_udp_8472")
-NODE_TESTS = ("test_nodes_ready", "test_large_packets_to_service", "test_dns", "test_service",
-              "test_egress", "test_node_sysctls", "test_pod_cidr", "test_control_plane_ports")
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+EVIDENCE_MAX_NODES = 6
 IMAGE_PULL_WORDS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
 CONNECTIVITY = ("vxlan-blocked", "underlay", "ip-forward")
 # Interfaces a CNI, kube-proxy or the node's DNS cache own: they carry Pod or Service
@@ -36,7 +34,6 @@ CONNECTIVITY = ("vxlan-blocked", "underlay", "ip-forward")
 CNI_IFACES = ("lo", "cni", "cbr", "flannel", "vxlan.calico", "vxlan", "tunl", "cali", "cilium_",
               "lxc", "weave", "vethwe", "kube-ipvs", "kube-bridge", "kube-dummy-if", "docker",
               "nodelocaldns", "wg", "wireguard", "veth", "genev", "antrea", "ovn", "br-int")
-OVERLAY_IFACES = CNI_IFACES  # the old name
 KIND_NAMES = {"vxlan": "VXLAN", "geneve": "Geneve", "ipip": "IPIP", "wireguard": "WireGuard",
               "none": "no encapsulation"}
 
@@ -133,6 +130,16 @@ class Judgement:
 
     def for_subject(self, subject: str) -> list[Finding]:
         return [f for f in self.findings if subject in f.pairs or subject in f.nodes]
+
+    def evidence_nodes(self, limit: int = EVIDENCE_MAX_NODES) -> list[str]:
+        """The nodes worth looking at: those of every finding that fails a test (not its
+        knock-ons, not a probe's own failure), finding by finding, at most ``limit``."""
+        nodes: list[str] = []
+        for f in self.findings:
+            if f.root is not None or f.cause == "probe-failure":
+                continue
+            nodes += [n for n in f.evidence_nodes if n not in nodes]
+        return nodes[:limit]
 
 
 def judge(doc: dict[str, Any]) -> Judgement:

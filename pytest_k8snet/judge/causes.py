@@ -1,6 +1,6 @@
-"""Causes, their fixes and the incidents they come from; the rules live in findings.py.
+"""Causes, their fixes and the incidents they come from; the rules live in :mod:`pytest_k8snet.judge`.
 
-The judge (:func:`pytest_k8snet.findings.judge`) tells causes apart rather than listing
+The judge (:func:`pytest_k8snet.judge.judge`) tells causes apart rather than listing
 them all, from the run's measurement document only:
 - pod-to-pod fails, node-to-node works, a node has ip_forward=0      -> forwarding (5)
 - pod-to-pod fails, node-to-node works, the overlay's UDP fails      -> overlay port blocked (1, 5)
@@ -18,11 +18,6 @@ them all, from the run's measurement document only:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .findings import Finding
-
 VXLAN_OVERHEAD = 50
 # Fix arguments a finding may leave out: a document without a detected encapsulation
 # (older results files, a node whose links could not be read) is judged as flannel's VXLAN.
@@ -88,17 +83,3 @@ class Diagnosis:
     def title(self) -> str:
         return CAUSES.get(self.cause, CAUSES["unknown"])[0]
 
-
-def explain(cause: str, symptom: str, **fmt: object) -> str:
-    """``symptom. fix (incidents N).``"""
-    _, fix, incidents = CAUSES.get(cause, CAUSES["unknown"])
-    fix = fix.format(**{**FIX_DEFAULTS, **fmt})
-    text = f"{symptom}. {fix[0].upper()}{fix[1:]}"
-    return text + (f" (incidents {incidents})." if "," in incidents else
-                   f" (incident {incidents})." if incidents else ".")
-
-
-def from_finding(finding: "Finding") -> Diagnosis:
-    """The :class:`Diagnosis` (what hooks and reports have always received) of a finding."""
-    return Diagnosis(finding.cause, finding.message, finding.nodes, finding.pairs,
-                     dict(finding.evidence))

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from filelock import FileLock
 
-from .backends import Backend, ClusterTargets, Endpoint, ExecResult, Network, Node, host_port
-from .probes import batch, dns, egress, http, iperf, nodecheck, pathmtu, ping, ports
-from .settings import Settings
+from ..backends import Backend, ClusterTargets, Endpoint, ExecResult, Network, Node, host_port
+from ..probes import batch, dns, egress, http, iperf, nodecheck, pathmtu, ping, ports
+from ..options import Settings
+from ..selection import select_pairs
+from .failures import exec_failure, key_id
 
-if TYPE_CHECKING:
-    from .findings import Judgement
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -143,29 +143,6 @@ def second_chance(first: dict[K, T], failures: Callable[[T], int],
             for k, r in first.items()}
 
 
-def select_pairs(names: Sequence[str], mode: str) -> list[PairKey]:
-    """Ordered pairs for ``all``, ``ring`` or ``sample:K`` (deterministic for a node set)."""
-    names = list(names)
-    if len(names) < 2:
-        return []
-    if mode == "ring":
-        return [(names[i], names[(i + 1) % len(names)]) for i in range(len(names))]
-    every = [(a, b) for a in names for b in names if a != b]
-    if mode.startswith("sample:"):
-        k = min(int(mode.split(":", 1)[1]), len(every))
-        rng = random.Random(",".join(names))  # same sample in every xdist worker
-        chosen = set(rng.sample(every, k))
-        return [p for p in every if p in chosen]
-    return every
-
-
-def node_matches(node: Node, selector: str | None) -> bool:
-    if not selector:
-        return True
-    key, _, value = selector.partition("=")
-    return node.labels.get(key) == value
-
-
 @dataclass
 class Cluster:
     """What ``k8s_cluster`` gives: the backend with probes up, plus cached measurements."""
@@ -192,7 +169,6 @@ class Cluster:
     _udp_bound: dict[str, frozenset[int]] = field(default_factory=dict)
     # node -> its probe pod's UDP RcvbufErrors when readiness read them.
     _rcvbuf_errors: dict[str, int] = field(default_factory=dict)
-    _judgement: "Judgement | None" = None
 
     @property
     def node_names(self) -> list[str]:
@@ -231,8 +207,6 @@ class Cluster:
              ) -> ExecResult:
         """Run a probe; a failure of the probe itself is noted against the measurement
         (kind and key) the calling thread is taking, so nobody reads it as the network's."""
-        from .measure import exec_failure
-
         with self._lock:
             self.probe_count += 1
         res = ep.run(argv, timeout)
@@ -245,8 +219,6 @@ class Cluster:
                       res: ExecResult) -> None:
         """If ``res`` failed for a reason of its own (measure.exec_failure), note it against
         ``(kind, key)`` for every key it measured; a network verdict is not noted."""
-        from .measure import exec_failure
-
         failure = exec_failure(res)
         if failure is None:
             return
@@ -267,8 +239,6 @@ class Cluster:
 
         A probe that failed for a reason of its own is noted against ``(kind, key)`` like
         :meth:`exec` notes it (``kind=None``: not noted, e.g. servers)."""
-        from .measure import exec_failure, key_id
-
         jobs = []
         for i, (_, cmd, timeout) in enumerate(items):
             if isinstance(cmd, batch.Job):  # shell text with the argv it stands for
@@ -329,8 +299,6 @@ class Cluster:
 
     def _tagged(self, kind: str, one: Callable[[K], T]) -> Callable[[K], T]:
         """``one`` with the calling thread tagged by (kind, key) for :meth:`exec`."""
-        from .measure import key_id
-
         def run(key: K) -> T:
             self._tag.value = (kind, key_id(kind, key))
             try:
@@ -363,6 +331,10 @@ class Cluster:
                 return first
             return second_chance(first, failures, lambda todo: each(redo or one, todo))
 
+        return self._cached(kind, compute)
+
+    def shared(self, kind: str, compute: Callable[[], T]) -> T:
+        """``compute()`` once per run, shared with the other xdist workers."""
         return self._cached(kind, compute)
 
     def _cached(self, kind: str, compute: Callable[[], T]) -> T:
@@ -469,8 +441,6 @@ class Cluster:
         """A 1 MiB transfer from every pair's source pod to its destination pod: one curl
         per source runs its transfers, a few at a time (a process per transfer cost more
         CPU than the bytes on a big cluster)."""
-        from .measure import key_id
-
         port = self.backend.probe_port
         sources = max(1, len({k[0] for k in self.pairs()}))
         parallel = max(1, min(BATCH_PARALLEL, HTTP_TOTAL_TRANSFERS // sources))
@@ -895,28 +865,6 @@ class Cluster:
             return found
 
         return self._each("ports", self.node_names, one)
-
-    def document(self) -> dict[str, Any]:
-        """The run's measurement document: everything measured once, shared under xdist.
-
-        Tests and reports judge this (``findings.judge``), never live measurements, so a
-        finding does not depend on which tests ran, in which order or in which worker.
-        """
-        from .measure import document
-
-        return self._cached("document", lambda: document(self))
-
-    def judgement(self) -> "Judgement":
-        """The findings judged from :meth:`document` (pure, so cached per process)."""
-        from .findings import judge
-
-        with self._lock:
-            cached = self._judgement
-        if cached is None:
-            cached = judge(self.document())
-            with self._lock:
-                self._judgement = cached
-        return cached
 
     def unusable(self, node: str) -> str | None:
         """Why probes cannot run on ``node`` (None when they can). NotReady alone is fine:

@@ -1,6 +1,6 @@
 """Measure first: one phase per run turns every probe into one plain, immutable document.
 
-The document is what the judge (:mod:`pytest_k8snet.findings`) reads and what the results
+The document is what the judge (:mod:`pytest_k8snet.judge`) reads and what the results
 file (``--k8s-results``) carries, so a finding can be recomputed from a results file
 alone, and the unit tests judge documents captured from a lab under each fault.
 
@@ -37,60 +37,18 @@ from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any
 
-from .backends import ExecResult
-from .probes.iperf import EXEC_ERROR, FAILURE_KINDS, INTERRUPTED, NETWORK, TIMEOUT, TOOL_MISSING
+from ..probes.iperf import FAILURE_KINDS, NETWORK
 
 if TYPE_CHECKING:
     from .cluster import Cluster
 
-__all__ = ["DEFAULT_LOSS_THRESHOLD", "FAILURE_KINDS", "NETWORK", "document", "exec_failure",
-           "key_id", "sections"]
+__all__ = ["DEFAULT_LOSS_THRESHOLD", "FAILURE_KINDS", "NETWORK", "document", "sections"]
 
 # Loss (percent) a re-measured path may show before it fails as "lossy". A few percent in
 # a short 10 Mbit/s sample on a loaded machine is noise; a blocked port loses everything.
 DEFAULT_LOSS_THRESHOLD = 5.0
 DEFAULT_MTU_SOURCE = "default 1500 (no pod MTU could be read)"
-EVIDENCE_MAX_NODES = 6
-EVIDENCE_MAX_CHARS = 6000
-PAIR_KINDS = ("ping-", "pmtu-", "http-1mib", "udp")
 
-# What an engineer looks at next on a node, in the order they would.
-EVIDENCE_COMMANDS: tuple[tuple[str, list[str]], ...] = (
-    ("routes", ["ip", "route", "show", "table", "all"]),
-    ("neighbours", ["ip", "neigh", "show"]),
-    ("fdb", ["bridge", "fdb", "show"]),
-    ("firewall", ["sh", "-c", "iptables-save -c 2>/dev/null || nft list ruleset"]),
-    ("links", ["ip", "-o", "-d", "link", "show"]),
-    ("offloads", ["sh", "-c", "command -v ethtool >/dev/null || { echo 'ethtool not installed';"
-                  " exit 0; }; for i in $(ls /sys/class/net); do echo \"== $i\"; ethtool -k "
-                  "\"$i\" 2>/dev/null | grep -E 'checksumming|segmentation-offload'; done"]),
-)
-
-
-def key_id(kind: str, key: Any) -> str:
-    """A measurement key as text: ``node-1->node-2`` for a pair, ``node-1/pod`` otherwise."""
-    if isinstance(key, tuple):
-        return ("->" if kind.startswith(PAIR_KINDS) else "/").join(str(k) for k in key)
-    return str(key)
-
-
-def exec_failure(res: ExecResult) -> str | None:
-    """How a probe run failed *for a reason of its own*, or None when the tool ran and its
-    exit status is its verdict on the network (ping exit 1, curl 28 and so on)."""
-    text = f"{res.stderr}\n{res.stdout}".lower()
-    if res.timed_out:
-        return TIMEOUT
-    if res.exit_code == 0:
-        return None
-    if res.exit_code == 127 or "executable file not found" in text or (
-            "exec of" in text and "no such file" in text) or "command not found" in text:
-        return TOOL_MISSING
-    if res.exit_code < 0 or res.exit_code in (130, 143) or "has terminated" in text:
-        return INTERRUPTED
-    if res.exit_code == 126 or "cannot open network namespace" in text \
-            or "oci runtime" in text or "unable to upgrade connection" in text:
-        return EXEC_ERROR
-    return None
 
 
 def _plain(value: Any) -> Any:
@@ -207,8 +165,6 @@ def _dns_endpoints(cluster: "Cluster") -> dict[str, str]:
 
 def document(cluster: "Cluster") -> dict[str, Any]:
     """Measure everything once and return the document (see the module docstring)."""
-    from .findings import judge
-
     started = time.monotonic()
     timings: dict[str, float] = {}
     steps: tuple[tuple[str, Callable[[], object]], ...] = (
@@ -247,45 +203,11 @@ def document(cluster: "Cluster") -> dict[str, Any]:
                     "egress_skip": t.egress_skip},
         **sections(cluster.measurements),
         "probe_failures": probe_failures(cluster),
-        "evidence": {},
+        "evidence": {},  # filled by measure.evidence for the nodes the judgement names
     }
-    nodes = evidence_nodes(judge(doc).findings)
-    doc["evidence"] = collect_evidence(cluster, nodes)
-    timings["evidence"] = round(time.monotonic() - started - sum(timings.values()), 2)
     doc["timings_s"] = timings
     doc["measured_s"] = round(time.monotonic() - started, 2)
     return doc
-
-
-def evidence_nodes(findings: Any) -> list[str]:
-    """The nodes worth looking at: those of every finding that fails a test, by finding."""
-    nodes: list[str] = []
-    for f in findings:
-        if f.root is not None or f.cause == "probe-failure":
-            continue
-        ends = list(f.nodes) or [n for p in f.pairs for n in p.split("->", 1)]
-        nodes += [n for n in ends if n not in nodes]
-    return nodes[:EVIDENCE_MAX_NODES]
-
-
-def collect_evidence(cluster: "Cluster", nodes: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Routes, neighbours, FDB, firewall counters, links from each node's host network."""
-    def one(node: str) -> list[dict[str, Any]]:
-        try:
-            ep = cluster.endpoint(node, "host")
-        except Exception as exc:  # noqa: BLE001 - a node without probes has no evidence
-            return [{"name": "error", "argv": [], "exit_code": None, "output": str(exc)}]
-        out = []
-        for name, argv in EVIDENCE_COMMANDS:
-            res = ep.run(argv, cluster.settings.timeout)
-            text = res.stdout if res.stdout.strip() else res.stderr
-            if len(text) > EVIDENCE_MAX_CHARS:
-                text = text[:EVIDENCE_MAX_CHARS] + f"\n... ({len(text)} characters, cut)"
-            out.append({"name": name, "argv": list(argv), "exit_code": res.exit_code,
-                        "output": text})
-        return out
-
-    return dict(zip(nodes, cluster._map(one, nodes))) if nodes else {}
 
 
 def dumps(doc: dict[str, Any]) -> str:

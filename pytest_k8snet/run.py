@@ -23,66 +23,16 @@ import pytest
 from filelock import FileLock
 
 from .backends import Backend, BackendError, Node
-from .cluster import Cluster
-from .settings import Settings, backend_kind, kubeconfig_path
+from .selection import not_probeable, unreachable_nodes
+from .judge import Judgement, judge
+from .measure import Cluster
+from .measure.document import document as measure_document
+from .measure.evidence import collect as collect_evidence
+from .options import Settings, backend_kind, kubeconfig_path
 
 STATE_KEY = pytest.StashKey["State"]()
 SELECTION_FILE = "selection.json"  # a worker's node selection, for the controller's summary
 CREATED_FILE = "created"  # a worker is about to create probes (or a lab): cleanup has work
-# What the readiness check (Cluster.readiness) reports when a probe endpoint cannot run
-# even ``true``: the only reason a node's network tests may skip.
-UNREACHABLE_MARKS = ("-network probe does not run commands",)
-
-
-# -- node selection -------------------------------------------------------------------------
-
-def not_probeable(node: Node) -> str | None:
-    """Why the Linux probe pods cannot run on ``node`` at all (None: they can).
-
-    The kubelet sets ``kubernetes.io/os`` on every node; a node without it (the lab's) is
-    taken as Linux. Fargate and virtual-kubelet nodes run no nodeName-pinned or
-    host-network pods.
-    """
-    labels = node.labels
-    os_name = labels.get("kubernetes.io/os", labels.get("beta.kubernetes.io/os", "linux"))
-    if os_name != "linux":
-        return f"kubernetes.io/os={os_name}: the probe image runs on Linux nodes only"
-    if labels.get("eks.amazonaws.com/compute-type") == "fargate":
-        return "Fargate node (eks.amazonaws.com/compute-type=fargate): no host-network pods"
-    if labels.get("type") == "virtual-kubelet" or "virtual-kubelet.io/provider" in labels:
-        return "virtual-kubelet node: no real node network to probe"
-    return None
-
-
-def matches(node: Node, selectors: Iterable[str]) -> bool:
-    """``node`` has every ``LABEL=VALUE`` of ``selectors`` (kubectl's ``-l a=b,c=d``)."""
-    for selector in selectors:
-        key, _, value = selector.partition("=")
-        if node.labels.get(key) != value:
-            return False
-    return True
-
-
-def split_selectors(selector: str | Sequence[str] | None) -> tuple[str, ...]:
-    """Selectors from a marker argument or a setting: one string (a comma list) or several."""
-    if not selector:
-        return ()
-    items = [selector] if isinstance(selector, str) else list(selector)
-    return tuple(p.strip() for item in items for p in str(item).split(",") if p.strip())
-
-
-def unreachable_nodes(readiness: Mapping[str, Sequence[str]]) -> dict[str, str]:
-    """Nodes whose probes truly cannot run (from ``Cluster.readiness()``), with the reason.
-
-    Cordoned, NotReady or DiskPressure alone do not count: a pod pinned by nodeName
-    still runs there, and the probes measure it.
-    """
-    out: dict[str, str] = {}
-    for node, problems in readiness.items():
-        why = [p for p in problems if any(mark in p for mark in UNREACHABLE_MARKS)]
-        if why:
-            out[node] = why[0]
-    return out
 
 
 def in_no_io_mode(config: pytest.Config) -> bool:
@@ -102,6 +52,7 @@ class State:
         self.kind = backend_kind(settings)
         self._backend: Backend | None = None
         self._cluster: Cluster | None = None
+        self._judgement: Judgement | None = None
         self._all_nodes: list[Node] | None = None
         self._discovery_error: str | None = None
         self.diagnoses: list[dict[str, Any]] = []
@@ -407,6 +358,34 @@ class State:
                                     [merged(n) for n in self.all_nodes()],
                                     shared_dir=self.shared_dir)
         return self._cluster
+
+    # -- the pipeline: measure, judge, collect evidence; each once ----------------------------
+
+    def document(self) -> dict[str, Any]:
+        """The run's measurement document with its evidence: measured once per run (shared
+        under xdist through the cluster's cache). Tests and reports read this, never live
+        measurements, so a verdict does not depend on which tests ran, or where."""
+        cluster = self.cluster()
+        return cluster.shared("document", lambda: self._measure(cluster))
+
+    def _measure(self, cluster: Cluster) -> dict[str, Any]:
+        doc = measure_document(cluster)
+        self._judgement = judge(doc)  # evidence is not judged: this stays the run's judgement
+        started = time.monotonic()
+        doc["evidence"] = collect_evidence(cluster, self._judgement.evidence_nodes())
+        doc["timings_s"]["evidence"] = round(time.monotonic() - started, 2)
+        return doc
+
+    def judgement(self) -> Judgement:
+        """The findings and verdicts of :meth:`document`, judged once per process."""
+        return self.judgement_of(self.document())
+
+    def judgement_of(self, doc: dict[str, Any]) -> Judgement:
+        """The run's judgement of its document (an xdist controller, which never measured,
+        reads the workers' document and judges it here, once)."""
+        if self._judgement is None:
+            self._judgement = judge(doc)
+        return self._judgement
 
     @property
     def discovery_error(self) -> str | None:
