@@ -224,13 +224,12 @@ def resolve(config: pytest.Config, run_id: str) -> Settings:
     if settings.kube_lab:
         # The lab's cluster pulls from no registry and has no internet: its own probe image
         # and world host stand in for the defaults, unless the user chose others.
-        from .lab.kube import PROBE_IMAGE
-        from .lab.lab import EXTERNAL_NAME, WORLD_PORT
+        from .backends.lab import KUBE_LAB_PROBE_IMAGE, LAB_EGRESS_URL
 
         if settings.probe_image == DEFAULT_IMAGE:
-            settings = replace(settings, probe_image=PROBE_IMAGE)
+            settings = replace(settings, probe_image=KUBE_LAB_PROBE_IMAGE)
         if settings.egress_url == OPTIONS_BY_NAME["egress-url"].default:
-            settings = replace(settings, egress_url=f"http://{EXTERNAL_NAME}:{WORLD_PORT}/")
+            settings = replace(settings, egress_url=LAB_EGRESS_URL)
     return settings
 
 
@@ -243,10 +242,10 @@ def validate(s: Settings) -> None:
             problems.append(f"--k8s-node-selector must be LABEL=VALUE, got {selector!r}")
     if s.backend not in ("auto", "lab", "kube"):
         problems.append(f"--k8s-backend must be auto, lab or kube, got {s.backend!r}")
-    from .lab.lab import MAX_NODES
+    from .backends.lab import MAX_LAB_NODES
 
-    if not 1 <= s.lab_nodes <= MAX_NODES:
-        problems.append(f"--k8s-lab-nodes must be 1..{MAX_NODES}, got {s.lab_nodes}")
+    if not 1 <= s.lab_nodes <= MAX_LAB_NODES:
+        problems.append(f"--k8s-lab-nodes must be 1..{MAX_LAB_NODES}, got {s.lab_nodes}")
     if s.timeout <= 0:
         problems.append(f"--k8s-timeout must be positive, got {s.timeout:g}")
     if s.setup_timeout <= 0:
@@ -279,10 +278,12 @@ def resolve_backend(s: Settings) -> tuple[str, bool, str]:
     service account of the pod we run in, and only then a simulated lab -- which the
     terminal header and the results then say loudly, since nothing real is tested.
     """
+    from .backends.lab import runs_kubernetes
+
     kubeconfig = s.kubeconfig or ""
     found = Path("~/.kube/config").expanduser().is_file()
     if (s.lab or s.lab_name) and s.backend != "lab" and (
-            s.lab_kubernetes or (s.lab_name and lab_runs_kubernetes(s.lab_name))):
+            s.lab_kubernetes or (s.lab_name and runs_kubernetes(s.lab_name))):
         which = f"running lab {s.lab_name}" if s.lab_name else "a lab brought up for this run"
         return "kube", False, f"--k8s-lab-kubernetes: the real cluster of {which}"
     if s.backend == "lab" or (s.backend == "auto" and (s.lab or s.lab_name)):
@@ -302,17 +303,6 @@ def resolve_backend(s: Settings) -> tuple[str, bool, str]:
                           "and not in a pod, so a simulated lab")
 
 
-def lab_runs_kubernetes(name: str) -> bool:
-    """A running lab built with --kubernetes (read from its local state file: no I/O to any
-    cluster)."""
-    from .lab.lab import STATE_ROOT
-
-    try:
-        return bool(json.loads((STATE_ROOT / name / "state.json").read_text()).get("kubernetes"))
-    except (OSError, ValueError):
-        return False
-
-
 def backend_kind(s: Settings) -> str:
     """Which backend this run uses (``lab`` or ``kube``)."""
     return s.kind or resolve_backend(s)[0]
@@ -324,7 +314,7 @@ def kubeconfig_path(s: Settings) -> str:
     if s.in_cluster:
         return ""
     if s.kube_lab:
-        from .lab.lab import STATE_ROOT
+        from .backends.lab import kubeconfig_of
 
-        return str(STATE_ROOT / (s.lab_name or f"r{s.run_id}") / "kubeconfig")
+        return kubeconfig_of(s.lab_name or f"r{s.run_id}")
     return str(Path(s.kubeconfig or "~/.kube/config").expanduser())

@@ -53,7 +53,6 @@ def pytest_configure(config: pytest.Config) -> None:
         worker = None
     settings = resolve(config, run_id)
     _check_kubeconfig(config, settings)
-    _check_lab_name_as_path(config, settings)
     state = config.stash[STATE_KEY] = State(config, settings, worker)
     if worker is None and getattr(config.option, "numprocesses", None):
         # The xdist controller removes the run's probes or lab at unconfigure; a SIGTERM
@@ -98,26 +97,6 @@ def _check_kubeconfig(config: pytest.Config, settings: Any) -> None:
                                 f"(contexts: {', '.join(map(str, contexts)) or 'none'})")
     if not settings.context and not doc.get("current-context"):
         raise pytest.UsageError(f"k8snet: {path} has no current-context; pass --k8s-context")
-
-
-def _check_lab_name_as_path(config: pytest.Config, settings: Any) -> None:
-    """``--k8s-lab NAME`` (the old spelling) now passes NAME to pytest as a path; when NAME
-    is a running lab and no such path exists, say what to write instead."""
-    if not settings.lab or settings.lab_name or config.option.pyargs:
-        return
-    from . import lab as labmod
-
-    missing = [a for a in config.args if not (config.invocation_params.dir / a).exists()]
-    if not missing:
-        return
-    try:
-        running = set(labmod.running_labs())
-    except Exception:  # noqa: BLE001 - a hint only: never fail a run over it
-        return
-    for arg in missing:
-        if arg in running:
-            raise pytest.UsageError(f"k8snet: {arg} is a running lab, not a path: use "
-                                    f"--k8s-lab-name {arg} (--k8s-lab takes no value)")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

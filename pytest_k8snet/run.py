@@ -275,21 +275,17 @@ class State:
     def _make_backend(self) -> Backend:
         s = self.settings
         if self.kind == "lab":
-            from .backends.lab import LabBackend
-            from .lab import LabSpec
+            from .backends.lab import LabBackend, running_labs
 
             if s.lab_name:
                 return LabBackend.attach(s.lab_name, s.timeout)
-            spec = LabSpec(name=self.lab_name, nodes=s.lab_nodes)
             if self.shared_dir is None:
-                return LabBackend.create(spec, s.timeout)
+                return LabBackend.create(self.lab_name, s.lab_nodes, s.timeout)
             # One lab per run under xdist: the first worker builds it, the controller removes it.
             with FileLock(str(self.shared_dir / "lab.lock")):
-                from . import lab as labmod
-
-                if self.lab_name in labmod.running_labs():
+                if self.lab_name in running_labs():
                     return LabBackend.attach(self.lab_name, s.timeout)
-                backend = LabBackend.create(spec, s.timeout)
+                backend = LabBackend.create(self.lab_name, s.lab_nodes, s.timeout)
                 backend.owned = False
                 return backend
         from .backends.kube import KubeBackend
@@ -302,16 +298,12 @@ class State:
     def _kube_lab_up(self) -> None:
         """The lab whose real cluster this run tests: brought up once per run (by the first
         xdist worker), or the running one --k8s-lab-name names."""
-        from . import lab as labmod
+        from .backends.lab import check_running, kube_lab_up, running_labs
 
         s = self.settings
         if s.lab_name:
-            try:
-                labmod.load(s.lab_name)
-            except labmod.LabError as exc:
-                raise BackendError(str(exc)) from None
+            check_running(s.lab_name)
             return
-        spec = labmod.LabSpec(name=self.lab_name, nodes=s.lab_nodes, kubernetes=True)
         self._mark_created()
         lock = (FileLock(str(self.shared_dir / "lab.lock")) if self.shared_dir is not None
                 else contextlib.nullcontext())
@@ -320,22 +312,20 @@ class State:
             # Under xdist every worker must see the same outcome, or their collections differ.
             if failed is not None and failed.exists():
                 raise BackendError(failed.read_text())
-            if self.lab_name in labmod.running_labs():
+            if self.lab_name in running_labs():
                 return
             try:
-                labmod.up(spec)
-            except labmod.LabError as exc:
-                message = f"could not bring up lab {spec.name} with Kubernetes: {exc}"
+                kube_lab_up(self.lab_name, s.lab_nodes)
+            except BackendError as exc:
                 if failed is not None:
-                    failed.write_text(message)
-                raise BackendError(message) from None
+                    failed.write_text(str(exc))
+                raise
             self._owns_kube_lab = self.shared_dir is None
 
     def _kube_lab_down(self) -> None:
-        from . import lab as labmod
+        from .backends.lab import down_if_running
 
-        if os.geteuid() == 0 and self.lab_name in labmod.running_labs():
-            labmod.down(self.lab_name)
+        down_if_running(self.lab_name)
 
     def cluster(self) -> Cluster:
         if self._cluster is None:
@@ -459,10 +449,9 @@ class State:
         if self.settings.keep or not created:
             return
         if self.kind == "lab" and self.settings.auto_lab:
-            from . import lab as labmod
+            from .backends.lab import down_if_running
 
-            if os.geteuid() == 0 and self.lab_name in labmod.running_labs():
-                labmod.down(self.lab_name)
+            down_if_running(self.lab_name)
         elif self.kind == "kube":
             from .backends.kube import cleanup_run
 

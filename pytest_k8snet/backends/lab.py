@@ -2,15 +2,64 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 from .. import lab as labmod
-from ..lab.lab import Lab, LabSpec
+from ..lab.kube import PROBE_IMAGE
+from ..lab.lab import EXTERNAL_NAME, MAX_NODES, STATE_ROOT, WORLD_PORT, Lab, LabSpec, _plan
 from . import (Backend, BackendError, ClusterTargets, ControlPlane, Endpoint, ExecResult,
                Network, Node)
 from . import run_subprocess
+
+
+# What the plugin needs to know of a lab, said here so that nothing else imports the lab.
+MAX_LAB_NODES = MAX_NODES
+KUBE_LAB_PROBE_IMAGE = PROBE_IMAGE  # the image `k8snet-lab build` imports on every node
+LAB_EGRESS_URL = f"http://{EXTERNAL_NAME}:{WORLD_PORT}/"  # the lab's world host, by name
+
+
+def running_labs() -> list[str]:
+    return labmod.running_labs()
+
+
+def runs_kubernetes(name: str) -> bool:
+    """A running lab built with --kubernetes (read from its local state file: no I/O to any
+    cluster)."""
+    try:
+        return bool(json.loads((STATE_ROOT / name / "state.json").read_text()).get("kubernetes"))
+    except (OSError, ValueError):
+        return False
+
+
+def kubeconfig_of(name: str) -> str:
+    """Where a lab with --kubernetes keeps its cluster's kubeconfig."""
+    return str(STATE_ROOT / name / "kubeconfig")
+
+
+def check_running(name: str) -> None:
+    """BackendError (the lab's own one-line reason) unless lab ``name`` is up."""
+    try:
+        labmod.load(name)
+    except labmod.LabError as exc:
+        raise BackendError(str(exc)) from None
+
+
+def kube_lab_up(name: str, nodes: int) -> None:
+    """Bring up lab ``name`` with a real Kubernetes cluster; BackendError saying why not."""
+    try:
+        labmod.up(LabSpec(name=name, nodes=nodes, kubernetes=True))
+    except labmod.LabError as exc:
+        raise BackendError(f"could not bring up lab {name} with Kubernetes: {exc}") from None
+
+
+def down_if_running(name: str) -> None:
+    """Remove lab ``name`` if this user can and it is up (cleanup: never raises for absence)."""
+    if os.geteuid() == 0 and name in labmod.running_labs():
+        labmod.down(name)
 
 
 class LabBackend(Backend):
@@ -37,11 +86,11 @@ class LabBackend(Backend):
             raise BackendError(str(exc)) from None
 
     @classmethod
-    def create(cls, spec: LabSpec, timeout: float) -> "LabBackend":
+    def create(cls, name: str, nodes: int, timeout: float) -> "LabBackend":
         try:
-            return cls(labmod.up(spec), timeout, owned=True)
+            return cls(labmod.up(LabSpec(name=name, nodes=nodes)), timeout, owned=True)
         except labmod.LabError as exc:
-            raise BackendError(f"could not bring up lab {spec.name}: {exc}") from None
+            raise BackendError(f"could not bring up lab {name}: {exc}") from None
 
     def nodes(self) -> list[Node]:
         return _nodes(self.lab)
@@ -111,6 +160,4 @@ def _nodes(lab: Lab) -> list[Node]:
 
 def planned_nodes(name: str, count: int) -> list[Node]:
     """The nodes a lab *would* have, computed without building it (for collection)."""
-    from ..lab.lab import _plan
-
     return _nodes(_plan(LabSpec(name=name, nodes=count)))
