@@ -182,7 +182,7 @@ def _cmdline_has(pid: str, text: str) -> bool:
 def test_run_in_a_user_namespace_leaves_nothing(tmp_path: object) -> None:
     """`k8snet-lab run --userns` takes the path a normal user gets: the suite inside
     `unshare --user --map-root-user --net --mount`, with private /run and /etc/netns."""
-    from pytest_k8snet.lab.userns import userns_available
+    from pytest_k8snet.lab.run import userns_available
 
     if not userns_available():
         pytest.skip("user namespaces are disabled on this kernel")
@@ -235,7 +235,7 @@ def test_suite_run_needs_no_dynamic_neighbour_entries(tmp_path: object) -> None:
 
 
 def test_lab_of_64_nodes_crosses_without_arp() -> None:
-    assert labmod.lab.MAX_NODES == 64
+    assert labmod.MAX_NODES == 64
     with pytest.raises(labmod.LabError, match="1..64"):
         labmod.LabSpec(name="s65", nodes=65).validate()
     name = f"s{os.getpid()}w"
@@ -269,7 +269,7 @@ def test_host_limits_are_named_before_the_lab_is_built(
     assert "user.max_net_namespaces is 20" in msg and "sysctl -w user.max_net_namespaces=" in msg
     assert "\n" not in msg
     assert not netns.list_netns(f"k8snet-{name}-") and name not in labmod.running_labs()
-    assert not (labmod.lab.STATE_ROOT / f".{name}.lock").exists()
+    assert not (labmod.STATE_ROOT / f".{name}.lock").exists()
     # A hard open-files limit below what the server needs: said, with how to raise it.
     monkeypatch.setattr(netns, "SYSCTL_ROOT", "/nonexistent")
     monkeypatch.setattr(resource, "getrlimit", lambda _which: (256, 512))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_k8snet.lab import netns
-from pytest_k8snet.lab.userns import userns_available
+from pytest_k8snet.lab.run import userns_available
 
 from .conftest import needs_root
 
@@ -78,7 +78,7 @@ def test_run_with_a_normal_users_path(tmp_path: Path) -> None:
 # so that `down --all` (even a broken one) can only ever see the labs this test made.
 OWNERS_SCRIPT = textwrap.dedent("""
     import json, os, subprocess, sys
-    from pytest_k8snet.lab import lab as labmod
+    from pytest_k8snet import lab as labmod
 
     def cli(*args, run=None, sudo=None, code=0):
         env = {k: v for k, v in os.environ.items() if k not in ("K8SNET_LAB_RUN", "SUDO_UID")}

@@ -211,7 +211,7 @@ def test_down_after_sigkill_of_up_leaves_nothing(tmp_path: Path) -> None:
     name = f"rx{os.getpid()}"
     proc = subprocess.Popen([sys.executable, "-m", "pytest_k8snet.lab.cli", "up", "--name", name,
                              "--kubernetes"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = labmod.lab.STATE_ROOT / name
+    state = labmod.STATE_ROOT / name
     deadline = time.monotonic() + 60
     # kill it once kubelets and containers run: the hardest moment to clean up after
     while time.monotonic() < deadline and not list(state.glob("node-*/started")):

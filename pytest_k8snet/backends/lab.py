@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Sequence
@@ -10,16 +9,15 @@ from typing import Any
 
 from .. import lab as labmod
 from ..lab.kube import PROBE_IMAGE
-from ..lab.lab import EXTERNAL_NAME, MAX_NODES, STATE_ROOT, WORLD_PORT, Lab, LabSpec, _plan
 from . import (Backend, BackendError, ClusterTargets, ControlPlane, Endpoint, ExecResult,
                Network, Node)
 from . import run_subprocess
 
 
 # What the plugin needs to know of a lab, said here so that nothing else imports the lab.
-MAX_LAB_NODES = MAX_NODES
+MAX_LAB_NODES = labmod.MAX_NODES
 KUBE_LAB_PROBE_IMAGE = PROBE_IMAGE  # the image `k8snet-lab build` imports on every node
-LAB_EGRESS_URL = f"http://{EXTERNAL_NAME}:{WORLD_PORT}/"  # the lab's world host, by name
+LAB_EGRESS_URL = f"http://{labmod.EXTERNAL_NAME}:{labmod.WORLD_PORT}/"  # the world host, by name
 
 
 def running_labs() -> list[str]:
@@ -29,15 +27,12 @@ def running_labs() -> list[str]:
 def runs_kubernetes(name: str) -> bool:
     """A running lab built with --kubernetes (read from its local state file: no I/O to any
     cluster)."""
-    try:
-        return bool(json.loads((STATE_ROOT / name / "state.json").read_text()).get("kubernetes"))
-    except (OSError, ValueError):
-        return False
+    return labmod.runs_kubernetes(name)
 
 
 def kubeconfig_of(name: str) -> str:
     """Where a lab with --kubernetes keeps its cluster's kubeconfig."""
-    return str(STATE_ROOT / name / "kubeconfig")
+    return str(labmod.kubeconfig_path(name))
 
 
 def check_running(name: str) -> None:
@@ -51,7 +46,7 @@ def check_running(name: str) -> None:
 def kube_lab_up(name: str, nodes: int) -> None:
     """Bring up lab ``name`` with a real Kubernetes cluster; BackendError saying why not."""
     try:
-        labmod.up(LabSpec(name=name, nodes=nodes, kubernetes=True))
+        labmod.up(labmod.LabSpec(name=name, nodes=nodes, kubernetes=True))
     except labmod.LabError as exc:
         raise BackendError(f"could not bring up lab {name} with Kubernetes: {exc}") from None
 
@@ -71,9 +66,10 @@ class LabBackend(Backend):
     kind = "lab"
     probe_port = 8080
 
-    def __init__(self, lab: Lab, timeout: float, owned: bool = False) -> None:
+    def __init__(self, lab: labmod.Lab, timeout: float, owned: bool = False) -> None:
         super().__init__(timeout)
-        self.lab = lab
+        self.lab = lab  # the record, as the state file has it (for identity())
+        self.view = labmod.view_of(lab)
         self.owned = owned
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
         self._count_lock = threading.Lock()  # probes run from many threads at once
@@ -88,23 +84,23 @@ class LabBackend(Backend):
     @classmethod
     def create(cls, name: str, nodes: int, timeout: float) -> "LabBackend":
         try:
-            return cls(labmod.up(LabSpec(name=name, nodes=nodes)), timeout, owned=True)
+            return cls(labmod.up(labmod.LabSpec(name=name, nodes=nodes)), timeout, owned=True)
         except labmod.LabError as exc:
             raise BackendError(f"could not bring up lab {name}: {exc}") from None
 
     def nodes(self) -> list[Node]:
-        return _nodes(self.lab)
+        return _nodes(self.view)
 
     def keep_hint(self) -> str:
         return f"Lab {self.lab.name} is still up; remove it with `k8snet-lab down {self.lab.name}`."
 
     def start(self, nodes: Sequence[Node]) -> None:
         for node in nodes:
-            info = self.lab.node(node.name)
+            info = self.view.node(node.name)
             self._endpoints[(node.name, "pod")] = Endpoint(
-                node.name, "pod", info["probe"]["ip"], info["probe"]["name"], self)
+                node.name, "pod", info.probe.ip, info.probe.name, self)
             self._endpoints[(node.name, "host")] = Endpoint(
-                node.name, "host", info["ip"], info["name"], self)
+                node.name, "host", info.ip, info.name, self)
 
     def endpoint(self, node: str, network: Network) -> Endpoint:
         try:
@@ -113,8 +109,8 @@ class LabBackend(Backend):
             raise BackendError(f"no {network} probe started on {node}") from None
 
     def _netns(self, endpoint: Endpoint) -> str:
-        info = self.lab.node(endpoint.node)
-        return str(info["probe"]["netns"] if endpoint.network == "pod" else info["netns"])
+        info = self.view.node(endpoint.node)
+        return info.probe.netns if endpoint.network == "pod" else info.netns
 
     def run(self, endpoint: Endpoint, argv: Sequence[str], timeout: float) -> ExecResult:
         # Counted like the kube backend's API execs: one ``ip netns exec`` is one session.
@@ -128,36 +124,36 @@ class LabBackend(Backend):
             self.owned = False
 
     def targets(self) -> ClusterTargets:
-        lab = self.lab
+        view = self.view
         return ClusterTargets(
-            service_ip=lab.service["ip"], service_port=int(lab.service["port"]),
-            service_name=lab.service["fqdn"],
-            dns_names=(f"kubernetes.default.svc.cluster.local", lab.service["fqdn"]),
-            external_name=lab.world["name"],
-            egress_url=f"http://{lab.world['ip']}:{lab.world['port']}/",
-            pod_cidrs=(lab.spec["pod_cidr"],), service_cidr="10.96.0.0/12")
+            service_ip=view.service.ip, service_port=view.service.port,
+            service_name=view.service.fqdn,
+            dns_names=("kubernetes.default.svc.cluster.local", view.service.fqdn),
+            external_name=view.world.name,
+            egress_url=f"http://{view.world.ip}:{view.world.port}/",
+            pod_cidrs=(view.pod_cidr,), service_cidr="10.96.0.0/12")
 
     def service_backends(self) -> list[str]:
-        return [n[k]["name"] for n in self.lab.nodes for k in ("probe", "echo")]
+        return list(self.view.service.backend_pods)
 
     def backend_node(self, backend_name: str) -> str:
         return backend_name.split("-", 1)[1]
 
     def control_plane(self) -> ControlPlane:
         # The simulated lab has no API server; its DNS server is the cluster DNS.
-        return ControlPlane(cluster_dns=self.lab.dns["ip"])
+        return ControlPlane(cluster_dns=self.view.dns_ip)
 
     def identity(self) -> dict[str, Any]:
         return {"kind": "lab", "name": self.lab.name, "nodes": len(self.lab.nodes),
                 "spec": self.lab.spec, "faults": list(self.lab.faults)}
 
 
-def _nodes(lab: Lab) -> list[Node]:
-    return [Node(name=n["name"], ip=n["ip"], pod_cidrs=(n["pod_cidr"],), ready=True,
-                 labels={"kubernetes.io/hostname": n["name"], "k8snet.lab/index": str(n["index"])})
-            for n in lab.nodes]
+def _nodes(view: labmod.LabView) -> list[Node]:
+    return [Node(name=n.name, ip=n.ip, pod_cidrs=(n.pod_cidr,), ready=True,
+                 labels={"kubernetes.io/hostname": n.name, "k8snet.lab/index": str(n.index)})
+            for n in view.nodes]
 
 
 def planned_nodes(name: str, count: int) -> list[Node]:
     """The nodes a lab *would* have, computed without building it (for collection)."""
-    return _nodes(_plan(LabSpec(name=name, nodes=count)))
+    return _nodes(labmod.view_of(labmod.plan(labmod.LabSpec(name=name, nodes=count))))

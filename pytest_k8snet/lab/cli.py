@@ -13,9 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from . import faults, owner
-from .lab import (MAX_NODES, NAME_RE, STATE_ROOT, LabSpec, down, down_all, lab_owner, load,
-                  locked, require_root, running_labs, up)
-from .netns import LabError, tool_env
+from .bringup import up
+from .kube import binaries as kube_binaries
+from .netns import LabError, require_root, tool_env
+from .plan import MAX_NODES, LabSpec, check_name
+from .run import run, run_with_cluster
+from .state import STATE_ROOT, lab_owner, load, lock_path, locked, running_labs
+from .teardown import down, down_all
 
 # What `k8snet-lab --help` shows: plain text for people (the module docstring is for Sphinx).
 DESCRIPTION = """\
@@ -118,13 +122,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_name(name: str) -> str:
-    """A lab name becomes a path under /run/k8snet: refuse anything that is not one."""
-    if not NAME_RE.match(name) or len(name) > 24:
-        raise LabError(f"bad lab name {name!r}: use 1-24 of [a-z0-9] and inner dashes")
-    return name
-
-
 @contextmanager
 def _locked_lab(name: str) -> Iterator[None]:
     """The lab's lock, for a lab that exists. ``locked`` creates /run/k8snet/.NAME.lock;
@@ -136,7 +133,7 @@ def _locked_lab(name: str) -> Iterator[None]:
         finally:
             # Removed (by `down`) while we waited: the file we hold is ours alone to remove.
             if not (STATE_ROOT / name).exists():
-                (STATE_ROOT / f".{name}.lock").unlink(missing_ok=True)
+                lock_path(name).unlink(missing_ok=True)
 
 
 def _print_status(lab_name: str, as_json: bool) -> None:
@@ -190,11 +187,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                       f"export KUBECONFIG={lab.kubernetes['kubeconfig']}")
         return 0
     if args.cmd == "build":
-        from . import kube
-
         require_root()
-        kube.require_tools()
-        arts = kube.build()
+        kube_binaries.require_tools()
+        arts = kube_binaries.build()
         print(f"built: {arts.kube}, {arts.coredns}, {arts.pause}, {arts.probe}")
         return 0
     if args.cmd == "down":
@@ -204,7 +199,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise LabError("--everyone goes with --all")
         if not args.name:
             raise LabError("name a lab, or use --all")
-        existed = down(_check_name(args.name))
+        existed = down(check_name(args.name))
         print(f"lab {args.name} {'removed' if existed else 'was not running'}")
         return 0
     if args.cmd == "status":
@@ -221,7 +216,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                     mine = "  (yours)" if owner.owns(who, me) else ""
                     print(f"{name:24} {owner.describe(who)}{mine}")
             return 0
-        _print_status(_check_name(args.name), args.json)
+        _print_status(check_name(args.name), args.json)
         return 0
     if args.cmd == "fault":
         if args.fault_cmd == "list":
@@ -231,7 +226,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 0
         require_root()
         faults.get(args.fault)
-        with _locked_lab(_check_name(args.name)):
+        with _locked_lab(check_name(args.name)):
             lab = load(args.name)
             if args.fault_cmd == "add":
                 faults.add(lab, args.fault, args.node, args.value)
@@ -243,23 +238,19 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print(f"{args.fault} off in {lab.name} ({n} node(s))")
         return 0
     if args.cmd == "run":
-        from .userns import run
-
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
         if not command:
             raise LabError("give a command after --, e.g. -- pytest --pyargs pytest_k8snet.suite")
         spec = LabSpec(name=args.name, nodes=args.nodes, faults=tuple(args.fault),
                        kubernetes=args.kubernetes)
         if args.kubernetes:
-            from .kube import run_with_cluster
-
             if args.userns:
                 raise LabError("--kubernetes needs root: the kubelets need real cgroups")
             require_root()
             return run_with_cluster(spec, command)
         return run(spec, command, force_userns=args.userns)
     if args.cmd == "exec":
-        lab = load(_check_name(args.name))
+        lab = load(check_name(args.name))
         netns_name = lab.target_netns(args.target)
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
         if not command:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import netns as ns
+from .kube import node as kube_node
 from .netns import LabError
-
-if TYPE_CHECKING:
-    from .lab import Lab, LabSpec
+from .plan import VXLAN_PORT, LabSpec
+from .state import Lab
 
 LOW_PORTS = "1:32767"
 
@@ -27,16 +27,16 @@ class Fault:
     summary: str
     default_value: str | None
     per_node: bool
-    apply: Callable[["Lab", dict[str, Any], str | None, bool], None]
+    apply: Callable[[Lab, dict[str, Any], str | None, bool], None]
 
 
-def _rule(lab: "Lab", netns_name: str, chain: str, spec: list[str], fault: str, on: bool) -> None:
+def _rule(lab: Lab, netns_name: str, chain: str, spec: list[str], fault: str, on: bool) -> None:
     action = "-A" if on else "-D"
     args = [action, chain, *spec, "-m", "comment", "--comment", f"k8snet-fault:{fault}", "-j", "DROP"]
     ns.iptables(netns_name, args, check=on)
 
 
-def _underlay_mtu(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
+def _underlay_mtu(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
     # A switch port with a smaller MTU drops bigger frames both ways and says nothing (no ICMP).
     size = int(value or 1450)
     if not 68 <= size <= 9000:
@@ -46,22 +46,20 @@ def _underlay_mtu(lab: "Lab", node: dict[str, Any], value: str | None, on: bool)
         _rule(lab, node["netns"], chain, [direction, "eth0", *length], "underlay-mtu", on)
 
 
-def _vxlan_blocked(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
-    from .lab import VXLAN_PORT
-
+def _vxlan_blocked(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
     for chain in ("INPUT", "OUTPUT"):
         _rule(lab, node["netns"], chain, ["-p", "udp", "--dport", str(VXLAN_PORT)], "vxlan-blocked", on)
 
 
-def _ip_forward_off(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
+def _ip_forward_off(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
     ns.write_sysctls(node["netns"], {"net.ipv4.ip_forward": "0" if on else "1"})
 
 
-def _bridge_nf_off(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
+def _bridge_nf_off(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
     ns.write_sysctls(node["netns"], {"net.bridge.bridge-nf-call-iptables": "0" if on else "1"})
 
 
-def _egress_port_range(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
+def _egress_port_range(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
     # The provider firewall sits at the gateway and only passes source ports >= 32768;
     # the node's pods pick ephemeral ports from a wider range, and MASQUERADE keeps them.
     spec = ["-s", node["ip"], "-d", lab.world["network"], "-p", "tcp", "--syn",
@@ -70,8 +68,6 @@ def _egress_port_range(lab: "Lab", node: dict[str, Any], value: str | None, on: 
     port_range = "1024 65535" if on else "32768 60999"
     if lab.kubernetes:
         # Real pods: the CNI's tuning plugin gives the node's new pods the wide range.
-        from .kube import node as kube_node
-
         kube_node.write_cni(lab.state_dir / node["name"], node, lab.spec["overlay_mtu"],
                             port_range if on else None)
         return
@@ -79,7 +75,7 @@ def _egress_port_range(lab: "Lab", node: dict[str, Any], value: str | None, on: 
         ns.write_sysctls(node[kind]["netns"], {"net.ipv4.ip_local_port_range": port_range})
 
 
-def _dns_blocked(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
+def _dns_blocked(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
     if lab.kubernetes:
         # The cluster DNS is CoreDNS behind a Service: drop what the node and its pods send
         # to that Service (matched before kube-proxy's DNAT), and nothing else, so CoreDNS
@@ -101,7 +97,7 @@ HOST_FIREWALL_PORTS = (("tcp", "6443"), ("tcp", "2379:2380"), ("tcp", "10250"), 
                        ("udp", "53"))
 
 
-def _host_firewall(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
+def _host_firewall(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
     # Only on the underlay: the lab's management network stands for the out-of-band path
     # the test harness itself needs (the API server reaches kubelets over it).
     for proto, port in HOST_FIREWALL_PORTS:
@@ -109,7 +105,7 @@ def _host_firewall(lab: "Lab", node: dict[str, Any], value: str | None, on: bool
               "host-firewall", on)
 
 
-def _pod_cidr_overlap(lab: "Lab", node: dict[str, Any], value: str | None, on: bool) -> None:
+def _pod_cidr_overlap(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
     current = lab.spec.get("pod_cidr")
     wanted = overlapping_cidr(lab.spec["node_cidr"])
     if on and current != wanted:
@@ -152,15 +148,15 @@ def overlapping_cidr(node_cidr: str) -> str:
     return str(net.supernet(new_prefix=min(16, net.prefixlen)))
 
 
-def overlapping_spec(spec: "LabSpec") -> "LabSpec":
+def overlapping_spec(spec: LabSpec) -> LabSpec:
     return replace(spec, pod_cidr=overlapping_cidr(spec.node_cidr))
 
 
-def _resolve_nodes(lab: "Lab", nodes: list[str]) -> list[dict[str, Any]]:
+def _resolve_nodes(lab: Lab, nodes: list[str]) -> list[dict[str, Any]]:
     return [lab.node(n) for n in nodes] if nodes else list(lab.nodes)
 
 
-def add(lab: "Lab", name: str, nodes: list[str], value: str | None = None) -> None:
+def add(lab: Lab, name: str, nodes: list[str], value: str | None = None) -> None:
     """Switch ``name`` on for ``nodes`` (all nodes when empty). Idempotent per node."""
     fault = get(name)
     if not fault.per_node:
@@ -182,7 +178,7 @@ def add(lab: "Lab", name: str, nodes: list[str], value: str | None = None) -> No
         lab.faults.append({"name": name, "node": node["name"], "value": value})
 
 
-def remove(lab: "Lab", name: str, nodes: list[str]) -> int:
+def remove(lab: Lab, name: str, nodes: list[str]) -> int:
     """Switch ``name`` off for ``nodes`` (all where it is on when empty); returns how many."""
     fault = get(name)
     active = [f for f in lab.faults if f["name"] == name]

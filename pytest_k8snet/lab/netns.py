@@ -15,6 +15,7 @@ import subprocess
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
@@ -74,6 +75,25 @@ def missing_tools() -> dict[str, str]:
     """Return ``{tool: apt package}`` for every required tool not on :func:`tool_path`."""
     path = tool_path()
     return {t: p for t, p in REQUIRED_TOOLS.items() if shutil.which(t, path=path) is None}
+
+
+def require_tools() -> None:
+    missing = missing_tools()
+    if missing:
+        pkgs = " ".join(sorted(set(missing.values())))
+        raise LabError(f"missing system tools: {', '.join(sorted(missing))}; "
+                       f"install them with: apt-get install -y {pkgs}")
+
+
+def require_root() -> None:
+    if os.geteuid() == 0:
+        return
+    userns = Path("/proc/sys/user/max_user_namespaces")
+    hint = ""
+    if userns.exists() and userns.read_text().strip() not in ("", "0"):
+        hint = (" Unprivileged user namespaces are enabled here, so `k8snet-lab run -- pytest "
+                "--pyargs pytest_k8snet.suite` works without root.")
+    raise LabError("the lab needs root (CAP_NET_ADMIN and /run/netns): run it with sudo." + hint)
 
 
 SYSCTL_ROOT = "/proc/sys"

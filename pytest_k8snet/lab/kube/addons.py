@@ -3,7 +3,7 @@ and the one-shot pods that prove DNS answers from every node before the lab says
 
 from __future__ import annotations
 
-from . import CLUSTER_DNS, CLUSTER_DOMAIN, COREDNS_IMAGE, PROBE_IMAGE
+from .constants import CLUSTER_DNS, CLUSTER_DOMAIN, COREDNS_IMAGE, PROBE_IMAGE
 
 DNS_CHECK_LABEL = "k8snet.io/lab-dns-check"
 

@@ -12,7 +12,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from . import SERVICE_CIDR, cgroup_name, join_cgroup_sh
+from .cgroups import cgroup_name, join_cgroup_sh
+from .constants import SERVICE_CIDR
 
 
 def hosts_file(lab_nodes: list[dict[str, Any]], mgmt: dict[str, Any]) -> str:

@@ -17,7 +17,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from . import CLUSTER_DNS, CLUSTER_DOMAIN, PAUSE_IMAGE, cgroup_name, join_cgroup_sh
+from .cgroups import cgroup_name, join_cgroup_sh
+from .constants import CLUSTER_DNS, CLUSTER_DOMAIN, PAUSE_IMAGE
 
 # What the kubelet would otherwise write into the host's /proc/sys.
 KUBELET_SYSCTLS = {"vm/overcommit_memory": "1", "kernel/panic": "10", "kernel/panic_on_oops": "1"}

@@ -3,20 +3,26 @@
 A normal user gets the lab inside an unprivileged user namespace (``unshare --user
 --map-root-user --net --mount``): there, private tmpfs mounts over /run and /etc/netns
 give ``ip netns`` the writable directories it needs, and everything the lab creates
-vanishes with the namespace. The command (pytest) runs inside, with ``K8SNET_LAB`` set.
+vanishes with the namespace. The command (pytest) runs inside, with ``K8SNET_LAB``
+set. With a real cluster (root only) the command gets what points a client
+at the cluster instead (:func:`.kube.client.client_env`).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .lab import LabSpec, down, up
+from .bringup import up
+from .kube.client import client_env
 from .netns import LabError, missing_tools, tool_env
+from .plan import LabSpec
+from .teardown import down
 
 INSIDE = "K8SNET_LAB_INSIDE_USERNS"
 
@@ -86,3 +92,22 @@ def run(spec: LabSpec, command: Sequence[str], force_userns: bool = False) -> in
         return _run_command(command, env)
     finally:
         down(spec.name)
+
+
+def run_with_cluster(spec: LabSpec, command: list[str]) -> int:
+    """``k8snet-lab run --kubernetes -- CMD``: up, CMD with :func:`client_env`, down."""
+    lab = up(spec)
+    env = {**os.environ, **client_env(lab)}
+    try:
+        try:
+            proc = subprocess.Popen(command, env=env)
+        except FileNotFoundError:
+            print(f"k8snet-lab: {command[0]}: command not found", file=sys.stderr)
+            return 127
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGINT)
+            return proc.wait()
+    finally:
+        down(lab.name)

@@ -1,0 +1,55 @@
+"""Bringing a lab up: check, plan, build its network, start its daemons (and its real
+cluster), switch its faults on; on any failure, remove what was built."""
+
+from __future__ import annotations
+
+import time
+
+from . import daemons, faults, network
+from . import netns as ns
+from . import owner as owner_mod
+from .kube import binaries as kube_binaries
+from .kube import cluster as kube_cluster
+from .kube import mgmt as kube_mgmt
+from .netns import LabError
+from .plan import LabSpec, plan
+from .state import Lab, locked, running_labs
+from .teardown import teardown
+
+
+def up(spec: LabSpec) -> Lab:
+    """Build the lab described by ``spec``; on any failure, remove what was built."""
+    spec.validate()
+    ns.require_root()
+    ns.require_tools()
+    for fault_name, _nodes, _value in spec.faults:
+        faults.get(fault_name)
+    # Said before anything is built (or locked): which host limit binds and how to raise it.
+    ns.require_host_limits(len(plan(spec).all_netns()), 2 * spec.nodes + 1)
+    if spec.kubernetes:
+        kube_binaries.require_tools()
+        kube_binaries.build()  # outside the lock: the first build takes minutes
+    with locked(spec.name):
+        if spec.name in running_labs():
+            raise LabError(f"a lab named {spec.name!r} already exists; "
+                           f"pick another --name or run `k8snet-lab down {spec.name}`")
+        if any(f[0] == "pod-cidr-overlap" for f in spec.faults):
+            spec = faults.overlapping_spec(spec)
+        lab = plan(spec)
+        lab.created = time.time()
+        lab.owner = owner_mod.current()
+        lab.state_dir.mkdir(parents=True, exist_ok=True)
+        lab.save()  # first, so that `down` finds a half-built lab
+        try:
+            network.build(lab, spec)
+            daemons.start(lab)
+            if spec.kubernetes:
+                kube_mgmt.setup_network(lab)
+                kube_cluster.start(lab)
+            for fault_name, nodes, value in spec.faults:
+                faults.add(lab, fault_name, list(nodes), value)
+            lab.save()
+        except BaseException:
+            teardown(lab.name)
+            raise
+    return lab

@@ -1,0 +1,178 @@
+"""Starting the lab's real cluster on a built lab: certificates, the control plane, every
+node's supervisor, the API forwarder, and the wait until the probes can run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .. import processes
+from ..netns import LabError
+from ..state import Lab
+from . import addons, control, node, pki
+from .binaries import artifacts, build
+from .constants import (API_PORT, CLUSTER_DOMAIN, COREDNS_IMAGE, KUBE_VERSION,
+                        KUBERNETES_SERVICE_IP, PAUSE_IMAGE, PROBE_IMAGE, SERVICE_CIDR)
+from .kubectl import Kubectl
+
+
+def _issue_certs(lab: Lab, pki_dir: Path) -> None:
+    k = lab.kubernetes
+    pki.make_ca(pki_dir)
+    pki.issue(pki_dir, "apiserver", "kube-apiserver", server=True, sans=[
+        "IP:127.0.0.1", f"IP:{k['cp_ip']}", f"IP:{KUBERNETES_SERVICE_IP}", "DNS:localhost",
+        "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
+        f"DNS:kubernetes.default.svc.{CLUSTER_DOMAIN}"])
+    pki.issue(pki_dir, "apiserver-kubelet", "kube-apiserver-kubelet-client", "system:masters")
+    pki.issue(pki_dir, "admin", "kubernetes-admin", "system:masters")
+    pki.issue(pki_dir, "controller-manager", "system:kube-controller-manager")
+    pki.issue(pki_dir, "scheduler", "system:kube-scheduler")
+    pki.issue(pki_dir, "kube-proxy", "system:kube-proxy", "system:node-proxier")
+    for n in lab.nodes:
+        pki.issue(pki_dir, f"kubelet-{n['name']}", f"system:node:{n['name']}", "system:nodes")
+
+
+def _spawn(netns: str, script: Path, log: Path) -> int:
+    """Run ``script`` in ``netns`` and a mount namespace of its own, detached from us."""
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{netns}", "--", "unshare", "--mount",
+             "--propagation", "private", "--", "sh", str(script)],
+            stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, start_new_session=True)
+    return processes.adopt(proc)
+
+
+def start(lab: Lab, timeout: float = 300.0) -> None:
+    """Start the control plane, every node and CoreDNS; return once the probes can run."""
+    t0 = time.monotonic()
+    arts = artifacts()
+    if arts.missing():
+        arts = build()
+    k = lab.kubernetes
+    root = lab.state_dir
+    pki_dir = root / "cp" / "pki"
+    _issue_certs(lab, pki_dir)
+    ca = pki_dir / "ca.crt"
+    cp_dir = root / "cp"
+    local_api = f"https://127.0.0.1:{API_PORT}"
+    for name in ("controller-manager", "scheduler", "admin"):
+        pki.kubeconfig(cp_dir / f"{name}.kubeconfig", local_api, ca,
+                       pki_dir / f"{name}.crt", pki_dir / f"{name}.key", name)
+    (cp_dir / "hosts").write_text(control.hosts_file(lab.nodes, k))
+    (cp_dir / "run.sh").write_text(control.supervisor_script(
+        cp_dir, lab.name, arts.kube, k["cp_ip"], lab.spec["pod_cidr"]))
+    lab.pids["control-plane"] = _spawn(k["cp_netns"], cp_dir / "run.sh", cp_dir / "run.log")
+
+    # containerd puts shim sockets under /run/containerd whatever its config says; each node
+    # mounts a private tmpfs there, which needs the (standard, empty) mount point.
+    Path("/run/containerd").mkdir(exist_ok=True)
+    images = [(arts.pause, PAUSE_IMAGE.split(":")[0]), (arts.probe, PROBE_IMAGE.split(":")[0]),
+              (arts.coredns, COREDNS_IMAGE.split(":")[0])]
+    for n in lab.nodes:
+        d = root / n["name"]
+        d.mkdir(parents=True, exist_ok=True)
+        node.write_cni(d, n, lab.spec["overlay_mtu"])
+        (d / "containerd.toml").write_text(node.containerd_toml(d))
+        resolv = Path("/etc/netns") / n["netns"] / "resolv.conf"
+        (d / "kubelet.yaml").write_text(node.kubelet_yaml(d, lab.name, n, ca, resolv))
+        (d / "kube-proxy.yaml").write_text(node.kube_proxy_yaml(d, n, lab.spec["pod_cidr"]))
+        pki.kubeconfig(d / "kubelet.kubeconfig", k["api_server"], ca,
+                       pki_dir / f"kubelet-{n['name']}.crt", pki_dir / f"kubelet-{n['name']}.key",
+                       f"system:node:{n['name']}")
+        pki.kubeconfig(d / "kube-proxy.kubeconfig", k["api_server"], ca,
+                       pki_dir / "kube-proxy.crt", pki_dir / "kube-proxy.key", "kube-proxy")
+        (d / "run.sh").write_text(node.supervisor_script(d, lab.name, n, arts.kube, images))
+        lab.pids[n["name"]] = _spawn(n["netns"], d / "run.sh", d / "run.log")
+
+    port = _start_forwarder(lab)
+    k["api_port"] = port
+    pki.kubeconfig(Path(k["kubeconfig"]), f"https://127.0.0.1:{port}", ca,
+                   pki_dir / "admin.crt", pki_dir / "admin.key", "admin")
+    lab.save()
+    kubectl = Kubectl(arts.kube, Path(k["kubeconfig"]))
+    deadline = t0 + timeout
+    _wait(lambda: _started(cp_dir), deadline, "the control plane did not start", lab)
+    _wait(lambda: kubectl.ok("get", "--raw", "/readyz"), deadline,
+          "kube-apiserver did not become ready", lab)
+    kubectl.apply(addons.coredns(replicas=min(2, len(lab.nodes))))
+    kubectl.apply(addons.kubeadm_config(lab.spec["pod_cidr"], SERVICE_CIDR, KUBE_VERSION))
+    names = [n["name"] for n in lab.nodes]
+    _wait(lambda: set(names) <= set(kubectl.lines("get", "nodes", "-o", "name", prefix="node/")),
+          deadline, "not every kubelet registered", lab)
+    for n in lab.nodes:  # the lab's routes fix each node's Pod subnet, as flannel's lease does
+        kubectl.run("patch", "node", n["name"], "--type", "merge", "-p", json.dumps(
+            {"spec": {"podCIDR": n["pod_cidr"], "podCIDRs": [n["pod_cidr"]]}}))
+    _wait(lambda: _all_ready(kubectl, names), deadline, "not every node became Ready", lab)
+    kubectl.apply("\n---\n".join(addons.dns_check_pod(n) for n in names))
+    _wait(lambda: _dns_checked(kubectl, names), deadline,
+          "cluster DNS did not answer from every node", lab)
+    kubectl.run("delete", "pods", "-n", "kube-system", "-l", addons.DNS_CHECK_LABEL,
+                "--wait=false")
+    k["ready_seconds"] = round(time.monotonic() - t0, 2)
+    lab.save()
+
+
+def _started(d: Path) -> bool:
+    return (d / "started").exists()
+
+
+def _wait(check: Callable[[], bool], deadline: float, what: str, lab: Lab) -> None:
+    while True:
+        if check():
+            return
+        dead = [part for part in ("control-plane", *(n["name"] for n in lab.nodes))
+                if part in lab.pids and not processes.alive(lab.pids[part])]
+        if dead:
+            log = lab.state_dir / ("cp" if dead[0] == "control-plane" else dead[0]) / "run.log"
+            tail = log.read_text().strip().splitlines()[-1:] if log.exists() else []
+            raise LabError(f"{what}: the {dead[0]} supervisor exited"
+                           + (f" ({tail[0]})" if tail else "") + f"; logs in {log.parent}")
+        if time.monotonic() > deadline:
+            raise LabError(f"{what} in time; logs in {lab.state_dir}")
+        time.sleep(0.25)
+
+
+def _all_ready(kubectl: Kubectl, names: list[str]) -> bool:
+    out = kubectl.lines("get", "nodes", "-o",
+                        "jsonpath={range .items[*]}{.metadata.name}="
+                        "{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}")
+    ready = {line.split("=")[0] for line in out if line.endswith("=True")}
+    coredns = kubectl.lines("get", "deploy", "coredns", "-n", "kube-system", "-o",
+                            "jsonpath={.status.readyReplicas}")
+    return set(names) <= ready and bool(coredns) and coredns[0].isdigit() and int(coredns[0]) > 0
+
+
+def _dns_checked(kubectl: Kubectl, names: list[str]) -> bool:
+    out = kubectl.lines("get", "pods", "-n", "kube-system", "-l", addons.DNS_CHECK_LABEL, "-o",
+                        "jsonpath={range .items[*]}{.metadata.name}={.status.phase}{\"\\n\"}{end}")
+    phases = dict(line.split("=", 1) for line in out if "=" in line)
+    if "Failed" in phases.values():
+        raise LabError("cluster DNS did not answer from "
+                       + ", ".join(n for n, p in phases.items() if p == "Failed"))
+    return len(phases) == len(names) and all(p == "Succeeded" for p in phases.values())
+
+
+
+
+def _start_forwarder(lab: Lab) -> int:
+    k = lab.kubernetes
+    log = open(lab.state_dir / "forward.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest_k8snet.lab.kube.forward", "--state",
+         f"{lab.state_dir}/", "--netns", k["cp_netns"], "--target", f"{k['cp_ip']}:{API_PORT}"],
+        stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
+        start_new_session=True)
+    log.close()
+    processes.adopt(proc)
+    lab.pids["forward"] = proc.pid
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    proc.stdout.close()
+    if len(line) != 2 or line[0] != "ready":
+        raise LabError("the API forwarder did not start; see " + str(lab.state_dir / "forward.log"))
+    return int(line[1])
+

@@ -1,0 +1,133 @@
+"""What a lab is made of: the spec a user asks for and every name and address it gets.
+
+:func:`plan` computes the whole lab (namespaces, addresses, the Service, DNS names) from a
+:class:`LabSpec` without touching the host, so a lab's nodes are known before it is built.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .kube import mgmt as kube_mgmt
+from .netns import LabError
+from .state import PREFIX, Lab
+
+VXLAN_PORT = 8472
+PROBE_PORT = 8080
+KUBELET_PORT = 10250
+WORLD_PORT = 80
+EXT_CIDR = ipaddress.ip_network("198.18.0.0/24")  # RFC 2544 benchmarking range: never routed
+SERVICE_IP = "10.96.100.1"
+SERVICE_PORT = 80
+SERVICE_NAME = "k8snet-probe"
+KUBERNETES_SERVICE_IP = "10.96.0.1"
+EXTERNAL_NAME = "world.example.com"
+CLUSTER_DOMAIN = "cluster.local"
+RESERVED_WORDS = {"node", "sw", "gw", "world", "dns", "probe", "echo"}
+# 64 nodes (196 namespaces) build in seconds and, with permanent neighbour entries, add no
+# dynamic entry to the host's neighbour table; see netns.host_limits() for what else could bind.
+MAX_NODES = 64
+NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def check_name(name: str) -> str:
+    """A lab name becomes a path under /run/k8snet and namespace names: refuse anything else."""
+    if not NAME_RE.match(name) or len(name) > 24:
+        raise LabError(f"bad lab name {name!r}: use 1-24 of [a-z0-9] and inner dashes")
+    return name
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    """What to build. Every field has the default the README documents."""
+
+    name: str = "lab"
+    nodes: int = 3
+    node_cidr: str = "172.28.128.0/24"
+    pod_cidr: str = "10.244.0.0/16"
+    underlay_mtu: int = 1500
+    overlay_mtu: int = 1450
+    faults: tuple[tuple[str, tuple[str, ...], str | None], ...] = ()
+    # A real cluster on top (kube-apiserver, kubelets, containerd, CoreDNS): see lab.kube.
+    kubernetes: bool = False
+
+    def validate(self) -> None:
+        check_name(self.name)
+        if RESERVED_WORDS & set(self.name.split("-")):
+            raise LabError(f"bad lab name {self.name!r}: it may not contain the words "
+                           + ", ".join(sorted(RESERVED_WORDS)))
+        if not 1 <= self.nodes <= MAX_NODES:
+            raise LabError(f"--nodes must be 1..{MAX_NODES}, got {self.nodes}")
+        if not 576 <= self.underlay_mtu <= 9000 or not 576 <= self.overlay_mtu <= 9000:
+            raise LabError("MTUs must be 576..9000")
+        try:
+            node_net = ipaddress.ip_network(self.node_cidr)
+            pod_net = ipaddress.ip_network(self.pod_cidr)
+        except ValueError as exc:
+            raise LabError(f"bad CIDR: {exc}") from None
+        if node_net.num_addresses < self.nodes + 16:
+            raise LabError(f"node network {node_net} is too small for {self.nodes} nodes")
+        if pod_net.prefixlen > 24 - max(1, (self.nodes - 1).bit_length()):
+            raise LabError(f"Pod CIDR {pod_net} has no room for {self.nodes} /24 node subnets")
+        for net in (node_net, pod_net):
+            if net.overlaps(EXT_CIDR) or net.overlaps(ipaddress.ip_network("10.96.0.0/12")):
+                raise LabError(f"{net} overlaps the lab's external or Service network")
+
+
+def plan(spec: LabSpec) -> Lab:
+    """The lab ``spec`` describes, with every name and address, built nowhere yet."""
+    node_net = ipaddress.ip_network(spec.node_cidr)
+    pod_net = ipaddress.IPv4Network(spec.pod_cidr)  # the lab is IPv4 only
+    subnets = pod_net.subnets(new_prefix=24)
+    p = f"{PREFIX}{spec.name}"
+    ext = list(EXT_CIDR.hosts())
+    nodes: list[dict[str, Any]] = []
+    for i in range(1, spec.nodes + 1):
+        sub = next(subnets)
+        name = f"node-{i}"
+        nodes.append({
+            "name": name,
+            "index": i,
+            "netns": f"{p}-{name}",
+            "ip": str(node_net.network_address + 10 + i),
+            "pod_cidr": str(sub),
+            "pod_gateway": str(sub.network_address + 1),
+            "vtep_ip": str(sub.network_address),
+            "vtep_mac": f"0e:8e:00:00:{i >> 8:02x}:{i & 0xff:02x}",
+            "switch_port": f"port-{name}",
+            "probe": {"name": f"probe-{name}", "netns": f"{p}-{name}-probe",
+                      "ip": str(sub.network_address + 2)},
+            "echo": {"name": f"echo-{name}", "netns": f"{p}-{name}-echo",
+                     "ip": str(sub.network_address + 3)},
+        })
+    gw_ip = str(node_net.broadcast_address - 1)
+    dns_names = {
+        f"kubernetes.default.svc.{CLUSTER_DOMAIN}": KUBERNETES_SERVICE_IP,
+        f"{SERVICE_NAME}.default.svc.{CLUSTER_DOMAIN}": SERVICE_IP,
+        EXTERNAL_NAME: str(ext[9]),
+    }
+    for node in nodes:
+        for kind in ("probe", "echo"):
+            pod = node[kind]
+            dns_names[f"{pod['name']}.{SERVICE_NAME}.default.svc.{CLUSTER_DOMAIN}"] = pod["ip"]
+    lab = Lab(
+        name=spec.name,
+        spec=asdict(spec),
+        switch_netns=f"{p}-sw",
+        nodes=nodes,
+        service={"name": SERVICE_NAME, "ip": SERVICE_IP, "port": SERVICE_PORT,
+                 "target_port": PROBE_PORT,
+                 "fqdn": f"{SERVICE_NAME}.default.svc.{CLUSTER_DOMAIN}",
+                 "backends": [n[k]["ip"] for n in nodes for k in ("probe", "echo")]},
+        dns={"netns": f"{p}-dns", "ip": str(ext[52]), "names": dns_names,
+             "search": [f"default.svc.{CLUSTER_DOMAIN}", f"svc.{CLUSTER_DOMAIN}", CLUSTER_DOMAIN]},
+        world={"netns": f"{p}-world", "ip": str(ext[9]), "port": WORLD_PORT,
+               "name": EXTERNAL_NAME, "network": str(EXT_CIDR)},
+        gateway={"netns": f"{p}-gw", "ip": gw_ip, "ext_ip": str(ext[0])},
+    )
+    if spec.kubernetes:
+        lab.kubernetes = kube_mgmt.plan(lab)
+    return lab

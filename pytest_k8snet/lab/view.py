@@ -1,0 +1,92 @@
+"""A typed, read-only view of a built lab, for code that uses a lab rather than builds it.
+
+The record (:class:`.state.Lab`) stays plain JSON-shaped dicts, as in the state file and
+``k8snet-lab status --json``; :func:`view_of` reads it once into frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .netns import LabError
+from .state import Lab
+
+
+@dataclass(frozen=True)
+class LabPod:
+    """A simulated pod: its name (also its DNS name under the Service), address, namespace."""
+
+    name: str
+    ip: str
+    netns: str
+
+
+@dataclass(frozen=True)
+class LabNode:
+    name: str
+    index: int
+    ip: str  # on the underlay (the node network)
+    netns: str  # the node's host network
+    pod_cidr: str
+    probe: LabPod
+    echo: LabPod
+
+
+@dataclass(frozen=True)
+class LabService:
+    """The Service in front of every probe and echo pod."""
+
+    name: str
+    fqdn: str
+    ip: str
+    port: int
+    target_port: int
+    backend_pods: tuple[str, ...]  # the names of the pods behind it
+
+
+@dataclass(frozen=True)
+class LabWorld:
+    """The host outside the cluster that egress reaches, and the network it is on."""
+
+    name: str
+    ip: str
+    port: int
+    network: str
+
+
+@dataclass(frozen=True)
+class LabView:
+    name: str
+    nodes: tuple[LabNode, ...]
+    service: LabService
+    world: LabWorld
+    dns_ip: str  # the cluster DNS server
+    pod_cidr: str
+
+    def node(self, name: str) -> LabNode:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        known = ", ".join(n.name for n in self.nodes)
+        raise LabError(f"unknown node {name!r} in lab {self.name} (nodes: {known})")
+
+
+def _pod(data: Mapping[str, Any]) -> LabPod:
+    return LabPod(name=str(data["name"]), ip=str(data["ip"]), netns=str(data["netns"]))
+
+
+def view_of(lab: Lab) -> LabView:
+    nodes = tuple(LabNode(name=str(n["name"]), index=int(n["index"]), ip=str(n["ip"]),
+                          netns=str(n["netns"]), pod_cidr=str(n["pod_cidr"]),
+                          probe=_pod(n["probe"]), echo=_pod(n["echo"])) for n in lab.nodes)
+    svc = lab.service
+    return LabView(
+        name=lab.name, nodes=nodes,
+        service=LabService(name=str(svc["name"]), fqdn=str(svc["fqdn"]), ip=str(svc["ip"]),
+                           port=int(svc["port"]), target_port=int(svc["target_port"]),
+                           backend_pods=tuple(p.name for n in nodes for p in (n.probe, n.echo))),
+        world=LabWorld(name=str(lab.world["name"]), ip=str(lab.world["ip"]),
+                       port=int(lab.world["port"]), network=str(lab.world["network"])),
+        dns_ip=str(lab.dns["ip"]), pod_cidr=str(lab.spec["pod_cidr"]))
