@@ -62,13 +62,18 @@ def test_run_a_missing_command_is_one_line_and_127() -> None:
 @needs_root
 def test_run_with_a_normal_users_path(tmp_path: Path) -> None:
     """bridge, iptables and dnsmasq are in /usr/sbin: the tool check found them there, so
-    building the lab and running the command must find them there too."""
+    building the lab and running the command must find them there too. The command is told
+    the lab's name in K8SNET_LAB_NAME (the plugin's --k8s-lab-name), and nothing else."""
     env = dict(os.environ, PATH=USER_PATH)
+    env.pop("K8SNET_LAB", None)
+    env.pop("K8SNET_LAB_NAME", None)
+    name = f"s{os.getpid()}p"
     probe = tmp_path / "probe.sh"
-    probe.write_text("#!/bin/sh\nexec iptables -S >/dev/null\n")  # the command gets it too
+    probe.write_text(f'#!/bin/sh\n[ "$K8SNET_LAB_NAME" = {name} ] || exit 3\n'
+                     '[ -z "${K8SNET_LAB+set}" ] || exit 4\n'
+                     "exec iptables -S >/dev/null\n")  # the command gets the sbin PATH too
     probe.chmod(0o755)
     userns = ["--userns"] if userns_available() else []
-    name = f"s{os.getpid()}p"
     res = cli("run", *userns, "--name", name, "--nodes", "2", "--", str(probe), env=env)
     assert res.returncode == 0, res.stderr
     assert not netns.list_netns(f"k8snet-{name}-")

@@ -95,9 +95,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="repeatable (default: every node)")
         if verb == "add":
             fa.add_argument("--value", help="the fault's value (underlay-mtu: bytes)")
-    r = sub.add_parser("run", help="bring a lab up, run a command with K8SNET_LAB set, take it "
-                       "down; as a normal user, inside an unprivileged user namespace",
-                       description="Bring a lab up, run COMMAND with K8SNET_LAB=NAME, take the "
+    r = sub.add_parser("run", help="bring a lab up, run a command with K8SNET_LAB_NAME set, "
+                       "take it down; as a normal user, inside an unprivileged user namespace",
+                       description="Bring a lab up, run COMMAND with K8SNET_LAB_NAME=NAME, take the "
                        "lab down, exit with COMMAND's status (127: not found). A normal user "
                        "gets the lab inside an unprivileged user namespace.")
     r.add_argument("--name", default="lab", help="lab name (default: %(default)s)")

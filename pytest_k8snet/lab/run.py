@@ -3,8 +3,8 @@
 A normal user gets the lab inside an unprivileged user namespace (``unshare --user
 --map-root-user --net --mount``): there, private tmpfs mounts over /run and /etc/netns
 give ``ip netns`` the writable directories it needs, and everything the lab creates
-vanishes with the namespace. The command (pytest) runs inside, with ``K8SNET_LAB``
-set. With a real cluster (root only) the command gets what points a client
+vanishes with the namespace. The command (pytest) runs inside, with ``K8SNET_LAB_NAME``
+naming the lab. With a real cluster (root only) the command gets what points a client
 at the cluster instead (:func:`.kube.client.client_env`).
 """
 
@@ -25,6 +25,8 @@ from .plan import LabSpec
 from .teardown import down
 
 INSIDE = "K8SNET_LAB_INSIDE_USERNS"
+# What names the lab to the command: the plugin's --k8s-lab-name, as an environment variable.
+LAB_NAME_ENV = "K8SNET_LAB_NAME"
 
 
 def userns_available() -> bool:
@@ -87,7 +89,7 @@ def run(spec: LabSpec, command: Sequence[str], force_userns: bool = False) -> in
         _private_dirs()
     up(spec)
     try:
-        env["K8SNET_LAB"] = spec.name
+        env[LAB_NAME_ENV] = spec.name
         env.pop(INSIDE, None)
         return _run_command(command, env)
     finally:
