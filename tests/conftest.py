@@ -57,15 +57,15 @@ def real_cluster() -> Iterator[labmod.Lab]:
     why = kube_artifacts_missing()
     if why:
         pytest.skip(why)
-    from pytest_k8snet.lab import lab as labimpl
+    from pytest_k8snet.lab import processes
 
     name = f"rk{os.getpid()}"
-    before = set(labimpl._CHILDREN)
+    before = set(processes.children())
     built = labmod.up(labmod.LabSpec(name=name, kubernetes=True))
     yield built
     labmod.down(name)
     # Every process up started (supervisors, forwarder) is reaped by down, not left a
     # zombie and an unwaited Popen until the interpreter exits.
-    unwaited = [pid for pid, child in labimpl._CHILDREN.items()
+    unwaited = [pid for pid, child in processes.children().items()
                 if pid not in before and child.returncode is None]
     assert not unwaited, f"down left these children of ours unreaped: {unwaited}"

@@ -14,7 +14,8 @@ import pytest
 
 from pytest_k8snet import lab as labmod
 from pytest_k8snet.lab import faults, netns
-from pytest_k8snet.lab.lab import owned_labs, reprogram_overlay
+from pytest_k8snet.lab.network import reprogram_overlay
+from pytest_k8snet.lab.state import owned_labs
 from pytest_k8snet.lab.owner import RUN_ENV, person_uid, sub_run
 
 from .conftest import needs_root
