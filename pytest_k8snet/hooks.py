@@ -13,7 +13,7 @@ import pytest
 
 if TYPE_CHECKING:
     from .backends import Node
-    from .judge import Diagnosis
+    from .judge.model import Diagnosis
 
 
 @pytest.hookspec(firstresult=True)

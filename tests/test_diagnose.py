@@ -79,7 +79,7 @@ def ports_doc(states: dict[tuple[str, str, int], str]) -> dict[str, object]:
         for kind in ("dns-udp", "dns-tcp"):
             entries.append({"src": src, "kind": kind, "ip": "10.96.0.10", "port": 53,
                             "peer": "the cluster DNS", "state": states.get((src, kind, 53), "open")})
-    return {"nodes": list(ips), "pairs": [], "ports": entries}
+    return {"nodes": list(ips), "pairs": [], "ports": entries, "thresholds": {"loss_pct": 5.0}}
 
 
 def test_control_plane_ports_healthy_pass_and_say_what_had_no_listener() -> None:

@@ -1,7 +1,34 @@
-"""The judge: a pure function from one measurement document to findings and verdicts."""
+"""The judge: a pure function from one measurement document to findings and verdicts.
 
-from .causes import CAUSES, Diagnosis
-from .rules import FAILED, PASSED, SKIPPED, Finding, Judgement, Verdict, judge
+A finding names a cause only when every measurement it rests on agrees with it; where
+measurements disagree it is ``inconclusive`` and says what is known and what contradicts.
+Partial loss is ``lossy``, never a blocked port. A probe that failed for a reason of its
+own (tool missing, exec error, interrupted, its own timeout) is ``probe-failure``, never a
+network cause. A failure that another finding explains (DNS whose endpoints all sit behind
+a failed pair) is a knock-on: it names that finding (``root``) and its test skips.
+
+Nothing here measures or reads the clock: the same document always gives the same
+findings and the same text, whichever tests run, in whatever order, in whichever worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .causes import CAUSES
+from .checks import CHECKS
+from .context import Context
+from .model import FAILED, PASSED, SKIPPED, Diagnosis, Finding, Judgement, Verdict
 
 __all__ = ["CAUSES", "FAILED", "PASSED", "SKIPPED", "Diagnosis", "Finding", "Judgement",
            "Verdict", "judge"]
+
+
+def judge(doc: dict[str, Any]) -> Judgement:
+    """Findings and verdicts for a measurement document: every check, in order, over one
+    context."""
+    ctx = Context(doc)
+    for check in CHECKS:
+        check.judge(ctx)
+    return Judgement(tuple(ctx.findings.values()), dict(ctx.verdicts),
+                     tuple(c.name for c in CHECKS))

@@ -1,4 +1,5 @@
-"""Causes, their fixes and the incidents they come from; the rules live in :mod:`pytest_k8snet.judge`.
+"""Causes, their fixes and the incidents they come from; the checks live in
+:mod:`pytest_k8snet.judge.checks`.
 
 The judge (:func:`pytest_k8snet.judge.judge`) tells causes apart rather than listing
 them all, from the run's measurement document only:
@@ -17,8 +18,6 @@ them all, from the run's measurement document only:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-VXLAN_OVERHEAD = 50
 # Fix arguments a finding may leave out: a document without a detected encapsulation
 # (older results files, a node whose links could not be read) is judged as flannel's VXLAN.
 FIX_DEFAULTS: dict[str, object] = {"overlay": "UDP 8472 (VXLAN)"}
@@ -67,19 +66,4 @@ CAUSES: dict[str, tuple[str, str, str]] = {
                      "the evidence and what contradicts it, attached to this finding", ""),
     "unknown": ("Unexplained failure", "read the raw probe output attached to the test", ""),
 }
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    """One likely cause for one failure; ``message`` is what a person reads."""
-
-    cause: str
-    message: str
-    nodes: tuple[str, ...] = ()
-    pairs: tuple[str, ...] = ()
-    evidence: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
-
-    @property
-    def title(self) -> str:
-        return CAUSES.get(self.cause, CAUSES["unknown"])[0]
 

@@ -7,6 +7,10 @@ diagnoses on its own, so ``-k``, ``--k8s-pairs``, xdist and test order never cha
 a finding says. Each check fails only for the cause it owns; when another finding owns
 the cause (no pod connectivity at all, forwarding off), the test skips and names it, so
 one broken thing reads as one failure.
+
+Each test here is a check the judge registers under the test's own name
+(:data:`pytest_k8snet.judge.checks.CHECKS`); the module refuses to load when the two
+lists differ, since a renamed test would otherwise never find its verdicts.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import pytest
 
 from pytest_k8snet import Diagnosis, Node, Pair
 from pytest_k8snet.judge import FAILED, PASSED, SKIPPED, Finding, Judgement
+from pytest_k8snet.judge.checks import CHECKS
 from pytest_k8snet.run import STATE_KEY
 from pytest_k8snet.report.junit import record
 
@@ -160,3 +165,18 @@ def test_control_plane_ports(request: pytest.FixtureRequest, k8s_judgement: Judg
     (10250) and etcd (2379-2380), the cluster DNS over UDP and TCP 53. A port nothing
     listens on is said and skipped; only a connect that times out fails (incident 1)."""
     judged(request, k8s_node.name)
+
+
+def _tie_to_the_judge() -> None:
+    """Refuse to load when a test here has no check in the judge, or a check no test."""
+    tests = {name for name, obj in globals().items()
+             if name.startswith("test_") and callable(obj)}
+    checks = {c.name for c in CHECKS}
+    if tests != checks:
+        raise RuntimeError(
+            "the suite and the judge's checks differ: tests without a check: "
+            f"{sorted(tests - checks) or 'none'}; checks without a test: "
+            f"{sorted(checks - tests) or 'none'} (pytest_k8snet.judge.checks.CHECKS)")
+
+
+_tie_to_the_judge()

@@ -1,0 +1,28 @@
+"""The checks, one per suite test, in the order they run over one context.
+
+Order matters: a later check reads what an earlier one found. The pair checks skip
+behind test_pod_ping's findings, the Service and DNS checks behind pairs that already
+fail, test_large_packets_to_service behind test_path_mtu's and test_node_sysctls'
+findings, and test_control_plane_ports behind test_dns' verdicts.
+"""
+
+from __future__ import annotations
+
+from ..context import Check
+from . import (control_plane_ports, dns, egress, large_packets, large_packets_to_service,
+               node_sysctls, nodes_ready, path_mtu, pod_cidr, pod_ping, service, udp_8472)
+
+CHECKS: tuple[Check, ...] = (
+    nodes_ready.CHECK,
+    node_sysctls.CHECK,
+    pod_ping.CHECK,
+    udp_8472.CHECK,
+    path_mtu.CHECK,
+    large_packets.CHECK,
+    large_packets_to_service.CHECK,
+    service.CHECK,
+    dns.CHECK,
+    egress.CHECK,
+    pod_cidr.CHECK,
+    control_plane_ports.CHECK,
+)

@@ -1,0 +1,100 @@
+"""test_dns: cluster names (and an external one) resolve from every node's pod. Timeouts
+towards DNS endpoints behind a failed pair are that pair's knock-on, not a DNS problem."""
+
+from __future__ import annotations
+
+from ..context import Check, Context, ends, pair_id
+from ..model import PASSED, SKIPPED, Finding
+from . import pod_ping
+from .node_sysctls import skip_no_forwarding
+from .nodes_ready import skip_unusable
+
+NAME = "test_dns"
+
+
+def judge(ctx: Context) -> None:
+    timeouts: list[str] = []
+    for n in ctx.nodes:
+        if skip_unusable(ctx, NAME, n, n) or skip_no_forwarding(ctx, NAME, n, n):
+            continue
+        results = ctx.dns.get(n)
+        if not results:
+            ctx.set_verdict(NAME, n, SKIPPED, f"{n}: DNS not measured")
+            continue
+        bad = [r for r in results if not r.get("ok")]
+        if not bad:
+            # Cluster names only, when there is no external name: a pass that says so.
+            skip = ctx.targets.get("external_skip")
+            ctx.set_verdict(NAME, n, PASSED, f"{n}: external DNS not checked: {skip}"
+                            if skip else "")
+            continue
+        failure = next((ctx.probe_failure("dns", f"{n}/{r.get('name')}") for r in bad
+                        if ctx.probe_failure("dns", f"{n}/{r.get('name')}")), None)
+        listing = ", ".join(f"{r.get('name')} {r.get('rcode')}" for r in bad)
+        raw = "\n".join(f"{r.get('name')}: {r.get('rcode')} {r.get('answers')}"
+                        for r in results)
+        if failure is not None:
+            ctx.fail(NAME, n, f"{n}: DNS probe could not run",
+                     ctx.probe_finding(failure, n, NAME), raw)
+            continue
+        if not all(r.get("rcode") == "TIMEOUT" for r in bad):
+            f = ctx.add(Finding(f"dns-errors:{n}", "dns",
+                                f"{n}: DNS answered with errors ({listing})", (n,)))
+            ctx.fail(NAME, n, f"{n}: DNS answered with errors", f, raw)
+            continue
+        if _knock_on(ctx, n, listing, raw):
+            continue
+        timeouts.append(n)
+    _timeouts(ctx, timeouts)
+
+
+def _knock_on(ctx: Context, n: str, listing: str, raw: str) -> bool:
+    """Queries are spread over the endpoints: those behind a failed pair time out (all of
+    them when every endpoint is cut off, some when only one is). True when skipped so."""
+    endpoint_nodes = sorted(set(ctx.dns_endpoints.values()))
+    behind = {m: ctx.behind(n, m) for m in endpoint_nodes if m != n}
+    cut = [m for m, f in behind.items() if f is not None]
+    if not cut:
+        return False
+    found = {f.id: f for f in (behind[m] for m in cut) if f is not None}
+    pairs = [pair_id(n, m) for m in cut]
+    first = next(iter(found.values()))
+    which = "every" if len(cut) == len(endpoint_nodes) else "the"
+    ips = sorted(ip for ip, m in ctx.dns_endpoints.items() if m in cut)
+    f = ctx.add(Finding(
+        f"dns-knock-on:{n}", "dns",
+        f"{n}: no answer from cluster DNS ({listing}); {which} DNS endpoint"
+        f"{'s' if len(ips) > 1 else ''} {', '.join(ips)} on {', '.join(cut)} "
+        f"sit{'' if len(ips) > 1 else 's'} behind {', '.join(pairs)}, which "
+        f"already fail{'s' if len(pairs) == 1 else ''}"
+        f" ({'; '.join(x.title for x in found.values())}, see {pod_ping.NAME}"
+        f"[{pairs[0]}]): a knock-on, not a DNS problem", (n,), tuple(pairs),
+        root=first.id, would_contradict=("an answer from every DNS endpoint "
+                                         f"reachable from {n}'s pod",)))
+    ctx.extend(f.id, checks=[NAME])
+    ctx.set_verdict(NAME, n, SKIPPED, f.summary, f.id, raw)
+    return True
+
+
+def _timeouts(ctx: Context, timeouts: list[str]) -> None:
+    """No answer at all, with nothing that explains it: one finding for every such node."""
+    if not timeouts:
+        return
+    pod_ok = {n: all(ctx.pod_ok(p) for p in ctx.pairs if n in ends(p)
+                     and ("pod", p) in ctx.ping) for n in timeouts}
+    f = ctx.add(Finding(
+        "dns:" + ",".join(timeouts), "dns",
+        f"No answer from cluster DNS on {', '.join(timeouts)}"
+        + (" while the pod network works" if all(pod_ok.values()) else ""),
+        tuple(timeouts), evidence={n: {"timeouts": [r.get("name") for r in ctx.dns[n]
+                                                    if not r.get("ok")]}
+                                   for n in timeouts},
+        would_contradict=("an answer from the cluster DNS",)))
+    for n in timeouts:
+        bad = [r for r in ctx.dns[n] if not r.get("ok")]
+        ctx.fail(NAME, n, f"{n}: no answer from cluster DNS (" + ", ".join(
+            f"{r.get('name')} {r.get('rcode')}" for r in bad) + ")", f,
+            "\n".join(f"{r.get('name')}: {r.get('rcode')}" for r in ctx.dns[n]))
+
+
+CHECK = Check(NAME, "nodes", judge)

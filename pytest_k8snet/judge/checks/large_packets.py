@@ -1,0 +1,48 @@
+"""test_large_packets: 1 MiB over HTTP between the pods of every pair. A stall on a pair
+the MTU finding covers is that finding's; anything else is inconclusive, with what
+contradicts it."""
+
+from __future__ import annotations
+
+from ..context import Check, Context, curl_error, ends
+from ..model import PASSED, SKIPPED, Finding
+from .nodes_ready import skip_unusable
+from .pod_ping import skip_without_pod_connectivity
+
+NAME = "test_large_packets"
+
+
+def judge(ctx: Context) -> None:
+    for pid in ctx.pairs:
+        a, b = ends(pid)
+        if skip_unusable(ctx, NAME, pid, a, b) or skip_without_pod_connectivity(ctx, NAME, pid):
+            continue
+        h = ctx.http.get(pid)
+        if h is None:
+            ctx.set_verdict(NAME, pid, SKIPPED, f"{pid}: 1 MiB transfer not measured")
+            continue
+        if h.get("ok"):
+            ctx.set_verdict(NAME, pid, PASSED)
+            continue
+        raw = f"curl 1 MiB {pid}: {h.get('bytes')} bytes, {h.get('error')}"
+        failure = ctx.probe_failure("http-1mib", pid)
+        mtu = ctx.mtu_finding()
+        if failure is not None:
+            ctx.fail(NAME, pid, f"{pid}: 1 MiB transfer could not run",
+                     ctx.probe_finding(failure, pid, NAME), raw)
+        elif mtu is not None and pid in mtu.pairs:
+            ctx.fail(NAME, pid, f"{pid}: 1 MiB HTTP transfer stalled ({curl_error(h)}) "
+                     "while small packets cross", mtu, raw)
+        else:
+            pm = ctx.pmtu.get(pid)
+            f = ctx.add(Finding(
+                f"inconclusive-http:{pid}", "inconclusive",
+                f"{pid}: a 1 MiB HTTP transfer fails ({curl_error(h)})", pairs=(pid,),
+                evidence={pid: {"bytes": h.get("bytes"), "error": curl_error(h)}},
+                contradicting=("small pings cross",) + (
+                    (f"the path MTU {pm.get('bytes')} is at least the expected "
+                     f"{ctx.expected}",) if pm is not None else ())))
+            ctx.fail(NAME, pid, f"{pid}: 1 MiB HTTP transfer failed", f, raw)
+
+
+CHECK = Check(NAME, "pairs", judge)

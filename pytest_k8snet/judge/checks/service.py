@@ -1,0 +1,82 @@
+"""test_service: pod to Service from every node, repeated so that local and remote
+backends both answer. Only local backends failing is bridge netfilter off; only backends
+behind a failed pair is a knock-on of that pair's finding."""
+
+from __future__ import annotations
+
+from ..context import Check, Context, pair_id
+from ..model import PASSED, SKIPPED, Finding
+from . import pod_ping
+from .node_sysctls import skip_no_forwarding
+from .nodes_ready import skip_unusable
+
+NAME = "test_service"
+
+
+def judge(ctx: Context) -> None:
+    for n in ctx.nodes:
+        if skip_unusable(ctx, NAME, n, n) or skip_no_forwarding(ctx, NAME, n, n):
+            continue
+        s = ctx.service.get(n)
+        if s is None:
+            ctx.set_verdict(NAME, n, SKIPPED, f"{n}: Service not measured")
+            continue
+        if not int(s.get("failures") or 0):
+            ctx.set_verdict(NAME, n, PASSED)
+            continue
+        missing = [str(b) for b in s.get("missing_backends") or []]
+        raw = (f"{n}: {s.get('failures')} of {s.get('attempts')} failed; answered by "
+               f"{s.get('answered_by')}; errors {s.get('errors')}")
+        symptom = (f"{n}: {s.get('failures')} of {s.get('attempts')} requests to the Service "
+                   "failed" + (f"; unanswered backends: {', '.join(missing)}"
+                               if missing else ""))
+        failure = ctx.probe_failure("service", n)
+        if failure is not None:
+            ctx.fail(NAME, n, symptom, ctx.probe_finding(failure, n, NAME), raw)
+            continue
+        where = {b: ctx.backends.get(b, "") for b in missing}
+        roots = {b: ctx.behind(n, m) for b, m in where.items() if m and m != n}
+        if missing and all(roots.get(b) is not None for b in missing):
+            found = {f.id: f for f in roots.values() if f is not None}
+            pairs = sorted({pair_id(n, where[b]) for b in missing})
+            ctx.set_verdict(NAME, n, SKIPPED, f"{n}: Service requests fail only towards "
+                            f"backends without pod connectivity ({', '.join(missing)}, behind "
+                            f"{', '.join(pairs)}): " + "; ".join(
+                                f"{f.title}, see {pod_ping.NAME}" for f in found.values()),
+                            next(iter(found)), raw)
+            continue
+        local = [b for b in missing if where[b] == n]
+        remote = [b for b in missing if where[b] != n]
+        if local and not remote:
+            symptom += (f". Only backends on {n} itself fail while remote ones answer: "
+                        "replies bridged inside the node skip the Service NAT")
+            fid = f"bridge-nf:{n}"
+            if fid in ctx.findings:
+                f = ctx.extend(fid, evidence={f"{n} Service": {
+                    "failures": s.get("failures"), "attempts": s.get("attempts"),
+                    "unanswered": missing}})
+                ctx.fail(NAME, n, symptom, f, raw)
+                continue
+            enc = ctx.encap.get(n)
+            against = (f"pod traffic on {n} is not bridged ({enc.get('description')}), so "
+                       "bridge netfilter does not apply" if enc is not None
+                       and enc.get("bridged") is False
+                       else f"net.bridge.bridge-nf-call-iptables=1 on {n}")
+            f = ctx.add(Finding(
+                f"inconclusive-service:{n}", "inconclusive", symptom, (n,),
+                evidence={n: {"failures": s.get("failures"), "unanswered": missing}},
+                contradicting=(against,)))
+            ctx.fail(NAME, n, f"{n}: Service requests to local backends fail", f, raw)
+            continue
+        unmeasured = sorted({pair_id(n, m) for m in where.values() if m and m != n
+                             and pair_id(n, m) not in ctx.pairs})
+        if unmeasured:
+            symptom += (f"; pod connectivity {', '.join(unmeasured)} was not measured "
+                        f"(--k8s-pairs {ctx.doc.get('pair_mode', 'all')})")
+        f = ctx.add(Finding(f"service:{n}", "unknown", symptom, (n,),
+                            evidence={n: {"failures": s.get("failures"),
+                                          "unanswered": missing}}))
+        ctx.fail(NAME, n, symptom, f, raw)
+
+
+CHECK = Check(NAME, "nodes", judge)
