@@ -219,7 +219,7 @@ def test_suite_run_needs_no_dynamic_neighbour_entries(tmp_path: object) -> None:
     name = f"s{os.getpid()}n"
     built = labmod.up(labmod.LabSpec(name=name, nodes=4))
     try:
-        env = dict(os.environ, K8SNET_LAB=name)  # names a running lab in every settings version
+        env = dict(os.environ, K8SNET_LAB_NAME=name)
         proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "pytest_k8snet.suite",
                                "-q", "-p", "no:cacheprovider"], capture_output=True, text=True,
                               timeout=300, cwd=str(tmp_path), env=env)
