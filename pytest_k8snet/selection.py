@@ -1,9 +1,13 @@
-"""Which nodes and pairs a run probes: probeable nodes, label selectors, pair modes."""
+"""Which nodes and pairs a run probes: probeable nodes, the node selection hook and
+label selectors, the k8snet marker, pair modes; and what the run then actually tested."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import pytest
 
 from .backends import Node
 
@@ -76,3 +80,101 @@ def select_pairs(names: Sequence[str], mode: str) -> list[PairKey]:
         chosen = set(rng.sample(every, k))
         return [p for p in every if p in chosen]
     return every
+
+
+# -- the nodes a run probes --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NodeSelection:
+    """The nodes chosen, the ones left out with why, and why nothing would be tested."""
+
+    nodes: list[Node]
+    left_out: dict[str, str]
+    # Chosen nodes probed although cordoned, NotReady or pressured (their Node.notes).
+    probed_despite: dict[str, list[str]]
+    error: str | None  # None unless no node was chosen
+
+
+def select_nodes(config: pytest.Config, selectors: Sequence[str],
+                 nodes: Sequence[Node]) -> NodeSelection:
+    """Linux nodes that can run the probes, then the ``pytest_k8snet_select_nodes`` hook
+    (default: ``--k8s-node-selector``, given here as ``selectors``).
+
+    Cordoned, NotReady and DiskPressure nodes stay: pods pinned by nodeName still run there.
+    """
+    probeable: list[Node] = []
+    left_out: dict[str, str] = {}
+    for node in nodes:
+        why = not_probeable(node)
+        if why:
+            left_out[node.name] = why
+        else:
+            probeable.append(node)
+    chosen = config.hook.pytest_k8snet_select_nodes(config=config, nodes=probeable)
+    result = list(chosen if chosen is not None else probeable)
+    names = {n.name for n in result}
+    wanted = ",".join(selectors)
+    for node in probeable:
+        if node.name not in names:
+            left_out[node.name] = (f"not matching --k8s-node-selector {wanted}"
+                                   if wanted else "left out by pytest_k8snet_select_nodes")
+    despite = {n.name: list(n.notes) for n in result if n.notes}
+    error = None if result else no_nodes_message(selectors, nodes, left_out)
+    return NodeSelection(result, left_out, despite, error)
+
+
+def no_nodes_message(selectors: Sequence[str], nodes: Sequence[Node],
+                     left_out: Mapping[str, str]) -> str:
+    if not nodes:
+        return "the cluster has no nodes"
+    wanted = ",".join(selectors)
+    what = f"--k8s-node-selector {wanted}" if wanted else "the node selection"
+    reasons = sorted(set(left_out.values()))
+    return (f"{what} matches none of the {len(nodes)} nodes, so nothing would be tested "
+            f"(left out: {'; '.join(reasons[:3])}{' ...' if len(reasons) > 3 else ''})")
+
+
+# -- the k8snet marker -------------------------------------------------------------------------
+
+def marker_args(metafunc: pytest.Metafunc) -> tuple[str | None, str | None]:
+    """(selector, pair mode) of the test's ``k8snet`` marker, positional or by keyword."""
+    marker = metafunc.definition.get_closest_marker("k8snet")
+    if marker is None:
+        return None, None
+    selector = marker.kwargs.get("selector", marker.args[0] if marker.args else None)
+    pairs = marker.kwargs.get("pairs", marker.args[1] if len(marker.args) > 1 else None)
+    return selector, pairs
+
+
+def narrow(nodes: list[Node], selector: str | None) -> tuple[list[Node], str | None]:
+    """The selected nodes a marker's selector keeps, and why none when none match."""
+    if not selector or not nodes:
+        return nodes, None
+    narrowed = [n for n in nodes if matches(n, split_selectors(selector))]
+    if narrowed:
+        return narrowed, None
+    return [], (f"the k8snet marker's selector {selector} matches none of the "
+                f"{len(nodes)} selected nodes")
+
+
+# -- what the run actually tested ------------------------------------------------------------
+
+class Tested:
+    """Nodes and pairs that tests exercised (passed or failed, not skipped), from their
+    reports: the controller's under xdist, where the reports land."""
+
+    def __init__(self) -> None:
+        self.nodes: set[str] = set()
+        self.pairs: set[tuple[str, str, str]] = set()  # (src, dst, network)
+
+    def note(self, nodes: Iterable[str], pairs: Iterable[tuple[str, str, str]]) -> None:
+        for a, b, network in pairs:
+            self.pairs.add((a, b, network))
+            self.nodes.update((a, b))
+        self.nodes.update(nodes)
+
+    def pair_counts(self) -> dict[str, int]:
+        """Ordered pairs tested: ``all`` (either network), ``pod`` and ``host``."""
+        return {"all": len({(a, b) for a, b, _ in self.pairs}),
+                **{net: len({(a, b) for a, b, n in self.pairs if n == net})
+                   for net in ("pod", "host")}}

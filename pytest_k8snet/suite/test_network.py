@@ -18,7 +18,7 @@ import pytest
 
 from pytest_k8snet import Diagnosis, Node, Pair
 from pytest_k8snet.judge import FAILED, PASSED, SKIPPED, Finding, Judgement
-from pytest_k8snet.run import STATE_KEY
+from pytest_k8snet.run import RUN_KEY as STATE_KEY
 from pytest_k8snet.report.junit import record
 
 
