@@ -1,5 +1,5 @@
-"""The fixtures users build their own network acceptance tests from, and how the node and
-pair fixtures are parametrized over the selected nodes."""
+"""The fixtures users build their own network acceptance tests from (the node and pair
+fixtures are parametrized over the selected nodes by :func:`.selection.parametrize`)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,9 @@ import pytest
 from .backends import BackendError, Endpoint, Node
 from .judge import Judgement
 from .measure import Cluster, Pair
-from .options import PAIR_MODES, Settings
+from .options import Settings
 from .probes import PathMtuResult
-from .run import RUN_KEY, NoNodesError, Run
-from .selection import marker_args, narrow, select_pairs
-
-PAIR_FIXTURES = ("pod_pair", "host_pair")
-NODE_FIXTURES = ("k8s_node", "k8s_node_host")
-# Ids of the one placeholder test that stands for "every node" / "every pair" where node
-# names cannot be had without cluster I/O (--collect-only, --fixtures on a kube backend).
-OFFLINE_IDS = {"k8s_node": "cluster-nodes", "pod_pair": "cluster-pairs",
-               "host_pair": "cluster-pairs"}
+from .run import RUN_KEY, NoNodesError
 
 
 @pytest.fixture(scope="session")
@@ -123,59 +115,3 @@ def k8s_node_host(k8s_node: Node, k8s_cluster: Cluster) -> Any:
 
     return host_for(k8s_cluster.endpoint(k8s_node.name, "host"))
 
-
-# -- parametrization over the selected nodes (pytest_generate_tests) ---------------------------
-
-def parametrize(metafunc: pytest.Metafunc, run: Run) -> None:
-    """Parametrize node and pair fixtures by node name (ids ``node-1``, ``node-1->node-2``).
-
-    Node names come from the cluster at collection: one read-only node list, only when a
-    collected test asks for a node or pair fixture. A lab's are computed locally. In
-    ``--collect-only`` and ``--fixtures`` a kube cluster is not contacted: each test
-    appears once with a placeholder id (``cluster-nodes``, ``cluster-pairs``).
-    """
-    wants_pairs = [f for f in PAIR_FIXTURES if f in metafunc.fixturenames]
-    wants_nodes = [f for f in NODE_FIXTURES if f in metafunc.fixturenames]
-    if not wants_pairs and not wants_nodes:
-        return
-    selector, pair_mode = marker_args(metafunc)
-    mode = pair_mode or run.settings.pairs
-    if wants_pairs and not PAIR_MODES.match(mode):
-        raise pytest.UsageError(f"k8snet marker on {metafunc.definition.nodeid}: pairs must "
-                                f"be all, ring or sample:K, got {mode!r}")
-    targets = (["k8s_node"] if wants_nodes else []) + wants_pairs
-    if run.no_io and not run.nodes_known_offline:
-        reason = ("k8snet: the nodes are listed when the tests run (no cluster I/O in "
-                  "--collect-only or --fixtures)")
-        for name in targets:
-            metafunc.parametrize(name, [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
-                                 ids=[OFFLINE_IDS[name]], indirect=True)
-        return
-    try:
-        nodes = run.selected_nodes()
-        error = run.selection_error
-    except BackendError as exc:
-        nodes, error = [], str(exc)
-    nodes, narrowed_away = narrow(nodes, selector)
-    error = narrowed_away or error
-    names = [n.name for n in nodes]
-    if wants_nodes:
-        _parametrize(metafunc, "k8s_node", names, names, error, "no nodes selected",
-                     "no-nodes")
-    if wants_pairs:
-        pairs = select_pairs(names, mode)
-        few = (f"pair tests need at least two nodes; {len(names)} selected"
-               + (f" ({names[0]})" if names else ""))
-        for fixture in wants_pairs:
-            _parametrize(metafunc, fixture, pairs, [f"{a}->{b}" for a, b in pairs],
-                         error, few, "fewer-than-2-nodes" if names else "no-nodes")
-
-
-def _parametrize(metafunc: pytest.Metafunc, name: str, values: list[Any], ids: list[str],
-                 error: str | None, empty_reason: str, empty_id: str) -> None:
-    if values:
-        metafunc.parametrize(name, values, ids=ids, indirect=True)
-        return
-    reason = f"k8snet: {error}" if error else f"k8snet: {empty_reason}"
-    metafunc.parametrize(name, [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
-                         ids=[empty_id], indirect=True)

@@ -10,12 +10,11 @@ import pytest
 
 from . import hooks
 from .backends import Node
-from .fixtures import NODE_FIXTURES, PAIR_FIXTURES, parametrize
 from .measure import Pair
 from .options import add_options, resolve
 from .report.facts import FACTS_KEY
 from .run import RUN_KEY, Run
-from .selection import matches
+from .selection import NODE_FIXTURES, PAIR_FIXTURES, matches, parametrize
 from .target import check_kubeconfig, describe
 from .xdist_share import run_id_and_worker
 

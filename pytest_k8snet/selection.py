@@ -6,12 +6,20 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import pytest
 
-from .backends import Node
+from .backends import BackendError, Node
+from .options import PAIR_MODES, Settings
 
 PairKey = tuple[str, str]
+PAIR_FIXTURES = ("pod_pair", "host_pair")
+NODE_FIXTURES = ("k8s_node", "k8s_node_host")
+# Ids of the one placeholder test that stands for "every node" / "every pair" where node
+# names cannot be had without cluster I/O (--collect-only, --fixtures on a kube backend).
+OFFLINE_IDS = {"k8s_node": "cluster-nodes", "pod_pair": "cluster-pairs",
+               "host_pair": "cluster-pairs"}
 # What the readiness check (Cluster.readiness) reports when a probe endpoint cannot run
 # even ``true``: the only reason a node's network tests may skip.
 UNREACHABLE_MARKS = ("-network probe does not run commands",)
@@ -155,6 +163,79 @@ def narrow(nodes: list[Node], selector: str | None) -> tuple[list[Node], str | N
         return narrowed, None
     return [], (f"the k8snet marker's selector {selector} matches none of the "
                 f"{len(nodes)} selected nodes")
+
+
+class NodeSource(Protocol):
+    """What parametrization asks of the run (the run imports this module, not the reverse)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def no_io(self) -> bool: ...
+
+    @property
+    def nodes_known_offline(self) -> bool: ...
+
+    @property
+    def selection_error(self) -> str | None: ...
+
+    def selected_nodes(self) -> Sequence[Node]: ...
+# -- the node and pair fixtures' parameters (pytest_generate_tests) ---------------------------
+
+def parametrize(metafunc: pytest.Metafunc, run: NodeSource) -> None:
+    """Parametrize node and pair fixtures by node name (ids ``node-1``, ``node-1->node-2``).
+
+    Node names come from the cluster at collection: one read-only node list, only when a
+    collected test asks for a node or pair fixture. A lab's are computed locally. In
+    ``--collect-only`` and ``--fixtures`` a kube cluster is not contacted: each test
+    appears once with a placeholder id (``cluster-nodes``, ``cluster-pairs``).
+    """
+    wants_pairs = [f for f in PAIR_FIXTURES if f in metafunc.fixturenames]
+    wants_nodes = [f for f in NODE_FIXTURES if f in metafunc.fixturenames]
+    if not wants_pairs and not wants_nodes:
+        return
+    selector, pair_mode = marker_args(metafunc)
+    mode = pair_mode or run.settings.pairs
+    if wants_pairs and not PAIR_MODES.match(mode):
+        raise pytest.UsageError(f"k8snet marker on {metafunc.definition.nodeid}: pairs must "
+                                f"be all, ring or sample:K, got {mode!r}")
+    targets = (["k8s_node"] if wants_nodes else []) + wants_pairs
+    if run.no_io and not run.nodes_known_offline:
+        reason = ("k8snet: the nodes are listed when the tests run (no cluster I/O in "
+                  "--collect-only or --fixtures)")
+        for name in targets:
+            metafunc.parametrize(name, [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+                                 ids=[OFFLINE_IDS[name]], indirect=True)
+        return
+    try:
+        nodes = list(run.selected_nodes())
+        error = run.selection_error
+    except BackendError as exc:
+        nodes, error = [], str(exc)
+    nodes, narrowed_away = narrow(nodes, selector)
+    error = narrowed_away or error
+    names = [n.name for n in nodes]
+    if wants_nodes:
+        _parametrize(metafunc, "k8s_node", names, names, error, "no nodes selected",
+                     "no-nodes")
+    if wants_pairs:
+        pairs = select_pairs(names, mode)
+        few = (f"pair tests need at least two nodes; {len(names)} selected"
+               + (f" ({names[0]})" if names else ""))
+        for fixture in wants_pairs:
+            _parametrize(metafunc, fixture, pairs, [f"{a}->{b}" for a, b in pairs],
+                         error, few, "fewer-than-2-nodes" if names else "no-nodes")
+
+
+def _parametrize(metafunc: pytest.Metafunc, name: str, values: list[Any], ids: list[str],
+                 error: str | None, empty_reason: str, empty_id: str) -> None:
+    if values:
+        metafunc.parametrize(name, values, ids=ids, indirect=True)
+        return
+    reason = f"k8snet: {error}" if error else f"k8snet: {empty_reason}"
+    metafunc.parametrize(name, [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+                         ids=[empty_id], indirect=True)
 
 
 # -- what the run actually tested ------------------------------------------------------------
