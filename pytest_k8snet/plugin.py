@@ -1,5 +1,5 @@
-"""pytest-k8snet's pytest plugin: its hook implementations only (fixtures and their
-parametrization live in fixtures.py, the run in run.py)."""
+"""pytest-k8snet's pytest plugin: its hook implementations only (the fixtures live in
+fixtures.py, their parametrization in selection.py, the run in run.py)."""
 
 from __future__ import annotations
 
