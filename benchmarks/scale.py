@@ -35,7 +35,7 @@ import pytest
 from pytest_k8snet import lab as labmod
 from pytest_k8snet.backends.lab import LabBackend
 from pytest_k8snet.lab import netns
-from pytest_k8snet.run import STATE_KEY
+from pytest_k8snet.run import RUN_KEY
 
 # Names another developer's exec counter on the backend may have; read defensively.
 COUNTER_NAMES = ("exec_count", "exec_sessions", "execs", "exec_calls")
@@ -57,7 +57,7 @@ class Probe:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        cluster = session.config.stash[STATE_KEY].cluster_if_started
+        cluster = session.config.stash[RUN_KEY].cluster_if_started
         if cluster is None:
             return
         self.probes = int(getattr(cluster, "probe_count", 0))
@@ -121,8 +121,8 @@ def run_once(name: str, n: int, html: Path | None, log: Path) -> dict[str, Any]:
     args = ["--pyargs", "pytest_k8snet.suite", "-p", "no:cacheprovider", "-q"]
     if html is not None:
         args += ["--html", str(html), "--self-contained-html"]
-    env_lab = os.environ.get("K8SNET_LAB")
-    os.environ["K8SNET_LAB"] = name  # names a running lab whatever the option is called
+    env_lab = os.environ.get("K8SNET_LAB_NAME")
+    os.environ["K8SNET_LAB_NAME"] = name
     try:
         with ExecCounter() as counter, open(log, "w") as out, contextlib.redirect_stdout(out):
             t = time.perf_counter()
@@ -130,9 +130,9 @@ def run_once(name: str, n: int, html: Path | None, log: Path) -> dict[str, Any]:
             seconds = time.perf_counter() - t
     finally:
         if env_lab is None:
-            os.environ.pop("K8SNET_LAB", None)
+            os.environ.pop("K8SNET_LAB_NAME", None)
         else:
-            os.environ["K8SNET_LAB"] = env_lab
+            os.environ["K8SNET_LAB_NAME"] = env_lab
     execs = probe.backend_execs if probe.backend_execs is not None else counter.count
     return {"code": int(code), "seconds": seconds, "tests": probe.tests, "failed": probe.failed,
             "probes": probe.probes, "execs": execs,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_k8snet import lab as labmod
-from pytest_k8snet.run import STATE_KEY
+from pytest_k8snet.run import RUN_KEY
 
 
 class Counter:
@@ -29,7 +29,7 @@ class Counter:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        cluster = session.config.stash[STATE_KEY].cluster_if_started
+        cluster = session.config.stash[RUN_KEY].cluster_if_started
         self.probes = cluster.probe_count if cluster else 0
 
 

@@ -1,4 +1,5 @@
-"""The fixtures users build their own network acceptance tests from."""
+"""The fixtures users build their own network acceptance tests from (the node and pair
+fixtures are parametrized over the selected nodes by :func:`.selection.parametrize`)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from .judge import Judgement
 from .measure import Cluster, Pair
 from .options import Settings
 from .probes import PathMtuResult
-from .run import STATE_KEY, NoNodesError
+from .run import RUN_KEY, NoNodesError
 
 
 @pytest.fixture(scope="session")
 def k8s_settings(pytestconfig: pytest.Config) -> Settings:
     """The resolved k8snet settings (command line > ini > env > defaults), frozen."""
-    return pytestconfig.stash[STATE_KEY].settings
+    return pytestconfig.stash[RUN_KEY].settings
 
 
 @pytest.fixture(scope="session")
@@ -30,29 +31,29 @@ def k8s_cluster(pytestconfig: pytest.Config) -> Iterator[Cluster]:
     (``.ping()``, ``.path_mtu()``, ``.udp()``, ``.dns()``, ``.egress()`` ...).
     Probes are removed at the end of the run, on Ctrl-C and on SIGTERM.
     """
-    state = pytestconfig.stash[STATE_KEY]
+    run = pytestconfig.stash[RUN_KEY]
     try:
-        cluster = state.cluster()
+        cluster = run.cluster()
     except NoNodesError as exc:
         # Skipping here made a selector that matches nothing a green run that tested nothing.
         pytest.exit(f"k8snet: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     except BackendError as exc:
         pytest.exit(f"k8snet: {exc}", returncode=pytest.ExitCode.INTERNAL_ERROR)
     yield cluster
-    state.cleanup()
+    run.cleanup()
 
 
 @pytest.fixture(scope="session")
 def k8s_document(pytestconfig: pytest.Config, k8s_cluster: Cluster) -> dict[str, Any]:
     """The run's measurement document: every probe on every selected pair and node, taken
     once per run (shared under xdist), with the evidence of the failing findings."""
-    return pytestconfig.stash[STATE_KEY].document()
+    return pytestconfig.stash[RUN_KEY].document()
 
 
 @pytest.fixture(scope="session")
 def k8s_judgement(pytestconfig: pytest.Config, k8s_document: dict[str, Any]) -> Judgement:
     """The judge's findings and per-test verdicts for :func:`k8s_document`."""
-    return pytestconfig.stash[STATE_KEY].judgement()
+    return pytestconfig.stash[RUN_KEY].judgement()
 
 
 @pytest.fixture(scope="session")
@@ -113,3 +114,4 @@ def k8s_node_host(k8s_node: Node, k8s_cluster: Cluster) -> Any:
     from .testinfra_backend import host_for
 
     return host_for(k8s_cluster.endpoint(k8s_node.name, "host"))
+

@@ -19,6 +19,9 @@ import pytest
 PAIR_MODES = re.compile(r"^(all|ring|sample:[1-9]\d*)$")
 SELECTOR = re.compile(r"^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*$")
 DEFAULT_IMAGE = "docker.io/nicolaka/netshoot:v0.13"
+# Packet loss in percent that fails a pair; named once, for the option and Settings built by hand.
+DEFAULT_LOSS_THRESHOLD = 5.0
+DEFAULT_SETUP_TIMEOUT = 300.0
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 # A pod's service account, as client-go's rest.InClusterConfig finds it: both must be there.
@@ -70,7 +73,7 @@ OPTIONS: tuple[Option, ...] = (
            "pod's interface MTU).", kind=int),
     Option("timeout", "seconds for each probe.", default=5.0, kind=float),
     Option("setup-timeout", "seconds to wait for the probes to start (image pulls included).",
-           default=300.0, kind=float),
+           default=DEFAULT_SETUP_TIMEOUT, kind=float),
     Option("keep", "leave the probes (or the lab) running for debugging and print how to remove "
            "them.", default=False, flag=True),
     Option("results", "write every measurement as JSON to this file."),
@@ -84,8 +87,8 @@ OPTIONS: tuple[Option, ...] = (
            "checked and the report says so)."),
     Option("loss-threshold", "packet loss in percent that fails a pair (UDP through the overlay, "
            "ping); a suspect pair is measured again, longer, before it fails. Loss of "
-           "everything is a blocked port; loss above this is a lossy path.", default=5.0,
-           kind=float),
+           "everything is a blocked port; loss above this is a lossy path.",
+           default=DEFAULT_LOSS_THRESHOLD, kind=float),
     Option("egress-attempts", "connections per endpoint in the egress probe.", default=50,
            kind=int),
 )
@@ -118,9 +121,9 @@ class Settings:
     run_id: str
     # Defaults below: code that builds Settings by hand (tests) need not know them.
     lab_name: str | None = None
-    setup_timeout: float = 300.0
+    setup_timeout: float = DEFAULT_SETUP_TIMEOUT
     lab_kubernetes: bool = False
-    loss_threshold: float = 5.0
+    loss_threshold: float = DEFAULT_LOSS_THRESHOLD
     external_name: str | None = None
     # Resolved once from the options and the environment (see resolve_backend):
     kind: str = ""  # the backend this run uses: "lab" or "kube" ("": not resolved yet)
@@ -187,28 +190,14 @@ def _convert(opt: Option, raw: Any, source: str) -> Any:
                                 f"got {raw!r}") from None
 
 
-def _legacy_lab_env(env: str | None) -> str | None:
-    """``K8SNET_LAB=NAME`` (what ``k8snet-lab run`` sets) still names a running lab:
-    a value that is not a yes/no word is a lab name, not a flag."""
-    if env is None or env.strip().lower() in TRUE_WORDS + FALSE_WORDS + ("",):
-        return None
-    return env.strip()
-
-
 def resolve(config: pytest.Config, run_id: str) -> Settings:
+    """The settings of this run: each option from the command line, else the ini file, else
+    its environment variable, else its default; then validated and the backend decided."""
     values: dict[str, Any] = {}
-    lab_env = os.environ.get(env_name(OPTIONS_BY_NAME["lab"]))
-    legacy_lab = _legacy_lab_env(lab_env)
     for opt in OPTIONS:
         cli = config.getoption(dest(opt))
         ini = config.getini(dest(opt))
         env = os.environ.get(env_name(opt))
-        if opt.name == "lab" and legacy_lab is not None:
-            env = "1"
-        if opt.name == "lab" and lab_env == "":
-            env = "1"  # K8SNET_LAB= (set, empty) asked for a lab before it became a flag
-        if opt.name == "lab-name" and env in (None, "") and legacy_lab is not None:
-            env = legacy_lab
         if cli is not None:
             values[dest(opt)[4:]] = _convert(opt, cli, "the command line")
         elif ini not in (None, ""):

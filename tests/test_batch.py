@@ -198,8 +198,8 @@ def test_udp_client_retries_a_refused_connect(tmp_path: Path) -> None:
 
 COUNTER = """
 def pytest_sessionfinish(session):
-    from pytest_k8snet.run import STATE_KEY
-    cluster = session.config.stash[STATE_KEY].cluster_if_started
+    from pytest_k8snet.run import RUN_KEY
+    cluster = session.config.stash[RUN_KEY].cluster_if_started
     if cluster is not None:
         print(f"\\nK8SNET-EXECS {cluster.backend.exec_count} {len(cluster.node_names)}")
 """

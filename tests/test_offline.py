@@ -134,10 +134,10 @@ def test_controller_says_when_cleanup_cannot_connect(pytester: pytest.Pytester,
     the controller's cleanup cannot connect and must say so, with the command to run."""
     pytester.makepyfile("""
         import os
-        from pytest_k8snet.run import STATE_KEY
+        from pytest_k8snet.run import RUN_KEY
 
         def test_creates(pytestconfig):
-            pytestconfig.stash[STATE_KEY]._mark_created()
+            pytestconfig.stash[RUN_KEY].share.mark_created()
             os.remove(os.environ["KUBECONFIG"])
     """)
     result = pytester.runpytest_subprocess("-n", "1", "-p", "no:cacheprovider", timeout=120)

@@ -45,7 +45,6 @@ def test_pair_ids_and_collect_only_are_offline(pytester: pytest.Pytester) -> Non
     result = pytester.runpytest("--collect-only", "-q", "--k8s-lab", "--k8s-lab-nodes", "3")
     result.stdout.fnmatch_lines(["*test_pairs[[]node-1->node-2[]]*",
                                  "*test_pairs[[]node-3->node-2[]]*", "*test_nodes[[]node-3[]]*"])
-    assert "6 tests" not in result.stdout.str() or True
     assert len([line for line in result.stdout.lines if "test_pairs[" in line]) == 6
 
 

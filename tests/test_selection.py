@@ -24,13 +24,13 @@ def test_nodes(k8s_node):
 """
 
 # A stand-in for k8s_cluster: the selected nodes, endpoints that are never run, and a
-# readiness measurement (READY) the summary reads. State._cluster is set so that the reports
+# readiness measurement (READY) the summary reads. Run._cluster is set so that the reports
 # find the measurements where they find a real cluster's.
 FAKE_CLUSTER = """
 import pytest
 from pytest_k8snet.backends import Endpoint
 from pytest_k8snet.measure.cluster import Pair
-from pytest_k8snet.run import STATE_KEY
+from pytest_k8snet.run import RUN_KEY
 
 READY = {READY}
 
@@ -59,9 +59,9 @@ class FakeCluster:
 
 @pytest.fixture(scope="session")
 def k8s_cluster(pytestconfig):
-    state = pytestconfig.stash[STATE_KEY]
-    cluster = FakeCluster(state.selected_nodes())
-    state._cluster = cluster
+    run = pytestconfig.stash[RUN_KEY]
+    cluster = FakeCluster(run.selected_nodes())
+    run._cluster = cluster
     yield cluster
 """
 

@@ -111,8 +111,8 @@ def test_k8s_lab_does_not_eat_a_path(pytester: pytest.Pytester, no_cluster_env: 
     (["--k8s-lab-name", "p7"], {}, "lab", False, "p7"),
     ([], {"K8SNET_LAB": "1"}, "lab", True, None),
     ([], {"K8SNET_LAB_NAME": "p8"}, "lab", False, "p8"),
-    # what `k8snet-lab run` sets today: a lab name in K8SNET_LAB
-    ([], {"K8SNET_LAB": "p9"}, "lab", True, "p9"),
+    ([], {"K8SNET_LAB": "0", "K8SNET_LAB_NAME": "p9"}, "lab", False, "p9"),
+    ([], {"K8SNET_LAB": ""}, "lab", False, None),  # set but empty: not given
 ])
 def test_lab_flag_and_name(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
                            no_cluster_env: None, args: list[str], env: dict[str, str], kind: str,
@@ -130,6 +130,18 @@ def test_lab_flag_in_ini_must_be_yes_or_no(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*ini k8s_lab for --k8s-lab must be one of*got 'mylab'*"])
+
+
+def test_lab_flag_in_env_must_be_yes_or_no(pytester: pytest.Pytester,
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           no_cluster_env: None) -> None:
+    """K8SNET_LAB is a yes/no flag: a lab name there is a usage error (K8SNET_LAB_NAME names
+    a lab), never a run of some other lab."""
+    monkeypatch.setenv("K8SNET_LAB", "mylab")
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*env K8SNET_LAB for --k8s-lab must be one of*got 'mylab'*"])
 
 
 def test_setup_timeout_precedence(pytester: pytest.Pytester,

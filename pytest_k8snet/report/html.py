@@ -540,7 +540,7 @@ class HtmlHooks:
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str],
                                     postfix: list[str], session: pytest.Session) -> None:
-        from ..run import STATE_KEY
+        from ..run import RUN_KEY as STATE_KEY
 
         state = session.config.stash.get(STATE_KEY, None)
         if state is None or state.worker is not None:

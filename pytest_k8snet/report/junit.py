@@ -62,7 +62,7 @@ def attach(item: pytest.Item, report: pytest.TestReport) -> None:
     the report as a section (the HTML report adds it as an extra)."""
     if report.when != "call":
         return
-    from ..run import STATE_KEY
+    from ..run import RUN_KEY as STATE_KEY
     from .results import note_identity
 
     state = item.config.stash.get(STATE_KEY, None)

@@ -81,7 +81,7 @@ from .. import __version__
 from ..measure.document import sections
 
 if TYPE_CHECKING:
-    from ..run import State
+    from ..run import Run as State
     from .baseline import Comparison
 
 SCHEMA = "pytest-k8snet/results"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .results import ClusterView, PairCell, RunReport, cluster_line, run_report
 
 if TYPE_CHECKING:
-    from ..run import State
+    from ..run import Run as State
 
 MAX_MATRIX_NODES = 12
 Piece = tuple[str, dict[str, bool]]

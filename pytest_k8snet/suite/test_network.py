@@ -23,7 +23,7 @@ import pytest
 from pytest_k8snet import Diagnosis, Node, Pair
 from pytest_k8snet.judge import FAILED, PASSED, SKIPPED, Finding, Judgement
 from pytest_k8snet.judge.checks import CHECKS
-from pytest_k8snet.run import STATE_KEY
+from pytest_k8snet.run import RUN_KEY
 from pytest_k8snet.report.junit import record
 
 
@@ -67,7 +67,7 @@ def judged(request: pytest.FixtureRequest, subject: str, **props: Any) -> None:
         diagnosis = Diagnosis(finding.cause, verdict.message, finding.nodes, finding.pairs,
                               dict(finding.evidence))
         fail(request, diagnosis, verdict.raw or None, finding,
-             request.config.stash[STATE_KEY].settings.results)
+             request.config.stash[RUN_KEY].settings.results)
 
 
 def _pair_props(doc: dict[str, Any], pair: Pair, kind: str) -> dict[str, Any]:
