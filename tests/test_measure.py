@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from pytest_k8snet.backends import ExecResult
-from pytest_k8snet.measure.document import DEFAULT_LOSS_THRESHOLD, loss_threshold
 from pytest_k8snet.measure.failures import exec_failure, key_id
 from pytest_k8snet.probes import iperf
 
@@ -58,17 +57,6 @@ def test_key_ids() -> None:
     assert key_id("service", "node-1") == "node-1"
 
 
-def test_loss_threshold_read_defensively() -> None:
-    class Old:  # Settings before --k8s-loss-threshold existed
-        pass
-
-    class New:
-        loss_threshold = 0.0
-
-    assert loss_threshold(Old()) == DEFAULT_LOSS_THRESHOLD == 5.0
-    assert loss_threshold(New()) == 0.0
-
-
 def test_the_document_says_where_the_expected_mtu_came_from_and_what_the_links_show() -> None:
     from pytest_k8snet.measure.document import DEFAULT_MTU_SOURCE, expected_mtu_source, sections
     from pytest_k8snet.probes import nodecheck
@@ -76,7 +64,8 @@ def test_the_document_says_where_the_expected_mtu_came_from_and_what_the_links_s
     assert expected_mtu_source(1500, {"node-1": 1450}) == "flag"
     assert expected_mtu_source(None, {"node-1": None, "node-2": 1450}) == "pod interface"
     assert expected_mtu_source(None, {"node-1": None}) == DEFAULT_MTU_SOURCE
-    assert DEFAULT_MTU_SOURCE == "default 1500 (no pod MTU could be read)"
+    assert expected_mtu_source(None, {}) == DEFAULT_MTU_SOURCE
+    assert expected_mtu_source(0, {"node-1": 0}) == DEFAULT_MTU_SOURCE  # 0: nothing read
     links = (DATA / "ip_link_calico_vxlan.txt").read_text()
     checks = nodecheck.parse("node-1", "net.ipv4.ip_forward=1\n", "[]", links)
     out = sections({"nodecheck": {"node-1": checks}})
@@ -90,7 +79,7 @@ def test_the_readiness_exec_takes_the_links_the_encapsulation_is_detected_from()
     or every node's encapsulation is "not detected" (and the UDP check falls back to 8472)."""
     import shlex
 
-    from pytest_k8snet.measure.cluster import READY_HOST, READY_SEP
+    from pytest_k8snet.measure.readiness import READY_HOST, READY_SEP
     from pytest_k8snet.probes import nodecheck
 
     assert READY_HOST.count(READY_SEP) == 4
