@@ -84,3 +84,42 @@ def test_the_readiness_exec_takes_the_links_the_encapsulation_is_detected_from()
 
     assert READY_HOST.count(READY_SEP) == 4
     assert shlex.join(nodecheck.links_argv()) in READY_HOST.split(READY_SEP)[-2]
+
+
+def test_a_measurement_is_taken_once_per_run_and_shared_through_the_run_directory(
+        tmp_path: Path) -> None:
+    """What xdist relies on: the first worker measures, another reads its file by kind name."""
+    from pytest_k8snet.measure.cache import MeasurementCache
+
+    calls: list[str] = []
+
+    def compute() -> dict[str, int]:
+        calls.append("measured")
+        return {"node-1": 1450}
+
+    first, other = MeasurementCache(tmp_path), MeasurementCache(tmp_path)
+    assert first.once("pod-mtu", compute) == {"node-1": 1450}
+    assert first.once("pod-mtu", compute) == {"node-1": 1450}
+    assert other.once("pod-mtu", compute) == {"node-1": 1450}
+    assert calls == ["measured"]
+    assert (tmp_path / "pod-mtu.pickle").exists()  # the reports read it by this name
+    assert other.measurements == {"pod-mtu": {"node-1": 1450}}
+    alone = MeasurementCache()  # no xdist: nothing shared
+    alone.once("pod-mtu", compute)
+    assert calls == ["measured", "measured"]
+
+
+def test_a_second_chance_measures_only_failures_and_keeps_the_better_result() -> None:
+    from pytest_k8snet.measure.engine import second_chance
+
+    asked: list[list[str]] = []
+
+    def again(keys: list[str]) -> dict[str, int]:
+        asked.append(keys)
+        return {"a": 0, "b": 5, "c": 2}  # failures per key the second time
+
+    first = {"ok": 0, "a": 3, "b": 1}
+    assert second_chance(first, lambda r: r, again) == {"ok": 0, "a": 0, "b": 1}
+    assert asked == [["a", "b"]]
+    assert second_chance({"ok": 0}, lambda r: r, again) == {"ok": 0}  # healthy: no redo
+    assert asked == [["a", "b"]]
