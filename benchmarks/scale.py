@@ -27,18 +27,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_k8snet import lab as labmod
+from pytest_k8snet.backends import Endpoint, ExecResult
 from pytest_k8snet.backends.lab import LabBackend
 from pytest_k8snet.lab import netns
 from pytest_k8snet.run import RUN_KEY
-
-# Names another developer's exec counter on the backend may have; read defensively.
-COUNTER_NAMES = ("exec_count", "exec_sessions", "execs", "exec_calls")
 
 
 class Probe:
@@ -60,14 +59,10 @@ class Probe:
         cluster = session.config.stash[RUN_KEY].cluster_if_started
         if cluster is None:
             return
-        self.probes = int(getattr(cluster, "probe_count", 0))
-        backend = getattr(cluster, "backend", None)
-        for name in COUNTER_NAMES:
-            value = getattr(backend, name, None)
-            # The base class may define a counter that only some backends keep (0 here).
-            if isinstance(value, int) and value > 0:
-                self.backend_execs = value
-                break
+        self.probes = cluster.probe_count
+        # Backends that count their exec sessions say so with a count above 0.
+        if cluster.backend.exec_count > 0:
+            self.backend_execs = cluster.backend.exec_count
 
 
 class ExecCounter:
@@ -80,15 +75,16 @@ class ExecCounter:
     def __enter__(self) -> "ExecCounter":
         orig = self._orig
 
-        def counting(backend: LabBackend, *args: Any, **kwargs: Any) -> Any:
+        def counting(backend: LabBackend, endpoint: Endpoint, argv: Sequence[str],
+                     timeout: float) -> ExecResult:
             self.count += 1  # a race between threads may lose a count; close enough here
-            return orig(backend, *args, **kwargs)
+            return orig(backend, endpoint, argv, timeout)
 
-        LabBackend.run = counting  # type: ignore[method-assign]
+        setattr(LabBackend, "run", counting)  # every backend made from now on counts
         return self
 
     def __exit__(self, *exc: object) -> None:
-        LabBackend.run = self._orig  # type: ignore[method-assign]
+        setattr(LabBackend, "run", self._orig)
 
 
 def dynamic_neighbours(lab: labmod.Lab) -> int:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from pytest_k8snet.backends import ExecResult
-from pytest_k8snet.measure.document import DEFAULT_LOSS_THRESHOLD, loss_threshold
 from pytest_k8snet.measure.failures import exec_failure, key_id
 from pytest_k8snet.probes import iperf
 
@@ -58,17 +57,6 @@ def test_key_ids() -> None:
     assert key_id("service", "node-1") == "node-1"
 
 
-def test_loss_threshold_read_defensively() -> None:
-    class Old:  # Settings before --k8s-loss-threshold existed
-        pass
-
-    class New:
-        loss_threshold = 0.0
-
-    assert loss_threshold(Old()) == DEFAULT_LOSS_THRESHOLD == 5.0
-    assert loss_threshold(New()) == 0.0
-
-
 def test_the_document_says_where_the_expected_mtu_came_from_and_what_the_links_show() -> None:
     from pytest_k8snet.measure.document import DEFAULT_MTU_SOURCE, expected_mtu_source, sections
     from pytest_k8snet.probes import nodecheck
@@ -76,7 +64,8 @@ def test_the_document_says_where_the_expected_mtu_came_from_and_what_the_links_s
     assert expected_mtu_source(1500, {"node-1": 1450}) == "flag"
     assert expected_mtu_source(None, {"node-1": None, "node-2": 1450}) == "pod interface"
     assert expected_mtu_source(None, {"node-1": None}) == DEFAULT_MTU_SOURCE
-    assert DEFAULT_MTU_SOURCE == "default 1500 (no pod MTU could be read)"
+    assert expected_mtu_source(None, {}) == DEFAULT_MTU_SOURCE
+    assert expected_mtu_source(0, {"node-1": 0}) == DEFAULT_MTU_SOURCE  # 0: nothing read
     links = (DATA / "ip_link_calico_vxlan.txt").read_text()
     checks = nodecheck.parse("node-1", "net.ipv4.ip_forward=1\n", "[]", links)
     out = sections({"nodecheck": {"node-1": checks}})
@@ -90,8 +79,47 @@ def test_the_readiness_exec_takes_the_links_the_encapsulation_is_detected_from()
     or every node's encapsulation is "not detected" (and the UDP check falls back to 8472)."""
     import shlex
 
-    from pytest_k8snet.measure.cluster import READY_HOST, READY_SEP
+    from pytest_k8snet.measure.readiness import READY_HOST, READY_SEP
     from pytest_k8snet.probes import nodecheck
 
     assert READY_HOST.count(READY_SEP) == 4
     assert shlex.join(nodecheck.links_argv()) in READY_HOST.split(READY_SEP)[-2]
+
+
+def test_a_measurement_is_taken_once_per_run_and_shared_through_the_run_directory(
+        tmp_path: Path) -> None:
+    """What xdist relies on: the first worker measures, another reads its file by kind name."""
+    from pytest_k8snet.measure.cache import MeasurementCache
+
+    calls: list[str] = []
+
+    def compute() -> dict[str, int]:
+        calls.append("measured")
+        return {"node-1": 1450}
+
+    first, other = MeasurementCache(tmp_path), MeasurementCache(tmp_path)
+    assert first.once("pod-mtu", compute) == {"node-1": 1450}
+    assert first.once("pod-mtu", compute) == {"node-1": 1450}
+    assert other.once("pod-mtu", compute) == {"node-1": 1450}
+    assert calls == ["measured"]
+    assert (tmp_path / "pod-mtu.pickle").exists()  # the reports read it by this name
+    assert other.measurements == {"pod-mtu": {"node-1": 1450}}
+    alone = MeasurementCache()  # no xdist: nothing shared
+    alone.once("pod-mtu", compute)
+    assert calls == ["measured", "measured"]
+
+
+def test_a_second_chance_measures_only_failures_and_keeps_the_better_result() -> None:
+    from pytest_k8snet.measure.engine import second_chance
+
+    asked: list[list[str]] = []
+
+    def again(keys: list[str]) -> dict[str, int]:
+        asked.append(keys)
+        return {"a": 0, "b": 5, "c": 2}  # failures per key the second time
+
+    first = {"ok": 0, "a": 3, "b": 1}
+    assert second_chance(first, lambda r: r, again) == {"ok": 0, "a": 0, "b": 1}
+    assert asked == [["a", "b"]]
+    assert second_chance({"ok": 0}, lambda r: r, again) == {"ok": 0}  # healthy: no redo
+    assert asked == [["a", "b"]]

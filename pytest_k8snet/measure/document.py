@@ -23,7 +23,7 @@ Document (a JSON object; the results file has the same sections plus ``tests`` a
   ``node_checks``: one entry per probed subject (see :mod:`pytest_k8snet.report.results`)
 - ``probe_failures``: probe runs that failed for a reason of their own, never evidence
   about the network: ``{measurement, key, failure, node, network, tool, exit_code,
-  timed_out, detail}`` with ``failure`` one of :data:`FAILURE_KINDS`
+  timed_out, detail}`` with ``failure`` one of :data:`pytest_k8snet.probes.iperf.FAILURE_KINDS`
 - ``evidence`` ``{node: [{name, argv, exit_code, output}]}``: routes, neighbours, FDB,
   firewall rules with counters, links and MTUs, taken from the nodes a failing finding
   involves, after the probes and before anything was changed
@@ -37,18 +37,14 @@ from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..probes.iperf import FAILURE_KINDS, NETWORK
+from .mtu import DEFAULT_MTU
 
 if TYPE_CHECKING:
     from .cluster import Cluster
 
-__all__ = ["DEFAULT_LOSS_THRESHOLD", "FAILURE_KINDS", "NETWORK", "document", "sections"]
+__all__ = ["document", "dumps", "expected_mtu_source", "sections"]
 
-# Loss (percent) a re-measured path may show before it fails as "lossy". A few percent in
-# a short 10 Mbit/s sample on a loaded machine is noise; a blocked port loses everything.
-DEFAULT_LOSS_THRESHOLD = 5.0
-DEFAULT_MTU_SOURCE = "default 1500 (no pod MTU could be read)"
-
+DEFAULT_MTU_SOURCE = f"default {DEFAULT_MTU} (no pod MTU could be read)"
 
 
 def _plain(value: Any) -> Any:
@@ -67,7 +63,7 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 def _udp(r: Any) -> dict[str, Any]:
     return {"mbps": round(r.mbps, 3), "loss_pct": r.loss_pct, "packets": r.packets,
-            "error": r.error, "failure": getattr(r, "failure", None)}
+            "error": r.error, "failure": r.failure}
 
 
 def sections(m: dict[str, Any]) -> dict[str, Any]:
@@ -92,14 +88,14 @@ def sections(m: dict[str, Any]) -> dict[str, Any]:
         port = r.node_port
         out["throughput"].append({
             "src": src, "dst": dst, "network": "pod", **_udp(r.overlay),
-            "attempts": [_udp(a) for a in getattr(r, "attempts", ()) or (r.overlay,)],
+            "attempts": [_udp(a) for a in r.attempts or (r.overlay,)],
             "node_port": None if port is None else {
                 "port": port.port, **_udp(port), "port_busy": port.port_busy}})
     for (src, dst), r in m.get("http-1mib", {}).items():
         out["http"].append({"src": src, "dst": dst, "ok": r.ok, "mbps": round(r.mbps, 2),
                             **_plain(r)})
     for node, transfers in m.get("http-service", {}).items():
-        # One 1 MiB transfer per Service backend (see Cluster.service_http).
+        # One 1 MiB transfer per Service backend (see service.service_http).
         for r in transfers:
             out["http"].append({"src": node, "dst": "service", "ok": r.ok,
                                 "mbps": round(r.mbps, 2), **_plain(r)})
@@ -117,7 +113,7 @@ def sections(m: dict[str, Any]) -> dict[str, Any]:
         out["service"].append({**_plain(r), "failure_rate": rate})
     for node, r in m.get("nodecheck", {}).items():
         out["node_checks"].append({k: v for k, v in _plain(r).items() if k != "encapsulation"})
-        enc = getattr(r, "encapsulation", None)  # None: a cache from before links were read
+        enc = r.encapsulation  # None: the links could not be read
         if enc is not None:
             out["encapsulation"][node] = enc.as_dict()
     for node, checks in m.get("ports", {}).items():
@@ -127,29 +123,13 @@ def sections(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def expected_mtu_source(flag: int | None, pod_mtus: dict[str, int | None]) -> str:
-    """Where ``expected_mtu`` came from (Cluster.expected_mtu): the flag, the smallest pod
+    """Where ``expected_mtu`` came from (mtu.expected_mtu): the flag, the smallest pod
     interface MTU, or a default that nobody measured, which the path-MTU verdicts say."""
     if flag:
         return "flag"
     if any(pod_mtus.values()):
         return "pod interface"
     return DEFAULT_MTU_SOURCE
-
-
-def loss_threshold(settings: object) -> float:
-    """``--k8s-loss-threshold`` (``Settings.loss_threshold``) when the option exists, else
-    the default; 0 is a valid threshold (fail on any loss after re-measuring)."""
-    value = getattr(settings, "loss_threshold", None)
-    return DEFAULT_LOSS_THRESHOLD if value is None else float(value)
-
-
-def probe_failures(cluster: "Cluster") -> list[dict[str, Any]]:
-    out = []
-    with cluster._lock:
-        for kind, by_key in sorted(cluster.probe_failures.items()):
-            for key, entries in sorted(by_key.items()):
-                out += [{"measurement": kind, "key": key, **e} for e in entries]
-    return out
 
 
 def _backend_map(cluster: "Cluster") -> dict[str, str]:
@@ -191,7 +171,7 @@ def document(cluster: "Cluster") -> dict[str, Any]:
                                                    cluster.measurements.get("pod-mtu") or {}),
         "pod_mtu": dict(cluster.measurements.get("pod-mtu") or {}),
         "udp_receive_drops": dict(cluster.measurements.get("udp-receive-drops") or {}),
-        "thresholds": {"loss_pct": loss_threshold(cluster.settings)},
+        "thresholds": {"loss_pct": cluster.settings.loss_threshold},
         "readiness": {n: list(p) for n, p in readiness.items()},
         "host_unavailable": {n: why for n in cluster.node_names
                              if (why := cluster.backend.endpoint_unavailable(n, "host"))},
@@ -202,7 +182,7 @@ def document(cluster: "Cluster") -> dict[str, Any]:
                     "external_name": t.external_name, "external_skip": t.external_skip,
                     "egress_skip": t.egress_skip},
         **sections(cluster.measurements),
-        "probe_failures": probe_failures(cluster),
+        "probe_failures": cluster.noted_failures(),
         "evidence": {},  # filled by measure.evidence for the nodes the judgement names
     }
     doc["timings_s"] = timings

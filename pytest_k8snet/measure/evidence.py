@@ -43,4 +43,4 @@ def collect(cluster: "Cluster", nodes: list[str]) -> dict[str, list[dict[str, An
                         "output": text})
         return out
 
-    return dict(zip(nodes, cluster._map(one, nodes))) if nodes else {}
+    return dict(zip(nodes, cluster.concurrently(one, nodes))) if nodes else {}

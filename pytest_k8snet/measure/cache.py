@@ -1,0 +1,54 @@
+"""Measure once per run: an in-process cache, shared with the other xdist workers.
+
+A suite of N parametrized tests asks for the same measurement N times; the first ask
+measures and the rest read the cache. Under xdist every worker is its own process, so the
+cache is also a pickle file per kind in the run's shared directory: the first worker to ask
+measures under a file lock, the others read its file. The reports read those files by kind
+name (``ping-pod-56``, ``udp``, ``document``...), so a kind's name is part of the format.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from threading import Lock
+from typing import Any, TypeVar
+
+from filelock import FileLock
+
+T = TypeVar("T")
+
+
+class MeasurementCache:
+    """Values by kind name, each computed once per run (per process, or per run under xdist)."""
+
+    def __init__(self, shared_dir: Path | None = None) -> None:
+        self.shared_dir = shared_dir
+        # kind -> value; read directly by the document and the reports.
+        self.measurements: dict[str, Any] = {}
+        self._lock = Lock()
+        self._kind_locks: dict[str, Lock] = {}
+
+    def once(self, kind: str, compute: Callable[[], T]) -> T:
+        """``compute()`` the first time ``kind`` is asked for, the cached value after."""
+        with self._lock:
+            kind_lock = self._kind_locks.setdefault(kind, Lock())
+        with kind_lock:  # two tests asking at once must not measure twice
+            return self._once_locked(kind, compute)
+
+    def _once_locked(self, kind: str, compute: Callable[[], T]) -> T:
+        if kind in self.measurements:
+            return self.measurements[kind]  # type: ignore[no-any-return]
+        if self.shared_dir is None:
+            value = compute()
+        else:
+            path = self.shared_dir / f"{kind}.pickle"
+            with FileLock(str(path) + ".lock"):
+                if path.exists():
+                    value = pickle.loads(path.read_bytes())
+                else:
+                    value = compute()
+                    path.write_bytes(pickle.dumps(value))
+        self.measurements[kind] = value
+        return value

@@ -1,0 +1,90 @@
+"""Readiness: can probes run on each node, and what the first exec there already read.
+
+Any command proves a probe runs, so the readiness exec of each endpoint also reads what
+later measurements need (an exec fewer per endpoint each): the local port range (egress),
+the pod's MTU (expected MTU), its UDP receive-buffer drops so far (the UDP check's
+"before"), and on the host the node checks' sysctls, addresses and links, and the UDP
+ports something already holds there. They are kept in :class:`Readings`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from threading import Lock
+
+from ..backends import Network
+from ..probes import iperf, nodecheck
+from .engine import Engine
+
+PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+READY_POD = (f"cat {PORT_RANGE}; cat /sys/class/net/eth0/mtu 2>/dev/null || true; "
+             f"cat {iperf.SNMP} 2>/dev/null || true")
+READY_SEP = "==k8snet-ready=="
+READY_HOST = (f"cat {PORT_RANGE}; echo {READY_SEP}; {nodecheck.sysctl_argv()[2]}; "
+              f"echo {READY_SEP}; {shlex.join(nodecheck.addr_argv())} 2>/dev/null; "
+              f"echo {READY_SEP}; {shlex.join(nodecheck.links_argv())} 2>/dev/null; "
+              f"echo {READY_SEP}; {nodecheck.UDP_SOCKETS_COMMAND} 2>/dev/null; true")
+NOT_READY = "node is NotReady"
+
+
+@dataclass
+class Readings:
+    """What the readiness execs read, by node; missing where that exec did not run or fail."""
+
+    # (node, network) -> the first line of ip_local_port_range.
+    port_ranges: dict[tuple[str, str], str] = field(default_factory=dict)
+    # node -> its probe pod's eth0 MTU.
+    pod_mtus: dict[str, int] = field(default_factory=dict)
+    # node -> (sysctls, addresses, links) output for nodecheck.parse.
+    node_checks: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    # node -> the UDP ports something holds in its host network (from /proc/net/udp).
+    udp_bound: dict[str, frozenset[int]] = field(default_factory=dict)
+    # node -> its probe pod's UDP RcvbufErrors.
+    rcvbuf_errors: dict[str, int] = field(default_factory=dict)
+    lock: Lock = field(default_factory=Lock)
+
+
+def readiness(engine: Engine, readings: Readings) -> dict[str, list[str]]:
+    """Per node: what keeps it from being a healthy, probeable node (empty when fine)."""
+    def one(node: str) -> list[str]:
+        problems = list(engine.node(node).problems)
+        if not engine.node(node).ready:
+            problems.insert(0, NOT_READY)
+        networks: tuple[Network, ...] = ("pod", "host")
+        if engine.backend.endpoint_unavailable(node, "host"):
+            # Not admitted: the pod checks run; host checks skip quoting the denial.
+            networks = ("pod",)
+        for net in networks:
+            argv = ["sh", "-c", READY_HOST if net == "host" else READY_POD]
+            res = engine.endpoint(node, net).run(argv, engine.settings.timeout)
+            if res.ok:
+                _keep(readings, node, net, res.stdout)
+            else:
+                problems.append(f"{net}-network probe does not run commands: "
+                                f"{(res.stderr or res.stdout).strip()[:200]}")
+        return problems
+
+    return engine.each("ready", engine.node_names, one)
+
+
+def _keep(readings: Readings, node: str, net: Network, stdout: str) -> None:
+    lines = stdout.splitlines()
+    parts = stdout.split(READY_SEP + "\n")
+    with readings.lock:
+        readings.port_ranges[(node, net)] = lines[0] if lines else ""
+        if net == "host" and len(parts) == 5:
+            readings.node_checks[node] = (parts[1], parts[2], parts[3])
+            readings.udp_bound[node] = nodecheck.bound_udp_ports(parts[4])
+        if net == "pod" and len(lines) > 1 and lines[1].strip().isdigit():
+            readings.pod_mtus[node] = int(lines[1])
+        errors = iperf.receive_buffer_errors(stdout) if net == "pod" else None
+        if errors is not None:
+            readings.rcvbuf_errors[node] = errors
+
+
+def unusable(engine: Engine, readings: Readings, node: str) -> str | None:
+    """Why probes cannot run on ``node`` (None when they can). NotReady alone is fine:
+    the host-network probe still runs there."""
+    problems = [p for p in readiness(engine, readings)[node] if p != NOT_READY]
+    return problems[0] if problems else None
