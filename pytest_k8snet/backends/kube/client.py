@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import urllib3
 
 from .. import BackendError
-from .status import _one_line, api_error_message, connection_error_reason
+from .status import one_line, api_error_message, connection_error_reason
 
 T = TypeVar("T")
 IN_CLUSTER = "in-cluster"  # the context name reported for a pod's service account
@@ -42,7 +42,7 @@ def kube() -> Any:
     return kubernetes
 
 
-def _done(resp: Any) -> None:
+def release_response(resp: Any) -> None:
     """Finish with a raw response: read what is left, then give the connection back (an
     unread body on a pooled connection would be taken for the next response)."""
     try:
@@ -92,10 +92,10 @@ def connect(kubeconfig: str, context: str | None,
     except BackendError:
         raise
     except (ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
-        raise BackendError(f"kubeconfig {kubeconfig}: {_one_line(exc, 200)}") from None
+        raise BackendError(f"kubeconfig {kubeconfig}: {one_line(exc, 200)}") from None
     except Exception as exc:  # noqa: BLE001 - exec plugins and friends; one line, no traceback
         raise BackendError(f"kubeconfig {kubeconfig}: {type(exc).__name__}: "
-                           f"{_one_line(exc, 200)}") from None
+                           f"{one_line(exc, 200)}") from None
     conf = api.configuration
     name = context or str((current or {}).get("name") or "")
     return api, str(conf.host), name
@@ -122,14 +122,16 @@ def connect_in_cluster(token_file: str | None = None, cert_file: str | None = No
             k.config.load_incluster_config(client_configuration=conf)
     except (ConfigException, OSError, ValueError) as exc:
         raise BackendError(f"no kubeconfig and no in-cluster service account: "
-                           f"{_one_line(exc, 200)} (give --k8s-kubeconfig, or run in a pod "
+                           f"{one_line(exc, 200)} (give --k8s-kubeconfig, or run in a pod "
                            "with a service account token mounted)") from None
     conf.retries = urllib3.Retry(total=0, backoff_factor=0)
     conf.connection_pool_maxsize = 32
     return k.client.ApiClient(conf), str(conf.host), IN_CLUSTER
 
 
-def _kubectl_flags(kubeconfig: str, context: str | None) -> str:
+def kubectl_flags(kubeconfig: str, context: str | None) -> str:
+    """The ``kubectl`` flags (leading space) that reach the same cluster, for the commands
+    printed to remove what a run left; none for the defaults kubectl picks itself."""
     if not kubeconfig:
         return ""  # in a pod, kubectl finds the service account itself
     default = str(Path("~/.kube/config").expanduser())
@@ -152,7 +154,7 @@ def api_failure(exc: BaseException, what: str, server: str, timeout: float) -> B
     if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
         return BackendError(f"cannot reach the Kubernetes API at {server}: "
                             f"{connection_error_reason(exc, timeout)}")
-    return BackendError(f"cannot {what}: {type(exc).__name__}: {_one_line(exc, 200)}")
+    return BackendError(f"cannot {what}: {type(exc).__name__}: {one_line(exc, 200)}")
 
 
 
