@@ -201,11 +201,6 @@ class KubeBackend(Backend):
         probes that did not start, and ``probe image <ref> lacks <tools>``."""
         return {k: list(v) for k, v in self.findings.problems.items()}
 
-    def missing_tools(self) -> dict[str, list[str]]:
-        """Per node, the probe tools missing in its pod or host probe (``http-server``:
-        none of python3, busybox, httpd, socat), from the readiness check."""
-        return {k: list(v) for k, v in self.findings.missing.items()}
-
     def endpoint_unavailable(self, node: str, network: Network) -> str | None:
         """Why this one probe of ``node`` is unavailable while the other runs (admission
         denied the host-network probe: the denial, quoted)."""
@@ -225,7 +220,17 @@ class KubeBackend(Backend):
     def keep_hint(self) -> str:
         return keep_hint(self.names, kubectl_flags(self.kubeconfig, self.settings.context))
 
+    # -- kube only -------------------------------------------------------------------
+
+    def missing_tools(self) -> dict[str, list[str]]:
+        """Per node, the probe tools missing in its pod or host probe (``http-server``:
+        none of python3, busybox, httpd, socat), from the readiness check; the same text is
+        in :meth:`node_problems` as ``probe image <ref> lacks <tools>``."""
+        return {k: list(v) for k, v in self.findings.missing.items()}
+
     def cleanup_leftovers(self) -> list[str]:
+        """After :meth:`cleanup`: what could not be removed, each with the command that
+        removes it ([] when everything went)."""
         return list(self._leftovers)
 
 
