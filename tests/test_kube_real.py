@@ -483,7 +483,7 @@ nodes = b.nodes()
 b.start(nodes)
 r = b.endpoint(nodes[0].name, "pod").run(["dig", "+short", b.targets().dns_names[0]])
 b.cleanup()
-print(json.dumps({"server": b.server, "context": b.context, "nodes": [n.name for n in nodes],
+print(json.dumps({"server": b.api.server, "context": b.context, "nodes": [n.name for n in nodes],
                   "problems": b.node_problems(), "dig": r.stdout.strip(),
                   "leftovers": b.cleanup_leftovers()}))
 """
