@@ -37,6 +37,8 @@ import pytest
 
 from pytest_k8snet.backends import BackendError, Node
 from pytest_k8snet.backends import kube as kb
+from pytest_k8snet.backends.kube.api import KubeApi
+from pytest_k8snet.backends.kube.exec import _close_ws
 from pytest_k8snet.options import DEFAULT_IMAGE, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -462,7 +464,7 @@ def test_pod_problems_on_captured_pods_and_events() -> None:
     events = read("kube_events.json")["items"]
     sandbox = kb.pod_problems(pods["k8snet-probe-kt-ready-1"], events)
     assert sandbox == ["pod-network probe k8snet-probe-kt-ready-1 on kt-ready-1: "
-                       "FailedCreatePodSandBox: " + kb._one_line(SANDBOX_MESSAGE) + " (x3)"]
+                       "FailedCreatePodSandBox: " + kb.one_line(SANDBOX_MESSAGE) + " (x3)"]
     pull = kb.pod_problems(pods["k8snet-probe-kt-ready-2"], events)
     assert len(pull) == 1 and pull[0].startswith(
         f"pod-network probe k8snet-probe-kt-ready-2 on kt-ready-2: ImagePullBackOff: image {IMAGE}")
@@ -793,7 +795,7 @@ def test_start_without_a_kubelet_reports_each_node_problem(apiserver: Api) -> No
     problems = {n.name: n.problems for n in chosen}
     assert problems["kt-ready-1"][0] == (
         "pod-network probe k8snet-probe-kt-ready-1 on kt-ready-1: FailedCreatePodSandBox: "
-        + kb._one_line(SANDBOX_MESSAGE) + " (x2)")
+        + kb.one_line(SANDBOX_MESSAGE) + " (x2)")
     assert problems["kt-ready-1"][1].startswith(
         "host-network probe k8snet-host-kt-ready-1 on kt-ready-1: not ready after 3s (Pending, "
         "no container status yet; no Warning events: is the kubelet on kt-ready-1 running?)")
@@ -1180,8 +1182,8 @@ def capture(kubeconfig: str) -> None:
     ws.run_forever(timeout=5)
     (DATA / "kube_exec_status_kubelet_refused.json").write_text(
         ws.read_channel(kb.kube().stream.ws_client.ERROR_CHANNEL) + "\n")
-    kb._close_ws(ws)
-    kb.delete_run(core, ns, run, True, "x", (5, 10), "", 5)
+    _close_ws(ws)
+    kb.delete_run(KubeApi(api, "", 5), kb.RunNames.of(run, None))
     api.close()
 
 
@@ -1310,7 +1312,7 @@ def test_readiness_script_in_a_real_shell(tmp_path: Path) -> None:
 
 
 def test_dns_endpoints_from_endpointslices() -> None:
-    slices = [{"endpoints": [
+    slices: list[dict[str, Any]] = [{"endpoints": [
         {"addresses": ["10.244.1.10"], "nodeName": "node-2", "conditions": {"ready": True}},
         {"addresses": ["10.244.2.7"], "nodeName": "node-3", "conditions": {"ready": False}},
         {"addresses": ["10.244.1.11"], "nodeName": "node-2"}]},
@@ -1361,7 +1363,7 @@ def test_targets_follow_the_egress_url_and_the_cluster_domain() -> None:
 
     def targets(url: str, **over: Any) -> Any:
         b = kb.KubeBackend(api, settings(egress_url=url, **over), None, "https://x", "c", "kc")
-        b._service_ip, b._cluster_domain = "10.96.0.10", "corp.example"
+        b.discovery.service_ip, b.findings.cluster_domain = "10.96.0.10", "corp.example"
         return b.targets()
 
     t = targets("http://mirror.internal:8080/x")

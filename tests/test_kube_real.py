@@ -94,9 +94,9 @@ def settings(real: Real, **over: Any) -> Settings:
 
 
 def backend_for(real: Real, s: Settings, kubeconfig: str | None = None,
-                cls: type[kb.KubeBackend] = kb.KubeBackend,
                 shared_dir: Path | None = None) -> kb.KubeBackend:
-    return cls.from_settings(s, kubeconfig or real.kubeconfig, None, shared_dir=shared_dir)
+    return kb.KubeBackend.from_settings(s, kubeconfig or real.kubeconfig, None,
+                                        shared_dir=shared_dir)
 
 
 def run_pods(real: Real, namespace: str, run_id: str) -> list[dict[str, Any]]:
@@ -119,7 +119,7 @@ def started(real: Real) -> Iterator[tuple[kb.KubeBackend, list[Node], float]]:
     backend = backend_for(real, s)
     nodes = backend.nodes()
     lines: list[str] = []
-    backend.progress = lines.append
+    backend.progress.write = lines.append
     begin = time.monotonic()
     backend.start(nodes)
     took = time.monotonic() - begin
@@ -154,7 +154,7 @@ def test_real_least_privilege_probes_pass_every_check(real: Real, started: Any) 
 def test_real_cluster_domain_is_read_from_a_probe(real: Real, started: Any) -> None:
     """Issue 8: the cluster domain comes from a probe pod's resolv.conf, not a constant."""
     backend, _, _ = started
-    assert backend._cluster_domain == real.domain == "cluster.local"
+    assert backend.findings.cluster_domain == real.domain == "cluster.local"
     t = backend.targets()
     assert t.cluster_domain == real.domain
     assert t.dns_names[0] == f"kubernetes.default.svc.{real.domain}"
@@ -198,21 +198,15 @@ def test_real_endpoints_and_urls_are_ipv6_safe() -> None:
 # -- the probe image --------------------------------------------------------------------------
 
 
-class HidingBackend(kb.KubeBackend):
+def hide_tools(node: Node, manifest: dict[str, Any]) -> None:
     """Probes whose container deletes a tool from its own root file system before it starts
     (node-2: iperf3), or runs without NET_RAW (node-3): what an image without iperf3, or a
     runtime that drops NET_RAW, gives -- on real containers."""
-
-    def _manifests(self, nodes: Any) -> Any:
-        out = super()._manifests(nodes)
-        for node, _, manifest in out:
-            c = manifest["spec"]["containers"][0]
-            if node.name == "node-2":
-                c["command"] = ["/bin/sh", "-c", 'rm -f "$(command -v iperf3)"; '
-                                + c["command"][-1]]
-            if node.name == "node-3":
-                c["securityContext"]["capabilities"] = {"drop": ["ALL"]}
-        return out
+    c = manifest["spec"]["containers"][0]
+    if node.name == "node-2":
+        c["command"] = ["/bin/sh", "-c", 'rm -f "$(command -v iperf3)"; ' + c["command"][-1]]
+    if node.name == "node-3":
+        c["securityContext"]["capabilities"] = {"drop": ["ALL"]}
 
 
 def test_real_probe_image_lacking_a_tool_is_said_once_not_as_a_network_cause(
@@ -220,7 +214,8 @@ def test_real_probe_image_lacking_a_tool_is_said_once_not_as_a_network_cause(
     """Issue 8 item 1: one exec per probe checks every tool; a missing iperf3 is "probe image
     lacks iperf3" on that node, ping without NET_RAW is said as such, never a network."""
     s = settings(real)
-    backend = backend_for(real, s, cls=HidingBackend)
+    backend = backend_for(real, s)
+    backend.launcher.edit_manifest = hide_tools
     try:
         nodes = backend.nodes()
         backend.start(nodes)
@@ -251,8 +246,8 @@ def test_real_image_that_cannot_be_pulled_gives_up_at_once_naming_node_and_image
     s = settings(real, probe_image=image, setup_timeout=300.0)
     backend = backend_for(real, s)
     lines: list[str] = []
-    backend.progress = lines.append
-    backend.progress_every = 0.0  # every look at the pods says how far they got
+    backend.progress.write = lines.append
+    backend.progress.every = 0.0  # every look at the pods says how far they got
     try:
         nodes = [n for n in backend.nodes() if n.name in ("node-1", "node-2")]
         begin = time.monotonic()
@@ -290,17 +285,16 @@ def test_real_429_is_retried_with_backoff_then_answered(real: Real) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.5)
         backend = backend_for(real, settings(real))
-        waits: list[float] = []
-        backend._count_retry = lambda exc, delay: waits.append(delay)  # type: ignore[method-assign]
         lift = threading.Timer(3.0, lambda: real.kubectl("-n", ns, "delete", "pdb", "victim"))
         lift.start()
         begin = time.monotonic()
-        backend._call("evict pod victim", backend.core.create_namespaced_pod_eviction, "victim",
-                      ns, {"apiVersion": "policy/v1", "kind": "Eviction",
-                           "metadata": {"name": "victim", "namespace": ns}},
-                      _preload_content=False)
+        backend.api.call("evict pod victim", backend.api.core.create_namespaced_pod_eviction,
+                         "victim", ns, {"apiVersion": "policy/v1", "kind": "Eviction",
+                                        "metadata": {"name": "victim", "namespace": ns}},
+                         _preload_content=False)
         took = time.monotonic() - begin
         lift.join()
+        waits = backend.api.retry_waits
         print(f"\n429s retried: {len(waits)}, waits {waits}, answered after {took:.1f}s")
         assert len(waits) >= 2 and took >= 3.0
         # this 429 carries no Retry-After (the PDB's eviction answer): exponential backoff
@@ -317,7 +311,7 @@ def test_real_429_is_retried_with_backoff_then_answered(real: Real) -> None:
 
         with pytest.raises(ApiException):
             kb.call_with_retries(forbidden)
-        assert calls == [1] and kc_missing.retries == 0
+        assert calls == [1] and kc_missing.api.retries == 0
     finally:
         real.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
@@ -380,7 +374,7 @@ def test_real_baseline_namespace_runs_pod_checks_and_quotes_the_host_denial(real
             assert ok.ok, ok.transcript()
             assert any("admission denied NET_RAW" in n for n in node.notes), node.notes
         assert backend.node_problems() == {}
-        print("\n" + backend.endpoint_unavailable(nodes[0].name, "host"))
+        print(f"\n{backend.endpoint_unavailable(nodes[0].name, 'host')}")
         backend.cleanup()
         assert backend.cleanup_leftovers() == [] and run_pods(real, ns, s.run_id) == []
     finally:
@@ -489,7 +483,7 @@ nodes = b.nodes()
 b.start(nodes)
 r = b.endpoint(nodes[0].name, "pod").run(["dig", "+short", b.targets().dns_names[0]])
 b.cleanup()
-print(json.dumps({"server": b.server, "context": b.context, "nodes": [n.name for n in nodes],
+print(json.dumps({"server": b.api.server, "context": b.context, "nodes": [n.name for n in nodes],
                   "problems": b.node_problems(), "dig": r.stdout.strip(),
                   "leftovers": b.cleanup_leftovers()}))
 """

@@ -74,7 +74,7 @@ class Endpoint:
     network: Network
     ip: str
     name: str
-    backend: "Backend" = field(repr=False, compare=False, hash=False)
+    backend: Backend = field(repr=False, compare=False, hash=False)
 
     def run(self, argv: Sequence[str], timeout: float | None = None) -> ExecResult:
         """Run ``argv`` here and return its exit code and output; never raises on failure."""
@@ -114,7 +114,13 @@ class ControlPlane:
 
 
 class Backend(abc.ABC):
-    """The interface the plugin drives. Implementations: ``lab`` and ``kube``."""
+    """The interface the plugin drives. Implementations: ``lab`` and ``kube``.
+
+    Seven methods are required: list the nodes, start probes on some, find and run in an
+    endpoint, say what the probes aim at and who the cluster is, clean up. Everything else
+    is an optional capability with a default that says "this backend cannot tell"; the
+    callers treat that answer as unknown, never as a finding.
+    """
 
     kind: str = "?"
     probe_port: int = 8080  # where probe pods serve HTTP (/, /1mib, /healthz)
@@ -122,6 +128,8 @@ class Backend(abc.ABC):
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.exec_count = 0  # commands run in endpoints (benchmarks); kept by backends that count
+
+    # -- required ----------------------------------------------------------------------
 
     @abc.abstractmethod
     def nodes(self) -> list[Node]:
@@ -151,55 +159,52 @@ class Backend(abc.ABC):
     def identity(self) -> dict[str, Any]:
         """Who this cluster is, for results files: kind, name, server or lab, versions."""
 
+    # -- optional capabilities: the defaults are what a backend that cannot tell gives --
+
     def service_backends(self) -> list[str]:
-        """Names of the pods behind the probe Service (empty: no Service checks)."""
+        """Names of the pods behind the probe Service. Default []: no Service checks."""
         return []
 
     def backend_node(self, backend_name: str) -> str:
-        """The node a Service backend pod runs on ("" when unknown)."""
+        """The node a Service backend pod runs on. Default "": unknown."""
         return ""
 
     def node_problems(self) -> dict[str, list[str]]:
-        """Problems :meth:`start` found per node (probes that did not start)."""
-        return {}
-
-    def missing_tools(self) -> dict[str, list[str]]:
-        """Per node, the probe tools missing from its probe image (pod or host probe); the
-        same text is in :meth:`node_problems` as ``probe image <ref> lacks <tools>``."""
+        """Problems :meth:`start` found per node (probes that did not start). Default {}:
+        every probe started."""
         return {}
 
     def endpoint_unavailable(self, node: str, network: Network) -> str | None:
         """Why the ``network`` probe on ``node`` cannot be used while the node's other one
         can (e.g. admission denied the host-network probe: the denial, quoted); None when
-        it is usable or the whole node is unusable (then see :meth:`node_problems`)."""
+        it is usable or the whole node is unusable (then see :meth:`node_problems`).
+        Default None: both probes of a node stand or fall together."""
         return None
 
     def dns_endpoints(self) -> list[tuple[str, str]]:
-        """(IP, node) of each ready cluster DNS endpoint (``kube-dns``); [] when unknown."""
+        """(IP, node) of each ready cluster DNS endpoint (``kube-dns``). Default []:
+        unknown (the DNS diagnoses then do not blame a node)."""
         return []
 
-    def control_plane(self) -> "ControlPlane":
+    def control_plane(self) -> ControlPlane:
         """Where the nodes' control-plane traffic goes: the API server endpoints and the
-        cluster DNS address; empty when unknown (those port checks then say so and skip)."""
+        cluster DNS address. Default empty: those port checks say so and skip."""
         return ControlPlane()
 
-    def cleanup_leftovers(self) -> list[str]:
-        """After :meth:`cleanup`: what could not be removed, each with the command that
-        removes it ([] when everything went)."""
-        return []
-
     def keep_hint(self) -> str:
-        """How to remove what a ``--k8s-keep`` run left behind."""
+        """How to remove what a ``--k8s-keep`` run left behind. Default "": nothing said."""
         return ""
 
     def interface_mtu(self, endpoint: Endpoint) -> int | None:
-        """MTU of the endpoint's primary interface (the default expected path MTU)."""
+        """MTU of the endpoint's primary interface (the default expected path MTU).
+        Default: read from ``/sys/class/net/eth0/mtu`` with one command; None if unreadable."""
         res = endpoint.run(["cat", "/sys/class/net/eth0/mtu"], timeout=self.timeout)
         return int(res.stdout.strip()) if res.ok and res.stdout.strip().isdigit() else None
 
 
 def run_subprocess(argv: Sequence[str], prefix: Sequence[str], timeout: float) -> ExecResult:
-    """Run ``prefix + argv`` locally with a hard timeout (shared by local backends)."""
+    """Run ``prefix + argv`` locally with a hard timeout (for backends whose endpoints are
+    local namespaces: the lab)."""
     start = time.monotonic()
     try:
         proc = subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=timeout,

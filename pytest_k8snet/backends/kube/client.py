@@ -8,20 +8,21 @@ backoff, honouring ``Retry-After``, and never a 4xx that will not change.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import http.client
 import json
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import urllib3
 
 from .. import BackendError
-from .status import _one_line, api_error_message, connection_error_reason
+from .status import one_line, api_error_message, connection_error_reason
 
 T = TypeVar("T")
 IN_CLUSTER = "in-cluster"  # the context name reported for a pod's service account
@@ -42,7 +43,7 @@ def kube() -> Any:
     return kubernetes
 
 
-def _done(resp: Any) -> None:
+def release_response(resp: Any) -> None:
     """Finish with a raw response: read what is left, then give the connection back (an
     unread body on a pooled connection would be taken for the next response)."""
     try:
@@ -55,6 +56,42 @@ def _kubeconfig_files(path: str) -> list[str]:
     return [p for p in path.split(os.pathsep) if p]
 
 
+def kubeconfig_context(kubeconfig: str, context: str | None) -> str:
+    """The name of the context a run uses in ``kubeconfig`` (``:``-separated files merge):
+    ``context`` when the file has it, else the current one. Reads only the files, never
+    the cluster; a missing file, an unknown context, no current context or a broken file
+    raise :class:`BackendError` saying which."""
+    files = _kubeconfig_files(kubeconfig)
+    if not files or not any(Path(f).is_file() for f in files):
+        raise BackendError(f"kubeconfig {kubeconfig} not found "
+                           "(--k8s-kubeconfig, KUBECONFIG or ~/.kube/config)")
+    with _one_line_kubeconfig_errors(kubeconfig):
+        contexts, current = kube().config.list_kube_config_contexts(config_file=kubeconfig)
+    names = [str(c.get("name")) for c in contexts or []]
+    if context is not None and context not in names:
+        raise BackendError(f"context {context!r} not found in kubeconfig {kubeconfig} "
+                           f"(it has: {', '.join(names) or 'none'})")
+    if context is None and not current:
+        raise BackendError(f"kubeconfig {kubeconfig} has no current context; "
+                           "pass --k8s-context")
+    return context or str((current or {}).get("name") or "")
+
+
+@contextlib.contextmanager
+def _one_line_kubeconfig_errors(kubeconfig: str) -> Iterator[None]:
+    """Whatever loading ``kubeconfig`` raises, as one BackendError line (no traceback)."""
+    ConfigException = kube().config.config_exception.ConfigException  # noqa: N806
+    try:
+        yield
+    except BackendError:
+        raise
+    except (ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
+        raise BackendError(f"kubeconfig {kubeconfig}: {one_line(exc, 200)}") from None
+    except Exception as exc:  # noqa: BLE001 - exec plugins and friends
+        raise BackendError(f"kubeconfig {kubeconfig}: {type(exc).__name__}: "
+                           f"{one_line(exc, 200)}") from None
+
+
 def connect(kubeconfig: str, context: str | None,
             in_cluster: bool = False) -> tuple[Any, str, str]:
     """An API client for ``kubeconfig`` (``:``-separated files merge) and ``context``, or
@@ -62,43 +99,22 @@ def connect(kubeconfig: str, context: str | None,
     ``settings.kubeconfig_path`` gives for an in-cluster run).
 
     Returns the client, the server URL and the context's name (``in-cluster``). A missing
-    file, an unknown context or a broken kubeconfig raise :class:`BackendError`. The client
-    never retries by itself: see :func:`call_with_retries`.
+    file, an unknown context or a broken kubeconfig raise :class:`BackendError` (see
+    :func:`kubeconfig_context`). The client never retries by itself: see
+    :func:`call_with_retries`.
     """
     if in_cluster or not kubeconfig:
         return connect_in_cluster()
-    kconfig = kube().config
-    ConfigException = kconfig.config_exception.ConfigException  # noqa: N806
-
-    files = _kubeconfig_files(kubeconfig)
-    if not files or not any(Path(f).is_file() for f in files):
-        raise BackendError(f"kubeconfig {kubeconfig} not found "
-                           "(--k8s-kubeconfig, KUBECONFIG or ~/.kube/config)")
-    try:
-        contexts, current = kconfig.list_kube_config_contexts(config_file=kubeconfig)
-        names = [str(c.get("name")) for c in contexts or []]
-        if context is not None and context not in names:
-            raise BackendError(f"context {context!r} not found in kubeconfig {kubeconfig} "
-                               f"(it has: {', '.join(names) or 'none'})")
-        if context is None and not current:
-            raise BackendError(f"kubeconfig {kubeconfig} has no current context; "
-                               "pass --k8s-context")
-        conf = kube().client.Configuration()
-        # No retries: an unreachable API fails at once; each request is bounded by timeout.
-        conf.retries = urllib3.Retry(total=0, backoff_factor=0)
-        conf.connection_pool_maxsize = 32
-        api = kconfig.new_client_from_config(config_file=kubeconfig, context=context,
-                                             persist_config=False, client_configuration=conf)
-    except BackendError:
-        raise
-    except (ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
-        raise BackendError(f"kubeconfig {kubeconfig}: {_one_line(exc, 200)}") from None
-    except Exception as exc:  # noqa: BLE001 - exec plugins and friends; one line, no traceback
-        raise BackendError(f"kubeconfig {kubeconfig}: {type(exc).__name__}: "
-                           f"{_one_line(exc, 200)}") from None
-    conf = api.configuration
-    name = context or str((current or {}).get("name") or "")
-    return api, str(conf.host), name
+    name = kubeconfig_context(kubeconfig, context)
+    conf = kube().client.Configuration()
+    # No retries: an unreachable API fails at once; each request is bounded by timeout.
+    conf.retries = urllib3.Retry(total=0, backoff_factor=0)
+    conf.connection_pool_maxsize = 32
+    with _one_line_kubeconfig_errors(kubeconfig):
+        api = kube().config.new_client_from_config(
+            config_file=kubeconfig, context=context, persist_config=False,
+            client_configuration=conf)
+    return api, str(api.configuration.host), name
 
 
 def connect_in_cluster(token_file: str | None = None, cert_file: str | None = None
@@ -122,14 +138,16 @@ def connect_in_cluster(token_file: str | None = None, cert_file: str | None = No
             k.config.load_incluster_config(client_configuration=conf)
     except (ConfigException, OSError, ValueError) as exc:
         raise BackendError(f"no kubeconfig and no in-cluster service account: "
-                           f"{_one_line(exc, 200)} (give --k8s-kubeconfig, or run in a pod "
+                           f"{one_line(exc, 200)} (give --k8s-kubeconfig, or run in a pod "
                            "with a service account token mounted)") from None
     conf.retries = urllib3.Retry(total=0, backoff_factor=0)
     conf.connection_pool_maxsize = 32
     return k.client.ApiClient(conf), str(conf.host), IN_CLUSTER
 
 
-def _kubectl_flags(kubeconfig: str, context: str | None) -> str:
+def kubectl_flags(kubeconfig: str, context: str | None) -> str:
+    """The ``kubectl`` flags (leading space) that reach the same cluster, for the commands
+    printed to remove what a run left; none for the defaults kubectl picks itself."""
     if not kubeconfig:
         return ""  # in a pod, kubectl finds the service account itself
     default = str(Path("~/.kube/config").expanduser())
@@ -152,7 +170,7 @@ def api_failure(exc: BaseException, what: str, server: str, timeout: float) -> B
     if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
         return BackendError(f"cannot reach the Kubernetes API at {server}: "
                             f"{connection_error_reason(exc, timeout)}")
-    return BackendError(f"cannot {what}: {type(exc).__name__}: {_one_line(exc, 200)}")
+    return BackendError(f"cannot {what}: {type(exc).__name__}: {one_line(exc, 200)}")
 
 
 

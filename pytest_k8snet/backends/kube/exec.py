@@ -12,7 +12,7 @@ from typing import Any
 from .. import ExecResult
 from .client import kube
 from .manifests import CONTAINER, EXIT_CANNOT_RUN, EXIT_EXEC_FAILED, EXIT_NOT_FOUND, EXIT_TIMEOUT
-from .status import _one_line, exit_code_from_status, status_message
+from .status import one_line, exit_code_from_status, status_message
 
 
 def _exec_error(exc: BaseException) -> str:
@@ -21,10 +21,10 @@ def _exec_error(exc: BaseException) -> str:
     match = re.search(r'"message"\s*:\s*"((?:[^"\\]|\\.)*)"', text)
     if match:
         try:
-            return _one_line(json.loads(f'"{match.group(1)}"'))
+            return one_line(json.loads(f'"{match.group(1)}"'))
         except ValueError:
-            return _one_line(match.group(1))
-    return _one_line(text)
+            return one_line(match.group(1))
+    return one_line(text)
 
 
 def _close_ws(ws: Any) -> None:
@@ -106,7 +106,7 @@ def exec_in_pod(configuration: Any, namespace: str, pod: str, argv: Sequence[str
         err.append(ws.read_stderr(timeout=0))
         status = ws.read_channel(error_channel, timeout=0) or ""
     except Exception as exc:  # noqa: BLE001 - a broken stream is a failed command
-        err.append(f"\nexec in {pod}: stream error: {_one_line(exc)}")
+        err.append(f"\nexec in {pod}: stream error: {one_line(exc)}")
         status = status or ""
     finally:
         _close_ws(ws)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "pytest-k8snet")
@@ -107,6 +108,35 @@ def probe_pod_name(role: str, node: str, prefix: str = "k8snet") -> str:
         return name
     digest = hashlib.sha1(node.encode()).hexdigest()[:8]
     return f"{name[:54].rstrip('-.')}-{digest}"
+
+
+@dataclass(frozen=True)
+class RunNames:
+    """Where a run's objects live and what they are called: the backend that creates them
+    and the xdist controller that removes them must agree."""
+
+    run_id: str
+    namespace: str
+    owns_namespace: bool  # False with --k8s-namespace: the namespace is the user's
+    prefix: str  # of every object name; the run id is in it when the namespace is shared
+    service_name: str
+
+    @classmethod
+    def of(cls, run_id: str, namespace: str | None) -> RunNames:
+        """The names for run ``run_id``, in ``namespace`` (``--k8s-namespace``) or in a
+        fresh ``k8snet-<run id>``."""
+        prefix = "k8snet" if namespace is None else f"k8snet-{run_id}"
+        return cls(run_id, namespace or f"k8snet-{run_id}", namespace is None, prefix,
+                   f"{prefix}-probe")
+
+    @property
+    def selector(self) -> str:
+        """The label selector of everything the run created."""
+        return f"{RUN_LABEL}={self.run_id}"
+
+    def probe(self, node: str, role: str) -> str:
+        """The name of the ``role`` ("pod" or "host") probe on ``node``."""
+        return probe_pod_name("probe" if role == "pod" else "host", node, self.prefix)
 
 
 def run_labels(run_id: str) -> dict[str, str]:

@@ -19,7 +19,9 @@ from .manifests import (BAD_CONDITIONS, DETAIL_CHARS, EVENT_PROBLEMS, EXIT_CANNO
 # -- pure functions: reading API objects ----------------------------------------------------
 
 
-def _one_line(text: Any, limit: int = DETAIL_CHARS) -> str:
+def one_line(text: Any, limit: int = DETAIL_CHARS) -> str:
+    """``text`` on one line, cut to ``limit`` characters: API messages go into one-line
+    problems and errors."""
     line = " ".join(str(text or "").split())
     return line if len(line) <= limit else line[:limit - 3] + "..."
 
@@ -72,13 +74,13 @@ def node_from_api(obj: Mapping[str, Any]) -> Node:
     if ready_cond is None:
         notes.append(f"{NOT_READY}: no Ready condition (the kubelet never reported)")
     elif not ready:
-        why = ": ".join(x for x in (ready_cond.get("reason"), _one_line(ready_cond.get("message")))
+        why = ": ".join(x for x in (ready_cond.get("reason"), one_line(ready_cond.get("message")))
                         if x)
         notes.append(f"{NOT_READY}: Ready={ready_cond.get('status')}" + (f": {why}" if why else ""))
     for ctype in BAD_CONDITIONS:
         cond = conditions.get(ctype)
         if cond and cond.get("status") == "True":
-            why = ": ".join(x for x in (cond.get("reason"), _one_line(cond.get("message"))) if x)
+            why = ": ".join(x for x in (cond.get("reason"), one_line(cond.get("message"))) if x)
             notes.append(f"{ctype}" + (f": {why}" if why else ""))
     if spec.get("unschedulable"):
         notes.append("cordoned (spec.unschedulable): probe pods are pinned by nodeName and "
@@ -145,18 +147,18 @@ def pod_problems(pod: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) ->
     if status.get("phase") in ("Failed", "Succeeded"):
         found.append(f"{head}: pod {status.get('phase')}: "
                      + ": ".join(x for x in (status.get("reason"),
-                                             _one_line(status.get("message"))) if x))
+                                             one_line(status.get("message"))) if x))
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
             found.append(f"{head}: not scheduled: {cond.get('reason', '')}: "
-                         f"{_one_line(cond.get('message'))}")
+                         f"{one_line(cond.get('message'))}")
     for cs in _containers(pod):
         state = cs.get("state") or {}
         waiting, terminated = state.get("waiting") or {}, state.get("terminated") or {}
         last = (cs.get("lastState") or {}).get("terminated") or {}
         reason = waiting.get("reason")
         if reason in WAITING_PROBLEMS:
-            detail = _one_line(waiting.get("message"))
+            detail = one_line(waiting.get("message"))
             if "Image" in reason:
                 found.append(f"{head}: {reason}: image {cs.get('image', '?')}"
                              + (f": {detail}" if detail else ""))
@@ -164,13 +166,13 @@ def pod_problems(pod: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) ->
                 if last:
                     detail = (f"last exit code {last.get('exitCode')}"
                               + (f" ({last['reason']})" if last.get("reason") else "")
-                              + (f": {_one_line(last.get('message'))}" if last.get("message")
+                              + (f": {one_line(last.get('message'))}" if last.get("message")
                                  else "") + (f"; {detail}" if detail else ""))
                 found.append(f"{head}: {reason}" + (f": {detail}" if detail else ""))
         elif terminated:
             found.append(f"{head}: container exited with code {terminated.get('exitCode')}"
                          + (f" ({terminated['reason']})" if terminated.get("reason") else "")
-                         + (f": {_one_line(terminated.get('message'))}"
+                         + (f": {one_line(terminated.get('message'))}"
                             if terminated.get("message") else ""))
     latest: dict[str, Mapping[str, Any]] = {}
     for ev in sorted(events, key=_event_time):
@@ -183,7 +185,7 @@ def pod_problems(pod: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) ->
         if found and reason in ("Failed", "BackOff"):
             continue  # the container status already says it, with the image
         count = int(ev.get("count") or (ev.get("series") or {}).get("count") or 1)
-        found.append(f"{head}: {reason}: {_one_line(ev.get('message') or ev.get('note'))}"
+        found.append(f"{head}: {reason}: {one_line(ev.get('message') or ev.get('note'))}"
                      + (f" (x{count})" if count > 1 else ""))
     return list(dict.fromkeys(found))
 
@@ -243,13 +245,13 @@ def status_message(text: str) -> str:
     try:
         status = json.loads(text) if text and text.strip() else {}
     except ValueError:
-        return _one_line(text)
+        return one_line(text)
     if not isinstance(status, dict) or status.get("status") == "Success":
         return ""
     causes = (status.get("details") or {}).get("causes") or []
     if any(c.get("reason") == "ExitCode" for c in causes):
         return ""
-    return _one_line(status.get("message"))
+    return one_line(status.get("message"))
 
 
 _SERVICE_RANGE = re.compile(r"range of valid IPs is ([0-9a-fA-F.:/]+(?:,\s*[0-9a-fA-F.:/]+)*)")
@@ -274,9 +276,9 @@ def api_error_message(status: int | None, body: str | None, reason: str | None,
     try:
         data = json.loads(body) if body else {}
         if isinstance(data, dict):
-            message = _one_line(data.get("message"))
+            message = one_line(data.get("message"))
     except ValueError:
-        message = _one_line(body)
+        message = one_line(body)
     if status == 401:
         return (f"the Kubernetes API at {server} rejected the credentials (401 Unauthorized) "
                 f"while trying to {what}")
@@ -305,9 +307,9 @@ def connection_error_reason(exc: BaseException, timeout: float) -> str:
             or "timed out" in low or "timeout" in low:
         return f"no answer within {timeout:g}s"
     if "certificate" in low or "ssl" in low:
-        return "TLS error: " + _one_line(text.split("\n")[-1], 200)
+        return "TLS error: " + one_line(text.split("\n")[-1], 200)
     text = re.sub(r"^.*?: (?=\[Errno)", "", text)
-    return _one_line(text, 200)
+    return one_line(text, 200)
 
 
 
@@ -333,7 +335,7 @@ def parse_probe_check(stdout: str) -> ProbeCheck:
         if key == "missing" and value:
             missing.append(value.strip())
         elif key == "ping-error":
-            ping_error = _one_line(value, 200)
+            ping_error = one_line(value, 200)
         elif key == "search":
             search = tuple(value.split())
         elif key == "mtu" and value.strip().isdigit():
@@ -384,7 +386,7 @@ def admission_denial(status: int | None, body: str | None) -> str | None:
         return None
     # 'pods "k8snet-...-host-node-1" is forbidden: ' says nothing the caller does not know,
     # and reports cut long lines: the policy's own words come first
-    return _one_line(re.sub(r'^pods? "[^"]*" is forbidden: ', "", message), 400)
+    return one_line(re.sub(r'^pods? "[^"]*" is forbidden: ', "", message), 400)
 
 
 def progress_line(pods: Mapping[str, Mapping[str, Any]], expected: int,

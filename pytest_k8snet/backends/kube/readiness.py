@@ -1,0 +1,101 @@
+"""Judging the started probes: an endpoint for each, a node problem for each that is not up,
+and one exec per running probe for what its image and capabilities allow."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .. import Backend, Endpoint, ExecResult, Network, Node
+from .findings import ProbeFindings
+from .manifests import readiness_script
+from .status import (ProbeCheck, cluster_domain_from_search, parse_probe_check, pod_is_ready,
+                     pod_problems, pod_summary)
+
+
+def evaluate(findings: ProbeFindings, backend: Backend,
+             expected: Mapping[str, tuple[str, str]], nodes: list[Node],
+             pods: Mapping[str, dict[str, Any]], events: list[dict[str, Any]],
+             waited: float, record: bool) -> None:
+    """Endpoints for every ``expected`` pod (name: (node, role)); the ones not ready become
+    unusable, and with ``record`` their reasons become problems of their nodes."""
+    node_ip = {n.name: n.ip for n in nodes}
+    for name, (node_name, role) in expected.items():
+        network: Network = "host" if role == "host" else "pod"
+        findings.pod_node[name] = node_name
+        pod = pods.get(name)
+        ip = str(((pod or {}).get("status") or {}).get("podIP") or "")
+        if network == "host":
+            ip = ip or node_ip.get(node_name, "")
+        findings.endpoints[(node_name, network)] = Endpoint(node_name, network, ip, name,
+                                                            backend)
+        if pod is not None and pod_is_ready(pod):
+            if network == "pod":
+                findings.ready_probe_pods.append(name)
+            continue
+        if pod is None:
+            problems = [f"{network}-network probe {name} on {node_name}: pod missing"]
+            short = f"probe pod {name} does not exist"
+        else:
+            problems = pod_problems(pod, events) or [
+                f"{network}-network probe {name} on {node_name}: not ready after "
+                f"{waited:.0f}s ({pod_summary(pod)}; no Warning events: is the kubelet "
+                f"on {node_name} running?)"]
+            short = f"probe pod {name} is not ready ({pod_summary(pod)})"
+        findings.unusable[(node_name, network)] = short
+        if record:
+            findings.problems.setdefault(node_name, []).extend(problems)
+
+
+def check_probes(findings: ProbeFindings, image: str, timeout: float) -> None:
+    """One exec per running probe: missing tools, ping, the cluster domain, the MTU.
+
+    A missing tool becomes one ``probe image <ref> lacks ...`` problem of the node,
+    never a network cause; ping that cannot open its socket (no NET_RAW) likewise.
+    """
+    targets = [ep for key, ep in findings.endpoints.items() if key not in findings.unusable]
+
+    def check(ep: Endpoint) -> tuple[Endpoint, ExecResult]:
+        script = readiness_script(http_server=ep.network == "pod")
+        return ep, ep.run(["sh", "-c", script], max(timeout, 5.0))
+
+    if not targets:
+        return
+    with ThreadPoolExecutor(max_workers=min(16, len(targets)),
+                            thread_name_prefix="k8snet-check") as pool:
+        results = list(pool.map(check, targets))
+    missing: dict[str, dict[str, list[str]]] = {}
+    ping_errors: dict[str, list[str]] = {}
+    for ep, res in sorted(results, key=lambda r: (r[0].node, r[0].network)):
+        if res.exit_code == 127 and not res.stdout:
+            found = ProbeCheck(missing=("sh",))  # not even a shell to run the check
+        elif not res.ok:
+            findings.problem(ep.node, f"{ep.network}-network probe does not run commands: "
+                                      f"{(res.stderr or res.stdout).strip()[:200]}")
+            continue
+        else:
+            found = parse_probe_check(res.stdout)
+        for tool in found.missing:
+            missing.setdefault(ep.node, {}).setdefault(tool, []).append(ep.network)
+        if found.ping_error:
+            ping_errors.setdefault(ep.node, []).append(f"{ep.network}: {found.ping_error}")
+        if found.mtu:
+            findings.mtu[(ep.node, ep.network)] = found.mtu
+        domain = cluster_domain_from_search(found.search)
+        # the pod-network probe's search list is the cluster's; a host's only a fallback
+        if domain and (findings.cluster_domain is None or ep.network == "pod"):
+            findings.cluster_domain = domain
+    for node, tools in missing.items():
+        findings.missing[node] = sorted(tools)
+        where = sorted({net for nets in tools.values() for net in nets})
+        findings.problem(node, f"probe image {image} lacks {', '.join(sorted(tools))} (in the "
+                               f"{' and '.join(where)}-network probe"
+                               f"{'s' if len(where) > 1 else ''}): the checks that run it "
+                               "cannot run here; this is not a network fault")
+    for node, errors in ping_errors.items():
+        if "ping" in findings.missing.get(node, []):
+            continue
+        findings.problem(node, f"ping cannot run in the probe ({'; '.join(errors)}): it needs "
+                               "the NET_RAW capability, which admission or the runtime took "
+                               "away; not a network fault")
