@@ -13,6 +13,7 @@ from .backends import BackendError, Node
 from .measure import Pair
 from .selection import matches, select_pairs, split_selectors
 from .options import add_options, resolve
+from .report.facts import FACTS_KEY
 from .run import STATE_KEY, State
 
 pytest_plugins = ["pytest_k8snet.fixtures"]
@@ -54,6 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve(config, run_id)
     _check_kubeconfig(config, settings)
     state = config.stash[STATE_KEY] = State(config, settings, worker)
+    config.stash[FACTS_KEY] = state
     if worker is None and getattr(config.option, "numprocesses", None):
         # The xdist controller removes the run's probes or lab at unconfigure; a SIGTERM
         # must unwind to there instead of killing it with everything left running.
@@ -227,6 +229,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     from .report import junit
 
+    item.config.stash[STATE_KEY].note_identity()
     junit.attach(item, report)
     if report.when == "call":
         # What this test exercised, for the summary's "N nodes and M pairs tested"; an
@@ -276,12 +279,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash[STATE_KEY]
-    from .report import baseline, results
+    from .report import results
 
-    if state.worker is None and state.settings.baseline:
-        # A baseline comparison that compared nothing must not pass as "no regressions".
-        report = results.run_report(state)
-        why = baseline.nothing_compared(report.comparison, state.settings.baseline)
-        if why and not report.baseline_error:
-            report.baseline_error = why
     results.finish(session, state)

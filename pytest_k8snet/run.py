@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import signal
 import tempfile
 import time
@@ -33,6 +34,7 @@ from .options import Settings, backend_kind, kubeconfig_path
 STATE_KEY = pytest.StashKey["State"]()
 SELECTION_FILE = "selection.json"  # a worker's node selection, for the controller's summary
 CREATED_FILE = "created"  # a worker is about to create probes (or a lab): cleanup has work
+IDENTITY_FILE = "k8snet-identity.json"  # a worker's noted identity, for the controller
 
 
 def in_no_io_mode(config: pytest.Config) -> bool:
@@ -53,6 +55,7 @@ class State:
         self._backend: Backend | None = None
         self._cluster: Cluster | None = None
         self._judgement: Judgement | None = None
+        self._identity: dict[str, Any] | None = None
         self._all_nodes: list[Node] | None = None
         self._discovery_error: str | None = None
         self.diagnoses: list[dict[str, Any]] = []
@@ -120,7 +123,7 @@ class State:
         return {"simulated": self.kind == "lab", "target": text, "chosen_by": s.kind_reason,
                 "in_cluster": s.in_cluster}
 
-    def identity(self) -> dict[str, Any]:
+    def live_identity(self) -> dict[str, Any]:
         """The cluster's identity for the reports: the backend's, plus :meth:`target`."""
         if self._backend is not None:
             ident = dict(self._backend.identity())
@@ -130,6 +133,55 @@ class State:
             ident = {"kind": "kube", "kubeconfig": kubeconfig_path(self.settings),
                      "context": self.settings.context}
         return {**ident, **self.target()}
+
+    # -- what the reports read (report.facts.RunFacts) --------------------------------------
+
+    def note_identity(self) -> None:
+        """While the cluster is up (its backend is gone by the end of the run), remember who it
+        is; an xdist worker also leaves it in the run's shared dir for the controller."""
+        if self._cluster is None or self._identity is not None:
+            return
+        self._identity = self.live_identity()
+        shared = self.shared_dir
+        if self.worker is None or shared is None:
+            return
+        path = shared / IDENTITY_FILE
+        if not path.exists():
+            tmp = path.with_suffix(f".{self.worker}.tmp")
+            tmp.write_text(json.dumps(self._identity, default=str))
+            tmp.replace(path)
+
+    def identity(self) -> dict[str, Any]:
+        """The identity noted while the cluster was up (a worker's under xdist), else now."""
+        if self._identity is not None:
+            return dict(self._identity)
+        path = self.shared_dir_for_run() / IDENTITY_FILE
+        if self.worker is None and path.is_file():
+            try:
+                return dict(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                pass
+        return self.live_identity()
+
+    def raw_measurements(self) -> dict[str, Any]:
+        """The run's cached measurements: in-process, or the files xdist workers shared."""
+        if self._cluster is not None:
+            return dict(self._cluster.measurements)
+        d = self.shared_dir_for_run()
+        out: dict[str, Any] = {}
+        if d.is_dir():
+            for path in sorted(d.glob("*.pickle")):
+                try:
+                    out[path.stem] = pickle.loads(path.read_bytes())
+                except (OSError, EOFError, pickle.UnpicklingError):
+                    continue  # a worker died mid-write: that measurement is simply missing
+        return out
+
+    def measured(self) -> tuple[dict[str, Any] | None, Judgement | None]:
+        doc = self.raw_measurements().get("document")
+        if not isinstance(doc, dict):
+            return None, None
+        return doc, self.judgement_of(doc)
 
     # -- discovery (collection time) -------------------------------------------------------
 
@@ -241,13 +293,13 @@ class State:
         NotReady, pressure; probed all the same), ``unreachable`` (name -> why the probes
         cannot run).
         """
-        from .report.results import measurements, natural_key
+        from .report.view import natural_key
 
         selected, left_out, despite = self.selection()
         if selected is None and not self.tested_nodes:
             return None
         pairs = self.tested_pairs
-        readiness = measurements(self).get("ready")
+        readiness = self.raw_measurements().get("ready")
         return {
             "target": self.target(), "selected": selected,
             "tested_nodes": sorted(self.tested_nodes, key=natural_key),
