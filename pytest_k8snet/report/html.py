@@ -50,9 +50,10 @@ def asset(name: str) -> str:
 # -- matrices ---------------------------------------------------------------------------------
 
 def _mark(cell: PairCell, test: str) -> str:
+    """The verdict mark of ``test`` on a pod-network cell. A host-network cell has no test
+    of its own: its ping is marked failed only when a finding covers the pair."""
     if cell.network == "host":
-        # No test of its own: the host-network ping is judged only through findings.
-        return OUTCOME_MARK[FAILED] if test == "ping" and cell.host_findings else ""
+        return OUTCOME_MARK[FAILED] if test == "test_pod_ping" and cell.host_findings else ""
     return OUTCOME_MARK.get(cell.outcome(test) or "", "")
 
 
@@ -69,12 +70,12 @@ def cell_tip(cell: PairCell, expected_mtu: int | None) -> str:
         more = f" (+{len(ds) - 1} more of this cause)" if len(ds) > 1 else ""
         lines.append(f"Diagnosis, {title}: {ds[0].get('message')}{more}")
     for f in cell.host_findings:
-        lines.append(f"Finding, {f.get('title')}: {f.get('message')}")
+        if f.get("cause") not in by_cause:  # else its diagnosis, just above, says it
+            lines.append(f"Finding, {f.get('title')}: {f.get('message')}")
     p = cell.ping
     if p is not None:
         rtt = f", rtt {fmt(p.get('rtt_ms'), ' ms', 3)}" if p.get("rtt_ms") is not None else ""
-        lines.append(f"{_mark(cell, 'test_pod_ping' if cell.network == 'pod' else 'ping')}"
-                     f"ping: {p.get('received', '?')}/{p.get('transmitted', '?')} replies, "
+        lines.append(f"{_mark(cell, 'test_pod_ping')}ping: {p.get('received', '?')}/{p.get('transmitted', '?')} replies, "
                      f"{fmt(p.get('loss_pct'), '%', 1)} lost{rtt}")
     if cell.pmtu is not None:
         got = int(cell.pmtu.get("bytes") or 0)

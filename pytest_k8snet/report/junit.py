@@ -20,10 +20,8 @@ import pytest
 
 from .facts import FACTS_KEY
 
-PROPERTY_NAMES = ("src", "dst", "network", "rtt_ms", "loss_pct", "path_mtu", "throughput_mbps",
-                  "cause")
 RAW_KEY = pytest.StashKey[list[str]]()
-NOT_A_NODE = ("service", "egress")
+NOT_A_NODE = ("service", "egress")  # a dst that is no pair's end: nothing to complete
 
 
 def record(request: pytest.FixtureRequest, raw: str | None = None, **props: Any) -> None:

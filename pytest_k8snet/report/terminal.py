@@ -35,8 +35,8 @@ class Writer(Protocol):
 
 
 def _markup(cell: PairCell) -> dict[str, bool]:
-    return {"red": True} if cell.status == FAIL else {"green": True} \
-        if cell.status == PASS else {}
+    """Red or green as judged; no colour when not judged."""
+    return {FAIL: {"red": True}, PASS: {"green": True}}.get(cell.status, {})
 
 
 def pod_cell_text(cell: PairCell | None) -> tuple[str, dict[str, bool]]:
