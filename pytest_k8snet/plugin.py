@@ -166,13 +166,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    run = session.config.stash[RUN_KEY]
-    from .report import baseline, results
+    from .report import results
 
-    if run.worker is None and run.settings.baseline:
-        # A baseline comparison that compared nothing must not pass as "no regressions".
-        report = results.run_report(run)
-        why = baseline.nothing_compared(report.comparison, run.settings.baseline)
-        if why and not report.baseline_error:
-            report.baseline_error = why
-    results.finish(session, run)
+    results.finish(session, session.config.stash[RUN_KEY])

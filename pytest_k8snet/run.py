@@ -132,6 +132,7 @@ class Run:
         self._backend: Backend | None = None
         self._cluster: Cluster | None = None
         self._judgement: Judgement | None = None
+        self._document: dict[str, Any] | None = None
         self._all_nodes: list[Node] | None = None
         self._discovery_error: str | None = None
         self._selection: NodeSelection | None = None
@@ -278,10 +279,15 @@ class Run:
         return self.share.measurements()
 
     def measured(self) -> tuple[dict[str, Any] | None, Judgement | None]:
-        doc = self.raw_measurements().get("document")
-        if not isinstance(doc, dict):
-            return None, None
-        return doc, self.judgement_of(doc)
+        """The document and its judgement, once there is one; called after every test's
+        report, so it never measures and reads the workers' files only until it has one."""
+        if self._document is None:
+            doc = (self._cluster.measurements.get("document") if self._cluster is not None
+                   else self.share.measurements().get("document"))
+            if not isinstance(doc, dict):
+                return None, None
+            self._document = doc
+        return self._document, self.judgement_of(self._document)
 
     def note_identity(self) -> None:
         """Remember who the cluster is while it is up (its backend is gone by the end of the
@@ -324,16 +330,6 @@ class Run:
             "left_out": left_out, "probed_despite": despite,
             "unreachable": unreachable_nodes(readiness) if isinstance(readiness, dict) else {},
         }
-
-    # -- what report/results.py reads today, until the reports read RunFacts alone ---------
-    # (the report rework of issue 14 deletes its measurements/identity helpers; then these go)
-
-    def shared_dir_for_run(self) -> Path:
-        return self.share.run_dir
-
-    @property
-    def shared_dir(self) -> Path | None:
-        return self.share.worker_dir
 
     # -- teardown ----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_k8snet.report import baseline
-from pytest_k8snet.report.results import SCHEMA, VERSION
+from pytest_k8snet.report.schema import SCHEMA, VERSION
 
 pytest_plugins = ["pytester"]
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from pytest_k8snet.judge import FAILED, PASSED, SKIPPED, Judgement, judge
-from pytest_k8snet.report.results import ClusterView, group_diagnoses
+from pytest_k8snet.report.view import ClusterView, group_diagnoses
 
 DATA = Path(__file__).parent / "data" / "measure"
 

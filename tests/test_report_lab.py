@@ -1,15 +1,20 @@
-"""The reports end to end on a lab: a healthy baseline, then VXLAN blocked on node-2.
+"""The reports end to end on a lab: a healthy baseline, ICMP loss into node-2's host
+network, then VXLAN blocked on node-2.
 
-Three suite runs on one 3-node lab (about 40 s in all): a healthy run records the
-baseline; a second healthy run compares itself with it (no regressions); with
-``vxlan-blocked`` on node-2 a run under xdist (``-n 2``) must fail on exactly the pairs
-involving node-2, in the terminal, the results file, JUnit XML and the HTML report,
-which headless Chromium then renders.
+Six suite runs on one 3-node lab (about a minute in all): a healthy run records the
+baseline; a second healthy run compares itself with it (no regressions); a run of the
+path MTU tests against a better baseline fails on regressions alone; with every 7th small
+ICMP packet into node-2's host network dropped, runs with ``--k8s-loss-threshold`` 50 and 1
+must show in every report exactly the pairs the tests failed on (the loss is shown, and
+fails nothing under 50); with ``vxlan-blocked`` on node-2 a run under xdist (``-n 2``)
+must fail on exactly the pairs involving node-2, in the terminal, the results file, JUnit
+XML and the HTML report, which headless Chromium then renders.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import re
@@ -26,7 +31,7 @@ import pytest
 from pytest_k8snet import lab as labmod
 from pytest_k8snet.lab import faults
 
-from .conftest import needs_root
+from .conftest import needs_root, sh
 
 pytestmark = needs_root
 
@@ -60,7 +65,17 @@ class Runs:
     healthy: Run
     again: Run
     regressed_only: Run
+    lossy: dict[float, Run]  # --k8s-loss-threshold -> the run with ICMP loss into node-2
     fault: Run
+
+
+# Every 7th small ICMP packet into node-2's host network is dropped (about 15%, and
+# deterministic: of any 7 host pings into node-2, one is lost, so some pair always shows
+# loss). Large packets pass, so the host path MTU search is not disturbed. Pod traffic
+# crosses node-2 encapsulated (UDP) or forwarded, never as ICMP into its INPUT chain.
+ICMP_LOSS = ["INPUT", "-p", "icmp", "-m", "length", "--length", "0:200", "-m", "statistic",
+             "--mode", "nth", "--every", "7", "--packet", "0", "-j", "DROP"]
+THRESHOLDS = (50.0, 1.0)
 
 
 # test_egress is left out: in the lab its pod egress from one node sometimes loses 10-25%
@@ -100,13 +115,22 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
         (base / "better.json").write_text(json.dumps(better))
         regressed_only = suite(name, base / "regressed-only", "--k8s-baseline",
                                str(base / "better.json"), "-k", "test_path_mtu")
+        lossy = {}
+        rule = sh(lab, "node-2", "iptables", "-I", *ICMP_LOSS)
+        assert rule.returncode == 0, rule.stderr
+        try:
+            for threshold in THRESHOLDS:
+                lossy[threshold] = suite(name, base / f"lossy-{threshold:g}",
+                                         "--k8s-loss-threshold", f"{threshold:g}")
+        finally:
+            sh(lab, "node-2", "iptables", "-D", *ICMP_LOSS)
         faults.add(lab, "vxlan-blocked", ["node-2"])
         lab.save()  # as `k8snet-lab fault add` does: the run's cluster identity lists it
         fault = suite(name, base / "fault", "-n", "2", "--k8s-baseline",
                       str(base / "healthy" / "results.json"))
     finally:
         labmod.down(name)
-    return Runs(healthy, again, regressed_only, fault)
+    return Runs(healthy, again, regressed_only, lossy, fault)
 
 
 # -- baseline ---------------------------------------------------------------------------------
@@ -194,18 +218,32 @@ def test_junit_properties(runs: Runs, which: str) -> None:
     pings, pmtus, udps = (pair_cases(t) for t in ("test_pod_ping", "test_path_mtu",
                                                   "test_udp_8472"))
     assert len(pings) == len(pmtus) == len(udps) == 6
+    doc = run.results()
+
+    def entry(section: str, pid: str) -> dict[str, Any]:
+        src, dst = pid.split("->")
+        (e,) = [e for e in doc[section] if (e["src"], e["dst"], e.get("network", "pod"))
+                == (src, dst, "pod")]
+        return dict(e)
+
+    # The properties are the results document's numbers (one source), in every worker.
     for pid, (outcome, props) in pings.items():
         src, dst = pid.split("->")
         assert (props["src"], props["dst"], props["network"]) == (src, dst, "pod")
-        assert float(props["loss_pct"]) >= 0
+        assert float(props["loss_pct"]) == entry("ping", pid)["loss_pct"]
         if outcome == "passed":
             assert float(props["rtt_ms"]) > 0 and "cause" not in props
     for pid, (outcome, props) in pmtus.items():
+        assert props["path_mtu"] == str(entry("path_mtu", pid)["bytes"])
         if outcome == "passed":
             assert props["path_mtu"] == "1450" and float(props["rtt_ms"]) > 0
     for pid, (outcome, props) in udps.items():
-        assert float(props["throughput_mbps"]) >= 0 and "loss_pct" in props
-        if which == "healthy":  # measured before the UDP tests, in the same process
+        udp = entry("throughput", pid)
+        assert float(props["throughput_mbps"]) == round(float(udp["mbps"] or 0), 2)
+        assert float(props["loss_pct"]) == udp["loss_pct"]
+        # Completed from the document, not from what this process measured before.
+        assert props["path_mtu"] == str(entry("path_mtu", pid)["bytes"])
+        if outcome == "passed":
             assert props["path_mtu"] == "1450" and float(props["rtt_ms"]) > 0
     if which == "healthy":
         assert {o for o, _ in cases.values()} == {"passed"}
@@ -217,6 +255,56 @@ def test_junit_properties(runs: Runs, which: str) -> None:
         assert pings[pid][1]["cause"] == udps[pid][1]["cause"] == "vxlan-blocked"
         assert pings[pid][1]["loss_pct"] == "100.0" and udps[pid][0] == "failed"
     assert all("cause" in p for o, p in cases.values() if o == "failed")
+
+
+# -- one threshold for the tests and every report ---------------------------------------------
+
+PAIR_TESTS = ("test_pod_ping", "test_path_mtu", "test_udp_8472", "test_large_packets")
+CELL = re.compile(r'data-pair="([^"]+)" data-network="(\w+)" data-status="(\w+)"')
+
+
+def failing_in_terminal(out: str, network: str) -> int:
+    found = re.search(rf"^{network} network: 6 pairs probed, (\d+) failing$", out, re.M)
+    assert found, out
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize("threshold", THRESHOLDS, ids=["threshold-50", "threshold-1"])
+def test_reports_fail_exactly_the_pairs_the_tests_failed(runs: Runs, threshold: float) -> None:
+    """The old bug: 15% ICMP loss into node-2's host network with --k8s-loss-threshold 50
+    gave ``48 passed`` while the summary said ``host network: 6 pairs probed, 1 failing``
+    and colored pairs red in the HTML. Whatever fails, every report names exactly that."""
+    run = runs.lossy[threshold]
+    doc = run.results()
+    assert doc["thresholds"] == {"loss_pct": threshold}
+    host_loss = {f"{e['src']}->{e['dst']}": e["loss_pct"] for e in doc["ping"]
+                 if e["network"] == "host"}
+    assert any(loss > 0 for pid, loss in host_loss.items() if "node-2" in pid), host_loss
+    cases = run.junit_cases()
+    # The tests: JUnit and the results file agree on every outcome.
+    by_name = {nodeid.split("::", 1)[1]: outcome for nodeid, outcome in doc["tests"].items()}
+    assert {name: o for name, (o, _) in cases.items()} == by_name
+    failed_pairs = {name.split("[", 1)[1][:-1] for name, (o, _) in cases.items()
+                    if o == "failed" and name.split("[", 1)[0] in PAIR_TESTS}
+    judged = {v["subject"] for v in doc["verdicts"]
+              if v["outcome"] == "failed" and v["test"] in PAIR_TESTS}
+    assert judged == failed_pairs
+    assert run.code == (1 if "failed" in by_name.values() else 0), run.out
+    # The terminal, and the HTML matrices: the pod pairs that failed, no host pair (no test
+    # fails on node-to-node loss alone), whatever the host pings lost.
+    assert failing_in_terminal(run.out, "pod") == len(failed_pairs)
+    assert failing_in_terminal(run.out, "host") == 0
+    page = (run.dir / "report.html").read_text()
+    cells = [(html.unescape(p), n, st) for p, n, st in CELL.findall(page)]
+    assert len(cells) == 12
+    assert {p for p, n, st in cells if n == "pod" and st == "fail"} == failed_pairs
+    assert {st for p, n, st in cells if n == "host"} == {"pass"}
+    assert {p for p, n, st in cells if n == "pod" and st == "pass"} == {
+        p for p, n, _ in cells if n == "pod"} - failed_pairs
+    if threshold == 50.0:
+        assert failed_pairs == set() and run.code == 0, run.out
+        assert set(by_name.values()) <= {"passed", "skipped"}
+        assert 'data-status="fail"' not in page
 
 
 # -- HTML in Chromium -------------------------------------------------------------------------

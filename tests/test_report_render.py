@@ -12,17 +12,21 @@ from typing import Any
 
 import pytest
 
-from pytest_k8snet import PathMtuResult, PingResult
-from pytest_k8snet.report import baseline, html, junit, terminal
-from pytest_k8snet.report.results import SCHEMA, VERSION, ClusterView, RunReport, group_diagnoses
+from pytest_k8snet.report import baseline, html, html_tables, junit, terminal
+from pytest_k8snet.judge import judge
+from pytest_k8snet.report.results import RunReport
+from pytest_k8snet.report.schema import SCHEMA, VERSION
+from pytest_k8snet.report.view import ClusterView, group_diagnoses
 
 pytest_plugins = ["pytester"]
 
 
 def make_doc(n: int = 3, cut: str | None = None, small_mtu: str | None = None,
-             mbps: float = 9.99, egress_rate: float = 0.0) -> dict[str, Any]:
+             mbps: float = 9.99, egress_rate: float = 0.0, judged: bool = True
+             ) -> dict[str, Any]:
     """A results document like a lab run's: ``cut`` loses the overlay (VXLAN blocked),
-    ``small_mtu`` sits behind a 1400-byte underlay link."""
+    ``small_mtu`` sits behind a 1400-byte underlay link; ``judged``: with the findings and
+    verdicts the run's judgement gives it."""
     names = [f"node-{i}" for i in range(1, n + 1)]
     doc: dict[str, Any] = {
         "schema": SCHEMA, "version": VERSION, "plugin_version": "0.1.0",
@@ -59,6 +63,7 @@ def make_doc(n: int = 3, cut: str | None = None, small_mtu: str | None = None,
             doc["throughput"].append({"src": a, "dst": b, "network": "pod",
                                       "mbps": 0.0 if broken else mbps,
                                       "loss_pct": 100.0 if broken else 0.0,
+                                      "packets": 0 if broken else 1000,
                                       "error": "unable to connect" if broken else None})
             if broken:
                 doc["diagnoses"].append({"cause": "vxlan-blocked", "nodes": [cut], "pairs": [pid],
@@ -69,6 +74,13 @@ def make_doc(n: int = 3, cut: str | None = None, small_mtu: str | None = None,
                 doc["diagnoses"].append({"cause": "mtu", "nodes": [], "pairs": [pid],
                                          "message": f"{pid}: path MTU 1400 < expected 1450",
                                          "test": f"t.py::test_path_mtu[{pid}]"})
+    if judged:
+        j = judge(doc)
+        doc["findings"] = [f.as_dict() for f in j.findings]
+        doc["verdicts"] = [v.as_dict() for v in j.verdicts.values()]
+        for d in doc["diagnoses"]:  # as the suite records them: naming the verdict's finding
+            test, _, pid = d["test"].partition("::")[2].partition("[")
+            d["finding"] = j.verdict(test, pid.rstrip("]")).finding
     return doc
 
 
@@ -103,6 +115,103 @@ def test_node_level_diagnoses_name_their_nodes() -> None:
         {"cause": "mtu", "nodes": [], "pairs": ["node-1->node-2"], "message": "z"}])
     assert [g.headline for g in groups] == ["MTU: node-1->node-2 (2 findings)",
                                             "IP forwarding off: node-2"]
+
+
+# -- pass and fail are the judgement's, never the numbers' ---------------------------------------
+
+def judged_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    j = judge(doc)
+    doc["findings"] = [f.as_dict() for f in j.findings]
+    doc["verdicts"] = [v.as_dict() for v in j.verdicts.values()]
+    return doc
+
+
+def lossy_doc(threshold: float, host_loss: float = 15.0, udp_loss: float = 0.0
+              ) -> dict[str, Any]:
+    """Loss into node-2: ``host_loss`` % of node-to-node pings, ``udp_loss`` % of UDP
+    through the overlay; judged with ``--k8s-loss-threshold threshold``."""
+    doc = make_doc(judged=False)
+    doc["thresholds"] = {"loss_pct": threshold}
+    for e in doc["ping"]:
+        if e["network"] == "host" and e["dst"] == "node-2":
+            e.update(loss_pct=host_loss, transmitted=20, received=round(20 - host_loss / 5))
+    for e in doc["throughput"]:
+        if e["dst"] == "node-2":
+            e["loss_pct"] = udp_loss
+    return judged_doc(doc)
+
+
+def statuses(view: ClusterView, network: str) -> dict[str, str]:
+    return {c.id: c.status for c in view.pair_cells(network)}
+
+
+def test_loss_below_the_threshold_is_shown_not_failed() -> None:
+    """The old bug: 15% ping loss into node-2's host network with --k8s-loss-threshold 50,
+    every test passed while the summary said ``host network: ... 1 failing``."""
+    doc = lossy_doc(50.0, udp_loss=10.0)
+    assert "failed" not in {v["outcome"] for v in doc["verdicts"]}
+    view = ClusterView(doc)
+    assert set(statuses(view, "pod").values()) == set(statuses(view, "host").values()) == {
+        "pass"}
+    tr = FakeTerminal()
+    terminal.write(tr, RunReport(doc))
+    assert "pod network: 6 pairs probed, 0 failing" in tr.text
+    assert "host network: 6 pairs probed, 0 failing" in tr.text
+    assert "  node-1       -    15%   0.05" in tr.text  # the loss is still shown
+    markup = html.render(RunReport(doc))
+    assert 'data-status="fail"' not in markup and 'class="k8s-bad"' not in markup
+    assert "k8s-bad" not in markup.split('id="k8s-matrix-host"')[1].split("</table>")[0]
+    assert "10%" in markup  # the UDP loss, shown in its table
+
+
+def test_loss_above_the_threshold_fails_exactly_the_judged_pairs() -> None:
+    doc = lossy_doc(5.0, udp_loss=10.0)
+    failed = {v["subject"] for v in doc["verdicts"] if v["outcome"] == "failed"}
+    assert failed == {"node-1->node-2", "node-3->node-2"}
+    view = ClusterView(doc)
+    assert {p for p, st in statuses(view, "pod").items() if st == "fail"} == failed
+    # No test fails on the host network's 15%: its cells pass.
+    assert set(statuses(view, "host").values()) == {"pass"}
+    assert view.cell("pod", "node-1", "node-2").problems == ["UDP: 10% lost"]  # type: ignore
+    tr = FakeTerminal()
+    terminal.write(tr, RunReport(doc))
+    assert "pod network: 6 pairs probed, 2 failing" in tr.text
+    assert "host network: 6 pairs probed, 0 failing" in tr.text
+    p = parse(html.render(RunReport(doc)))
+    assert {c["data-pair"] for c in p.cells if c.get("data-status") == "fail"} == failed
+    rows = html_tables.throughput_table(view).split("<tr")
+    assert {r for r in rows if 'class="k8s-bad"' in r.split(">")[0]} == {
+        r for r in rows if "node-1-&gt;node-2" in r or "node-3-&gt;node-2" in r}
+
+
+def test_host_cells_fail_on_an_underlay_finding() -> None:
+    doc = make_doc(cut="node-2", judged=False)
+    for e in doc["ping"]:
+        if e["network"] == "host" and "node-2" in (e["src"], e["dst"]):
+            e.update(loss_pct=100.0, received=0, rtt_ms=None)
+    view = ClusterView(judged_doc(doc))
+    assert {p for p, st in statuses(view, "host").items() if st == "fail"} == NODE2_PAIRS
+    assert {p for p, st in statuses(view, "pod").items() if st == "fail"} == NODE2_PAIRS
+    cell = view.cell("host", "node-1", "node-2")
+    assert cell is not None and cell.problems == ["ping: 100% lost, Nodes cannot reach each other"]
+
+
+def test_a_document_without_verdicts_is_not_judged() -> None:
+    doc = make_doc(judged=False)
+    for e in doc["ping"]:
+        e["loss_pct"] = 40.0
+    view = ClusterView(doc)
+    assert set(statuses(view, "pod").values()) == {"unjudged"}
+    tr = FakeTerminal()
+    terminal.write(tr, RunReport(doc))
+    assert "pod network: 6 pairs probed, not judged" in tr.text
+    markup = html.render(RunReport(doc))
+    assert 'data-status="fail"' not in markup and 'data-status="pass"' not in markup
+    assert 'data-status="unjudged"' in markup and "6 pairs, not judged" in markup
+    assert "k8s-bad" not in markup.split("</style>")[1]
+    # The failures its tests recorded still mark their pairs.
+    view = ClusterView(make_doc(cut="node-2", judged=False))
+    assert {p for p, st in statuses(view, "pod").items() if st == "fail"} == NODE2_PAIRS
 
 
 # -- baseline comparison --------------------------------------------------------------------------
@@ -271,7 +380,10 @@ def test_html_section_small_cluster() -> None:
     assert {c["data-pair"] for c in now if c["data-status"] == "fail"} == NODE2_PAIRS
     tip = next(c["data-tip"] for c in now if c["data-pair"] == "node-1->node-2")
     assert tip.startswith("node-1 → node-2 (pod network): FAIL\nDiagnosis, Overlay port blocked")
-    assert "✗ path MTU: 0 bytes (expected 1450)" in tip
+    # Each measurement carries its test's verdict: the path MTU test skips on a pair without
+    # pod connectivity (the ping test owns it), the UDP test fails on the blocked overlay.
+    assert "\n– path MTU: 0 bytes (expected 1450)" in tip
+    assert "\n✗ UDP 8472: 0 Mbit/s, 100% lost (unable to connect)" in tip
     assert "Overlay port blocked: 4 pairs involving node-2" in markup
     assert "run FAILED: 12 regressions" in markup and 'id="k8s-regressions"' in markup
     assert not [m for m in p.matrices if "k8s-compact" in m.get("class", "")]
@@ -305,16 +417,19 @@ def test_html_extras_for_a_failed_pair_test() -> None:
 
 # -- JUnit properties -----------------------------------------------------------------------------
 
-def test_junit_properties_completed_from_measurements() -> None:
-    ping = PingResult("10.0.0.2", 56, False, 3, 3, 0.0, 0.1, 0.2, 0.3)
-    pmtu = PathMtuResult("a", "b", 1450, None, 1450, 11, 0.5)
-    m = {"ping-pod-56": {("a", "b"): ping}, "pmtu-pod": {("a", "b"): pmtu}}
+def test_junit_properties_completed_from_the_document() -> None:
+    doc = {"ping": [{"src": "a", "dst": "b", "network": "pod", "loss_pct": 0.0, "rtt_ms": 0.2},
+                    {"src": "a", "dst": "b", "network": "host", "loss_pct": 9.0, "rtt_ms": 0.1}],
+           "path_mtu": [{"src": "a", "dst": "b", "network": "pod", "bytes": 1450}]}
     props: list[tuple[str, object]] = [("src", "a"), ("dst", "b"), ("network", "pod"),
                                        ("path_mtu", 1450)]
-    assert junit.completed(props, m) == [("rtt_ms", 0.2), ("loss_pct", 0.0)]
+    assert junit.completed(props, doc) == [("rtt_ms", 0.2), ("loss_pct", 0.0)]
     assert junit.completed([("src", "a"), ("dst", "b"), ("network", "pod"), ("rtt_ms", 1.0),
-                            ("loss_pct", 0.0)], m) == [("path_mtu", 1450)]
-    assert junit.completed([("src", "a"), ("dst", "service"), ("network", "pod")], m) == []
+                            ("loss_pct", 0.0)], doc) == [("path_mtu", 1450)]
+    assert junit.completed([("src", "a"), ("dst", "b"), ("network", "host")], doc) == [
+        ("rtt_ms", 0.1), ("loss_pct", 9.0)]
+    assert junit.completed([("src", "a"), ("dst", "service"), ("network", "pod")], doc) == []
+    assert junit.completed([("src", "b"), ("dst", "a"), ("network", "pod")], doc) == []
 
 
 FAKE_SUITE = '''

@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from .results import SCHEMA, VERSION, natural_key
+from .schema import SCHEMA, VERSION
+from .view import natural_key
 
 KINDS = ("pair", "path_mtu", "throughput", "failure_rate")
 # The sections compare() reads: a baseline without any of them compares nothing.

@@ -6,8 +6,9 @@ so that the result filters stay next to the results table):
 
 - the diagnoses, grouped by cause ("MTU: 4 pairs involving node-2");
 - with ``--k8s-baseline``, a banner when the run fails on regressions;
-- node x node matrices for the pod and the host network: each cell colored pass or
-  fail and carrying RTT, loss and path MTU; hovering (or focusing) a cell shows its
+- node x node matrices for the pod and the host network: each cell carrying RTT, loss
+  and path MTU, and colored pass or fail as the run's verdicts and findings say (never
+  from the numbers; "not judged" without them); hovering (or focusing) a cell shows its
   measurements and diagnosis. From 9 nodes on the matrices are compact (one metric
   per cell, switched with the buttons above them, column names vertical);
 - path MTU against the expected MTU, UDP 8472 throughput and loss, DNS, egress and
@@ -20,18 +21,25 @@ Failed tests get the diagnosis and the raw probe output as extras.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from html import escape
 from importlib import resources
 from typing import Any
 
 import pytest
 
-from .results import ClusterView, PairCell, RunReport, cluster_line, natural_key, run_report
+from ..judge import CAUSES, FAILED, PASSED
+from .baseline import KIND_TITLES
+from .facts import FACTS_KEY
+from .html_tables import (dns_table, e, egress_table, fmt, node_checks_table, path_mtu_table,
+                          td, throughput_table)
+from .junit import RAW_KEY
+from .results import RunReport, run_report
+from .terminal import fail_line
+from .view import FAIL, NONE, PASS, ClusterView, DiagnosisGroup, PairCell, cluster_line
 
 COMPACT_FROM = 9  # nodes: from here on a cell shows one metric
-COLLAPSE_ROWS = 12  # tables longer than this show their failing rows and fold the rest
-NODE_CAUSES = ("ip-forward", "bridge-nf", "pod-cidr-overlap", "node-not-ready")
+STATUS_TEXT = {FAIL: "FAIL", PASS: "pass", NONE: "not measured"}
+# Before each measurement in a tip: its test's verdict (nothing when not judged).
+OUTCOME_MARK = {FAILED: "✗ ", PASSED: "✓ ", "skipped": "– "}
 
 
 def asset(name: str) -> str:
@@ -39,24 +47,20 @@ def asset(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
-def e(value: object) -> str:
-    return escape(str(value), quote=True)
-
-
-def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
-    if value is None:
-        return "–"
-    text = f"{value:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{value:.0f}"
-    return text + unit
-
-
 # -- matrices ---------------------------------------------------------------------------------
 
-def cell_tip(cell: PairCell, expected_mtu: int | None) -> str:
-    """The hover text of one matrix cell: its diagnosis first, then what was measured."""
-    from ..judge import CAUSES
+def _mark(cell: PairCell, test: str) -> str:
+    """The verdict mark of ``test`` on a pod-network cell. A host-network cell has no test
+    of its own: its ping is marked failed only when a finding covers the pair."""
+    if cell.network == "host":
+        return OUTCOME_MARK[FAILED] if test == "test_pod_ping" and cell.host_findings else ""
+    return OUTCOME_MARK.get(cell.outcome(test) or "", "")
 
-    verdict = {"fail": "FAIL", "pass": "pass"}.get(cell.status, "not measured")
+
+def cell_tip(cell: PairCell, expected_mtu: int | None) -> str:
+    """The hover text of one matrix cell: its diagnosis first, then what was measured,
+    each measurement marked with its test's verdict."""
+    verdict = STATUS_TEXT.get(cell.status, "not judged")
     lines = [f"{cell.src} → {cell.dst} ({cell.network} network): {verdict}"]
     by_cause: dict[str, list[dict[str, Any]]] = {}
     for d in cell.diagnoses:
@@ -65,53 +69,61 @@ def cell_tip(cell: PairCell, expected_mtu: int | None) -> str:
         title = CAUSES.get(cause, CAUSES["unknown"])[0]
         more = f" (+{len(ds) - 1} more of this cause)" if len(ds) > 1 else ""
         lines.append(f"Diagnosis, {title}: {ds[0].get('message')}{more}")
-    mark = {True: "✗ ", False: "✓ "}
+    for f in cell.host_findings:
+        if f.get("cause") not in by_cause:  # else its diagnosis, just above, says it
+            lines.append(f"Finding, {f.get('title')}: {f.get('message')}")
     p = cell.ping
     if p is not None:
-        rtt = f", rtt {_fmt(p.get('rtt_ms'), ' ms', 3)}" if p.get("rtt_ms") is not None else ""
-        lines.append(f"{mark[(p.get('loss_pct') or 0) > 0]}ping: {p.get('received', '?')}/"
-                     f"{p.get('transmitted', '?')} replies, {_fmt(p.get('loss_pct'), '%', 1)} "
-                     f"lost{rtt}")
+        rtt = f", rtt {fmt(p.get('rtt_ms'), ' ms', 3)}" if p.get("rtt_ms") is not None else ""
+        lines.append(f"{_mark(cell, 'test_pod_ping')}ping: {p.get('received', '?')}/{p.get('transmitted', '?')} replies, "
+                     f"{fmt(p.get('loss_pct'), '%', 1)} lost{rtt}")
     if cell.pmtu is not None:
         got = int(cell.pmtu.get("bytes") or 0)
-        judged = bool(expected_mtu) and cell.network == "pod"
-        against = f" (expected {expected_mtu})" if judged else ""
-        lines.append(f"{mark[judged and got < (expected_mtu or 0)] if judged else ''}path MTU: "
-                     f"{got} bytes{against}")
+        against = f" (expected {expected_mtu})" if expected_mtu and cell.network == "pod" else ""
+        lines.append(f"{_mark(cell, 'test_path_mtu')}path MTU: {got} bytes{against}")
     t = cell.throughput
     if t is not None:
-        bad = bool(t.get("error")) or float(t.get("loss_pct") or 0) > 5.0
-        lines.append(f"{mark[bad]}UDP 8472: {_fmt(t.get('mbps'), ' Mbit/s')}, "
-                     f"{_fmt(t.get('loss_pct'), '%')} lost"
+        lines.append(f"{_mark(cell, 'test_udp_8472')}UDP 8472: {fmt(t.get('mbps'), ' Mbit/s')}, "
+                     f"{fmt(t.get('loss_pct'), '%')} lost"
                      + (f" ({t['error']})" if t.get("error") else ""))
     h = cell.http
     if h is not None:
-        lines.append(f"{mark[not h.get('ok')]}1 MiB HTTP: " + (
-            f"{_fmt(h.get('mbps'), ' Mbit/s', 1)}" if h.get("ok") else
+        lines.append(f"{_mark(cell, 'test_large_packets')}1 MiB HTTP: " + (
+            f"{fmt(h.get('mbps'), ' Mbit/s', 1)}" if h.get("ok") else
             f"failed after {h.get('bytes')} bytes ({h.get('error')})"))
     return "\n".join(lines)
 
 
 def _cell_metrics(cell: PairCell, compact: bool, with_mtu: bool) -> str:
-    """RTT, loss and path MTU spans (the metric switch shows one of them or all)."""
+    """RTT, loss and path MTU spans (the metric switch shows one of them or all); the
+    metrics a failed test rests on are marked."""
     rtt, loss, mtu = cell.rtt_ms, cell.loss_pct, cell.path_mtu
     no_reply = cell.ping is not None and rtt is None
     if compact:
-        parts = [("rtt", "✗" if no_reply else _fmt(rtt, "", 2)), ("loss", _fmt(loss, "", 0)),
+        parts = [("rtt", "✗" if no_reply else fmt(rtt, "", 2)), ("loss", fmt(loss, "", 0)),
                  ("mtu", "–" if mtu is None else str(mtu))]
     else:
-        parts = [("rtt", "no reply" if no_reply else _fmt(rtt, " ms", 3)),
-                 ("loss", _fmt(loss, "% loss", 1)),
+        parts = [("rtt", "no reply" if no_reply else fmt(rtt, " ms", 3)),
+                 ("loss", fmt(loss, "% loss", 1)),
                  ("mtu", "MTU –" if mtu is None else f"MTU {mtu}")]
     if not with_mtu and not compact:
         parts = parts[:2]
     bad = set()
-    if no_reply or (loss or 0) > 0:
+    if cell.host_findings or cell.outcome("test_pod_ping") == FAILED:
         bad |= {"rtt", "loss"}
-    if any(p.startswith("path MTU") for p in cell.problems):
+    if cell.outcome("test_path_mtu") == FAILED:
         bad.add("mtu")
     return "".join(f'<span class="m m-{k}{" bad" if k in bad else ""}">{e(v)}</span>'
                    for k, v in parts)
+
+
+def matrix_counts(view: ClusterView, network: str) -> str:
+    """``6 pairs, 1 failing``, ``all pass``, or ``not judged``."""
+    probed, failing = view.counts(network)
+    bad = f'<span class="k8s-bad-text">{failing} failing</span>'
+    if not view.judged:
+        return f"{probed} pairs, not judged" + (f"; tests failed on {bad}" if failing else "")
+    return f"{probed} pairs, " + (bad if failing else "all pass")
 
 
 def matrix(view: ClusterView, network: str, title: str, idp: str = "") -> str:
@@ -136,10 +148,7 @@ def matrix(view: ClusterView, network: str, title: str, idp: str = "") -> str:
                 f'data-status="{cell.status}" data-tip="{e(cell_tip(cell, view.expected_mtu))}">'
                 f"{_cell_metrics(cell, compact, with_mtu)}</td>")
         rows.append(f'<tr><th scope="row">{e(a)}</th>{"".join(cells)}</tr>')
-    measured = [c for c in view.pair_cells(network) if c.measured]
-    bad = sum(1 for c in measured if c.status == "fail")
-    counts = f"{len(measured)} pairs, " + (f'<span class="k8s-bad-text">{bad} failing</span>'
-                                           if bad else "all pass")
+    counts = matrix_counts(view, network)
     return (f'<div class="k8s-grid" id="{e(idp)}k8s-matrix-{network}">'
             f'<div class="k8s-grid-title">{e(title)} <span class="k8s-muted">{counts}</span></div>'
             f'<div class="k8s-matrix-wrap{" k8s-scroll" if compact else ""}">'
@@ -153,6 +162,8 @@ def toolbar() -> str:
     legend = ('<span class="k8s-legend">'
               '<span><span class="k8s-swatch" style="background:var(--k8s-pass)"></span>pass</span>'
               '<span><span class="k8s-swatch" style="background:var(--k8s-fail)"></span>fail</span>'
+              '<span><span class="k8s-swatch" style="background:var(--k8s-unjudged)"></span>'
+              'not judged</span>'
               '<span><span class="k8s-swatch" style="background:var(--k8s-none)"></span>not '
               'measured</span><span class="k8s-muted">hover a cell for its measurements and '
               'diagnosis</span></span>')
@@ -193,7 +204,7 @@ def diagnoses(view: ClusterView) -> str:
     return "".join(out)
 
 
-def finding_evidence(g: Any) -> str:
+def finding_evidence(g: DiagnosisGroup) -> str:
     """Collapsed under a finding: its numbers, what contradicts it or would, and what was
     taken from its nodes (routes, neighbours, FDB, firewall counters, links)."""
     f = g.finding
@@ -229,171 +240,9 @@ def _some(items: list[str], limit: int) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-# -- tables -----------------------------------------------------------------------------------
-
-def table(head: Iterable[str], rows: list[tuple[bool, list[str]]], title: str,
-          empty: str = "not measured in this run") -> str:
-    """``rows`` are (bad, cells as HTML); bad rows first; long tables fold their good rows."""
-    heading = f"<h3>{e(title)}</h3>"
-    if not rows:
-        return f'<div>{heading}<p class="k8s-muted">{e(empty)}</p></div>'
-    th = "".join(f"<th>{e(h)}</th>" for h in head)
-
-    def render(rs: list[tuple[bool, list[str]]]) -> str:
-        bad_attr = ' class="k8s-bad"'
-        return "".join(f"<tr{bad_attr if bad else ''}>{''.join(cs)}</tr>" for bad, cs in rs)
-
-    def folded(rs: list[tuple[bool, list[str]]], what: str) -> str:
-        return (f'<details class="k8s-more"><summary>{len(rs)} {what} row'
-                f"{'s' if len(rs) != 1 else ''}</summary><table class=\"k8s-table\"><thead><tr>"
-                f"{th}</tr></thead><tbody>{render(rs)}</tbody></table></details>")
-
-    bad_rows = [r for r in rows if r[0]]
-    good_rows = [r for r in rows if not r[0]]
-    if len(rows) <= COLLAPSE_ROWS:
-        return (f'<div>{heading}<table class="k8s-table"><thead><tr>{th}</tr></thead><tbody>'
-                f"{render(bad_rows + good_rows)}</tbody></table></div>")
-    shown = (f'<table class="k8s-table"><thead><tr>{th}</tr></thead><tbody>'
-             f"{render(bad_rows[:COLLAPSE_ROWS])}</tbody></table>") if bad_rows else ""
-    more = folded(bad_rows[COLLAPSE_ROWS:], "more failing") if len(bad_rows) > COLLAPSE_ROWS \
-        else ""
-    rest = folded(good_rows, "passing") if good_rows else ""
-    return f"<div>{heading}{shown}{more}{rest}</div>"
-
-
-def td(value: object, cls: str = "") -> str:
-    attr = f' class="{cls}"' if cls else ""
-    return f"<td{attr}>{e(value)}</td>"
-
-
-def path_mtu_table(view: ClusterView) -> str:
-    rows: list[tuple[bool, list[str]]] = []
-    expected = view.expected_mtu
-    for network in ("pod", "host"):
-        for c in view.pair_cells(network):
-            if c.pmtu is None:
-                continue
-            got = int(c.pmtu.get("bytes") or 0)
-            want = expected if network == "pod" else None
-            bad = want is not None and got < want
-            if got == 0:
-                verdict = "nothing crosses"
-            elif bad and want is not None:
-                verdict = f"{got - want:+d} bytes" + (
-                    ", black hole" if c.pmtu.get("first_lost") else "")
-            else:
-                verdict = "ok"
-            rows.append((bad, [td(c.id), td(network), td(got, "num"),
-                               td(want if want else "–", "num"),
-                               td(verdict, "k8s-bad" if bad else "k8s-ok"),
-                               td(c.pmtu.get("probes", "–"), "num")]))
-    return table(["pair", "network", "path MTU", "expected", "verdict", "probes"], rows,
-                 f"Path MTU (expected {expected if expected else '?'} bytes)")
-
-
-def throughput_table(view: ClusterView) -> str:
-    rows: list[tuple[bool, list[str]]] = []
-    for c in view.pair_cells("pod"):
-        t = c.throughput
-        if t is None:
-            continue
-        bad = bool(t.get("error")) or float(t.get("loss_pct") or 0) > 5.0
-        port = t.get("node_port") or {}
-        note = ("port held by the CNI's VXLAN socket" if port.get("port_busy")
-                else port.get("error") or (f"{_fmt(port.get('mbps'), ' Mbit/s')}"
-                                           if port else "–"))
-        rows.append((bad, [td(c.id), td(_fmt(t.get("mbps")), "num"),
-                           td(_fmt(t.get("loss_pct"), "%"), "num" + (" k8s-bad" if bad else "")),
-                           td(t.get("error") or "–"), td(note)]))
-    return table(["pair", "Mbit/s", "loss", "error", "node to node, UDP 8472"], rows,
-                 "UDP 8472: throughput and loss across the overlay")
-
-
-def dns_table(view: ClusterView) -> str:
-    entries = list(view.doc.get("dns") or [])
-    names = list(dict.fromkeys(str(d.get("name")) for d in entries))
-    by_node: dict[str, dict[str, dict[str, Any]]] = {}
-    for d in entries:
-        by_node.setdefault(str(d.get("node")), {})[str(d.get("name"))] = d
-    rows: list[tuple[bool, list[str]]] = []
-    for node in sorted(by_node, key=natural_key):
-        cells, bad = [td(node)], False
-        for name in names:
-            d = by_node[node].get(name)
-            if d is None:
-                cells.append(td("–"))
-                continue
-            ok = bool(d.get("ok"))
-            bad |= not ok
-            ms = f", {d['query_ms']} ms" if d.get("query_ms") is not None else ""
-            answer = ", ".join(d.get("answers") or []) or "no answer"
-            cells.append(td(f"{d.get('rcode')}{ms}: {answer}" if ok else f"{d.get('rcode')}",
-                            "k8s-ok" if ok else "k8s-bad"))
-        rows.append((bad, cells))
-    return table(["node", *names], rows, "DNS from each node's pod")
-
-
-def egress_table(view: ClusterView) -> str:
-    rows: list[tuple[bool, list[str]]] = []
-    by_node: dict[str, dict[str, dict[str, Any]]] = {}
-    for x in view.doc.get("egress") or []:
-        by_node.setdefault(str(x.get("node")), {})[str(x.get("network"))] = x
-    service = {str(s.get("node")): s for s in view.doc.get("service") or []}
-    for node in sorted(set(by_node) | set(service), key=natural_key):
-        cells, bad = [td(node)], False
-        for network in ("pod", "host"):
-            x = by_node.get(node, {}).get(network)
-            if x is None:
-                cells.append(td("–"))
-                continue
-            rate = float(x.get("failure_rate") or 0)
-            bad |= rate > 0
-            ports = x.get("failed_ports") or []
-            span = f"; failed source ports {min(ports)}-{max(ports)}" if ports else ""
-            cells.append(td(f"{100 * rate:.0f}% ({x.get('failures')}/{x.get('attempts')}){span}",
-                            "k8s-bad" if rate > 0 else "k8s-ok"))
-        s = service.get(node)
-        if s is None:
-            cells.append(td("–"))
-        else:
-            rate = float(s.get("failure_rate") or 0)
-            bad |= rate > 0
-            missing = s.get("missing_backends") or []
-            cells.append(td(f"{100 * rate:.0f}% ({s.get('failures')}/{s.get('attempts')})"
-                            + (f"; unanswered: {', '.join(missing)}" if missing else ""),
-                            "k8s-bad" if rate > 0 else "k8s-ok"))
-        rows.append((bad, cells))
-    return table(["node", "egress from the pod", "egress from the host", "Service"], rows,
-                 "Failure rates: egress and Service")
-
-
-def node_checks_table(view: ClusterView) -> str:
-    rows: list[tuple[bool, list[str]]] = []
-    for n in sorted(view.doc.get("node_checks") or [], key=lambda x: natural_key(str(x["node"]))):
-        s = n.get("sysctls") or {}
-        fwd = s.get("net.ipv4.ip_forward")
-        bnf = s.get("net.bridge.bridge-nf-call-iptables")
-        mtus = ", ".join(f"{i['name']} {i['mtu']}" for i in n.get("interfaces") or []
-                         if i.get("name") != "lo")
-        node_diags = [d for d in view.node_diagnoses(str(n["node"]))
-                      if d.get("cause") in NODE_CAUSES]
-        bad = fwd != "1" or bnf != "1" or bool(node_diags)
-        rows.append((bad, [td(n["node"]), td(fwd if fwd is not None else "?",
-                                             "k8s-ok" if fwd == "1" else "k8s-bad"),
-                           td(bnf if bnf is not None else "absent",
-                              "k8s-ok" if bnf == "1" else "k8s-bad"),
-                           td(s.get("net.ipv4.ip_local_port_range") or "?"), td(mtus),
-                           td("; ".join(sorted({str(d.get("cause")) for d in node_diags}))
-                              or "–", "k8s-bad" if node_diags else "")]))
-    return table(["node", "ip_forward", "bridge-nf-call-iptables", "ip_local_port_range",
-                  "interface MTUs", "node diagnoses"], rows, "Node checks")
-
-
 # -- baseline ---------------------------------------------------------------------------------
 
 def baseline_section(report: RunReport) -> str:
-    from .baseline import KIND_TITLES
-
     if report.baseline_error:
         return (f'<div class="k8s-baseline" id="k8s-baseline"><h3>Baseline</h3>'
                 f'<div class="k8s-banner k8s-bad">{e(report.baseline_error)}</div></div>')
@@ -475,8 +324,6 @@ def render(report: RunReport) -> str:
 
 
 def _fail_text(report: RunReport) -> str | None:
-    from .terminal import fail_line
-
     line = fail_line(report)
     return line.replace("k8snet: ", "", 1) if line else None
 
@@ -499,8 +346,6 @@ def extras_for(props: dict[str, Any], raw: list[str], failed: bool) -> list[dict
     diagnosis = props.get("k8snet_diagnosis")
     if failed and diagnosis:
         d = json.loads(str(diagnosis))
-        from ..judge import CAUSES
-
         title = CAUSES.get(d.get("cause"), CAUSES["unknown"])[0]
         finding = d.get("finding")
         parts.append(f'<div class="k8s-diag"><div class="k8s-diag-head">{e(title)}'
@@ -530,8 +375,6 @@ class HtmlHooks:
                                   ) -> Any:
         report = yield
         if report.when == "call" and self._active():
-            from .junit import RAW_KEY
-
             props = {str(k): v for k, v in item.user_properties}
             extras = extras_for(props, item.stash.get(RAW_KEY, []), bool(report.failed))
             if extras:
@@ -540,12 +383,9 @@ class HtmlHooks:
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str],
                                     postfix: list[str], session: pytest.Session) -> None:
-        from ..run import RUN_KEY as STATE_KEY
-
-        state = session.config.stash.get(STATE_KEY, None)
-        if state is None or state.worker is not None:
+        facts = session.config.stash.get(FACTS_KEY, None)
+        if facts is None or facts.worker is not None:
             return
-        report = run_report(state)
+        report = run_report(session.config, facts)
         if report.has_cluster_data or report.comparison is not None or report.baseline_error:
             prefix.append(render(report))
-

@@ -6,10 +6,10 @@ test case and which xdist carries from the workers to the controller.
 
 Property names: ``src``, ``dst``, ``network``, ``rtt_ms``, ``loss_pct``, ``path_mtu``,
 ``throughput_mbps`` and, on failures, ``cause``. After a test's call, :func:`attach`
-completes a pair test's properties with the pair's other measurements taken so far
-in this process (``rtt_ms``, ``loss_pct`` from the small pings, ``path_mtu``), so a
-path-MTU test also says how the pair pings, and a ping test its path MTU when that
-was already measured.
+completes a pair test's properties with the pair's other numbers in the run's
+measurement document (``rtt_ms``, ``loss_pct`` from the small pings, ``path_mtu``), so a
+path-MTU test also says how the pair pings, and a UDP test its path MTU: one source, the
+document the tests were judged on, the same in every xdist worker.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-PROPERTY_NAMES = ("src", "dst", "network", "rtt_ms", "loss_pct", "path_mtu", "throughput_mbps",
-                  "cause")
+from .facts import FACTS_KEY
+
 RAW_KEY = pytest.StashKey[list[str]]()
-NOT_A_NODE = ("service", "egress")
+NOT_A_NODE = ("service", "egress")  # a dst that is no pair's end: nothing to complete
 
 
 def record(request: pytest.FixtureRequest, raw: str | None = None, **props: Any) -> None:
@@ -35,25 +35,28 @@ def record(request: pytest.FixtureRequest, raw: str | None = None, **props: Any)
         item.stash.setdefault(RAW_KEY, []).append(raw)
 
 
-def completed(props: list[tuple[str, object]], measurements: dict[str, Any]
+def completed(props: list[tuple[str, object]], doc: dict[str, Any]
               ) -> list[tuple[str, object]]:
-    """The properties a pair test lacks (rtt_ms, loss_pct, path_mtu) that ``measurements``
-    (a :class:`~pytest_k8snet.Cluster`'s cache) already holds for its pair."""
+    """The properties a pair test lacks (rtt_ms, loss_pct, path_mtu) that the measurement
+    document ``doc`` holds for its pair."""
     have = {str(k): v for k, v in props}
     src, dst, network = have.get("src"), have.get("dst"), have.get("network")
     if not (src and dst and network) or dst in NOT_A_NODE:
         return []
-    key = (src, dst)
+
+    def entry(section: str) -> dict[str, Any]:
+        return next((e for e in doc.get(section) or [] if e.get("src") == src
+                     and e.get("dst") == dst and e.get("network", "pod") == network), {})
+
     out: list[tuple[str, object]] = []
-    ping = measurements.get(f"ping-{network}-56", {}).get(key)
-    if ping is not None:
-        if "rtt_ms" not in have and ping.rtt_avg_ms is not None:
-            out.append(("rtt_ms", ping.rtt_avg_ms))
-        if "loss_pct" not in have:
-            out.append(("loss_pct", ping.loss_pct))
-    pmtu = measurements.get(f"pmtu-{network}", {}).get(key)
-    if pmtu is not None and "path_mtu" not in have:
-        out.append(("path_mtu", pmtu.bytes))
+    ping, pmtu = entry("ping"), entry("path_mtu")
+    if ping:
+        if "rtt_ms" not in have and ping.get("rtt_ms") is not None:
+            out.append(("rtt_ms", ping["rtt_ms"]))
+        if "loss_pct" not in have and ping.get("loss_pct") is not None:
+            out.append(("loss_pct", ping["loss_pct"]))
+    if pmtu and "path_mtu" not in have and pmtu.get("bytes") is not None:
+        out.append(("path_mtu", pmtu["bytes"]))
     return out
 
 
@@ -62,14 +65,11 @@ def attach(item: pytest.Item, report: pytest.TestReport) -> None:
     the report as a section (the HTML report adds it as an extra)."""
     if report.when != "call":
         return
-    from ..run import RUN_KEY as STATE_KEY
-    from .results import note_identity
-
-    state = item.config.stash.get(STATE_KEY, None)
-    cluster = state.cluster_if_started if state is not None else None
-    if state is not None and cluster is not None:
-        note_identity(state)
-        more = completed(item.user_properties, cluster.measurements)
+    facts = item.config.stash.get(FACTS_KEY, None)
+    have = {str(k) for k, _ in item.user_properties}
+    if facts is not None and {"src", "dst", "network"} <= have:
+        doc, _ = facts.measured()
+        more = completed(item.user_properties, doc) if doc is not None else []
         # JUnit reads the teardown report, which copies item.user_properties; this report
         # (the call's) was built before the additions, so it gets them too.
         item.user_properties.extend(more)

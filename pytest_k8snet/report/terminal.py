@@ -1,19 +1,21 @@
 """The short cluster summary at the end of a run: text matrices, diagnoses, baseline.
 
-Without colors the matrices still read: a failing cell shows the loss (``100%``) or
-the path MTU with ``!`` when it is below the expected MTU; ``.`` marks a pair that was
-not measured and ``-`` the diagonal.
+Cells show the numbers: the loss when any ping was lost (``15%``), else the path MTU
+(pod network; ``!`` when test_path_mtu failed on the pair) or the round trip in ms (host
+network); ``.`` marks a pair that was not measured and ``-`` the diagonal. Whether a pair
+fails is the run's judgement (its colour, and the counts under the matrices), never the
+numbers: a loss below ``--k8s-loss-threshold`` is shown, not failed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from .results import ClusterView, PairCell, RunReport, cluster_line, run_report
-
-if TYPE_CHECKING:
-    from ..run import Run as State
+from .baseline import KIND_TITLES
+from .facts import RunFacts
+from .results import RunReport, run_report
+from .view import FAIL, PASS, ClusterView, PairCell, cluster_line, natural_key
 
 MAX_MATRIX_NODES = 12
 Piece = tuple[str, dict[str, bool]]
@@ -32,29 +34,32 @@ class Writer(Protocol):
     def line(self, msg: str, **kw: bool) -> None: ...
 
 
+def _markup(cell: PairCell) -> dict[str, bool]:
+    """Red or green as judged; no colour when not judged."""
+    return {FAIL: {"red": True}, PASS: {"green": True}}.get(cell.status, {})
+
+
 def pod_cell_text(cell: PairCell | None) -> tuple[str, dict[str, bool]]:
-    """Text and markup for a pod-network cell: path MTU, else ``ok``; loss when pings fail."""
+    """Text and markup for a pod-network cell: the loss when pings lost any, else the path
+    MTU, else ``ok`` (``FAIL`` when a test failed on the pair); coloured as judged."""
     if cell is None or not cell.measured:
         return ".", {}
     if cell.ping is not None and (cell.loss_pct or 0) > 0:
-        return f"{cell.loss_pct:g}%", {"red": True}
+        return f"{cell.loss_pct:g}%", _markup(cell)
     if cell.path_mtu is not None:
-        mark = "!" if any(p.startswith("path MTU") for p in cell.problems) else ""
-        return f"{cell.path_mtu}{mark}", {"red": True} if cell.status == "fail" else {"green": True}
-    if cell.status == "fail":
-        return "FAIL", {"red": True}
-    return "ok", {"green": True}
+        mark = "!" if cell.outcome("test_path_mtu") == "failed" else ""
+        return f"{cell.path_mtu}{mark}", _markup(cell)
+    return ("FAIL" if cell.status == FAIL else "ok"), _markup(cell)
 
 
 def host_cell_text(cell: PairCell | None) -> tuple[str, dict[str, bool]]:
-    """Host-network cell: the round trip in ms, or the loss when pings fail."""
+    """Host-network cell: the loss when pings lost any, else the round trip in ms."""
     if cell is None or cell.ping is None:
         return ".", {}
     if (cell.loss_pct or 0) > 0:
-        return f"{cell.loss_pct:g}%", {"red": True}
+        return f"{cell.loss_pct:g}%", _markup(cell)
     rtt = cell.rtt_ms
-    return (f"{rtt:.2f}" if rtt is not None else "ok"), (
-        {"red": True} if cell.status == "fail" else {"green": True})
+    return (f"{rtt:.2f}" if rtt is not None else "ok"), _markup(cell)
 
 
 def matrix_rows(names: list[str], texts: dict[tuple[str, str], tuple[str, dict[str, bool]]]
@@ -94,10 +99,13 @@ def _write_matrix(tr: Writer, title: str, view: ClusterView, network: str) -> No
         tr.line("")
 
 
-def _network_counts(view: ClusterView, network: str) -> str:
-    cells = [c for c in view.pair_cells(network) if c.measured]
-    bad = [c for c in cells if c.status == "fail"]
-    return f"{network} network: {len(cells)} pairs probed, {len(bad)} failing"
+def network_counts(view: ClusterView, network: str) -> str:
+    """``pod network: 6 pairs probed, 1 failing``; ``not judged`` without verdicts."""
+    probed, failing = view.counts(network)
+    if view.judged:
+        return f"{network} network: {probed} pairs probed, {failing} failing"
+    return (f"{network} network: {probed} pairs probed, not judged (no measurement document)"
+            + (f"; tests failed on {failing}" if failing else ""))
 
 
 def _write_cluster(tr: Writer, view: ClusterView) -> None:
@@ -112,13 +120,13 @@ def _write_cluster(tr: Writer, view: ClusterView) -> None:
     small = len(view.nodes) <= MAX_MATRIX_NODES
     for network in networks:
         if small and network == "pod":
-            _write_matrix(tr, "pod network (path MTU, or ok; loss % when pings fail; ! below "
-                          "the expected MTU):", view, "pod")
+            _write_matrix(tr, "pod network (path MTU, or ok; loss % when pings lost any; ! "
+                          "path MTU test failed):", view, "pod")
         elif small:
-            _write_matrix(tr, "host network (rtt ms; loss % when pings fail):", view, "host")
+            _write_matrix(tr, "host network (rtt ms; loss % when pings lost any):", view, "host")
     for network in networks:
         bad = [c for c in view.pair_cells(network) if c.status == "fail"]
-        tr.write_line(_network_counts(view, network), **({"red": True} if bad else {}))
+        tr.write_line(network_counts(view, network), **({"red": True} if bad else {}))
         if bad and not small:
             for c in bad[:MAX_LISTED]:
                 tr.write_line(f"  {c.id}: {'; '.join(c.problems) or 'see the diagnoses'}")
@@ -168,8 +176,6 @@ def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
 
 
 def _write_baseline(tr: Writer, report: RunReport) -> None:
-    from .baseline import KIND_TITLES
-
     if report.baseline_error:
         tr.write_line(f"baseline: {report.baseline_error}", red=True)
         return
@@ -212,21 +218,19 @@ def fail_line(report: RunReport) -> str | None:
 
 
 def _names(names: Sequence[str], limit: int = 8) -> str:
-    from .results import natural_key
-
     ordered = sorted(names, key=natural_key)
     return ", ".join(ordered[:limit]) + (f" and {len(ordered) - limit} more"
                                          if len(ordered) > limit else "")
 
 
-def coverage_lines(state: "State") -> list[Piece]:
-    """What the run actually tested (:meth:`State.coverage`), so that a run that tested
+def coverage_lines(facts: RunFacts) -> list[Piece]:
+    """What the run actually tested (:meth:`RunFacts.coverage`), so that a run that tested
     little cannot read as a full pass: the target (a simulated lab says so), nodes and
     pairs that ran a test, nodes left out and why, nodes the probes could not reach.
 
     Empty when no k8snet test asked for nodes (an unrelated run says nothing).
     """
-    cov = state.coverage()
+    cov = facts.coverage()
     if cov is None:
         return []
     target, selected, nodes = cov["target"], cov["selected"], cov["tested_nodes"]
@@ -257,12 +261,12 @@ def coverage_lines(state: "State") -> list[Piece]:
     return lines
 
 
-def summary(tr: Any, state: "State") -> None:
+def summary(tr: Any, facts: RunFacts) -> None:
     """``pytest_terminal_summary``: the controller writes the cluster summary."""
-    if state.worker is not None:
+    if facts.worker is not None:
         return
-    write(tr, run_report(state), baseline_given=bool(state.settings.baseline),
-          coverage=coverage_lines(state))
+    write(tr, run_report(tr.config, facts), baseline_given=bool(facts.settings.baseline),
+          coverage=coverage_lines(facts))
 
 
 def write(tr: Writer, report: RunReport, baseline_given: bool = False,

@@ -1,0 +1,303 @@
+"""A results document indexed by pair and node, for the terminal and HTML reports.
+
+Pass and fail come from the run's one judgement (the document's ``verdicts`` and
+``findings``), never from the raw numbers: the tests and every report then agree under any
+``--k8s-loss-threshold``. The numbers are only shown. A document without verdicts (a run
+that took no measurement document) is "not judged"; only the failures its tests recorded
+(``diagnoses``) mark pairs there.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..judge import CAUSES, FAILED, PASSED
+
+# Status of a matrix cell or table row.
+FAIL, PASS, UNJUDGED, NONE = "fail", "pass", "unjudged", "none"
+PAIR_TESTS = ("test_pod_ping", "test_path_mtu", "test_udp_8472", "test_large_packets")
+# Findings about the nodes' own network: they colour the host-network matrix.
+HOST_CAUSES = ("underlay",)
+
+
+def natural_key(name: str) -> tuple[Any, ...]:
+    """``node-2`` before ``node-10``."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p)
+                 for p in re.split(r"(\d+)", name) if p)
+
+
+@dataclass
+class PairCell:
+    """Everything measured for one ordered pair on one network, and how it was judged."""
+
+    src: str
+    dst: str
+    network: str
+    ping: dict[str, Any] | None = None
+    pmtu: dict[str, Any] | None = None
+    throughput: dict[str, Any] | None = None
+    http: dict[str, Any] | None = None
+    diagnoses: list[dict[str, Any]] = field(default_factory=list)
+    judged: bool = False
+    # Pod network: suite test -> its verdict for this pair. Host network: none.
+    verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Host network: the findings (failing a test, not knock-ons) that cover this pair.
+    host_findings: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return f"{self.src}->{self.dst}"
+
+    @property
+    def measured(self) -> bool:
+        return any(v is not None for v in (self.ping, self.pmtu, self.throughput, self.http))
+
+    def outcome(self, test: str) -> str | None:
+        """The verdict's outcome for ``test`` on this pair, None when there is none."""
+        v = self.verdicts.get(test)
+        return None if v is None else str(v.get("outcome"))
+
+    @property
+    def status(self) -> str:
+        """``fail``, ``pass``, ``unjudged`` (measured, no verdict passed or failed it) or
+        ``none`` (nothing measured)."""
+        if not self.measured:
+            return NONE
+        if not self.judged:
+            return FAIL if self.diagnoses else UNJUDGED
+        if self.network == "host":
+            return FAIL if self.host_findings else PASS
+        outcomes = {str(v.get("outcome")) for v in self.verdicts.values()}
+        if FAILED in outcomes:
+            return FAIL
+        return PASS if PASSED in outcomes else UNJUDGED
+
+    @property
+    def problems(self) -> list[str]:
+        """What failed, short, with the numbers behind it (empty unless the cell fails)."""
+        out = []
+        if self.network == "host":
+            for f in self.host_findings:
+                loss = f"ping: {self.loss_pct:g}% lost, " if self.loss_pct is not None else ""
+                out.append(f"{loss}{f.get('title') or f.get('cause')}")
+            return out
+        for test in (t for t in PAIR_TESTS if self.outcome(t) == FAILED):
+            if test == "test_pod_ping":
+                out.append(f"ping: {_number(self.loss_pct)}% lost")
+            elif test == "test_path_mtu":
+                expected = (self.pmtu or {}).get("expected")
+                out.append(f"path MTU {_number(self.path_mtu)}"
+                           + (f" < expected {expected}" if expected else ""))
+            elif test == "test_udp_8472":
+                t = self.throughput or {}
+                out.append(f"UDP: {t.get('error') or _number(t.get('loss_pct')) + '% lost'}")
+            else:
+                out.append(f"1 MiB HTTP: {(self.http or {}).get('error') or 'incomplete'}")
+        return out
+
+    @property
+    def rtt_ms(self) -> float | None:
+        return None if self.ping is None else self.ping.get("rtt_ms")
+
+    @property
+    def loss_pct(self) -> float | None:
+        return None if self.ping is None else self.ping.get("loss_pct")
+
+    @property
+    def path_mtu(self) -> int | None:
+        return None if self.pmtu is None else self.pmtu.get("bytes")
+
+
+def _number(value: object) -> str:
+    return "?" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass
+class DiagnosisGroup:
+    """The diagnoses of one cause: ``MTU: 4 pairs involving node-2``."""
+
+    cause: str
+    title: str
+    fix: str
+    findings: list[dict[str, Any]]
+    pairs: list[str]
+    nodes: list[str]
+    involving: list[str]
+
+    finding: dict[str, Any] | None = None  # the finding this group shows, when judged
+    evidence: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def headline(self) -> str:
+        """Names exactly what the group covers: its pairs, or the node(s) in every one of
+        them, or its nodes; never an example that the named nodes are not part of."""
+        if 0 < len(self.pairs) <= 2:
+            text = f"{self.title}: " + ", ".join(self.pairs)
+        elif self.pairs:
+            text = f"{self.title}: {len(self.pairs)} pairs"
+            if self.involving:
+                text += " involving " + ", ".join(self.involving)
+            else:
+                shown = self.pairs[:6]
+                text += ": " + ", ".join(shown) + (
+                    f" and {len(self.pairs) - len(shown)} more" if len(self.pairs) > 6 else "")
+        else:
+            text = f"{self.title}: " + (", ".join(self.nodes) if self.nodes else "cluster-wide")
+        if len(self.findings) > max(len(self.pairs), 1):
+            text += f" ({len(self.findings)} findings)"
+        return text
+
+
+def _common(pairs: list[str]) -> list[str]:
+    """The nodes that are an end of every pair (none when that is not true of any)."""
+    if len(pairs) < 2:
+        return []
+    ends = [set(p.split("->", 1)) for p in pairs]
+    return sorted(set.intersection(*ends), key=natural_key)
+
+
+def group_diagnoses(diagnoses: list[dict[str, Any]],
+                    findings: list[dict[str, Any]] | None = None,
+                    evidence: dict[str, Any] | None = None) -> list[DiagnosisGroup]:
+    """One group per judged finding that a test failed on (when ``findings`` are given),
+    else the diagnoses grouped by cause; the group with the most pairs first."""
+    groups = []
+    if findings:
+        by_finding: dict[str, list[dict[str, Any]]] = {}
+        for d in diagnoses:
+            by_finding.setdefault(str(d.get("finding")), []).append(d)
+        for f in findings:
+            items = by_finding.get(str(f["id"]), [])
+            if not items and f.get("root") is None:
+                continue  # no test of this run failed on it (-k chose others)
+            if not items:
+                items = [{"message": f.get("message", ""), "cause": f.get("cause"),
+                          "nodes": f.get("nodes", []), "pairs": f.get("pairs", [])}]
+            pairs = [str(p) for p in f.get("pairs", [])]
+            nodes = [str(n) for n in f.get("nodes", [])]
+            common = _common(pairs)
+            involving = [n for n in nodes if n in common]
+            title = str(f.get("title") or CAUSES.get(str(f.get("cause")), CAUSES["unknown"])[0])
+            if f.get("root"):
+                title += " (knock-on)"
+            groups.append(DiagnosisGroup(
+                str(f.get("cause")), title, str(f.get("fix", "")), items, pairs, nodes,
+                involving, f, {n: (evidence or {}).get(n, []) for n in f.get("evidence_nodes", [])
+                               if (evidence or {}).get(n)}))
+        groups.sort(key=lambda g: (-len(g.pairs), -len(g.findings), g.cause))
+        return groups
+    by_cause: dict[str, list[dict[str, Any]]] = {}
+    for d in diagnoses:
+        by_cause.setdefault(str(d.get("cause", "unknown")), []).append(d)
+    for cause, items in by_cause.items():
+        title, fix, _ = CAUSES.get(cause, CAUSES["unknown"])
+        pairs = sorted({str(p) for d in items for p in d.get("pairs", [])}, key=natural_key)
+        nodes = sorted({str(n) for d in items for n in d.get("nodes", [])}, key=natural_key)
+        groups.append(DiagnosisGroup(cause, title, fix, items, pairs, nodes, _common(pairs)))
+    groups.sort(key=lambda g: (-len(g.pairs), -len(g.findings), g.cause))
+    return groups
+
+
+class ClusterView:
+    """Index of a results document by pair and node, with the judgement's outcomes."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+        self.expected_mtu: int | None = doc.get("expected_mtu")
+        self.judged = isinstance(doc.get("verdicts"), list)
+        self.verdicts: dict[tuple[str, str], dict[str, Any]] = {
+            (str(v.get("test")), str(v.get("subject"))): v for v in doc.get("verdicts") or []}
+        failing_ids = {str(v.get("finding")) for v in self.verdicts.values()
+                       if v.get("outcome") == FAILED and v.get("finding")}
+        # A knock-on's test skips: only findings that fail a test of their own count.
+        self.failing_findings = [f for f in doc.get("findings") or []
+                                 if str(f.get("id")) in failing_ids and not f.get("root")]
+        self.cells: dict[tuple[str, str, str], PairCell] = {}
+        names: list[str] = list(doc.get("nodes") or [])
+        for e in doc.get("ping", []):
+            self._cell(e["network"], e["src"], e["dst"]).ping = e
+        for e in doc.get("path_mtu", []):
+            self._cell(e["network"], e["src"], e["dst"]).pmtu = e
+        for e in doc.get("throughput", []):
+            self._cell(e.get("network") or "pod", e["src"], e["dst"]).throughput = e
+        for e in doc.get("http", []):
+            if e.get("dst") != "service":
+                self._cell("pod", e["src"], e["dst"]).http = e
+        for d in doc.get("diagnoses", []):
+            for pid in d.get("pairs", []):
+                src, _, dst = str(pid).partition("->")
+                # Pair diagnoses come from pod-network checks; underlay ones concern both.
+                for net in (("pod", "host") if d.get("cause") == "underlay" else ("pod",)):
+                    if net == "pod" or (net, src, dst) in self.cells:
+                        self._cell(net, src, dst).diagnoses.append(d)
+        for (network, _, _), cell in self.cells.items():
+            cell.judged = self.judged
+            if network == "pod":
+                cell.verdicts = {t: v for t in PAIR_TESTS
+                                 if (v := self.verdicts.get((t, cell.id))) is not None}
+            else:
+                cell.host_findings = [f for f in self.failing_findings
+                                      if f.get("cause") in HOST_CAUSES
+                                      and cell.id in (f.get("pairs") or [])]
+        seen = set(names)
+        extra = {n for (_, a, b) in self.cells for n in (a, b) if n not in seen}
+        self.nodes = names + sorted(extra, key=natural_key)
+        self.groups = group_diagnoses(list(doc.get("diagnoses", [])), doc.get("findings"),
+                                      doc.get("evidence"))
+
+    def _cell(self, network: str, src: str, dst: str) -> PairCell:
+        key = (network, src, dst)
+        if key not in self.cells:
+            self.cells[key] = PairCell(src, dst, network)
+        return self.cells[key]
+
+    def outcome(self, test: str, subject: str) -> str | None:
+        """The verdict's outcome for ``test`` on ``subject`` (a node or a pair), None when
+        the document has none (not judged, or not measured)."""
+        v = self.verdicts.get((test, subject))
+        return None if v is None else str(v.get("outcome"))
+
+    def node_finding(self, cause: str, node: str) -> bool:
+        """Whether a finding of ``cause`` about ``node`` fails a test."""
+        return any(f.get("cause") == cause and node in (f.get("nodes") or [])
+                   for f in self.failing_findings)
+
+    def cell(self, network: str, src: str, dst: str) -> PairCell | None:
+        return self.cells.get((network, src, dst))
+
+    def has_network(self, network: str) -> bool:
+        return any(k[0] == network and c.measured for k, c in self.cells.items())
+
+    def pair_cells(self, network: str) -> list[PairCell]:
+        order = {n: i for i, n in enumerate(self.nodes)}
+        return sorted((c for k, c in self.cells.items() if k[0] == network),
+                      key=lambda c: (order.get(c.src, 0), order.get(c.dst, 0)))
+
+    def counts(self, network: str) -> tuple[int, int]:
+        """(pairs measured, pairs failing) on ``network``."""
+        cells = [c for c in self.pair_cells(network) if c.measured]
+        return len(cells), sum(1 for c in cells if c.status == FAIL)
+
+    def node_diagnoses(self, node: str) -> list[dict[str, Any]]:
+        return [d for d in self.doc.get("diagnoses", []) if node in d.get("nodes", [])
+                and not d.get("pairs")]
+
+
+def cluster_line(doc: dict[str, Any]) -> str:
+    """``lab x1, 3 nodes, faults: vxlan-blocked on node-2`` or the kube server and context."""
+    c = doc.get("cluster") or {}
+    nodes = doc.get("nodes") or []
+    if c.get("kind") == "lab":
+        text = f"lab {c.get('name', '?')}, {len(nodes) or c.get('nodes', '?')} nodes"
+        faults = [f for f in c.get("faults") or [] if isinstance(f, dict)]
+        if faults:
+            text += ", faults: " + ", ".join(
+                f"{f.get('name')}{'=' + str(f['value']) if f.get('value') else ''}"
+                + (f" on {f['node']}" if f.get("node") else "") for f in faults)
+        return text
+    keys = ("server", "context", "name", "version")
+    described = ", ".join(f"{k} {c[k]}" for k in keys if c.get(k))
+    return f"{c.get('kind', 'cluster')}" + (f" ({described})" if described else "") + (
+        f", {len(nodes)} nodes" if nodes else "")
