@@ -14,6 +14,7 @@ import pytest
 
 from pytest_k8snet.report import baseline, html, html_tables, junit, terminal
 from pytest_k8snet.judge import judge
+from pytest_k8snet.options import DEFAULT_LOSS_THRESHOLD
 from pytest_k8snet.report.results import RunReport
 from pytest_k8snet.report.schema import SCHEMA, VERSION
 from pytest_k8snet.report.view import ClusterView, group_diagnoses
@@ -75,6 +76,7 @@ def make_doc(n: int = 3, cut: str | None = None, small_mtu: str | None = None,
                                          "message": f"{pid}: path MTU 1400 < expected 1450",
                                          "test": f"t.py::test_path_mtu[{pid}]"})
     if judged:
+        doc.setdefault("thresholds", {"loss_pct": DEFAULT_LOSS_THRESHOLD})
         j = judge(doc)
         doc["findings"] = [f.as_dict() for f in j.findings]
         doc["verdicts"] = [v.as_dict() for v in j.verdicts.values()]
@@ -120,6 +122,7 @@ def test_node_level_diagnoses_name_their_nodes() -> None:
 # -- pass and fail are the judgement's, never the numbers' ---------------------------------------
 
 def judged_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    doc.setdefault("thresholds", {"loss_pct": DEFAULT_LOSS_THRESHOLD})
     j = judge(doc)
     doc["findings"] = [f.as_dict() for f in j.findings]
     doc["verdicts"] = [v.as_dict() for v in j.verdicts.values()]
