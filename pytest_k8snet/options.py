@@ -6,7 +6,6 @@ are ``None`` so that "not given" can be told from "given as the default".
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable

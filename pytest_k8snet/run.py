@@ -12,7 +12,6 @@ from __future__ import annotations
 import signal
 import time
 from dataclasses import replace
-from pathlib import Path
 from types import FrameType
 from typing import Any
 

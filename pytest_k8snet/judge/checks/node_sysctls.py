@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..context import Check, Context
 from ..model import FAILED, PASSED, SKIPPED, Finding
-from .nodes_ready import skip_unusable
+from .nodes_ready import host_checks
 
 NAME = "test_node_sysctls"
 
@@ -23,11 +23,8 @@ def skip_no_forwarding(ctx: Context, test: str, subject: str, *nodes: str) -> bo
 
 def judge(ctx: Context) -> None:
     for n in ctx.nodes:
-        if skip_unusable(ctx, NAME, n, n) or ctx.skip_no_host_probe(NAME, n, n):
-            continue
-        c = ctx.checks.get(n)
+        c = host_checks(ctx, NAME, n)
         if c is None:
-            ctx.set_verdict(NAME, n, SKIPPED, f"{n}: node checks not measured")
             continue
         sysctls = c.get("sysctls") or {}
         raw = "\n".join(f"{k}={v}" for k, v in sysctls.items())

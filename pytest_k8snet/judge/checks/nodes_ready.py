@@ -3,6 +3,8 @@ cannot run is what every later check skips behind (:func:`skip_unusable`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..context import Check, Context
 from ..model import PASSED, SKIPPED, Finding
 
@@ -20,6 +22,17 @@ def skip_unusable(ctx: Context, test: str, subject: str, *nodes: str) -> bool:
                             f"see {NAME}[{n}]", f"node-not-ready:{n}")
             return True
     return False
+
+
+def host_checks(ctx: Context, test: str, n: str) -> dict[str, Any] | None:
+    """Node ``n``'s host-network node checks for ``test``, or None after the verdict that
+    says why they cannot be judged (no probes there, no host probe, not measured)."""
+    if skip_unusable(ctx, test, n, n) or ctx.skip_no_host_probe(test, n, n):
+        return None
+    c = ctx.checks.get(n)
+    if c is None:
+        ctx.set_verdict(test, n, SKIPPED, f"{n}: node checks not measured")
+    return c
 
 
 def judge(ctx: Context) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ..context import Check, Context
-from ..model import PASSED, SKIPPED, Finding
+from ..model import PASSED, Finding
 from ...probes.nodecheck import cidr_overlaps
-from .nodes_ready import skip_unusable
+from .nodes_ready import host_checks
 
 NAME = "test_pod_cidr"
 # Interfaces a CNI, kube-proxy or the node's DNS cache own: they carry Pod or Service
@@ -19,11 +19,8 @@ CNI_IFACES = ("lo", "cni", "cbr", "flannel", "vxlan.calico", "vxlan", "tunl", "c
 def judge(ctx: Context) -> None:
     overlaps: dict[str, list[str]] = {}
     for n in ctx.nodes:
-        if skip_unusable(ctx, NAME, n, n) or ctx.skip_no_host_probe(NAME, n, n):
-            continue
-        c = ctx.checks.get(n)
+        c = host_checks(ctx, NAME, n)
         if c is None:
-            ctx.set_verdict(NAME, n, SKIPPED, f"{n}: node checks not measured")
             continue
         addresses = [a for i in c.get("interfaces") or [] for a in i.get("addresses") or []
                      if not str(i.get("name")).startswith(CNI_IFACES)]
