@@ -42,6 +42,8 @@ def test_real_cluster_has_one_root_the_overlay_and_dns_egress_service_as_knock_o
         assert v.outcome == SKIPPED and f is not None and f.id == fid, v
         assert f.root == root_id
         assert "Overlay port blocked" in v.message and "test_pod_ping[node-2->node-1]" in v.message
+        # the fix is the root's: not "check the DNS pods" for DNS that only lost its path
+        assert f.fix == "Fix Overlay port blocked first: this failure follows from it"
     for n in ("node-1", "node-2", "node-3"):
         v = j.verdict("test_service", n)
         assert v.outcome == SKIPPED and v.finding == root_id, v

@@ -23,6 +23,9 @@ from __future__ import annotations
 FIX_DEFAULTS: dict[str, object] = {"overlay": "UDP 8472 (VXLAN)",
                                    "root": "the finding this one follows from"}
 
+# The fix of a knock-on that names its root (``fix_args`` root): the root's, not its own.
+KNOCK_ON_FIX = "Fix {root} first: this failure follows from it"
+
 # cause -> (short title, fix, incidents)
 CAUSES: dict[str, tuple[str, str, str]] = {
     "mtu": ("MTU", "set the CNI MTU to at most {limit} or raise the underlay MTU", "1, 3, 4"),
@@ -43,9 +46,9 @@ CAUSES: dict[str, tuple[str, str, str]] = {
                          "cidr, the CNI's IP pool) that does not overlap any node network", "1, 5"),
     "dns": ("Cluster DNS unreachable", "check the DNS pods and Service, and that UDP/TCP 53 is "
             "allowed from pods to them", "1"),
-    # Knock-ons only: a failure whose dependency failed is fixed by fixing the dependency.
-    "egress": ("Pod egress fails", "fix {root} first: this failure follows from it", ""),
-    "service": ("Service requests fail", "fix {root} first: this failure follows from it", ""),
+    # Knock-ons only (their fix is KNOCK_ON_FIX): titles for what failed because of a root.
+    "egress": ("Pod egress fails", KNOCK_ON_FIX.lower(), ""),
+    "service": ("Service requests fail", KNOCK_ON_FIX.lower(), ""),
     "control-plane-ports": ("Control-plane port blocked", "open {ports} into {node} in its host "
                             "firewall (ufw, iptables) and the network ACLs: a cluster needs TCP "
                             "6443, 2379-2380 and 10250 and TCP/UDP 53 between its nodes", "1"),
