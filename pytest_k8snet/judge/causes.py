@@ -20,7 +20,11 @@ from __future__ import annotations
 
 # Fix arguments a finding may leave out: a document without a detected encapsulation
 # (older results files, a node whose links could not be read) is judged as flannel's VXLAN.
-FIX_DEFAULTS: dict[str, object] = {"overlay": "UDP 8472 (VXLAN)"}
+FIX_DEFAULTS: dict[str, object] = {"overlay": "UDP 8472 (VXLAN)",
+                                   "root": "the finding this one follows from"}
+
+# The fix of a knock-on that names its root (``fix_args`` root): the root's, not its own.
+KNOCK_ON_FIX = "Fix {root} first: this failure follows from it"
 
 # cause -> (short title, fix, incidents)
 CAUSES: dict[str, tuple[str, str, str]] = {
@@ -42,6 +46,9 @@ CAUSES: dict[str, tuple[str, str, str]] = {
                          "cidr, the CNI's IP pool) that does not overlap any node network", "1, 5"),
     "dns": ("Cluster DNS unreachable", "check the DNS pods and Service, and that UDP/TCP 53 is "
             "allowed from pods to them", "1"),
+    # Knock-ons only (their fix is KNOCK_ON_FIX): titles for what failed because of a root.
+    "egress": ("Pod egress fails", KNOCK_ON_FIX.lower(), ""),
+    "service": ("Service requests fail", KNOCK_ON_FIX.lower(), ""),
     "control-plane-ports": ("Control-plane port blocked", "open {ports} into {node} in its host "
                             "firewall (ufw, iptables) and the network ACLs: a cluster needs TCP "
                             "6443, 2379-2380 and 10250 and TCP/UDP 53 between its nodes", "1"),

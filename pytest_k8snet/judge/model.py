@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .causes import CAUSES, FIX_DEFAULTS
+from .causes import CAUSES, FIX_DEFAULTS, KNOCK_ON_FIX
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 EVIDENCE_MAX_NODES = 6
@@ -38,7 +38,11 @@ class Finding:
 
     @property
     def fix(self) -> str:
-        text = _cause_entry(self.cause)[1].format(**{**FIX_DEFAULTS, **dict(self.fix_args)})
+        args = {**FIX_DEFAULTS, **dict(self.fix_args)}
+        if self.root is not None and "root" in dict(self.fix_args):
+            # A knock-on's own cause's fix would send a person to the wrong place.
+            return KNOCK_ON_FIX.format(**args)
+        text = _cause_entry(self.cause)[1].format(**args)
         return text[:1].upper() + text[1:]
 
     @property

@@ -1,8 +1,9 @@
 """The checks, one per suite test, in the order they run over one context.
 
 Order matters: a later check reads what an earlier one found. The pair checks skip
-behind test_pod_ping's findings, the Service and DNS checks behind pairs that already
-fail, test_large_packets_to_service behind test_path_mtu's and test_node_sysctls'
+behind test_pod_ping's findings, the DNS check behind pairs that already fail, the Service
+and egress checks behind those pairs and behind test_dns' findings (a name that does not
+resolve), test_large_packets_to_service behind test_path_mtu's and test_node_sysctls'
 findings, and test_control_plane_ports behind test_dns' verdicts.
 """
 
@@ -20,8 +21,8 @@ CHECKS: tuple[Check, ...] = (
     path_mtu.CHECK,
     large_packets.CHECK,
     large_packets_to_service.CHECK,
-    service.CHECK,
     dns.CHECK,
+    service.CHECK,
     egress.CHECK,
     pod_cidr.CHECK,
     control_plane_ports.CHECK,

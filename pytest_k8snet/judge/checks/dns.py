@@ -59,16 +59,18 @@ def _knock_on(ctx: Context, n: str, listing: str, raw: str) -> bool:
     found = {f.id: f for f in (behind[m] for m in cut) if f is not None}
     pairs = [pair_id(n, m) for m in cut]
     first = next(iter(found.values()))
-    which = "every" if len(cut) == len(endpoint_nodes) else "the"
     ips = sorted(ip for ip, m in ctx.dns_endpoints.items() if m in cut)
+    every = len(cut) == len(endpoint_nodes)
+    which = (("all DNS endpoints" if every else "the DNS endpoints") if len(ips) > 1 else
+             "the only DNS endpoint" if every else "the DNS endpoint")
     f = ctx.add(Finding(
         f"dns-knock-on:{n}", "dns",
-        f"{n}: no answer from cluster DNS ({listing}); {which} DNS endpoint"
-        f"{'s' if len(ips) > 1 else ''} {', '.join(ips)} on {', '.join(cut)} "
-        f"sit{'' if len(ips) > 1 else 's'} behind {', '.join(pairs)}, which "
+        f"{n}: no answer from cluster DNS ({listing}); {which} {', '.join(ips)} on "
+        f"{', '.join(cut)} sit{'' if len(ips) > 1 else 's'} behind {', '.join(pairs)}, which "
         f"already fail{'s' if len(pairs) == 1 else ''}"
         f" ({'; '.join(x.title for x in found.values())}, see {pod_ping.NAME}"
         f"[{pairs[0]}]): a knock-on, not a DNS problem", (n,), tuple(pairs),
+        fix_args=(("root", first.title),),
         root=first.id, would_contradict=("an answer from every DNS endpoint "
                                          f"reachable from {n}'s pod",)))
     ctx.extend(f.id, checks=[NAME])

@@ -1,11 +1,13 @@
 """test_egress: repeated egress connections from every node's pod, against the host
-network's. Failures only from low source ports are a firewall past the node."""
+network's. Failures only from low source ports are a firewall past the node; failures that
+are all name-resolution errors never left the node and rest on cluster DNS."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..context import Check, Context
+from ..dependencies import dns_dependency, dns_knock_on, resolution_only, resolution_text
 from ..model import PASSED, SKIPPED, Finding
 from ...probes.egress import EgressResult
 from .node_sysctls import skip_no_forwarding
@@ -39,6 +41,9 @@ def judge(ctx: Context) -> None:
         if failure is not None:
             ctx.fail(NAME, n, symptom, ctx.probe_finding(failure, n, NAME), raw)
             continue
+        if resolution_only(pod.errors):
+            _unresolved(ctx, n, pod, host, symptom, raw)
+            continue
         split = pod.low_port_pattern
         if host is not None and host.failure_rate < pod.failure_rate and split:
             f = ctx.add(Finding(
@@ -66,6 +71,28 @@ def judge(ctx: Context) -> None:
                                           "attempts": pod.attempts}},
                             contradicting=contra))
         ctx.fail(NAME, n, f"{n}: pod egress fails", f, raw)
+
+
+def _unresolved(ctx: Context, n: str, pod: EgressResult, host: EgressResult | None,
+                symptom: str, raw: str) -> None:
+    """Every attempt failed before it connected: the source ports say nothing (no packet
+    left from them), and a failed cluster DNS from ``n`` explains it as a knock-on."""
+    how = resolution_text(pod.errors)
+    name = pod.url.split("//", 1)[-1].split("/", 1)[0]
+    what = (f"egress from {n} fails: every attempt {how} {name} ({pod.failures} of "
+            f"{pod.attempts})")
+    if host is not None and host.failures and resolution_only(host.errors):
+        what += f", the host network's too ({host.failures} of {host.attempts})"
+    dep = dns_dependency(ctx, n)
+    if dep is not None:
+        f = dns_knock_on(ctx, NAME, n, "egress", what, dep)
+        ctx.set_verdict(NAME, n, SKIPPED, f.summary, f.id, raw)
+        return
+    f = ctx.add(Finding(f"egress:{n}", "unknown", f"{what}, while {n}'s cluster DNS "
+                        "check did not fail", (n,),
+                        evidence={n: {"pod_failures": pod.failures, "attempts": pod.attempts,
+                                      "errors": list(pod.errors)}}))
+    ctx.fail(NAME, n, symptom, f, raw)
 
 
 def _result(e: dict[str, Any]) -> EgressResult:

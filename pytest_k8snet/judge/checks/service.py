@@ -4,13 +4,18 @@ behind a failed pair is a knock-on of that pair's finding."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..context import Check, Context, pair_id
+from ..dependencies import dns_dependency, dns_knock_on, resolution_only, resolution_text
 from ..model import PASSED, SKIPPED, Finding
 from . import pod_ping
 from .node_sysctls import skip_no_forwarding
 from .nodes_ready import skip_unusable
 
 NAME = "test_service"
+# Below this chance of never picking a given backend, its silence is evidence against it.
+CHANCE = 0.05
 
 
 def judge(ctx: Context) -> None:
@@ -34,15 +39,26 @@ def judge(ctx: Context) -> None:
         if failure is not None:
             ctx.fail(NAME, n, symptom, ctx.probe_finding(failure, n, NAME), raw)
             continue
+        dep = dns_dependency(ctx, n)
+        if resolution_only(s.get("errors") or ()) and dep is not None:
+            # By name: the requests never left the node, whichever backend they were for.
+            f = dns_knock_on(ctx, NAME, n, "service", f"{n}: every request to the Service "
+                             f"{resolution_text(s.get('errors') or ())}", dep)
+            ctx.set_verdict(NAME, n, SKIPPED, f.summary, f.id, raw)
+            continue
         where = {b: ctx.backends.get(b, "") for b in missing}
         roots = {b: ctx.behind(n, m) for b, m in where.items() if m and m != n}
-        if missing and all(roots.get(b) is not None for b in missing):
-            found = {f.id: f for f in roots.values() if f is not None}
-            pairs = sorted({pair_id(n, where[b]) for b in missing})
+        cut = [b for b in missing if roots.get(b) is not None]
+        chance = _missed_by_chance(ctx, s)
+        unreached = [b for b in missing if b not in cut and chance >= CHANCE]
+        if cut and len(cut) + len(unreached) == len(missing):
+            found = {f.id: f for f in (roots[b] for b in cut) if f is not None}
+            pairs = sorted({pair_id(n, where[b]) for b in cut})
             ctx.set_verdict(NAME, n, SKIPPED, f"{n}: Service requests fail only towards "
-                            f"backends without pod connectivity ({', '.join(missing)}, behind "
+                            f"backends without pod connectivity ({', '.join(cut)}, behind "
                             f"{', '.join(pairs)}): " + "; ".join(
-                                f"{f.title}, see {pod_ping.NAME}" for f in found.values()),
+                                f"{f.title}, see {pod_ping.NAME}" for f in found.values())
+                            + _unreached_text(s, unreached, chance),
                             next(iter(found)), raw)
             continue
         local = [b for b in missing if where[b] == n]
@@ -77,6 +93,24 @@ def judge(ctx: Context) -> None:
                             evidence={n: {"failures": s.get("failures"),
                                           "unanswered": missing}}))
         ctx.fail(NAME, n, symptom, f, raw)
+
+
+def _missed_by_chance(ctx: Context, s: dict[str, Any]) -> float:
+    """The chance that the node's requests never picked one given backend, the Service
+    picking uniformly (kube-proxy's random choice): (1 - 1/backends) ** attempts. The probe
+    stops after one round when nothing answers, so a backend missing from a few requests
+    was perhaps never asked."""
+    count = len(ctx.backends) or len({*s.get("answered_by", {}), *s.get("missing_backends", [])})
+    attempts = int(s.get("attempts") or 0)
+    return (1 - 1 / count) ** attempts if count > 1 else 0.0
+
+
+def _unreached_text(s: dict[str, Any], unreached: list[str], chance: float) -> str:
+    if not unreached:
+        return ""
+    return (f"; {', '.join(unreached)} did not answer either, but {s.get('attempts')} requests "
+            f"miss a given backend {chance:.0%} of the time, so that says nothing against "
+            f"{'them' if len(unreached) > 1 else 'it'}")
 
 
 CHECK = Check(NAME, "nodes", judge)
