@@ -495,3 +495,18 @@ def test_no_cluster_no_report_section(pytester: pytest.Pytester) -> None:
     doc = json.loads((pytester.path / "r.json").read_text())
     assert doc["schema"] == SCHEMA and doc["ping"] == [] and doc["baseline"] is None
     assert doc["tests"] == {"test_no_cluster_no_report_section.py::test_plain": "passed"}
+
+
+def test_egress_table_names_resolution_not_source_ports() -> None:
+    """Attempts that never resolved the name say so: their source ports point at nothing
+    (a firewall on low ports would be the wrong fix)."""
+    resolved = make_doc(egress_rate=1.0, judged=False)
+    for e in resolved["egress"]:
+        e.update(failed_ports=[32912, 60608], errors=["Resolving timed out after 2000 ms"])
+    text = html_tables.egress_table(ClusterView(judged_doc(resolved)))
+    assert "every attempt failed resolving the name" in text
+    assert "failed source ports" not in text
+    for e in resolved["egress"]:
+        e.update(errors=["Connection timed out after 2000 ms"])
+    text = html_tables.egress_table(ClusterView(judged_doc(resolved)))
+    assert "failed source ports 32912-60608" in text

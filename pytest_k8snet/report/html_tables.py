@@ -12,6 +12,7 @@ from html import escape
 from typing import Any
 
 from ..judge import FAILED, PASSED
+from ..judge.dependencies import resolution_only
 from .view import ClusterView, natural_key
 
 COLLAPSE_ROWS = 12  # tables longer than this show their failing rows and fold the rest
@@ -164,7 +165,11 @@ def egress_table(view: ClusterView) -> str:
                 continue
             rate = float(x.get("failure_rate") or 0)
             ports = x.get("failed_ports") or []
-            span = f"; failed source ports {min(ports)}-{max(ports)}" if ports else ""
+            # Source ports only say something when the connections got that far: attempts that
+            # never resolved the name point at DNS, not at a firewall on low ports.
+            span = ("; every attempt failed resolving the name"
+                    if resolution_only(x.get("errors") or ()) else
+                    f"; failed source ports {min(ports)}-{max(ports)}" if ports else "")
             # test_egress judges the pod's egress; the host's is the reference it is held to.
             cells.append(td(f"{100 * rate:.0f}% ({x.get('failures')}/{x.get('attempts')}){span}",
                             judged_class(egress) if network == "pod" else ""))
