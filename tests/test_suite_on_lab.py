@@ -199,3 +199,41 @@ def test_keep_leaves_the_lab_and_says_how_to_remove_it(tmp_path: Path) -> None:
     finally:
         for name in own_labs(run):  # only what this run kept: never another run's lab
             labmod.down(name)
+
+
+COUNT_JUDGE = '''
+import os
+import pytest_k8snet.run as run_module
+
+_judge = run_module.judge
+
+
+def counting(doc):
+    with open(os.environ["K8SNET_JUDGE_LOG"], "a") as log:
+        log.write(f"{os.getpid()}\\n")
+    return _judge(doc)
+
+
+run_module.judge = counting
+'''
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+def test_the_judge_runs_once_per_process(lab: labmod.Lab, tmp_path: Path,
+                                         workers: list[str]) -> None:
+    """Measure once, judge once, report from that: with every report on (results, HTML,
+    JUnit, terminal) and the whole suite, each process judges the document at most once."""
+    (tmp_path / "countjudge.py").write_text(COUNT_JUDGE)
+    log = tmp_path / "judged.log"
+    env = dict(os.environ, K8SNET_JUDGE_LOG=str(log),
+               PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "pytest_k8snet.suite", "-p", "countjudge",
+         "--k8s-lab-name", lab.name, "--k8s-results", str(tmp_path / "r.json"),
+         "--junitxml", str(tmp_path / "j.xml"), "--html", str(tmp_path / "r.html"),
+         "-p", "no:cacheprovider", "-q", *workers],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    pids = log.read_text().split()
+    # One process: one judgement. xdist: each worker and the controller judge at most once.
+    assert pids and len(pids) == len(set(pids)) <= (3 if workers else 1), pids
