@@ -121,7 +121,7 @@ def _write_cluster(tr: Writer, view: ClusterView) -> None:
     for network in networks:
         if small and network == "pod":
             _write_matrix(tr, "pod network (path MTU, or ok; loss % when pings lost any; ! "
-                          "path MTU test failed):", view, "pod")
+                          "path MTU judged below the expected):", view, "pod")
         elif small:
             _write_matrix(tr, "host network (rtt ms; loss % when pings lost any):", view, "host")
     for network in networks:
