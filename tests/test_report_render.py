@@ -8,6 +8,7 @@ import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -510,3 +511,13 @@ def test_egress_table_names_resolution_not_source_ports() -> None:
         e.update(errors=["Connection timed out after 2000 ms"])
     text = html_tables.egress_table(ClusterView(judged_doc(resolved)))
     assert "failed source ports 32912-60608" in text
+
+
+def test_summary_counts_knock_ons_apart_from_causes() -> None:
+    """One root with two knock-ons reads as one cause: the headline must not say three."""
+    groups = [SimpleNamespace(finding={"id": "a", "root": None}),
+              SimpleNamespace(finding={"id": "b", "root": "a"}),
+              SimpleNamespace(finding={"id": "c", "root": "a"})]
+    assert terminal.causes_count(groups) == "1 cause, 2 knock-ons"
+    assert terminal.causes_count(groups[:1]) == "1 cause"
+    assert terminal.causes_count([SimpleNamespace(finding=None)] * 2) == "2 causes"

@@ -157,10 +157,18 @@ def overlay_lines(doc: dict[str, Any]) -> list[str]:
             else f"overlay: {text} on {_names(nodes)}" for text, nodes in by_text.items()]
 
 
+def causes_count(groups: Sequence[Any]) -> str:
+    """``2 causes``, or ``1 cause, 2 knock-ons``: a knock-on is not a cause of its own."""
+    knock = sum(1 for g in groups if g.finding is not None and g.finding.get("root"))
+    roots = len(groups) - knock
+    text = f"{roots} cause{'s' if roots != 1 else ''}"
+    return text + (f", {knock} knock-on{'s' if knock != 1 else ''}" if knock else "")
+
+
 def _write_diagnoses(tr: Writer, view: ClusterView) -> None:
     if not view.groups:
         return
-    tr.write_line(f"diagnoses ({len(view.groups)} cause{'s' if len(view.groups) != 1 else ''}):")
+    tr.write_line(f"diagnoses ({causes_count(view.groups)}):")
     for group in view.groups:
         tr.write_line(f"  {group.headline}", red=True, bold=True)
         tr.write_line(f"    {group.findings[0]['message']}")
