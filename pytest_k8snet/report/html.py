@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from ..judge import CAUSES, FAILED, PASSED
+from ..judge.checks import large_packets, path_mtu, pod_ping, udp_8472
 from .baseline import KIND_TITLES
 from .facts import FACTS_KEY
 from .html_tables import (dns_table, e, egress_table, fmt, node_checks_table, path_mtu_table,
@@ -53,7 +54,7 @@ def _mark(cell: PairCell, test: str) -> str:
     """The verdict mark of ``test`` on a pod-network cell. A host-network cell has no test
     of its own: its ping is marked failed only when a finding covers the pair."""
     if cell.network == "host":
-        return OUTCOME_MARK[FAILED] if test == "test_pod_ping" and cell.host_findings else ""
+        return OUTCOME_MARK[FAILED] if test == pod_ping.NAME and cell.host_findings else ""
     return OUTCOME_MARK.get(cell.outcome(test) or "", "")
 
 
@@ -75,20 +76,21 @@ def cell_tip(cell: PairCell, expected_mtu: int | None) -> str:
     p = cell.ping
     if p is not None:
         rtt = f", rtt {fmt(p.get('rtt_ms'), ' ms', 3)}" if p.get("rtt_ms") is not None else ""
-        lines.append(f"{_mark(cell, 'test_pod_ping')}ping: {p.get('received', '?')}/{p.get('transmitted', '?')} replies, "
+        lines.append(f"{_mark(cell, pod_ping.NAME)}ping: {p.get('received', '?')}/"
+                     f"{p.get('transmitted', '?')} replies, "
                      f"{fmt(p.get('loss_pct'), '%', 1)} lost{rtt}")
     if cell.pmtu is not None:
         got = int(cell.pmtu.get("bytes") or 0)
         against = f" (expected {expected_mtu})" if expected_mtu and cell.network == "pod" else ""
-        lines.append(f"{_mark(cell, 'test_path_mtu')}path MTU: {got} bytes{against}")
+        lines.append(f"{_mark(cell, path_mtu.NAME)}path MTU: {got} bytes{against}")
     t = cell.throughput
     if t is not None:
-        lines.append(f"{_mark(cell, 'test_udp_8472')}UDP 8472: {fmt(t.get('mbps'), ' Mbit/s')}, "
+        lines.append(f"{_mark(cell, udp_8472.NAME)}UDP 8472: {fmt(t.get('mbps'), ' Mbit/s')}, "
                      f"{fmt(t.get('loss_pct'), '%')} lost"
                      + (f" ({t['error']})" if t.get("error") else ""))
     h = cell.http
     if h is not None:
-        lines.append(f"{_mark(cell, 'test_large_packets')}1 MiB HTTP: " + (
+        lines.append(f"{_mark(cell, large_packets.NAME)}1 MiB HTTP: " + (
             f"{fmt(h.get('mbps'), ' Mbit/s', 1)}" if h.get("ok") else
             f"failed after {h.get('bytes')} bytes ({h.get('error')})"))
     return "\n".join(lines)
@@ -109,9 +111,9 @@ def _cell_metrics(cell: PairCell, compact: bool, with_mtu: bool) -> str:
     if not with_mtu and not compact:
         parts = parts[:2]
     bad = set()
-    if cell.host_findings or cell.outcome("test_pod_ping") == FAILED:
+    if cell.host_findings or cell.outcome(pod_ping.NAME) == FAILED:
         bad |= {"rtt", "loss"}
-    if cell.outcome("test_path_mtu") == FAILED:
+    if cell.outcome(path_mtu.NAME) == FAILED:
         bad.add("mtu")
     return "".join(f'<span class="m m-{k}{" bad" if k in bad else ""}">{e(v)}</span>'
                    for k, v in parts)

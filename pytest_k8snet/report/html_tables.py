@@ -12,7 +12,10 @@ from html import escape
 from typing import Any
 
 from ..judge import FAILED, PASSED
-from ..judge.dependencies import resolution_only
+from ..judge.checks import dns, node_sysctls, path_mtu, udp_8472
+from ..judge.checks import egress as egress_check
+from ..judge.checks import service as service_check
+from ..judge.checks.dependencies import resolution_only
 from .view import ClusterView, natural_key
 
 COLLAPSE_ROWS = 12  # tables longer than this show their failing rows and fold the rest
@@ -85,7 +88,7 @@ def path_mtu_table(view: ClusterView) -> str:
             got = int(c.pmtu.get("bytes") or 0)
             want = expected if network == "pod" else None
             # Only the pod network's path MTU is tested (test_path_mtu); the host's is shown.
-            outcome = c.outcome("test_path_mtu") if network == "pod" else None
+            outcome = c.outcome(path_mtu.NAME) if network == "pod" else None
             bad = outcome == FAILED
             if not bad:
                 verdict = OUTCOME_TEXT.get(outcome, str(outcome)) if network == "pod" else "–"
@@ -108,7 +111,7 @@ def throughput_table(view: ClusterView) -> str:
         t = c.throughput
         if t is None:
             continue
-        outcome = c.outcome("test_udp_8472")
+        outcome = c.outcome(udp_8472.NAME)
         port = t.get("node_port") or {}
         note = ("port held by the CNI's VXLAN socket" if port.get("port_busy")
                 else port.get("error") or (f"{fmt(port.get('mbps'), ' Mbit/s')}"
@@ -129,7 +132,7 @@ def dns_table(view: ClusterView) -> str:
         by_node.setdefault(str(d.get("node")), {})[str(d.get("name"))] = d
     rows: list[tuple[bool, list[str]]] = []
     for node in sorted(by_node, key=natural_key):
-        outcome = view.outcome("test_dns", node)
+        outcome = view.outcome(dns.NAME, node)
         cells = [td(node)]
         for name in names:
             d = by_node[node].get(name)
@@ -156,7 +159,7 @@ def egress_table(view: ClusterView) -> str:
         by_node.setdefault(str(x.get("node")), {})[str(x.get("network"))] = x
     service = {str(s.get("node")): s for s in view.doc.get("service") or []}
     for node in sorted(set(by_node) | set(service), key=natural_key):
-        egress, svc = view.outcome("test_egress", node), view.outcome("test_service", node)
+        egress, svc = view.outcome(egress_check.NAME, node), view.outcome(service_check.NAME, node)
         cells = [td(node)]
         for network in ("pod", "host"):
             x = by_node.get(node, {}).get(network)
@@ -191,7 +194,7 @@ def node_checks_table(view: ClusterView) -> str:
     rows: list[tuple[bool, list[str]]] = []
     for n in sorted(view.doc.get("node_checks") or [], key=lambda x: natural_key(str(x["node"]))):
         node = str(n["node"])
-        outcome = view.outcome("test_node_sysctls", node)
+        outcome = view.outcome(node_sysctls.NAME, node)
         s = n.get("sysctls") or {}
         fwd = s.get("net.ipv4.ip_forward")
         bnf = s.get("net.bridge.bridge-nf-call-iptables")

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from ..judge import FAILED
+from ..judge.checks import path_mtu
 from .baseline import KIND_TITLES
 from .facts import RunFacts
 from .results import RunReport, run_report
@@ -47,7 +49,7 @@ def pod_cell_text(cell: PairCell | None) -> tuple[str, dict[str, bool]]:
     if cell.ping is not None and (cell.loss_pct or 0) > 0:
         return f"{cell.loss_pct:g}%", _markup(cell)
     if cell.path_mtu is not None:
-        mark = "!" if cell.outcome("test_path_mtu") == "failed" else ""
+        mark = "!" if cell.outcome(path_mtu.NAME) == FAILED else ""
         return f"{cell.path_mtu}{mark}", _markup(cell)
     return ("FAIL" if cell.status == FAIL else "ok"), _markup(cell)
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..judge import CAUSES, FAILED, PASSED
+from ..judge.checks import large_packets, path_mtu, pod_ping, udp_8472
 
 # Status of a matrix cell or table row.
 FAIL, PASS, UNJUDGED, NONE = "fail", "pass", "unjudged", "none"
-PAIR_TESTS = ("test_pod_ping", "test_path_mtu", "test_udp_8472", "test_large_packets")
+PAIR_TESTS = (pod_ping.NAME, path_mtu.NAME, udp_8472.NAME, large_packets.NAME)
 # Findings about the nodes' own network: they colour the host-network matrix.
 HOST_CAUSES = ("underlay",)
 
@@ -84,13 +85,13 @@ class PairCell:
                 out.append(f"{loss}{f.get('title') or f.get('cause')}")
             return out
         for test in (t for t in PAIR_TESTS if self.outcome(t) == FAILED):
-            if test == "test_pod_ping":
+            if test == pod_ping.NAME:
                 out.append(f"ping: {_number(self.loss_pct)}% lost")
-            elif test == "test_path_mtu":
+            elif test == path_mtu.NAME:
                 expected = (self.pmtu or {}).get("expected")
                 out.append(f"path MTU {_number(self.path_mtu)}"
                            + (f" < expected {expected}" if expected else ""))
-            elif test == "test_udp_8472":
+            elif test == udp_8472.NAME:
                 t = self.throughput or {}
                 out.append(f"UDP: {t.get('error') or _number(t.get('loss_pct')) + '% lost'}")
             else:

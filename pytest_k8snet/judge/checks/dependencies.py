@@ -5,7 +5,7 @@ explains into a knock-on of that dependency's root, instead of a cause of its ow
   node it runs on: when every error is a name-resolution failure and test_dns failed or
   skipped on that node, the request never reached the network it was meant to test.
 - Cluster DNS from a node rests on the pod paths to the nodes its endpoints sit on
-  (``dns_endpoints``); :mod:`pytest_k8snet.judge.checks.dns` judges that one, through
+  (``dns_endpoints``); :mod:`.dns` judges that one, through
   :meth:`Context.behind`.
 
 A knock-on names the root (the finding at the end of the ``root`` chain) and points at
@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .context import Context
-from .model import Finding
-
-DNS_TEST = "test_dns"  # by name: importing checks.dns here would make an import cycle
+from ..context import Context
+from ..model import Finding
+from .dns import NAME as DNS_TEST
 # curl's own words (exit 6 and a resolver timeout under exit 28): no connection was tried.
 RESOLUTION_ERRORS = ("Resolving timed out", "Could not resolve host")
 
