@@ -277,12 +277,17 @@ class Run:
             return dict(self._cluster.measurements)
         return self.share.measurements()
 
+    def _measurement(self, kind: str) -> Any:
+        """One cached measurement: this process's, or the one a worker shared."""
+        if self._cluster is not None:
+            return self._cluster.measurements.get(kind)
+        return self.share.measurement(kind)
+
     def measured(self) -> tuple[dict[str, Any] | None, Judgement | None]:
         """The document and its judgement, once there is one; called after every test's
         report, so it never measures and reads the workers' files only until it has one."""
         if self._document is None:
-            doc = (self._cluster.measurements.get("document") if self._cluster is not None
-                   else self.share.measurements().get("document"))
+            doc = self._measurement("document")
             if not isinstance(doc, dict):
                 return None, None
             self._document = doc
@@ -322,7 +327,7 @@ class Run:
             selected, left_out, despite = self.share.read_selection()
         if selected is None and not self.tested.nodes:
             return None
-        readiness = self.raw_measurements().get("ready")
+        readiness = self._measurement("ready")
         return {
             "target": target.describe(self.settings), "selected": selected,
             "tested_nodes": sorted(self.tested.nodes), "tested_pairs": self.tested.pair_counts(),

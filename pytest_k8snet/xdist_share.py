@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import pickle
 import secrets
 import shutil
 import tempfile
@@ -21,6 +20,8 @@ from typing import Any
 
 import pytest
 from filelock import FileLock
+
+from .measure.cache import read_all_shared, read_shared
 
 SELECTION_FILE = "selection.json"  # a worker's node selection, for the controller's summary
 CREATED_FILE = "created"  # a worker is about to create probes (or a lab): cleanup has work
@@ -121,14 +122,12 @@ class XdistShare:
 
     def measurements(self) -> dict[str, Any]:
         """The measurement caches the workers shared, by kind."""
-        out: dict[str, Any] = {}
-        if self.run_dir.is_dir():
-            for path in sorted(self.run_dir.glob("*.pickle")):
-                try:
-                    out[path.stem] = pickle.loads(path.read_bytes())
-                except (OSError, EOFError, pickle.UnpicklingError):
-                    continue  # a worker died mid-write: that measurement is simply missing
-        return out
+        return read_all_shared(self.run_dir) if self.run_dir.is_dir() else {}
+
+    def measurement(self, kind: str) -> Any:
+        """One measurement a worker shared (None when none did): read alone, since the
+        controller asks for the document and readiness, not for every pair's probes."""
+        return read_shared(self.run_dir, kind)
 
     # -- a lab brought up for the run -----------------------------------------------------------
 

@@ -18,6 +18,32 @@ from typing import Any, TypeVar
 from filelock import FileLock
 
 T = TypeVar("T")
+SUFFIX = ".pickle"
+_MISSING = object()
+
+
+def shared_file(shared_dir: Path, kind: str) -> Path:
+    """Where a worker leaves measurement ``kind`` for the others (and for the controller)."""
+    return shared_dir / f"{kind}{SUFFIX}"
+
+
+def _load(path: Path) -> Any:
+    try:
+        return pickle.loads(path.read_bytes())
+    except (OSError, EOFError, pickle.UnpicklingError):
+        return _MISSING  # not measured, or a worker died mid-write
+
+
+def read_shared(shared_dir: Path, kind: str) -> Any:
+    """Measurement ``kind`` as a worker left it, or None when no worker did."""
+    value = _load(shared_file(shared_dir, kind))
+    return None if value is _MISSING else value
+
+
+def read_all_shared(shared_dir: Path) -> dict[str, Any]:
+    """Every measurement the workers left, by kind."""
+    return {path.name[:-len(SUFFIX)]: value for path in sorted(shared_dir.glob(f"*{SUFFIX}"))
+            if (value := _load(path)) is not _MISSING}
 
 
 class MeasurementCache:
@@ -43,7 +69,7 @@ class MeasurementCache:
         if self.shared_dir is None:
             value = compute()
         else:
-            path = self.shared_dir / f"{kind}.pickle"
+            path = shared_file(self.shared_dir, kind)
             with FileLock(str(path) + ".lock"):
                 if path.exists():
                     value = pickle.loads(path.read_bytes())
