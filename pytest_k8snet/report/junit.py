@@ -35,6 +35,13 @@ def record(request: pytest.FixtureRequest, raw: str | None = None, **props: Any)
         item.stash.setdefault(RAW_KEY, []).append(raw)
 
 
+def pair_entry(doc: dict[str, Any], section: str, src: str, dst: str,
+               network: str = "pod") -> dict[str, Any]:
+    """The document's entry of ``section`` for one pair on one network ({} when none)."""
+    return next((e for e in doc.get(section) or [] if e.get("src") == src
+                 and e.get("dst") == dst and e.get("network", "pod") == network), {})
+
+
 def completed(props: list[tuple[str, object]], doc: dict[str, Any]
               ) -> list[tuple[str, object]]:
     """The properties a pair test lacks (rtt_ms, loss_pct, path_mtu) that the measurement
@@ -43,13 +50,9 @@ def completed(props: list[tuple[str, object]], doc: dict[str, Any]
     src, dst, network = have.get("src"), have.get("dst"), have.get("network")
     if not (src and dst and network) or dst in NOT_A_NODE:
         return []
-
-    def entry(section: str) -> dict[str, Any]:
-        return next((e for e in doc.get(section) or [] if e.get("src") == src
-                     and e.get("dst") == dst and e.get("network", "pod") == network), {})
-
     out: list[tuple[str, object]] = []
-    ping, pmtu = entry("ping"), entry("path_mtu")
+    ping = pair_entry(doc, "ping", str(src), str(dst), str(network))
+    pmtu = pair_entry(doc, "path_mtu", str(src), str(dst), str(network))
     if ping:
         if "rtt_ms" not in have and ping.get("rtt_ms") is not None:
             out.append(("rtt_ms", ping["rtt_ms"]))

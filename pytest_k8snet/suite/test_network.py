@@ -24,7 +24,7 @@ from pytest_k8snet import Diagnosis, Node, Pair
 from pytest_k8snet.judge import FAILED, PASSED, SKIPPED, Finding, Judgement
 from pytest_k8snet.judge.checks import CHECKS
 from pytest_k8snet.run import RUN_KEY
-from pytest_k8snet.report.junit import record
+from pytest_k8snet.report.junit import pair_entry, record
 
 
 def fail(request: pytest.FixtureRequest, diagnosis: Diagnosis, raw: str | None = None,
@@ -71,18 +71,11 @@ def judged(request: pytest.FixtureRequest, subject: str, **props: Any) -> None:
 
 
 def _pair_props(doc: dict[str, Any], pair: Pair, kind: str) -> dict[str, Any]:
-    def entry(section: str) -> dict[str, Any]:
-        return next((e for e in doc.get(section, []) if e.get("src") == pair.src.node
-                     and e.get("dst") == pair.dst.node and e.get("network", "pod") == "pod"),
-                    {})
-
+    """The pair and the numbers of this test's own measurement; the pair's ping numbers and
+    path MTU are added to every pair test by :func:`pytest_k8snet.report.junit.attach`,
+    from the same document."""
     props: dict[str, Any] = {"src": pair.src.node, "dst": pair.dst.node, "network": "pod"}
-    # Every pair test carries the pair's ping numbers, read from the one document: the same
-    # in every xdist worker, whichever tests ran there.
-    ping = entry("ping")
-    if ping:
-        props.update(rtt_ms=ping.get("rtt_ms"), loss_pct=ping.get("loss_pct"))
-    e = entry(kind) if kind != "ping" else {}
+    e = pair_entry(doc, kind, pair.src.node, pair.dst.node) if kind != "ping" else {}
     if e and kind == "path_mtu":
         props.update(path_mtu=e.get("bytes"))
     elif e and kind == "throughput":
