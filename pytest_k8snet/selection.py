@@ -181,6 +181,8 @@ class NodeSource(Protocol):
     def selection_error(self) -> str | None: ...
 
     def selected_nodes(self) -> Sequence[Node]: ...
+
+
 # -- the node and pair fixtures' parameters (pytest_generate_tests) ---------------------------
 
 def parametrize(metafunc: pytest.Metafunc, run: NodeSource) -> None:

@@ -121,9 +121,8 @@ def run_report(config: pytest.Config, facts: RunFacts) -> RunReport:
             report.baseline_error = str(exc)
         else:
             if report.has_cluster_data:
-                report.comparison = compare(before, report.doc,
-                                                     settings.baseline_tolerance,
-                                                     path=settings.baseline)
+                report.comparison = compare(before, report.doc, settings.baseline_tolerance,
+                                            path=settings.baseline)
                 report.doc["baseline"] = report.comparison.as_dict()
             else:
                 report.notes.append("no cluster measurements in this run: nothing compared "

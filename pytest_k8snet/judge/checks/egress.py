@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import Check, Context
-from .dependencies import dns_dependency, dns_knock_on, resolution_only, resolution_text
 from ..model import PASSED, SKIPPED, Finding
 from ...probes.egress import EgressResult
+from .dependencies import dns_dependency, dns_knock_on, resolution_only, resolution_text
 from .node_sysctls import skip_no_forwarding
 from .nodes_ready import skip_unusable
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import Check, Context, pair_id
-from .dependencies import dns_dependency, dns_knock_on, resolution_only, resolution_text
 from ..model import PASSED, SKIPPED, Finding
 from . import pod_ping
+from .dependencies import dns_dependency, dns_knock_on, resolution_only, resolution_text
 from .node_sysctls import skip_no_forwarding
 from .nodes_ready import skip_unusable
 
