@@ -46,13 +46,20 @@ def _lab_cgroups(lab_name: str) -> list[Path]:
     return found
 
 
+def _subtree(cg: Path) -> list[Path]:
+    """Every cgroup under ``cg``, deepest first. os.walk skips a directory that vanishes
+    while it walks (the kubelet removes pod cgroups as their pods end), where
+    Path.rglob raises."""
+    return [Path(d) for d, _, _ in os.walk(cg, topdown=False)]
+
+
 def cgroup_pids(lab_name: str) -> set[int]:
     pids: set[int] = set()
     for cg in _lab_cgroups(lab_name):
-        for procs in cg.rglob("cgroup.procs"):
+        for d in _subtree(cg):
             try:
-                pids.update(int(p) for p in procs.read_text().split())
-            except OSError:
+                pids.update(int(p) for p in (d / "cgroup.procs").read_text().split())
+            except (OSError, ValueError):
                 continue
     return pids
 
@@ -75,9 +82,7 @@ def kill_and_remove(lab_name: str) -> None:
     # zombies (and unwaited Popen objects) until the interpreter exits.
     processes.reap(killed)
     for cg in _lab_cgroups(lab_name):
-        dirs = sorted((p for p in cg.rglob("*") if p.is_dir()), key=lambda p: len(p.parts),
-                      reverse=True)
-        for d in [*dirs, cg]:
+        for d in _subtree(cg):
             for _ in range(40):
                 try:
                     d.rmdir()
