@@ -26,6 +26,10 @@ FALSE_WORDS = ("0", "false", "no", "off")
 # A pod's service account, as client-go's rest.InClusterConfig finds it: both must be there.
 SERVICE_HOST_ENV = "KUBERNETES_SERVICE_HOST"
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+NO_TARGET_KIND = "none"
+NO_TARGET = ("no cluster to test: no kubeconfig (--k8s-kubeconfig, KUBECONFIG or "
+             "~/.kube/config) and not running in a pod. Give a kubeconfig, or --k8s-lab for a "
+             "simulated lab on this machine (root), or --k8s-lab-name NAME for a running one")
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("context", "kubeconfig context to use (default: the current context)."),
     Option("backend", "auto, lab or kube. auto: a lab when --k8s-lab or --k8s-lab-name is "
            "given, else kube when a kubeconfig is given or found or when running in a pod "
-           "(its service account), else a simulated lab brought up for the run.",
+           "(its service account); with none of these a run with k8snet tests is a usage "
+           "error: a simulated lab is tested only when asked for.",
            default="auto"),
     # A flag plus a separate name option: an optional value (``--k8s-lab [NAME]``) ate the
     # next argument, so ``pytest --k8s-lab tests/`` looked for a lab named ``tests/``.
@@ -263,8 +268,7 @@ def resolve_backend(s: Settings) -> tuple[str, bool, str]:
     """(kind, in_cluster, why): which backend this run uses, decided once.
 
     auto: a lab asked for wins, then a kubeconfig (given or ~/.kube/config), then the
-    service account of the pod we run in, and only then a simulated lab -- which the
-    terminal header and the results then say loudly, since nothing real is tested.
+    service account of the pod we run in; with none of these there is nothing to test.
     """
     from .backends.lab import runs_kubernetes
 
@@ -287,12 +291,15 @@ def resolve_backend(s: Settings) -> tuple[str, bool, str]:
                               + ": no kubeconfig, running in a pod: its service account")
     if s.backend == "kube":
         return "kube", False, "--k8s-backend kube (no kubeconfig found)"
-    return "lab", False, ("auto: no kubeconfig (--k8s-kubeconfig, KUBECONFIG, ~/.kube/config) "
-                          "and not in a pod, so a simulated lab")
+    # Never a simulated lab nobody asked for: a CI job that forgot to mount its kubeconfig
+    # would test this machine's namespaces and go green. A run that has k8snet tests to run
+    # then stops with NO_TARGET (exit 4); other test runs in this environment are unaffected.
+    return NO_TARGET_KIND, False, "auto: no kubeconfig and not in a pod"
 
 
 def backend_kind(s: Settings) -> str:
-    """Which backend this run uses (``lab`` or ``kube``)."""
+    """Which backend this run uses: ``lab``, ``kube``, or ``none`` (nothing to test:
+    see NO_TARGET)."""
     return s.kind or resolve_backend(s)[0]
 
 

@@ -4,6 +4,7 @@ fixtures.py, their parametrization in selection.py, the run in run.py)."""
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -14,8 +15,8 @@ from .measure import Pair
 from .options import add_options, resolve
 from .report.facts import FACTS_KEY
 from .run import RUN_KEY, Run
-from .selection import NODE_FIXTURES, PAIR_FIXTURES, matches, parametrize
-from .target import check_kubeconfig, describe
+from .selection import PAIR_FIXTURES, matches, parametrize, uses_cluster
+from .target import check_kubeconfig, describe, unusable
 from .xdist_share import run_id_and_worker
 
 pytest_plugins = ["pytest_k8snet.fixtures"]
@@ -82,27 +83,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     parametrize(metafunc, metafunc.config.stash[RUN_KEY])
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker sends the collected ids
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """An unreachable cluster, or a selection that matches no node, is one clear error for
-    the run (exit 4), not a traceback per test nor a green run that tested nothing."""
+    """No target, an unreachable cluster or a selection that matches no node is one clear
+    error for the run (exit 4), not a traceback per test nor a green run that tested
+    nothing; only when k8snet tests were collected."""
     run = session.config.stash[RUN_KEY]
-    error = run.discovery_error
-    if error and not session.config.option.collectonly and session.items:
-        pytest.exit(f"k8snet: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
-    if run.selection_error and session.items:
-        pytest.exit(f"k8snet: {run.selection_error}", returncode=pytest.ExitCode.USAGE_ERROR)
+    ours = any(uses_cluster(item) for item in session.items)
+    error = (unusable(run.settings) or run.discovery_error or run.selection_error) \
+        if ours and not run.no_io else None
+    if error and run.worker is not None:
+        # A worker that raises is a crash to xdist: it runs nothing and the controller
+        # reports the error (pytest_sessionfinish).
+        run.share.note_usage_error(f"k8snet: {error}")
+        session.items.clear()
+    elif error:
+        # Raised, not pytest.exit: pytest prints "ERROR: k8snet: ..." and exits 4, with no
+        # "Exit:" traceback prefix, the same way as for a bad option.
+        raise pytest.UsageError(f"k8snet: {error}")
     if run.no_io and not run.nodes_known_offline and session.config.option.collectonly \
-            and any(_k8snet_item(item) for item in session.items):
+            and ours:
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:
             tr.write_line("k8snet: no cluster I/O in --collect-only: each node or pair test "
                           "is listed once (cluster-nodes, cluster-pairs); the nodes are listed "
                           "when the tests run.")
-
-
-def _k8snet_item(item: pytest.Item) -> bool:
-    names = getattr(item, "fixturenames", ())
-    return any(f in names for f in PAIR_FIXTURES + NODE_FIXTURES)
 
 
 def pytest_k8snet_select_nodes(config: pytest.Config, nodes: list[Node]) -> list[Node]:
@@ -168,4 +173,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from .report import results
 
-    results.finish(session, session.config.stash[RUN_KEY])
+    run = session.config.stash[RUN_KEY]
+    error = run.share.usage_error() if run.worker is None else None
+    if error:  # the xdist workers' collection found it: the same line and exit as without
+        sys.stderr.write(f"ERROR: {error}\n")
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return
+    results.finish(session, run)

@@ -159,6 +159,9 @@ class Run:
         return self.kind == "lab"
 
     def _discover(self) -> list[Node]:
+        problem = target.unusable(self.settings)
+        if problem:  # nothing to test, or a kubeconfig that cannot be read: no I/O tried
+            raise BackendError(problem)
         if self.kind == "lab":
             from .backends.lab import LabBackend, planned_nodes
 

@@ -16,6 +16,14 @@ from .options import PAIR_MODES, Settings
 PairKey = tuple[str, str]
 PAIR_FIXTURES = ("pod_pair", "host_pair")
 NODE_FIXTURES = ("k8s_node", "k8s_node_host")
+# Fixtures that need the cluster without being parametrized by node.
+CLUSTER_FIXTURES = ("k8s_cluster", "k8s_nodes", "k8s_document", "k8s_judgement", "path_mtu")
+
+
+def uses_cluster(item: pytest.Item) -> bool:
+    """The test needs the cluster: a node or pair, or any fixture built on k8s_cluster."""
+    names = getattr(item, "fixturenames", ())
+    return any(f in names for f in PAIR_FIXTURES + NODE_FIXTURES + CLUSTER_FIXTURES)
 # Ids of the one placeholder test that stands for "every node" / "every pair" where node
 # names cannot be had without cluster I/O (--collect-only, --fixtures on a kube backend).
 OFFLINE_IDS = {"k8s_node": "cluster-nodes", "pod_pair": "cluster-pairs",

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from .backends import Backend
-from .options import Settings, backend_kind, kubeconfig_path
+from .options import NO_TARGET, NO_TARGET_KIND, Settings, backend_kind, kubeconfig_path
 
 
 class KubeconfigError(Exception):
@@ -41,37 +41,50 @@ def read_kubeconfig(path: str) -> dict[str, Any]:
 def check_kubeconfig(config: pytest.Config, settings: Settings) -> None:
     """A kubeconfig or context the user named must exist: a usage error before collection.
 
-    A KUBECONFIG inherited from the environment is checked later, when a k8snet test
-    actually needs the cluster, so that unrelated test runs in the same environment are
-    not affected.
+    A KUBECONFIG inherited from the environment (or ~/.kube/config) is checked at the end of
+    collection (:func:`unusable`), and only when k8snet tests were collected, so that
+    unrelated test runs in the same environment are not affected.
     """
     named = config.getoption("k8s_kubeconfig") or config.getini("k8s_kubeconfig") \
         or config.getoption("k8s_context") or config.getini("k8s_context")
-    if not named or backend_kind(settings) != "kube" or settings.in_cluster:
-        return
+    problem = unusable(settings) if named else None
+    if problem:
+        raise pytest.UsageError(f"k8snet: {problem}")
+
+
+def unusable(settings: Settings) -> str | None:
+    """Why this run has nothing it can test, read from local files only: no target at all,
+    or a kubeconfig that cannot be read or lacks the context. None when it looks usable."""
+    kind = backend_kind(settings)
+    if kind == NO_TARGET_KIND:
+        return NO_TARGET
+    if kind != "kube" or settings.in_cluster or settings.kube_lab:
+        return None  # a lab's kubeconfig is written when the lab comes up
     path = kubeconfig_path(settings)
     try:
         doc = read_kubeconfig(path)
     except KubeconfigError as exc:
-        raise pytest.UsageError(f"k8snet: {exc}") from None
+        return str(exc)
     contexts = [c.get("name") for c in doc.get("contexts") or [] if isinstance(c, dict)]
     if settings.context and settings.context not in contexts:
-        raise pytest.UsageError(f"k8snet: context {settings.context!r} is not in {path} "
-                                f"(contexts: {', '.join(map(str, contexts)) or 'none'})")
+        return (f"context {settings.context!r} is not in {path} "
+                f"(contexts: {', '.join(map(str, contexts)) or 'none'})")
     if not settings.context and not doc.get("current-context"):
-        raise pytest.UsageError(f"k8snet: {path} has no current-context; pass --k8s-context")
+        return f"{path} has no current-context; pass --k8s-context"
+    return None
 
 
 def kubeconfig_server(path: str, context: str | None) -> str | None:
-    """The API server a kubeconfig's context points at; None when it cannot be told."""
+    """The API server a kubeconfig's context points at; None when the kubeconfig does not
+    say. Raises KubeconfigError when it cannot be read."""
+    doc = read_kubeconfig(path)
     try:
-        doc = read_kubeconfig(path)
         name = context or doc.get("current-context")
         ctx = next(c["context"] for c in doc.get("contexts") or [] if c.get("name") == name)
         cluster = next(c["cluster"] for c in doc.get("clusters") or []
                        if c.get("name") == ctx.get("cluster"))
         return str(cluster["server"])
-    except (KubeconfigError, StopIteration, KeyError, TypeError, AttributeError):
+    except (StopIteration, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -90,7 +103,10 @@ def describe(settings: Settings) -> dict[str, Any]:
     s = settings
     kind = backend_kind(s)
     name = lab_name(s)
-    if kind == "lab":
+    if kind == NO_TARGET_KIND:
+        text = ("none: k8snet tests need a kubeconfig, a pod's service account, or --k8s-lab "
+                "for a simulated lab")
+    elif kind == "lab":
         how = (f"running lab {name}" if s.lab_name
                else f"lab {name} of {s.lab_nodes} node"
                f"{'s' if s.lab_nodes != 1 else ''} brought up for this run")
@@ -105,8 +121,12 @@ def describe(settings: Settings) -> dict[str, Any]:
         text = (f"Kubernetes cluster of this pod (in-cluster service account, "
                 f"https://{host}:{port})")
     else:
-        server = kubeconfig_server(kubeconfig_path(s), s.context)
-        text = (f"Kubernetes cluster {server or '?'} (kubeconfig {kubeconfig_path(s)}"
+        path = kubeconfig_path(s)
+        try:
+            server = kubeconfig_server(path, s.context) or "(server not found in kubeconfig)"
+        except KubeconfigError as exc:
+            server = f"unknown: {exc}"
+        text = (f"Kubernetes cluster {server} (kubeconfig {path}"
                 + (f", context {s.context}" if s.context else "") + ")")
     return {"simulated": kind == "lab", "target": text, "chosen_by": s.kind_reason,
             "in_cluster": s.in_cluster}

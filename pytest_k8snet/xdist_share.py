@@ -27,6 +27,7 @@ SELECTION_FILE = "selection.json"  # a worker's node selection, for the controll
 CREATED_FILE = "created"  # a worker is about to create probes (or a lab): cleanup has work
 IDENTITY_FILE = "k8snet-identity.json"  # the cluster's identity while it was up
 LAB_LOCK = "lab.lock"  # one worker at a time brings up (or attaches to) the run's lab
+USAGE_ERROR_FILE = "usage-error"
 KUBE_LAB_ERROR = "kube-lab.error"  # the kube lab failed: every worker must fail alike
 
 
@@ -150,3 +151,16 @@ class XdistShare:
         shared = self.worker_dir
         if shared is not None:
             (shared / KUBE_LAB_ERROR).write_text(message)
+
+    # -- a usage error found by the workers' collection ---------------------------------------
+
+    def note_usage_error(self, message: str) -> None:
+        self._write_once(USAGE_ERROR_FILE, message)
+
+    def usage_error(self) -> str | None:
+        """What made the workers collect nothing (a worker cannot stop an xdist run with a
+        usage error itself: xdist takes that for a crash)."""
+        try:
+            return (self.run_dir / USAGE_ERROR_FILE).read_text()
+        except OSError:
+            return None

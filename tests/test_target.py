@@ -37,18 +37,91 @@ def no_cluster_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
-def test_a_lab_run_cannot_pass_for_a_cluster_run(pytester: pytest.Pytester,
-                                                 no_cluster_env: None) -> None:
-    """auto with no kubeconfig tests a simulated lab: the header and the results say so."""
-    pytester.makepyfile("def test_plain():\n    pass\n")
-    result = pytester.runpytest("--k8s-results", "results.json")
+NODE_TEST = "def test_node(k8s_node):\n    pass\n"
+NO_TARGET_LINE = ("ERROR: k8snet: no cluster to test: no kubeconfig (--k8s-kubeconfig, "
+                  "KUBECONFIG or ~/.kube/config) and not running in a pod.*--k8s-lab*")
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["plain", "xdist"])
+def test_no_cluster_is_a_usage_error_never_a_green_run(pytester: pytest.Pytester,
+                                                        no_cluster_env: None,
+                                                        xdist: list[str]) -> None:
+    """No kubeconfig, no pod, no lab asked for (a CI job that forgot to mount its
+    kubeconfig): the run stops with one line saying what to give, exit 4, and tests
+    nothing; it never falls back to a simulated lab."""
+    pytester.makepyfile(test_nodes=NODE_TEST, test_plain="def test_plain():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *xdist)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines([NO_TARGET_LINE])
+    out = result.stdout.str() + result.stderr.str()
+    assert "passed" not in out and "Traceback" not in out and "INTERNALERROR" not in out
+    assert "SIMULATED" not in out
+    result.stdout.fnmatch_lines(["k8snet target: none: k8snet tests need a kubeconfig*"])
+    # Test runs without k8snet tests in the same environment are not affected ...
+    plain = pytester.runpytest_subprocess("-p", "no:cacheprovider", *xdist, "test_plain.py")
+    assert plain.ret == pytest.ExitCode.OK, plain.stdout.str() + plain.stderr.str()
+    # ... and --collect-only lists the tests offline.
+    listed = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only", "-q")
+    assert listed.ret == pytest.ExitCode.OK
+    listed.stdout.fnmatch_lines(["test_nodes.py::test_node[[]cluster-nodes[]]"])
+
+
+def test_a_cluster_fixture_alone_also_needs_a_target(pytester: pytest.Pytester,
+                                                     no_cluster_env: None) -> None:
+    """Not only node and pair tests: a test that uses k8s_cluster itself stops the same way,
+    before it runs."""
+    pytester.makepyfile("def test_c(k8s_cluster):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([NO_TARGET_LINE])
+
+
+def test_a_missing_kubeconfig_from_the_environment_stops_before_the_tests(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+        no_cluster_env: None) -> None:
+    """A KUBECONFIG naming a missing file: the header says so, and the run stops after
+    collection with the same one line as --k8s-kubeconfig gives (no Exit: prefix)."""
+    missing = pytester.path / "gone" / "config"
+    monkeypatch.setenv("KUBECONFIG", str(missing))
+    pytester.makepyfile(NODE_TEST)
+    for xdist in ([], ["-n", "2"]):
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *xdist)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stdout.fnmatch_lines([f"k8snet target: Kubernetes cluster unknown: cannot read "
+                                     f"kubeconfig {missing}: No such file or directory*"])
+        result.stderr.fnmatch_lines([f"ERROR: k8snet: cannot read kubeconfig {missing}: "
+                                     "No such file or directory"])
+        out = result.stdout.str() + result.stderr.str()
+        assert "Exit:" not in out and "Traceback" not in out and "INTERNALERROR" not in out
+    named = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--k8s-kubeconfig",
+                                          str(missing))
+    assert named.ret == pytest.ExitCode.USAGE_ERROR
+    named.stderr.fnmatch_lines([f"ERROR: k8snet: cannot read kubeconfig {missing}: *"])
+
+
+@needs_root
+def test_a_lab_run_says_simulated_in_every_report(pytester: pytest.Pytester,
+                                                  no_cluster_env: None) -> None:
+    """A lab asked for is tested, and every report says it was a simulated lab: the
+    terminal header, the results file, every JUnit test case and the HTML title and
+    summary."""
+    pytester.makepyfile(NODE_TEST)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--k8s-lab", "--k8s-lab-nodes", "2", "--k8s-results",
+        "results.json", "--junitxml", "junit.xml", "--html", "report.html")
+    result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([
-        "k8snet target: SIMULATED lab, not a Kubernetes cluster (lab r* of 3 nodes brought up "
-        "for this run) [[]auto: no kubeconfig*so a simulated lab]"])
+        "k8snet target: SIMULATED lab, not a Kubernetes cluster (lab r* of 2 nodes brought up "
+        "for this run) [[]--k8s-lab asked for a lab]"])
     cluster = json.loads((pytester.path / "results.json").read_text())["cluster"]
     assert cluster["kind"] == "lab" and cluster["simulated"] is True
     assert cluster["target"].startswith("SIMULATED lab") and cluster["in_cluster"] is False
-    assert cluster["chosen_by"].startswith("auto: no kubeconfig")
+    junit = (pytester.path / "junit.xml").read_text()
+    assert junit.count('<property name="simulated" value="true"') == 2, junit
+    assert junit.count('<property name="k8snet_target" value="SIMULATED lab') == 2, junit
+    html = (pytester.path / "report.html").read_text()
+    assert ">SIMULATED lab, not a Kubernetes cluster: report.html</title>" in html
+    assert 'id="k8s-simulated">SIMULATED lab, not a Kubernetes cluster (lab r' in html
 
 
 def test_a_cluster_run_names_its_server_without_contacting_it(pytester: pytest.Pytester,
@@ -92,7 +165,7 @@ def test_path(k8s_settings):
     # ... and without the token file it is not a pod with a service account.
     token.unlink()
     result = pytester.runpytest_inprocess("-s", "-k", "show")
-    result.stdout.fnmatch_lines(["*KIND lab IN_CLUSTER False*"])
+    result.stdout.fnmatch_lines(["*KIND none IN_CLUSTER False*"])
 
 
 def test_k8s_lab_does_not_eat_a_path(pytester: pytest.Pytester, no_cluster_env: None) -> None:
@@ -112,7 +185,7 @@ def test_k8s_lab_does_not_eat_a_path(pytester: pytest.Pytester, no_cluster_env: 
     ([], {"K8SNET_LAB": "1"}, "lab", True, None),
     ([], {"K8SNET_LAB_NAME": "p8"}, "lab", False, "p8"),
     ([], {"K8SNET_LAB": "0", "K8SNET_LAB_NAME": "p9"}, "lab", False, "p9"),
-    ([], {"K8SNET_LAB": ""}, "lab", False, None),  # set but empty: not given
+    ([], {"K8SNET_LAB": ""}, "none", False, None),  # set but empty: not given
 ])
 def test_lab_flag_and_name(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
                            no_cluster_env: None, args: list[str], env: dict[str, str], kind: str,

@@ -299,6 +299,7 @@ def render(report: RunReport) -> str:
     compact = len(view.nodes) >= COMPACT_FROM
     parts = [f"<style>{asset('k8snet.css')}</style>", '<section class="k8s" id="k8snet">',
              metric_inputs(compact), "<h2>Cluster network</h2>"]
+    parts.append(simulated_banner(doc.get("cluster") or {}))
     meta = [f"<b>{e(cluster_line(doc))}</b>"]
     if view.expected_mtu:
         meta.append(f"expected path MTU <b>{view.expected_mtu}</b>")
@@ -323,6 +324,14 @@ def render(report: RunReport) -> str:
     parts.append(baseline_section(report))
     parts.append(f"<script>{asset('k8snet.js')}</script></section>")
     return "".join(parts)
+
+
+def simulated_banner(ident: dict[str, Any]) -> str:
+    """The line that keeps a lab run's report from passing for a cluster's ("" for one)."""
+    if not ident.get("simulated"):
+        return ""
+    return (f'<div class="k8s-banner k8s-sim" id="k8s-simulated">'
+            f'{e(ident.get("target") or "SIMULATED lab, not a Kubernetes cluster")}</div>')
 
 
 def _fail_text(report: RunReport) -> str | None:
@@ -383,6 +392,12 @@ class HtmlHooks:
                 report.extras = [*getattr(report, "extras", []), *extras]
         return report
 
+    def pytest_html_report_title(self, report: Any) -> None:
+        """A lab run's report says so in its title: it tested no Kubernetes cluster."""
+        facts = self.config.stash.get(FACTS_KEY, None)
+        if facts is not None and facts.identity().get("simulated"):
+            report.title = f"SIMULATED lab, not a Kubernetes cluster: {report.title}"
+
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str],
                                     postfix: list[str], session: pytest.Session) -> None:
         facts = session.config.stash.get(FACTS_KEY, None)
@@ -391,3 +406,6 @@ class HtmlHooks:
         report = run_report(session.config, facts)
         if report.has_cluster_data or report.comparison is not None or report.baseline_error:
             prefix.append(render(report))
+        elif banner := simulated_banner(facts.identity()):
+            prefix.append(f"<style>{asset('k8snet.css')}</style>"
+                          f'<section class="k8s" id="k8snet">{banner}</section>')

@@ -5,7 +5,8 @@ Suite tests call :func:`record` with what they measured; it lands in the test's
 test case and which xdist carries from the workers to the controller.
 
 Property names: ``src``, ``dst``, ``network``, ``rtt_ms``, ``loss_pct``, ``path_mtu``,
-``throughput_mbps`` and, on failures, ``cause``. After a test's call, :func:`attach`
+``throughput_mbps`` and, on failures, ``cause``; on every test that used the cluster,
+``k8snet_target`` (the one-line target) and ``simulated`` (``true`` for a lab run). After a test's call, :func:`attach`
 completes a pair test's properties with the pair's other numbers in the run's
 measurement document (``rtt_ms``, ``loss_pct`` from the small pings, ``path_mtu``), so a
 path-MTU test also says how the pair pings, and a UDP test its path MTU: one source, the
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from ..selection import uses_cluster
 from .facts import FACTS_KEY
 
 RAW_KEY = pytest.StashKey[list[str]]()
@@ -70,6 +72,14 @@ def attach(item: pytest.Item, report: pytest.TestReport) -> None:
         return
     facts = item.config.stash.get(FACTS_KEY, None)
     have = {str(k) for k, _ in item.user_properties}
+    if facts is not None and "k8snet_target" not in have and uses_cluster(item):
+        # On every test case that touched the cluster, so that no JUnit reader can take a
+        # lab run for a cluster run (testsuite properties do not survive xdist).
+        ident = facts.identity()
+        target = [("k8snet_target", str(ident.get("target", "?"))),
+                  ("simulated", "true" if ident.get("simulated") else "false")]
+        item.user_properties.extend(target)
+        report.user_properties.extend(target)
     if facts is not None and {"src", "dst", "network"} <= have:
         doc, _ = facts.measured()
         more = completed(item.user_properties, doc) if doc is not None else []
