@@ -90,8 +90,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     nothing; only when k8snet tests were collected."""
     run = session.config.stash[RUN_KEY]
     ours = any(uses_cluster(item) for item in session.items)
-    error = (unusable(run.settings) or run.discovery_error or run.selection_error) \
-        if ours and not run.no_io else None
+    # Offline modes (--collect-only) list a kube cluster's tests without I/O, but a lab's
+    # nodes are known, so a selection that matches none of them is an error there too.
+    error = ((unusable(run.settings) or run.discovery_error if not run.no_io else None)
+             or run.selection_error) if ours else None
     if error and run.worker is not None:
         # A worker that raises is a crash to xdist: it runs nothing and the controller
         # reports the error (pytest_sessionfinish).

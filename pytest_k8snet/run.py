@@ -365,14 +365,16 @@ class Run:
             return
         if self.kind == "lab" and self.settings.auto_lab:
             _lab_down(self.lab_name)
+        elif self.settings.kube_lab and not self.settings.lab_name:
+            # The probes go with the lab's cluster; asking its API server first would only
+            # report a false leak when the cluster never came up.
+            _lab_down(self.lab_name)
         elif self.kind == "kube":
             from .backends.kube import cleanup_run
 
             # It says so (stderr, with the kubectl command) when it cannot connect or cannot
             # remove something: a leak is never quiet.
             cleanup_run(self.settings, kubeconfig_path(self.settings))
-            if self.settings.kube_lab and not self.settings.lab_name:
-                _lab_down(self.lab_name)
 
     def keep_message(self) -> str | None:
         """How to remove what ``--k8s-keep`` left running, or None."""
