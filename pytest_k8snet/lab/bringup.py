@@ -20,12 +20,12 @@ from .teardown import teardown
 def up(spec: LabSpec) -> Lab:
     """Build the lab described by ``spec``; on any failure, remove what was built."""
     spec.validate()
+    planned = plan(spec)
+    faults.check_all(planned, spec.faults)
     ns.require_root()
     ns.require_tools()
-    for fault_name, _nodes, _value in spec.faults:
-        faults.get(fault_name)
     # Said before anything is built (or locked): which host limit binds and how to raise it.
-    ns.require_host_limits(len(plan(spec).all_netns()), 2 * spec.nodes + 1)
+    ns.require_host_limits(len(planned.all_netns()), 2 * spec.nodes + 1)
     if spec.kubernetes:
         kube_binaries.require_tools()
         kube_binaries.build()  # outside the lock: the first build takes minutes

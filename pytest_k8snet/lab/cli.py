@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         fa.add_argument("--node", action="append", default=[],
                         help="repeatable (default: every node)")
         if verb == "add":
-            fa.add_argument("--value", help="the fault's value (underlay-mtu: bytes)")
+            fa.add_argument("--value", help="the fault's value (underlay-mtu: bytes, 68..9000)")
     r = sub.add_parser("run", help="bring a lab up, run a command with K8SNET_LAB_NAME set, "
                        "take it down; as a normal user, inside an unprivileged user namespace",
                        description="Bring a lab up, run COMMAND with K8SNET_LAB_NAME=NAME, take the "
@@ -136,6 +136,12 @@ def _locked_lab(name: str) -> Iterator[None]:
                 lock_path(name).unlink(missing_ok=True)
 
 
+def _check_faults(wanted: list[tuple[str, tuple[str, ...], str | None]]) -> None:
+    """Every --fault's name and value, refused with one line before anything else runs."""
+    for fault_name, _nodes, value in wanted:
+        faults.check(fault_name, value)
+
+
 def _print_status(lab_name: str, as_json: bool) -> None:
     lab = load(lab_name)
     if as_json:
@@ -169,8 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "up":
-        for fault_name, _, _ in args.fault:
-            faults.get(fault_name)
+        _check_faults(args.fault)
         spec = LabSpec(name=args.name, nodes=args.nodes, node_cidr=args.node_cidr,
                        pod_cidr=args.pod_cidr, underlay_mtu=args.underlay_mtu,
                        overlay_mtu=args.overlay_mtu, faults=tuple(args.fault),
@@ -225,7 +230,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print(f"{f.name:18} incidents {f.incidents:8} {scope:9} {f.summary}")
             return 0
         require_root()
-        faults.get(args.fault)
+        faults.check(args.fault, args.value if args.fault_cmd == "add" else None)
         with _locked_lab(check_name(args.name)):
             lab = load(args.name)
             if args.fault_cmd == "add":
@@ -241,6 +246,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
         if not command:
             raise LabError("give a command after --, e.g. -- pytest --pyargs pytest_k8snet.suite")
+        _check_faults(args.fault)
         spec = LabSpec(name=args.name, nodes=args.nodes, faults=tuple(args.fault),
                        kubernetes=args.kubernetes)
         if args.kubernetes:
