@@ -99,6 +99,44 @@ def test_three_real_nodes_ready_on_containerd(real_cluster: labmod.Lab) -> None:
     assert dns.stdout.strip() == "2", dns.stdout + dns.stderr
 
 
+def test_status_shows_the_real_cluster_not_simulated_pods(real_cluster: labmod.Lab) -> None:
+    """`status` of a --kubernetes lab: its nodes, kubeconfig and the cluster's parts; none of
+    the plain lab's simulated pods or Service, which this mode does not build."""
+    def status(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "pytest_k8snet.lab.cli", "status",
+                               real_cluster.name, *args], capture_output=True, text=True,
+                              timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    k = real_cluster.kubernetes
+    text = status()
+    lines = text.splitlines()
+    assert lines[0].startswith(f"lab {real_cluster.name}: real Kubernetes {k['version']}, "
+                               "3 nodes"), text
+    assert f"kubeconfig {k['kubeconfig']}" in text
+    assert "etcd, kube-apiserver, kube-controller-manager, kube-scheduler" in text
+    for node in real_cluster.nodes:
+        row = next(line for line in lines if line.split()[:2] == [node["name"], node["ip"]])
+        assert "containerd, kubelet, kube-proxy" in row and node["netns"] in row, row
+    assert f"CoreDNS {k['cluster_dns']}" in text and lines[-1] == "  faults: none", text
+    simulated = [real_cluster.service["fqdn"], real_cluster.service["ip"]]
+    simulated += [n[kind]["ip"] for n in real_cluster.nodes for kind in ("probe", "echo")]
+    assert not [word for word in simulated if word in text], text
+    assert "EXITED" not in text, text  # every supervisor runs
+
+    data = json.loads(status("--json"))
+    assert data["kubeconfig"] == k["kubeconfig"] and data["kubernetes"]["version"] == k["version"]
+    assert "service" not in data
+    assert [n["name"] for n in data["nodes"]] == ["node-1", "node-2", "node-3"]
+    assert not [n for n in data["nodes"] if "probe" in n or "echo" in n], data["nodes"]
+    assert not [word for word in simulated if word in json.dumps(data["dns"])], data["dns"]
+    assert data["dns"]["names"][real_cluster.world["name"]] == real_cluster.world["ip"]
+    # The typed view is the simulated lab's: refused, not handed pods that do not exist.
+    with pytest.raises(labmod.LabError, match="runs real Kubernetes"):
+        labmod.view_of(real_cluster)
+
+
 def test_suite_passes_on_the_real_cluster(real_cluster: labmod.Lab, tmp_path: Path) -> None:
     code, out, outcomes = run_suite(real_cluster, tmp_path)
     assert code == 0, out

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import faults, owner
+from . import describe, faults, owner
 from .bringup import up
 from .kube import binaries as kube_binaries
 from .netns import LabError, require_root, tool_env
@@ -145,20 +145,9 @@ def _check_faults(wanted: list[tuple[str, tuple[str, ...], str | None]]) -> None
 def _print_status(lab_name: str, as_json: bool) -> None:
     lab = load(lab_name)
     if as_json:
-        print(json.dumps(lab.status(), indent=2))
+        print(json.dumps(describe.status_json(lab), indent=2))
         return
-    spec = lab.spec
-    print(f"lab {lab.name}: {len(lab.nodes)} nodes, node network {spec['node_cidr']}, "
-          f"Pod CIDR {spec['pod_cidr']}, underlay MTU {spec['underlay_mtu']}, "
-          f"overlay MTU {spec['overlay_mtu']}")
-    for node in lab.nodes:
-        print(f"  {node['name']:8} {node['ip']:15} pods {node['pod_cidr']:18} "
-              f"probe {node['probe']['ip']}  ({node['netns']})")
-    print(f"  service {lab.service['fqdn']} {lab.service['ip']}:{lab.service['port']}  "
-          f"dns {lab.dns['ip']}  world {lab.world['name']} {lab.world['ip']}")
-    active = ", ".join(f"{f['name']}{':' + f['node'] if f['node'] else ''}"
-                       f"{'=' + f['value'] if f['value'] else ''}" for f in lab.faults)
-    print(f"  faults: {active or 'none'}")
+    print("\n".join(describe.status_lines(lab)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,7 +172,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         start = time.monotonic()
         lab = up(spec)
         if args.json:
-            print(json.dumps(lab.status(), indent=2))
+            print(json.dumps(describe.status_json(lab), indent=2))
         else:
             print(f"lab {lab.name} is up with {len(lab.nodes)} nodes in "
                   f"{time.monotonic() - start:.2f}s; `k8snet-lab down {lab.name}` removes it")
