@@ -9,7 +9,7 @@ import re
 import sys
 import time
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from . import describe, faults, owner
@@ -136,6 +136,18 @@ def _locked_lab(name: str) -> Iterator[None]:
                 lock_path(name).unlink(missing_ok=True)
 
 
+def _progress() -> Callable[[str], None]:
+    """Prints a real cluster's bring-up stages to stderr, with the seconds since the
+    command started: stdout stays the command's answer (``up --json``'s JSON, ``run``'s
+    command output)."""
+    start = time.monotonic()
+
+    def say(stage: str) -> None:
+        print(f"k8snet-lab: {stage} ({time.monotonic() - start:.1f} s)", file=sys.stderr,
+              flush=True)
+    return say
+
+
 def _check_faults(wanted: list[tuple[str, tuple[str, ...], str | None]]) -> None:
     """Every --fault's name and value, refused with one line before anything else runs."""
     for fault_name, _nodes, value in wanted:
@@ -170,7 +182,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                        overlay_mtu=args.overlay_mtu, faults=tuple(args.fault),
                        kubernetes=args.kubernetes)
         start = time.monotonic()
-        lab = up(spec)
+        lab = up(spec, progress=_progress())
         if args.json:
             print(json.dumps(describe.status_json(lab), indent=2))
         else:
@@ -242,7 +254,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             if args.userns:
                 raise LabError("--kubernetes needs root: the kubelets need real cgroups")
             require_root()
-            return run_with_cluster(spec, command)
+            return run_with_cluster(spec, command, progress=_progress())
         return run(spec, command, force_userns=args.userns)
     if args.cmd == "exec":
         lab = load(check_name(args.name))
