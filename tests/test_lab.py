@@ -142,6 +142,39 @@ def test_cli_errors_are_one_line(lab: labmod.Lab) -> None:
         assert len(res.stderr.strip().splitlines()) == 1
 
 
+def test_a_bad_fault_value_is_one_line_and_changes_nothing(lab: labmod.Lab) -> None:
+    """A bad VALUE is refused before the lab is touched: node-2 keeps the underlay-mtu it
+    has, in its record and in its rules."""
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pytest_k8snet.lab.cli", "fault", *args],
+                              capture_output=True, text=True)
+
+    def rules(node: str) -> list[str]:
+        out = sh(lab, node, "iptables", "-S").stdout
+        return [line for line in out.splitlines() if "k8snet-fault" in line]
+
+    res = cli("add", lab.name, "underlay-mtu", "--node", "node-2", "--value", "1400")
+    assert res.returncode == 0, res.stderr
+    try:
+        kept = rules("node-2")
+        assert kept and all("1401:65535" in line for line in kept), kept
+        for value in ("abc", "", "0", "67", "9001", "70000", "-1", "1_400", " 1400"):
+            res = cli("add", lab.name, "underlay-mtu", "--node", "node-2", "--value", value)
+            assert res.returncode == 2 and "Traceback" not in res.stderr, (value, res.stderr)
+            assert res.stderr.strip() == ("k8snet-lab: error: underlay-mtu value must be a "
+                                          f"whole number of bytes, 68..9000, got {value!r}")
+            assert rules("node-2") == kept, value
+            assert labmod.load(lab.name).faults == [
+                {"name": "underlay-mtu", "node": "node-2", "value": "1400"}], value
+        res = cli("add", lab.name, "vxlan-blocked", "--node", "node-1", "--value", "x")
+        assert res.returncode == 2, res.stderr
+        assert res.stderr.strip() == "k8snet-lab: error: vxlan-blocked takes no value, got 'x'"
+        assert rules("node-1") == [] and len(labmod.load(lab.name).faults) == 1
+    finally:
+        cli("remove", lab.name, "underlay-mtu")
+    assert rules("node-2") == [] and labmod.load(lab.name).faults == []
+
+
 def test_pod_cidr_overlap_is_built_in() -> None:
     name = f"o{os.getpid()}"
     built = labmod.up(labmod.LabSpec(name=name, nodes=2, faults=(("pod-cidr-overlap", (), None),)))

@@ -13,6 +13,7 @@ import pytest
 
 from pytest_k8snet.lab import netns
 from pytest_k8snet.lab.run import userns_available
+from pytest_k8snet.lab.state import STATE_ROOT, running_labs
 
 from .conftest import needs_root
 
@@ -57,6 +58,38 @@ def test_run_a_missing_command_is_one_line_and_127() -> None:
     assert "Traceback" not in res.stderr
     assert res.stderr.strip() == "k8snet-lab: error: no-such-binary-k8snet: command not found"
     assert not netns.list_netns(f"k8snet-{name}-")  # checked before any lab was built
+
+
+@needs_root
+@pytest.mark.parametrize("fault,error", [
+    ("underlay-mtu:node-2=abc", "underlay-mtu value must be a whole number of bytes, 68..9000, "
+                                "got 'abc'"),
+    ("underlay-mtu:node-2=0", "underlay-mtu value must be a whole number of bytes, 68..9000, "
+                              "got '0'"),
+    ("underlay-mtu=70000", "underlay-mtu value must be a whole number of bytes, 68..9000, "
+                           "got '70000'"),
+    ("vxlan-blocked:node-1=x", "vxlan-blocked takes no value, got 'x'"),
+    ("pod-cidr-overlap:node-1", "pod-cidr-overlap applies to the whole lab, not to nodes"),
+])
+def test_up_with_a_bad_fault_is_one_line_and_leaves_nothing(fault: str, error: str) -> None:
+    name = f"s{os.getpid()}v"
+    res = cli("up", "--name", name, "--nodes", "2", "--fault", fault)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == f"k8snet-lab: error: {error}"
+    assert not netns.list_netns(f"k8snet-{name}-") and name not in running_labs()
+    assert not (STATE_ROOT / name).exists() and not (STATE_ROOT / f".{name}.lock").exists()
+
+
+@needs_root
+def test_run_with_a_bad_fault_value_runs_nothing(tmp_path: Path) -> None:
+    name = f"s{os.getpid()}r"
+    ran = tmp_path / "ran"
+    res = cli("run", "--name", name, "--nodes", "2", "--fault", "underlay-mtu:node-1=1.5", "--",
+              "touch", str(ran))
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == ("k8snet-lab: error: underlay-mtu value must be a whole number "
+                                  "of bytes, 68..9000, got '1.5'")
+    assert not ran.exists() and not netns.list_netns(f"k8snet-{name}-")
 
 
 @needs_root

@@ -17,13 +17,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    tmp_path = tmp_path_factory.mktemp("wheel")
+def _source_copy(tmp_path: Path) -> Path:
     # A copy: setuptools builds in the source tree (build/, *.egg-info), which is shared.
     src = tmp_path / "src"
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
         ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".mypy_cache"))
+    return src
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    tmp_path = tmp_path_factory.mktemp("wheel")
+    src = _source_copy(tmp_path)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
                     str(tmp_path), str(src)], check=True, capture_output=True, timeout=300)
     return zipfile.ZipFile(next(tmp_path.glob("pytest_k8snet-*.whl")))
@@ -72,3 +77,22 @@ def test_the_wheel_requires_what_the_plugin_imports(wheel: zipfile.ZipFile) -> N
         if not dists & required:
             missing[module] = sorted(dists)
     assert not missing, f"imported but not in the wheel's Requires-Dist: {missing}"
+
+
+def test_the_editable_install_prints_no_warning(tmp_path: Path) -> None:
+    """scripts/setup.sh (`pip install -e .`) is a newcomer's first command: its output must
+    not open with a build backend's warning block."""
+    from pip._vendor import pyproject_hooks
+
+    if not hasattr(pyproject_hooks, "BuildBackendWarning"):
+        pytest.skip("this pip does not pass a build backend's warnings on")
+    src = _source_copy(tmp_path)
+    # An empty venv, installed into by this pip (--python): no second pip to download.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")],
+                   check=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "pip", "--python",
+                           str(tmp_path / "venv" / "bin" / "python"), "install", "-q",
+                           "--no-deps", "-e", str(src)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr

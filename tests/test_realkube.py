@@ -99,6 +99,44 @@ def test_three_real_nodes_ready_on_containerd(real_cluster: labmod.Lab) -> None:
     assert dns.stdout.strip() == "2", dns.stdout + dns.stderr
 
 
+def test_status_shows_the_real_cluster_not_simulated_pods(real_cluster: labmod.Lab) -> None:
+    """`status` of a --kubernetes lab: its nodes, kubeconfig and the cluster's parts; none of
+    the plain lab's simulated pods or Service, which this mode does not build."""
+    def status(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "pytest_k8snet.lab.cli", "status",
+                               real_cluster.name, *args], capture_output=True, text=True,
+                              timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    k = real_cluster.kubernetes
+    text = status()
+    lines = text.splitlines()
+    assert lines[0].startswith(f"lab {real_cluster.name}: real Kubernetes {k['version']}, "
+                               "3 nodes"), text
+    assert f"kubeconfig {k['kubeconfig']}" in text
+    assert "etcd, kube-apiserver, kube-controller-manager, kube-scheduler" in text
+    for node in real_cluster.nodes:
+        row = next(line for line in lines if line.split()[:2] == [node["name"], node["ip"]])
+        assert "containerd, kubelet, kube-proxy" in row and node["netns"] in row, row
+    assert f"CoreDNS {k['cluster_dns']}" in text and lines[-1] == "  faults: none", text
+    simulated = [real_cluster.service["fqdn"], real_cluster.service["ip"]]
+    simulated += [n[kind]["ip"] for n in real_cluster.nodes for kind in ("probe", "echo")]
+    assert not [word for word in simulated if word in text], text
+    assert "EXITED" not in text, text  # every supervisor runs
+
+    data = json.loads(status("--json"))
+    assert data["kubeconfig"] == k["kubeconfig"] and data["kubernetes"]["version"] == k["version"]
+    assert "service" not in data
+    assert [n["name"] for n in data["nodes"]] == ["node-1", "node-2", "node-3"]
+    assert not [n for n in data["nodes"] if "probe" in n or "echo" in n], data["nodes"]
+    assert not [word for word in simulated if word in json.dumps(data["dns"])], data["dns"]
+    assert data["dns"]["names"][real_cluster.world["name"]] == real_cluster.world["ip"]
+    # The typed view is the simulated lab's: refused, not handed pods that do not exist.
+    with pytest.raises(labmod.LabError, match="runs real Kubernetes"):
+        labmod.view_of(real_cluster)
+
+
 def test_suite_passes_on_the_real_cluster(real_cluster: labmod.Lab, tmp_path: Path) -> None:
     code, out, outcomes = run_suite(real_cluster, tmp_path)
     assert code == 0, out
@@ -209,8 +247,9 @@ def test_xdist_run_shares_one_probe_set(real_cluster: labmod.Lab, tmp_path: Path
 
 def test_down_after_sigkill_of_up_leaves_nothing(tmp_path: Path) -> None:
     name = f"rx{os.getpid()}"
-    proc = subprocess.Popen([sys.executable, "-m", "pytest_k8snet.lab.cli", "up", "--name", name,
-                             "--kubernetes"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(tmp_path / "stdout", "w") as out, open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "pytest_k8snet.lab.cli", "up", "--name",
+                                 name, "--kubernetes", "--json"], stdout=out, stderr=err)
     state = labmod.STATE_ROOT / name
     deadline = time.monotonic() + 60
     # kill it once kubelets and containers run: the hardest moment to clean up after
@@ -230,6 +269,10 @@ def test_down_after_sigkill_of_up_leaves_nothing(tmp_path: Path) -> None:
     assert ps.stdout.strip() == ""
     with open("/proc/mounts") as fh:
         assert f"k8snet-{name}" not in fh.read()
+    # The bring-up said it had begun, on stderr: stdout is --json's, and it had no JSON yet.
+    assert (tmp_path / "stdout").read_text() == ""
+    assert (tmp_path / "stderr").read_text().startswith(
+        f"k8snet-lab: bringing up lab {name} with Kubernetes {kube.KUBE_VERSION} on 3 node(s)")
 
 
 def test_suite_from_a_pod_with_in_cluster_config(real_cluster: labmod.Lab) -> None:
@@ -301,14 +344,31 @@ def test_plugin_brings_up_a_real_cluster_for_the_run(tmp_path: Path) -> None:
 
 def test_pod_cidr_overlap_built_into_a_real_cluster(tmp_path: Path) -> None:
     """pod-cidr-overlap is a build-time option of the real cluster too: kubelets, CNI and
-    kube-proxy get the overlapping Pod CIDR, and test_pod_cidr names it."""
+    kube-proxy get the overlapping Pod CIDR, and test_pod_cidr names it. Brought up with
+    `k8snet-lab run --kubernetes`, which says how the bring-up goes on stderr."""
     name = f"ro{os.getpid()}"
-    built = labmod.up(labmod.LabSpec(name=name, kubernetes=True,
-                                     faults=(("pod-cidr-overlap", (), None),)))
-    try:
-        code, out, outcomes = run_suite(built, tmp_path)
-    finally:
-        labmod.down(name)
-    assert code == 1, out
+    results = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "pytest_k8snet.lab.cli", "run", "--kubernetes",
+                           "--name", name, "--fault", "pod-cidr-overlap", "--", sys.executable,
+                           "-m", "pytest", "--pyargs", "pytest_k8snet.suite", "--k8s-results",
+                           str(results), "-p", "no:cacheprovider", "-q", "-rfs"],
+                          capture_output=True, text=True, timeout=700, cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert name not in labmod.running_labs(), out
+    assert proc.returncode == 1, out
+    outcomes = json.loads(results.read_text())["tests"]
     assert set(failing(outcomes)) == {"test_pod_cidr"}, out
     assert "172.28.0.0/16" in out
+    # A handful of progress lines, in order, each with the seconds since the start; none on
+    # stdout, which is the command's.
+    said = [line for line in proc.stderr.splitlines() if line.startswith("k8snet-lab: ")]
+    stages = ["bringing up lab", "control plane started", "API server ready",
+              "kubelets registered 3/3", "nodes Ready 3/3", "cluster DNS answers on every node"]
+    found = [next((i for i, line in enumerate(said) if line[12:].startswith(stage)), -1)
+             for stage in stages]
+    assert -1 not in found and found == sorted(found), said
+    assert len(said) <= 10, said
+    seconds = [float(m.group(1)) for line in said
+               if (m := re.search(r"\((\d+\.\d) s\)$", line))]
+    assert len(seconds) == len(said) and seconds == sorted(seconds), said
+    assert "k8snet-lab:" not in proc.stdout

@@ -9,7 +9,8 @@ Its modules, each depending only on those above it: :mod:`.netns`, :mod:`.owner`
 record); :mod:`.kube` (the real-cluster mode's parts); :mod:`.plan` (names and addresses);
 :mod:`.network`, :mod:`.daemons`, :mod:`.faults`, :mod:`.teardown` (building, running,
 breaking and removing a lab); :mod:`.bringup` and :mod:`.run` (putting them together);
-:mod:`.cli` (``k8snet-lab``). :mod:`.server` runs as the lab's HTTP server process.
+:mod:`.describe` (what ``k8snet-lab status`` says); :mod:`.cli` (``k8snet-lab``).
+:mod:`.server` runs as the lab's HTTP server process.
 """
 
 from .bringup import up

@@ -9,10 +9,10 @@ import re
 import sys
 import time
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from . import faults, owner
+from . import describe, faults, owner
 from .bringup import up
 from .kube import binaries as kube_binaries
 from .netns import LabError, require_root, tool_env
@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         fa.add_argument("--node", action="append", default=[],
                         help="repeatable (default: every node)")
         if verb == "add":
-            fa.add_argument("--value", help="the fault's value (underlay-mtu: bytes)")
+            fa.add_argument("--value", help="the fault's value (underlay-mtu: bytes, 68..9000)")
     r = sub.add_parser("run", help="bring a lab up, run a command with K8SNET_LAB_NAME set, "
                        "take it down; as a normal user, inside an unprivileged user namespace",
                        description="Bring a lab up, run COMMAND with K8SNET_LAB_NAME=NAME, take the "
@@ -136,23 +136,30 @@ def _locked_lab(name: str) -> Iterator[None]:
                 lock_path(name).unlink(missing_ok=True)
 
 
+def _progress() -> Callable[[str], None]:
+    """Prints a real cluster's bring-up stages to stderr, with the seconds since the
+    command started: stdout stays the command's answer (``up --json``'s JSON, ``run``'s
+    command output)."""
+    start = time.monotonic()
+
+    def say(stage: str) -> None:
+        print(f"k8snet-lab: {stage} ({time.monotonic() - start:.1f} s)", file=sys.stderr,
+              flush=True)
+    return say
+
+
+def _check_faults(wanted: list[tuple[str, tuple[str, ...], str | None]]) -> None:
+    """Every --fault's name and value, refused with one line before anything else runs."""
+    for fault_name, _nodes, value in wanted:
+        faults.check(fault_name, value)
+
+
 def _print_status(lab_name: str, as_json: bool) -> None:
     lab = load(lab_name)
     if as_json:
-        print(json.dumps(lab.status(), indent=2))
+        print(json.dumps(describe.status_json(lab), indent=2))
         return
-    spec = lab.spec
-    print(f"lab {lab.name}: {len(lab.nodes)} nodes, node network {spec['node_cidr']}, "
-          f"Pod CIDR {spec['pod_cidr']}, underlay MTU {spec['underlay_mtu']}, "
-          f"overlay MTU {spec['overlay_mtu']}")
-    for node in lab.nodes:
-        print(f"  {node['name']:8} {node['ip']:15} pods {node['pod_cidr']:18} "
-              f"probe {node['probe']['ip']}  ({node['netns']})")
-    print(f"  service {lab.service['fqdn']} {lab.service['ip']}:{lab.service['port']}  "
-          f"dns {lab.dns['ip']}  world {lab.world['name']} {lab.world['ip']}")
-    active = ", ".join(f"{f['name']}{':' + f['node'] if f['node'] else ''}"
-                       f"{'=' + f['value'] if f['value'] else ''}" for f in lab.faults)
-    print(f"  faults: {active or 'none'}")
+    print("\n".join(describe.status_lines(lab)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,16 +176,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "up":
-        for fault_name, _, _ in args.fault:
-            faults.get(fault_name)
+        _check_faults(args.fault)
         spec = LabSpec(name=args.name, nodes=args.nodes, node_cidr=args.node_cidr,
                        pod_cidr=args.pod_cidr, underlay_mtu=args.underlay_mtu,
                        overlay_mtu=args.overlay_mtu, faults=tuple(args.fault),
                        kubernetes=args.kubernetes)
         start = time.monotonic()
-        lab = up(spec)
+        lab = up(spec, progress=_progress())
         if args.json:
-            print(json.dumps(lab.status(), indent=2))
+            print(json.dumps(describe.status_json(lab), indent=2))
         else:
             print(f"lab {lab.name} is up with {len(lab.nodes)} nodes in "
                   f"{time.monotonic() - start:.2f}s; `k8snet-lab down {lab.name}` removes it")
@@ -225,7 +231,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print(f"{f.name:18} incidents {f.incidents:8} {scope:9} {f.summary}")
             return 0
         require_root()
-        faults.get(args.fault)
+        faults.check(args.fault, args.value if args.fault_cmd == "add" else None)
         with _locked_lab(check_name(args.name)):
             lab = load(args.name)
             if args.fault_cmd == "add":
@@ -241,13 +247,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
         if not command:
             raise LabError("give a command after --, e.g. -- pytest --pyargs pytest_k8snet.suite")
+        _check_faults(args.fault)
         spec = LabSpec(name=args.name, nodes=args.nodes, faults=tuple(args.fault),
                        kubernetes=args.kubernetes)
         if args.kubernetes:
             if args.userns:
                 raise LabError("--kubernetes needs root: the kubelets need real cgroups")
             require_root()
-            return run_with_cluster(spec, command)
+            return run_with_cluster(spec, command, progress=_progress())
         return run(spec, command, force_userns=args.userns)
     if args.cmd == "exec":
         lab = load(check_name(args.name))

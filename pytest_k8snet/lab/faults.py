@@ -7,7 +7,8 @@ comment ``k8snet-fault:<name>`` so they can be seen with ``iptables -S``.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,6 +29,8 @@ class Fault:
     default_value: str | None
     per_node: bool
     apply: Callable[[Lab, dict[str, Any], str | None, bool], None]
+    # What VALUE may be (LabError if not); None: the fault takes no value.
+    check_value: Callable[[str], object] | None = None
 
 
 def _rule(lab: Lab, netns_name: str, chain: str, spec: list[str], fault: str, on: bool) -> None:
@@ -36,11 +39,18 @@ def _rule(lab: Lab, netns_name: str, chain: str, spec: list[str], fault: str, on
     ns.iptables(netns_name, args, check=on)
 
 
+def _mtu_bytes(value: str) -> int:
+    """underlay-mtu's VALUE: the largest frame that still passes, 68 (IPv4's minimum MTU)
+    to 9000 (jumbo frames), in plain digits ("1_400" and " 1400" are typos, not sizes)."""
+    if not re.fullmatch(r"[0-9]{1,5}", value) or not 68 <= int(value) <= 9000:
+        raise LabError(f"underlay-mtu value must be a whole number of bytes, 68..9000, "
+                       f"got {value!r}")
+    return int(value)
+
+
 def _underlay_mtu(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
     # A switch port with a smaller MTU drops bigger frames both ways and says nothing (no ICMP).
-    size = int(value or 1450)
-    if not 68 <= size <= 9000:
-        raise LabError(f"underlay-mtu value must be 68..9000 bytes, got {size}")
+    size = _mtu_bytes(value or "1450")
     length = ["-m", "length", "--length", f"{size + 1}:65535"]
     for chain, direction in (("INPUT", "-i"), ("OUTPUT", "-o"), ("FORWARD", "-i"), ("FORWARD", "-o")):
         _rule(lab, node["netns"], chain, [direction, "eth0", *length], "underlay-mtu", on)
@@ -118,7 +128,8 @@ def _pod_cidr_overlap(lab: Lab, node: dict[str, Any], value: str | None, on: boo
 
 FAULTS: dict[str, Fault] = {f.name: f for f in (
     Fault("underlay-mtu", "1, 3, 4", "frames above VALUE bytes (default 1450) are silently dropped "
-          "on the node's underlay link, both ways, no ICMP", "1450", True, _underlay_mtu),
+          "on the node's underlay link, both ways, no ICMP", "1450", True, _underlay_mtu,
+          _mtu_bytes),
     Fault("vxlan-blocked", "1, 5", "UDP 8472 (VXLAN) to and from the node is dropped", None, True,
           _vxlan_blocked),
     Fault("ip-forward-off", "5", "net.ipv4.ip_forward=0 on the node", None, True, _ip_forward_off),
@@ -142,6 +153,28 @@ def get(name: str) -> Fault:
         raise LabError(f"unknown fault {name!r}; known faults: {', '.join(FAULTS)}") from None
 
 
+def check(name: str, value: str | None) -> Fault:
+    """Fault ``name``, once ``value`` is known to be one it can take: refused here, before
+    anything is built or switched, rather than half way through."""
+    fault = get(name)
+    if value is not None:
+        if fault.check_value is None:
+            raise LabError(f"{name} takes no value, got {value!r}")
+        fault.check_value(value)
+    return fault
+
+
+def check_all(lab: Lab, wanted: Iterable[tuple[str, tuple[str, ...], str | None]]) -> None:
+    """What :func:`add` would refuse in ``lab`` (planned, not built yet), refused now: a
+    lab is not built only to be taken down again over a typo in one of its faults."""
+    for name, nodes, value in wanted:
+        fault = check(name, value)
+        if nodes and not fault.per_node:
+            raise LabError(f"{name} applies to the whole lab, not to nodes")
+        for node in nodes:
+            lab.node(node)
+
+
 def overlapping_cidr(node_cidr: str) -> str:
     """A /16 that contains the node network, the way incident 5's cluster was set up."""
     net = ipaddress.ip_network(node_cidr)
@@ -158,7 +191,8 @@ def _resolve_nodes(lab: Lab, nodes: list[str]) -> list[dict[str, Any]]:
 
 def add(lab: Lab, name: str, nodes: list[str], value: str | None = None) -> None:
     """Switch ``name`` on for ``nodes`` (all nodes when empty). Idempotent per node."""
-    fault = get(name)
+    # Checked first: a bad value must not cost a node the fault it has on already.
+    fault = check(name, value)
     if not fault.per_node:
         if nodes:
             raise LabError(f"{name} applies to the whole lab, not to nodes")

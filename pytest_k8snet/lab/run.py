@@ -15,7 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .bringup import up
@@ -96,9 +96,11 @@ def run(spec: LabSpec, command: Sequence[str], force_userns: bool = False) -> in
         down(spec.name)
 
 
-def run_with_cluster(spec: LabSpec, command: list[str]) -> int:
-    """``k8snet-lab run --kubernetes -- CMD``: up, CMD with :func:`client_env`, down."""
-    lab = up(spec)
+def run_with_cluster(spec: LabSpec, command: list[str],
+                     progress: Callable[[str], None] | None = None) -> int:
+    """``k8snet-lab run --kubernetes -- CMD``: up (telling ``progress`` its stages), CMD
+    with :func:`client_env`, down."""
+    lab = up(spec, progress=progress)
     env = {**os.environ, **client_env(lab)}
     try:
         try:

@@ -79,13 +79,6 @@ class Lab:
             names += [self.kubernetes["mgmt_netns"], self.kubernetes["cp_netns"]]
         return names
 
-    def status(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["prefix"] = f"{PREFIX}{self.name}-"
-        if self.kubernetes:
-            data["kubeconfig"] = self.kubernetes["kubeconfig"]
-        return data
-
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_dir / "state.json.tmp"

@@ -78,6 +78,12 @@ def _pod(data: Mapping[str, Any]) -> LabPod:
 
 
 def view_of(lab: Lab) -> LabView:
+    """The simulated lab's typed view (LabError for a lab running real Kubernetes: its
+    record still plans the simulated pods and Service, but none of them exists there)."""
+    if lab.kubernetes:
+        raise LabError(f"lab {lab.name} runs real Kubernetes: it has no simulated pods or "
+                       f"Service to probe; test it through its cluster "
+                       f"(KUBECONFIG={lab.kubernetes['kubeconfig']})")
     nodes = tuple(LabNode(name=str(n["name"]), index=int(n["index"]), ip=str(n["ip"]),
                           netns=str(n["netns"]), pod_cidr=str(n["pod_cidr"]),
                           probe=_pod(n["probe"]), echo=_pod(n["echo"])) for n in lab.nodes)

@@ -46,9 +46,19 @@ def _spawn(netns: str, script: Path, log: Path) -> int:
     return processes.adopt(proc)
 
 
-def start(lab: Lab, timeout: float = 300.0) -> None:
+# Told each stage of a bring-up as it is reached (the command line prints them: the wait
+# is ~25 s, too long to sit through in silence).
+Progress = Callable[[str], None]
+
+
+def _quiet(_stage: str) -> None:
+    pass
+
+
+def start(lab: Lab, timeout: float = 300.0, progress: Progress | None = None) -> None:
     """Start the control plane, every node and CoreDNS; return once the probes can run."""
     t0 = time.monotonic()
+    progress = progress or _quiet
     arts = artifacts()
     if arts.missing():
         arts = build()
@@ -96,17 +106,23 @@ def start(lab: Lab, timeout: float = 300.0) -> None:
     kubectl = Kubectl(arts.kube, Path(k["kubeconfig"]))
     deadline = t0 + timeout
     _wait(lambda: _started(cp_dir), deadline, "the control plane did not start", lab)
+    progress("control plane started")
     _wait(lambda: kubectl.ok("get", "--raw", "/readyz"), deadline,
           "kube-apiserver did not become ready", lab)
+    progress("API server ready")
     kubectl.apply(addons.coredns(replicas=min(2, len(lab.nodes))))
     kubectl.apply(addons.kubeadm_config(lab.spec["pod_cidr"], SERVICE_CIDR, KUBE_VERSION))
     names = [n["name"] for n in lab.nodes]
     _wait(lambda: set(names) <= set(kubectl.lines("get", "nodes", "-o", "name", prefix="node/")),
           deadline, "not every kubelet registered", lab)
+    progress(f"kubelets registered {len(names)}/{len(names)}")
     for n in lab.nodes:  # the lab's routes fix each node's Pod subnet, as flannel's lease does
         kubectl.run("patch", "node", n["name"], "--type", "merge", "-p", json.dumps(
             {"spec": {"podCIDR": n["pod_cidr"], "podCIDRs": [n["pod_cidr"]]}}))
-    _wait(lambda: _all_ready(kubectl, names), deadline, "not every node became Ready", lab)
+    counts = _Counter(progress)
+    _wait(lambda: _all_ready(kubectl, names, counts), deadline, "not every node became Ready",
+          lab)
+    progress(f"nodes Ready {len(names)}/{len(names)}, CoreDNS running")
     kubectl.apply("\n---\n".join(addons.dns_check_pod(n) for n in names))
     _wait(lambda: _dns_checked(kubectl, names), deadline,
           "cluster DNS did not answer from every node", lab)
@@ -114,6 +130,7 @@ def start(lab: Lab, timeout: float = 300.0) -> None:
                 "--wait=false")
     k["ready_seconds"] = round(time.monotonic() - t0, 2)
     lab.save()
+    progress("cluster DNS answers on every node: Kubernetes ready")
 
 
 def _started(d: Path) -> bool:
@@ -136,11 +153,28 @@ def _wait(check: Callable[[], bool], deadline: float, what: str, lab: Lab) -> No
         time.sleep(0.25)
 
 
-def _all_ready(kubectl: Kubectl, names: list[str]) -> bool:
+class _Counter:
+    """Passes a count on (``nodes Ready 2/3``) when it changed and the last line is at
+    least 5 s old: a slow wait says where it is, and neither a quick wait nor one for 64
+    nodes adds a line per node."""
+
+    def __init__(self, progress: Progress, every: float = 5.0) -> None:
+        self.progress, self.every = progress, every
+        self.last_said, self.last = time.monotonic(), ""
+
+    def __call__(self, what: str) -> None:
+        if what != self.last and time.monotonic() - self.last_said >= self.every:
+            self.progress(what)
+            self.last_said, self.last = time.monotonic(), what
+
+
+def _all_ready(kubectl: Kubectl, names: list[str], counts: Callable[[str], None]) -> bool:
     out = kubectl.lines("get", "nodes", "-o",
                         "jsonpath={range .items[*]}{.metadata.name}="
                         "{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}")
     ready = {line.split("=")[0] for line in out if line.endswith("=True")}
+    if not set(names) <= ready:
+        counts(f"nodes Ready {len(ready & set(names))}/{len(names)}")
     coredns = kubectl.lines("get", "deploy", "coredns", "-n", "kube-system", "-o",
                             "jsonpath={.status.readyReplicas}")
     return set(names) <= ready and bool(coredns) and coredns[0].isdigit() and int(coredns[0]) > 0
