@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -319,3 +320,32 @@ def test_host_limits_are_named_before_the_lab_is_built(
     monkeypatch.setattr(resource, "setrlimit", lambda _which, _limits: None)
     problems = netns.host_limits(196, 129)
     assert len(problems) == 1 and "ulimit -Hn 1153" in problems[0], problems
+
+
+@needs_root
+def test_a_failed_bring_up_keeps_the_logs_its_error_points_to(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error of a failed bring-up says "logs in DIR"; teardown removes the state dir, so
+    the logs are copied out first and the message names the copy."""
+    from pytest_k8snet.lab import bringup, daemons
+
+    name = f"kl{os.getpid()}"
+
+    def fail(lab: labmod.Lab) -> None:
+        (lab.state_dir / "node-1").mkdir(parents=True, exist_ok=True)
+        (lab.state_dir / "node-1" / "run.log").write_text("kubelet: the last words\n")
+        raise netns.LabError(f"not every kubelet registered in time; logs in {lab.state_dir}")
+
+    monkeypatch.setattr(daemons, "start", fail)
+    kept = bringup.Path("/var/tmp") / f"k8snet-{name}-logs"
+    try:
+        with pytest.raises(netns.LabError) as err:
+            labmod.up(labmod.LabSpec(name=name, nodes=2))
+        assert str(err.value) == (f"not every kubelet registered in time; logs in {kept} "
+                                  "(kept for you: remove it when done)")
+        assert (kept / "node-1" / "run.log").read_text() == "kubelet: the last words\n"
+        assert name not in labmod.running_labs()
+        assert not [n for n in netns.list_netns() if f"-{name}-" in n]
+    finally:
+        labmod.down(name)
+        shutil.rmtree(kept, ignore_errors=True)

@@ -3,7 +3,9 @@ cluster), switch its faults on; on any failure, remove what was built."""
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 
 from . import daemons, faults, network
 from . import netns as ns
@@ -56,7 +58,33 @@ def up(spec: LabSpec, progress: kube_cluster.Progress | None = None) -> Lab:
             for fault_name, nodes, value in spec.faults:
                 faults.add(lab, fault_name, list(nodes), value)
             lab.save()
+        except LabError as exc:
+            kept = _keep_logs(lab)
+            teardown(lab.name)
+            if kept is None:
+                raise
+            # The message pointed into the state dir, which teardown removes.
+            raise LabError(str(exc).replace(str(lab.state_dir), str(kept))
+                           + " (kept for you: remove it when done)") from None
         except BaseException:
             teardown(lab.name)
             raise
     return lab
+
+
+def _keep_logs(lab: Lab) -> Path | None:
+    """Copy a failed bring-up's logs out of the state dir before it is removed, so that the
+    error's "logs in ..." still leads somewhere: /var/tmp/k8snet-<lab>-logs."""
+    logs = sorted(lab.state_dir.rglob("*.log")) if lab.state_dir.is_dir() else []
+    if not logs:
+        return None
+    kept = Path("/var/tmp") / f"k8snet-{lab.name}-logs"
+    shutil.rmtree(kept, ignore_errors=True)
+    for log in logs:
+        dest = kept / log.relative_to(lab.state_dir)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copyfile(log, dest)
+        except OSError:
+            continue
+    return kept
