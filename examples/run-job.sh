@@ -5,8 +5,9 @@
 #
 #   sh examples/run-job.sh [JOB_YAML] [REPORT_DIR]     defaults: examples/job.yaml, reports
 #
-# Needs kubectl pointed at the cluster with rights to create and delete Jobs and read pods and
-# their logs in the Job's namespace, and examples/rbac.yaml applied (the Job's own identity).
+# Needs examples/rbac.yaml applied (the Job's own identity), and kubectl pointed at the
+# cluster by someone who may create Jobs and read their pods' logs in namespace k8snet: no
+# more than examples/rbac-job-runner.yaml grants.
 # A previous run's Job of the same name is deleted first. K8SNET_JOB_TIMEOUT: seconds to wait.
 set -eu
 manifest=${1:-examples/job.yaml}
