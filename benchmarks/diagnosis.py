@@ -359,9 +359,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # `k8snet-lab down --all` then finds these labs as the caller's, even after a crash.
     os.environ.setdefault(RUN_ENV, f"diagnosis-bench-{os.getpid()}")
     signal.signal(signal.SIGTERM, _on_term)
+    # Also when started in the background, where the shell sets SIGINT to ignored: an
+    # interrupt must stop the runs and remove the lab, never be lost.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     workdir = Path(tempfile.mkdtemp(prefix="k8snet-diagnosis-"))
     bench = Bench(args.nodes, args.timeout, workdir)
     runs: list[Run] = []
+    interrupted = False
     try:
         health = bench.one(len(plan), (), None)  # index past the plan: its own lab name
         if health.score.status != "no-effect" or health.exit_code != 0:
@@ -376,6 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs.append(run)
             print(line(run), flush=True)
     except KeyboardInterrupt:
+        interrupted = True
         print(f"interrupted after {len(runs)} runs", flush=True)
     finally:
         bench.down()
@@ -387,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "double": args.double, "total_s": round(total, 1), "accuracy": accuracy(runs),
             "runs": [r.as_dict() for r in runs]}, indent=2))
     print("\n".join(report(runs, total, bench.up_down_s)))
-    return 0
+    return 130 if interrupted else 0
 
 
 if __name__ == "__main__":
