@@ -184,6 +184,25 @@ def test_many_roots_and_an_unknown_fail_even_when_the_first_root_is_right() -> N
     assert [b["id"] for b in sc.bad] == ["egress:node-1"]
 
 
+def test_a_finding_per_pair_fails_every_criterion() -> None:
+    sc = score(load("http-reject-into-node-3.json"),
+               [fault("node-3", "in", "tcp/8080", "reject", "forward")])
+    assert sc.criteria == {"a": False, "b": False, "c": False, "d": False}
+    assert len(sc.roots) == 7
+    # A pair's finding names both its ends, not the node every failing pair shares; it
+    # says "connection failed" (a reject) but never which port.
+    assert sc.matches[0]["named"] == {"nodes": ["node-1", "node-3"], "direction": "in",
+                                      "ports": [], "icmp": False, "all": False,
+                                      "modes": ["reject"]}
+
+
+def test_a_drop_blamed_on_the_probe_is_placed_but_not_named() -> None:
+    sc = score(load("iperf-udp-drop-from-node-1.json"),
+               [fault("node-1", "out", "udp/5201-5209", "drop", "forward")])
+    assert sc.roots[0]["cause"] == "probe-failure"
+    assert sc.criteria == {"a": True, "b": True, "c": False, "d": True}
+
+
 def test_two_faults_two_roots_in_either_order() -> None:
     doc = load("double-etcd-node-1-kubelet-node-3.json")
     a = fault("node-1", "in", "tcp/2379", "drop", "host")
