@@ -31,6 +31,14 @@ class Finding:
     would_contradict: tuple[str, ...] = ()  # what, if measured, would refute the cause
     root: str | None = None  # the finding this one is a knock-on of
     fix_args: tuple[tuple[str, Any], ...] = ()
+    # Where a located fault is, when the measurements say: ``protocol`` icmp, tcp, udp or
+    # all; ``port`` "8080" or "5201-5209"; ``mode`` drop (timeouts), reject (refused, reset,
+    # unreachable), loss (some packets) or route (no route); ``direction`` in, out or both,
+    # as seen from the finding's nodes.
+    protocol: str | None = None
+    port: str | None = None
+    mode: str | None = None
+    direction: str | None = None
 
     @property
     def title(self) -> str:
@@ -75,7 +83,8 @@ class Finding:
                 "nodes": list(self.nodes), "pairs": list(self.pairs), "checks": list(self.checks),
                 "evidence": self.evidence, "contradicting": list(self.contradicting),
                 "would_contradict": list(self.would_contradict), "root": self.root,
-                "evidence_nodes": list(self.evidence_nodes)}
+                "evidence_nodes": list(self.evidence_nodes), "protocol": self.protocol,
+                "port": self.port, "mode": self.mode, "direction": self.direction}
 
 
 @dataclass(frozen=True)
