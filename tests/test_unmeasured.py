@@ -5,11 +5,14 @@ tests/test_realkube.py)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_k8snet.backends import kube as kb
+from pytest_k8snet.judge import FAILED, PASSED, SKIPPED, judge
 from pytest_k8snet.text import ELLIPSIS, shorten, shorten_start
 
 IMAGE = "registry.example.com/platform/netshoot:v0.13"
@@ -17,6 +20,7 @@ IMAGE = "registry.example.com/platform/netshoot:v0.13"
 PULL_ERROR = (f'failed to pull and unpack image "{IMAGE}": failed to resolve reference '
               f'"{IMAGE}": failed to do request: Head "https://registry.example.com/v2/'
               'platform/netshoot/manifests/v0.13": dial tcp 203.0.113.5:443: i/o timeout')
+DATA = Path(__file__).parent / "data" / "measure"
 BACK_OFF = f'Back-off pulling image "{IMAGE}": ErrImagePull: {PULL_ERROR}'
 
 
@@ -53,3 +57,55 @@ def test_an_image_pull_error_is_kept_in_full() -> None:
     other = kb.pod_problems({**pod, "status": {"phase": "Pending"}}, [long_event])
     assert other[0].endswith(ELLIPSIS) and "  " not in other[0]
     assert other[0][:-len(ELLIPSIS)].split()[-1] in PULL_ERROR.split()
+
+
+# -- the judge: one image, one cause --------------------------------------------------------
+
+MEASURED = ("ping", "path_mtu", "throughput", "http", "dns", "egress", "service",
+            "node_checks", "ports")
+
+
+def unpulled(*nodes: str) -> dict[str, Any]:
+    """The measurement document of a kube run whose probe image could not be pulled on
+    ``nodes`` (all three when none are given), readiness as the kube backend words it; with
+    no probe running anywhere nothing else is measured (measure/document.py)."""
+    doc = json.loads((DATA / "healthy.json").read_text())
+    for n in nodes or doc["nodes"]:
+        doc["readiness"][n] = [
+            f"pod-network probe k8snet-probe-{n} on {n}: ImagePullBackOff: image {IMAGE}: "
+            f"{BACK_OFF}",
+            f"host-network probe k8snet-host-{n} on {n}: ImagePullBackOff: image {IMAGE}: "
+            f"{BACK_OFF}",
+            f"pod-network probe does not run commands: probe pod k8snet-probe-{n} is not ready "
+            "(Pending, ImagePullBackOff)"]
+    if not nodes:
+        doc.update({k: [] for k in MEASURED})
+        doc.update(expected_mtu=None, encapsulation={}, pod_mtu={}, probe_failures=[],
+                   evidence={})
+    return doc
+
+
+def test_an_image_no_node_could_pull_is_one_cause_with_its_whole_error() -> None:
+    j = judge(unpulled())
+    pulls = [f for f in j.findings if f.cause == "image-pull"]
+    assert len(pulls) == 1 and len(j.findings) == 1, [f.id for f in j.findings]
+    f = pulls[0]
+    assert f.nodes == ("node-1", "node-2", "node-3")
+    assert f.message.startswith(f"Probe pods did not start on any node: image {IMAGE} could "
+                                f"not be pulled (ImagePullBackOff): {PULL_ERROR}. Check "
+                                "--k8s-probe-image"), f.message
+    ready = [v for v in j.verdicts.values() if v.test == "test_nodes_ready"]
+    assert [v.outcome for v in ready] == [FAILED] * 3
+    assert {v.finding for v in ready} == {f.id} and {v.message for v in ready} == {f.message}
+    others = [v for v in j.verdicts.values() if v.test != "test_nodes_ready"]
+    assert others and {v.outcome for v in others} == {SKIPPED}
+    assert all("probes cannot run" in v.message for v in others), \
+        {v.message for v in others if "probes cannot run" not in v.message}
+    assert j.evidence_nodes() == []  # nothing runs on those nodes to take evidence with
+
+
+def test_an_image_some_nodes_could_not_pull_names_them() -> None:
+    j = judge(unpulled("node-1", "node-3"))
+    (f,) = [f for f in j.findings if f.cause == "image-pull"]
+    assert f.summary.startswith(f"Probe pods did not start on node-1, node-3: image {IMAGE}")
+    assert j.verdict("test_nodes_ready", "node-2").outcome == PASSED
