@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from pytest_k8snet.backends import kube as kb
 from pytest_k8snet.judge import FAILED, PASSED, SKIPPED, judge
+from pytest_k8snet.measure.document import document
 from pytest_k8snet.text import ELLIPSIS, shorten, shorten_start
 
 IMAGE = "registry.example.com/platform/netshoot:v0.13"
@@ -109,3 +111,51 @@ def test_an_image_some_nodes_could_not_pull_names_them() -> None:
     (f,) = [f for f in j.findings if f.cause == "image-pull"]
     assert f.summary.startswith(f"Probe pods did not start on node-1, node-3: image {IMAGE}")
     assert j.verdict("test_nodes_ready", "node-2").outcome == PASSED
+
+
+# -- the measurement: nothing where no probe runs -------------------------------------------
+
+class NoProbeRuns:
+    """A cluster whose probe pods never started: readiness says so on every node, and any
+    measurement asked for fails the test (it could only fail on its own)."""
+
+    node_names = ["node-1", "node-2", "node-3"]
+    settings = SimpleNamespace(expect_mtu=None, pairs="all", loss_threshold=5.0)
+    targets = SimpleNamespace(pod_cidrs=("10.244.0.0/16",), service_cidr="10.96.0.0/12",
+                              service_ip="10.96.0.1", egress_url="", external_name="",
+                              external_skip="", egress_skip="")
+    backend = SimpleNamespace(endpoint_unavailable=lambda node, network: None,
+                              dns_endpoints=lambda: [])
+
+    def __init__(self) -> None:
+        self.measurements: dict[str, Any] = {}
+
+    def readiness(self) -> dict[str, list[str]]:
+        return {n: [f"pod-network probe k8snet-probe-{n} on {n}: ErrImagePull: image {IMAGE}: "
+                    f"{PULL_ERROR}"] for n in self.node_names}
+
+    def unusable(self, node: str) -> str | None:
+        return self.readiness()[node][0]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(a, b) for a in self.node_names for b in self.node_names if a != b]
+
+    def noted_failures(self) -> list[dict[str, Any]]:
+        return []
+
+    def service_backends(self) -> list[str]:  # the API's, not a probe's
+        return []
+
+    def __getattr__(self, name: str) -> Any:
+        def measured(*args: Any) -> Any:
+            raise AssertionError(f"{name} measured although no probe runs anywhere")
+        return measured
+
+
+def test_nothing_is_measured_where_no_probe_runs() -> None:
+    doc = document(NoProbeRuns())  # type: ignore[arg-type]
+    assert all(doc[k] == [] for k in MEASURED), {k: doc[k] for k in MEASURED if doc[k]}
+    assert doc["expected_mtu"] is None and doc["expected_mtu_source"] is None
+    assert doc["encapsulation"] == {} and doc["probe_failures"] == []
+    assert set(doc["readiness"]) == {"node-1", "node-2", "node-3"}
+    assert doc["pairs"] and list(doc["timings_s"]) == ["readiness"]
