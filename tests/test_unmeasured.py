@@ -6,6 +6,8 @@ tests/test_realkube.py)."""
 from __future__ import annotations
 
 import json
+import re
+from html import unescape
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,7 +17,11 @@ import pytest
 from pytest_k8snet.backends import kube as kb
 from pytest_k8snet.judge import FAILED, PASSED, SKIPPED, judge
 from pytest_k8snet.measure.document import document
+from pytest_k8snet.report import html, terminal
+from pytest_k8snet.report.results import RunReport, run_report
 from pytest_k8snet.text import ELLIPSIS, shorten, shorten_start
+
+from .test_report_render import FakeTerminal
 
 IMAGE = "registry.example.com/platform/netshoot:v0.13"
 # containerd's words for a registry that does not answer: the end is what matters.
@@ -72,6 +78,7 @@ def unpulled(*nodes: str) -> dict[str, Any]:
     ``nodes`` (all three when none are given), readiness as the kube backend words it; with
     no probe running anywhere nothing else is measured (measure/document.py)."""
     doc = json.loads((DATA / "healthy.json").read_text())
+    doc.pop("cluster")  # the run's identity is the results file's, not the measurement's
     for n in nodes or doc["nodes"]:
         doc["readiness"][n] = [
             f"pod-network probe k8snet-probe-{n} on {n}: ImagePullBackOff: image {IMAGE}: "
@@ -159,3 +166,95 @@ def test_nothing_is_measured_where_no_probe_runs() -> None:
     assert doc["encapsulation"] == {} and doc["probe_failures"] == []
     assert set(doc["readiness"]) == {"node-1", "node-2", "node-3"}
     assert doc["pairs"] and list(doc["timings_s"]) == ["readiness"]
+
+
+# -- the reports: said once, as one cause, no matrix ----------------------------------------
+
+class Facts:
+    """The run as the reports see it (report/facts.RunFacts): ``doc`` measured and judged,
+    each failed verdict recorded by its suite test as the suite records it; or, with
+    ``doc`` None, only the measurement caches ``raw`` and the tests' ``outcomes``."""
+
+    def __init__(self, doc: dict[str, Any] | None, raw: dict[str, Any] | None = None,
+                 outcomes: dict[str, str] | None = None) -> None:
+        self.settings = SimpleNamespace(baseline=None, results=None, as_dict=dict)
+        self.worker = None
+        self.started = 0.0
+        self._doc, self._raw = doc, raw or {}
+        self._judgement = judge(doc) if doc is not None else None
+        self.diagnoses: list[dict[str, Any]] = []
+        self.outcomes = dict(outcomes or {})
+        for v in (self._judgement.verdicts.values() if self._judgement else []):
+            test = f"test_network.py::{v.test}[{v.subject}]"
+            self.outcomes[test] = v.outcome
+            f = self._judgement.finding(v.finding) if self._judgement else None
+            if v.outcome == FAILED and f is not None:
+                self.diagnoses.append({"cause": f.cause, "nodes": list(f.nodes),
+                                       "pairs": list(f.pairs), "message": v.message,
+                                       "test": test, "finding": f.id})
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": "kube", "server": "https://127.0.0.1:6443", "nodes": 3}
+
+    def coverage(self) -> dict[str, Any]:
+        why = {n: f"pod-network probe does not run commands: probe pod k8snet-probe-{n} is "
+                  "not ready (Pending, ImagePullBackOff)" for n in ("node-1", "node-2", "node-3")}
+        return {"target": {"target": "Kubernetes cluster (kubeconfig k)", "simulated": False},
+                "selected": 3, "tested_nodes": sorted(why) if self._doc else [],
+                "tested_pairs": {"all": 0, "pod": 0, "host": 0}, "left_out": {},
+                "probed_despite": {}, "unreachable": why if self._doc else {}}
+
+    def measured(self) -> tuple[dict[str, Any] | None, Any]:
+        return self._doc, self._judgement
+
+    def raw_measurements(self) -> dict[str, Any]:
+        return self._raw
+
+
+def summary_of(facts: Facts) -> tuple[str, RunReport]:
+    tr = FakeTerminal()
+    tr.config = SimpleNamespace(stash={}, invocation_params=SimpleNamespace(args=()))
+    terminal.summary(tr, facts)  # type: ignore[arg-type]
+    return tr.text, run_report(tr.config, facts)  # type: ignore[arg-type]
+
+
+def test_probes_that_never_started_are_said_once_as_one_cause() -> None:
+    out, report = summary_of(Facts(unpulled()))
+    cause = f"Probe pods did not start on any node: image {IMAGE} could not be pulled"
+    assert out.count(cause) == 1 and out.count(PULL_ERROR) == 1, out
+    assert "diagnoses (1 cause):" in out and "(3 tests failed on it)" in out
+    assert "kube (server https://127.0.0.1:6443), 3 nodes: nothing measured" in out
+    # Nothing that reads as a measurement: no matrix, no pair count, no MTU, no loss.
+    for words in ("pairs probed", "node-1 node-2", "%", "expected MTU", "overlay:",
+                  "unreachable", "does not run commands"):
+        assert words not in out, (words, out)
+    assert "tested: 3 nodes of 3 selected and 0 node pairs" in out
+    # The results file: one finding, its error whole, nothing measured.
+    doc = report.doc
+    assert [f["cause"] for f in doc["findings"]] == ["image-pull"]
+    assert PULL_ERROR in doc["findings"][0]["message"]
+    assert all(doc[k] == [] for k in MEASURED) and not report.has_measurements
+    # HTML: one line and the one cause; no matrix and no table of "not measured" rows.
+    markup = html.render(report)
+    visible = unescape(re.sub(r"<details.*?</details>|<style>.*?</style>|<script>.*?</script>",
+                              "", markup, flags=re.S))
+    assert visible.count(cause) == 1 and visible.count(PULL_ERROR) == 1, visible
+    assert 'id="k8s-nothing-measured">Nothing measured<' in markup
+    assert "Diagnoses: 1 cause<" in markup
+    assert "k8s-matrix" not in visible and "not measured in this run" not in markup
+
+
+def test_a_run_stopped_before_any_test_shows_no_measurement() -> None:
+    """Interrupted while measuring (``-n 2`` and Ctrl-C): the caches the workers left are a
+    measurement cut short that no test looked at; the summary shows none of it."""
+    from pytest_k8snet.probes.ping import PingResult
+
+    cut = {"ping-pod-56": {("node-1", "node-2"): PingResult(
+        "10.244.1.2", 56, False, 0, 0, 100.0, None, None, None, error="interrupted")}}
+    out, report = summary_of(Facts(None, raw=cut))
+    assert not report.has_cluster_data and report.doc["ping"] == []
+    assert "pairs probed" not in out and "100%" not in out
+    assert "tested: 0 nodes of 3 selected and 0 node pairs" in out
+    # A run whose own tests measured without a document still shows what they measured.
+    _, tested = summary_of(Facts(None, raw=cut, outcomes={"t.py::test_mine": "passed"}))
+    assert tested.doc["ping"] and tested.has_measurements

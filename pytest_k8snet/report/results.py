@@ -24,6 +24,9 @@ from .schema import SCHEMA, VERSION
 from .view import natural_key
 
 REPORT_KEY = pytest.StashKey["RunReport"]()
+# The sections that hold what probes measured (the rest say what, where and why).
+MEASURED = ("ping", "path_mtu", "throughput", "http", "dns", "egress", "service",
+            "node_checks", "ports")
 
 
 def _node_names(m: dict[str, Any]) -> list[str]:
@@ -72,8 +75,10 @@ def build(facts: RunFacts, args: list[str]) -> dict[str, Any]:
         if judgement is not None:
             doc["findings"] = [f.as_dict() for f in judgement.findings]
             doc["verdicts"] = [v.as_dict() for v in judgement.verdicts.values()]
-    else:
-        # User tests measured on their own (no document): shown, not judged.
+    elif facts.outcomes:
+        # User tests measured on their own (no document): shown, not judged. A run that
+        # stopped before any test reported (interrupted while measuring) shows none: its
+        # caches are a measurement phase cut short that no test ever looked at.
         m = facts.raw_measurements()
         doc.update(sections(m))
         doc["nodes"] = _node_names(m)
@@ -101,10 +106,14 @@ class RunReport:
         return self.regressions > 0 or self.baseline_error is not None
 
     @property
+    def has_measurements(self) -> bool:
+        """Whether any probe measured anything (False: the probes never ran, or the run
+        stopped first; the reports then show no matrix and no count)."""
+        return any(self.doc.get(k) for k in MEASURED)
+
+    @property
     def has_cluster_data(self) -> bool:
-        d = self.doc
-        return bool(d["ping"] or d["path_mtu"] or d["throughput"] or d["dns"] or d["egress"]
-                    or d["node_checks"] or d["diagnoses"] or d["http"] or d["service"])
+        return self.has_measurements or bool(self.doc["diagnoses"])
 
 
 def run_report(config: pytest.Config, facts: RunFacts) -> RunReport:
