@@ -478,6 +478,24 @@ def test_junit_properties_and_cause(pytester: pytest.Pytester, xdist: bool) -> N
             assert props["rtt_ms"] == "0.25" and props["path_mtu"] == "1450"
 
 
+@pytest.mark.parametrize("xdist", [False, True], ids=["plain", "xdist"])
+def test_the_summary_says_where_the_results_file_went(pytester: pytest.Pytester,
+                                                      xdist: bool) -> None:
+    """One line, from the controller, naming the file by its absolute path; none without
+    --k8s-results."""
+    pytester.makepyfile(test_fake=FAKE_SUITE)
+    (pytester.path / "out").mkdir()
+    args = ["-p", "no:cacheprovider", "--k8s-results", "out/r.json", *(["-n", "2"] if xdist
+                                                                       else [])]
+    result = pytester.runpytest_subprocess(*args)
+    path = (pytester.path / "out" / "r.json").resolve()
+    lines = [line for line in result.outlines if "results written" in line]
+    assert lines == [f"k8snet: results written to {path}"], result.stdout.str()
+    assert json.loads(path.read_text())["schema"] == SCHEMA
+    quiet = pytester.runpytest_subprocess(*args[:2])
+    assert "results written" not in quiet.stdout.str()
+
+
 def test_unusable_baseline_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x(): pass")
     (pytester.path / "old.json").write_text('{"schema": "something else"}')

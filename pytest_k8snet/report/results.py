@@ -96,6 +96,7 @@ class RunReport:
     comparison: Comparison | None = None
     baseline_error: str | None = None
     notes: list[str] = field(default_factory=list)
+    written_to: Path | None = None  # the results file, once written (absolute)
 
     @property
     def regressions(self) -> int:
@@ -144,6 +145,12 @@ def run_report(config: pytest.Config, facts: RunFacts) -> RunReport:
     return report
 
 
+def written_to(config: pytest.Config) -> Path | None:
+    """The results file this run wrote (absolute), None when it wrote none."""
+    report = config.stash.get(REPORT_KEY, None)
+    return None if report is None else report.written_to
+
+
 def finish(session: pytest.Session, facts: RunFacts) -> None:
     """Controller side: write the results file; regressions make the run fail."""
     if facts.worker is not None:
@@ -155,6 +162,7 @@ def finish(session: pytest.Session, facts: RunFacts) -> None:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(report.doc, indent=2, default=str))
         tmp.replace(path)
+        report.written_to = path.resolve()
     if report.fails_run and session.exitstatus in (pytest.ExitCode.OK,
                                                    pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
