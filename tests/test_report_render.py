@@ -415,6 +415,7 @@ def test_html_extras_for_a_failed_pair_test() -> None:
     assert [x["format_type"] for x in extras] == ["html", "text"]
     assert "path MTU 1400 bytes" in str(extras[0]["content"])
     assert "cause: mtu" in str(extras[0]["content"])
+    assert "small" not in str(extras[0]["content"])  # the message: pytest-html's log has it
     assert "raw" not in str(extras[0]["content"])  # the log and the text extra have it
     assert extras[1]["content"] == "raw <ping> output" and extras[1]["name"] == "probe output"
 

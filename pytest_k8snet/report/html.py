@@ -15,7 +15,8 @@ so that the result filters stay next to the results table):
   Service failure rates, node checks;
 - the baseline comparison: regressions before and after, side by side.
 
-Failed tests get the diagnosis and the raw probe output as extras.
+Failed tests get the diagnosis' cause and the raw probe output as extras (its message is
+the test's failure, which pytest-html shows already).
 """
 
 from __future__ import annotations
@@ -371,9 +372,10 @@ def extras_for(props: dict[str, Any], raw: list[str], failed: bool) -> list[dict
         d = json.loads(str(diagnosis))
         title = CAUSES.get(d.get("cause"), CAUSES["unknown"])[0]
         finding = d.get("finding")
+        # Not the message: it is the test's failure, which pytest-html shows as the log
+        # right under this (said once, there).
         parts.append(f'<div class="k8s-diag"><div class="k8s-diag-head">{e(title)}'
-                     f'<span class="k8s-diag-cause">cause: {e(d.get("cause"))}</span></div>'
-                     f"<p>{e(d.get('message'))}</p>" + (
+                     f'<span class="k8s-diag-cause">cause: {e(d.get("cause"))}</span></div>' + (
                          f'<p class="k8s-muted">finding {e(finding)}: its evidence (routes, '
                          "neighbours, FDB, firewall counters, links) is under the finding in "
                          "the cluster summary above</p>" if finding else "") + "</div>")
