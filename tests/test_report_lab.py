@@ -456,3 +456,10 @@ def test_html_report_says_each_failure_message_once(runs: Runs) -> None:
                                      if x["format_type"] == "html")
         assert html.unescape(shown).count(message) == 1, (test, shown)
 
+
+@pytest.mark.parametrize("which", ["healthy", "fault"])  # fault: under xdist (-n 2)
+def test_terminal_says_where_the_results_file_went(runs: Runs, which: str) -> None:
+    run = getattr(runs, which)
+    said = [line for line in run.out.splitlines() if "results written" in line]
+    assert said == [f"k8snet: results written to {(run.dir / 'results.json').resolve()}"], \
+        run.out
