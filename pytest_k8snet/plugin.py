@@ -161,7 +161,7 @@ class _Outcomes:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    from .report import terminal
+    from .report import results, terminal
 
     run = config.stash[RUN_KEY]
     terminal.summary(terminalreporter, run)
@@ -169,6 +169,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if hint:
         terminalreporter.write_line(f"k8snet: --k8s-keep: probes left running. {hint}",
                                     yellow=True)
+    # Last, as pytest-html's line: the controller wrote the file at sessionfinish, which
+    # runs before this summary.
+    written = results.written_to(config) if run.worker is None else None
+    if written is not None:
+        terminalreporter.write_line(f"k8snet: results written to {written}")
 
 
 @pytest.hookimpl(trylast=True)

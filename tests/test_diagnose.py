@@ -472,7 +472,8 @@ def test_an_image_that_cannot_be_pulled_is_named_as_such_not_as_a_cni_problem() 
     j = judge(doc)
     v = j.verdict("test_nodes_ready", "node-1")
     assert v.outcome == FAILED
-    assert "ErrImagePull: image reg/x:1" in v.message and "--k8s-probe-image" in v.message
+    assert "image reg/x:1 could not be pulled (ErrImagePull): not found" in v.message
+    assert "--k8s-probe-image" in v.message
     assert "CNI" not in v.message and "FailedCreatePodSandBox" not in v.message
 
 

@@ -180,12 +180,35 @@ def test_broken_cni_on_a_node_is_named(real_cluster: labmod.Lab, tmp_path: Path)
 
 def test_missing_probe_image_names_node_and_image(real_cluster: labmod.Lab,
                                                   tmp_path: Path) -> None:
-    code, out, _ = run_suite(real_cluster, tmp_path, "--k8s-probe-image",
-                             "localhost/k8snet-no-such-image:1", "--k8s-setup-timeout", "60")
+    """No node can pull the probe image: the terminal summary, the results file and the HTML
+    say once, as one cause, that the probe pods did not start, with the pull error whole,
+    and show nothing that reads as a measurement (no matrix, no pair count, no loss)."""
+    image = "localhost/k8snet-no-such-image:1"
+    code, out, _ = run_suite(real_cluster, tmp_path, "--k8s-probe-image", image,
+                             "--k8s-setup-timeout", "60", "--html", str(tmp_path / "r.html"))
     assert code != 0
-    assert "localhost/k8snet-no-such-image:1" in out
+    assert image in out
     assert "node-1" in out
     assert "Traceback" not in out
+    summary = out.split(" k8snet cluster summary ")[1].split("\n", 1)[1]
+    summary = re.split(r"^[=-]{3,}", summary, flags=re.M)[0]
+    doc = json.loads((tmp_path / "results.json").read_text())
+    (finding,) = doc["findings"]
+    cause = f"Probe pods did not start on any node: image {image} could not be pulled"
+    assert finding["cause"] == "image-pull" and finding["message"].startswith(cause)
+    # The pull error as the kubelet gave it, whole, in the one place the summary says it.
+    error = doc["readiness"]["node-1"][0].split(f"image {image}: ", 1)[1]
+    assert error in finding["message"] and finding["message"] in summary, summary
+    assert summary.count(cause) == 1 and "diagnoses (1 cause):" in summary, summary
+    assert ": nothing measured" in summary, summary
+    for words in ("pairs probed", "%", "expected MTU", "unreachable"):
+        assert words not in summary, (words, summary)
+    assert all(doc[k] == [] for k in ("ping", "path_mtu", "throughput", "http", "dns",
+                                      "egress", "service", "node_checks")), doc
+    page = (tmp_path / "r.html").read_text()
+    section = page[page.index('id="k8snet"'):]
+    assert 'id="k8s-nothing-measured"' in section and "Diagnoses: 1 cause<" in section
+    assert "k8s-matrix" not in section.split("</section>")[0]
     assert wait_gone(real_cluster) == []
 
 

@@ -438,3 +438,28 @@ def test_html_report_without_xdist_has_the_cluster_section(runs: Runs) -> None:
     assert page.count('data-status="pass"') >= 12 and 'data-status="fail"' not in page
     assert "No regressions against the baseline." in page
     assert 'id="k8s-matrix-host"' in page
+
+
+def test_html_report_says_each_failure_message_once(runs: Runs) -> None:
+    """pytest-html shows a failed test's message as its log: the k8snet extra under it must
+    not say it again."""
+    page = (runs.fault.dir / "report.html").read_text()
+    blob = re.search(r'data-jsonblob="([^"]*)"', page)
+    assert blob, "no pytest-html data in the report"
+    rows = {row["testId"]: row for entries in json.loads(html.unescape(blob.group(1)))
+            ["tests"].values() for row in entries}
+    messages = {d["test"]: d["message"] for d in runs.fault.results()["diagnoses"]}
+    assert len(messages) >= 4, runs.fault.out  # the pairs of node-2, at least
+    for test, message in messages.items():
+        row = rows[test]
+        shown = row["log"] + "".join(str(x["content"]) for x in row["extras"]
+                                     if x["format_type"] == "html")
+        assert html.unescape(shown).count(message) == 1, (test, shown)
+
+
+@pytest.mark.parametrize("which", ["healthy", "fault"])  # fault: under xdist (-n 2)
+def test_terminal_says_where_the_results_file_went(runs: Runs, which: str) -> None:
+    run = getattr(runs, which)
+    said = [line for line in run.out.splitlines() if "results written" in line]
+    assert said == [f"k8snet: results written to {(run.dir / 'results.json').resolve()}"], \
+        run.out

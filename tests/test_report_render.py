@@ -415,6 +415,7 @@ def test_html_extras_for_a_failed_pair_test() -> None:
     assert [x["format_type"] for x in extras] == ["html", "text"]
     assert "path MTU 1400 bytes" in str(extras[0]["content"])
     assert "cause: mtu" in str(extras[0]["content"])
+    assert "small" not in str(extras[0]["content"])  # the message: pytest-html's log has it
     assert "raw" not in str(extras[0]["content"])  # the log and the text extra have it
     assert extras[1]["content"] == "raw <ping> output" and extras[1]["name"] == "probe output"
 
@@ -476,6 +477,24 @@ def test_junit_properties_and_cause(pytester: pytest.Pytester, xdist: bool) -> N
         else:
             assert tc.find("failure") is None and "cause" not in props
             assert props["rtt_ms"] == "0.25" and props["path_mtu"] == "1450"
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["plain", "xdist"])
+def test_the_summary_says_where_the_results_file_went(pytester: pytest.Pytester,
+                                                      xdist: bool) -> None:
+    """One line, from the controller, naming the file by its absolute path; none without
+    --k8s-results."""
+    pytester.makepyfile(test_fake=FAKE_SUITE)
+    (pytester.path / "out").mkdir()
+    args = ["-p", "no:cacheprovider", "--k8s-results", "out/r.json", *(["-n", "2"] if xdist
+                                                                       else [])]
+    result = pytester.runpytest_subprocess(*args)
+    path = (pytester.path / "out" / "r.json").resolve()
+    lines = [line for line in result.outlines if "results written" in line]
+    assert lines == [f"k8snet: results written to {path}"], result.stdout.str()
+    assert json.loads(path.read_text())["schema"] == SCHEMA
+    quiet = pytester.runpytest_subprocess(*args[:2])
+    assert "results written" not in quiet.stdout.str()
 
 
 def test_unusable_baseline_is_a_usage_error(pytester: pytest.Pytester) -> None:

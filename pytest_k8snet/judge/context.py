@@ -17,6 +17,7 @@ from .model import FAILED, SKIPPED, Finding, Verdict
 from ..probes.http import CURL_EXIT
 from ..probes.iperf import NETWORK
 from ..probes.nodecheck import OVERHEAD
+from ..text import shorten
 
 # Causes that take a pair's pod connectivity away: what later checks skip behind.
 CONNECTIVITY = ("vxlan-blocked", "underlay", "ip-forward")
@@ -183,7 +184,7 @@ class Context:
                     "interrupted": f"{tool} was interrupted before it finished",
                     "timeout": f"{tool} did not finish within the probe's own deadline",
                     }.get(kind, f"{tool} failed ({kind})")
-            detail = str(failure.get("detail") or "")[:160]
+            detail = shorten(str(failure.get("detail") or ""), 160)
             self.add(Finding(fid, "probe-failure", f"{what} ({detail}); this says nothing "
                              "about the network", fix_args=(("tool", tool),),
                              would_contradict=(f"{tool} running to completion",)))

@@ -131,10 +131,11 @@ class Judgement:
 
     def evidence_nodes(self, limit: int = EVIDENCE_MAX_NODES) -> list[str]:
         """The nodes worth looking at: those of every finding that fails a test (not its
-        knock-ons, not a probe's own failure), finding by finding, at most ``limit``."""
+        knock-ons, not a probe's own failure, not a probe image that never started: no
+        command runs there), finding by finding, at most ``limit``."""
         nodes: list[str] = []
         for f in self.findings:
-            if f.root is not None or f.cause == "probe-failure":
+            if f.root is not None or f.cause in ("probe-failure", "image-pull"):
                 continue
             nodes += [n for n in f.evidence_nodes if n not in nodes]
         return nodes[:limit]

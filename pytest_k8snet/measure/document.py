@@ -16,7 +16,8 @@ Document (a JSON object; the results file has the same sections plus ``tests`` a
 - ``udp_receive_drops`` ``{node: datagrams or null}``: UDP datagrams the node's probe pod
   dropped at its own full socket buffers (``RcvbufErrors``) while UDP was measured: the
   path delivered them (a starved iperf3 server did not read them in time)
-- ``readiness`` ``{node: [problem, ...]}``; ``service_backends`` ``{pod: node}``;
+- ``readiness`` ``{node: [problem, ...]}``: when no node can run probes, nothing else is
+  measured (every measurement section empty, ``expected_mtu`` null); ``service_backends`` ``{pod: node}``;
   ``dns_endpoints`` ``{ip: node}`` (only where the backend knows where DNS runs);
   ``targets`` ``{pod_cidrs, service_cidr, service_ip, egress_url}``
 - ``ping``, ``path_mtu``, ``throughput``, ``http``, ``dns``, ``egress``, ``service``,
@@ -143,6 +144,11 @@ def _dns_endpoints(cluster: "Cluster") -> dict[str, str]:
     return {str(ip): str(node) for ip, node in cluster.backend.dns_endpoints()}
 
 
+def _probes_run(cluster: "Cluster") -> bool:
+    """Whether a probe runs on any selected node (readiness, measured once)."""
+    return any(cluster.unusable(n) is None for n in cluster.node_names)
+
+
 def document(cluster: "Cluster") -> dict[str, Any]:
     """Measure everything once and return the document (see the module docstring)."""
     started = time.monotonic()
@@ -157,18 +163,24 @@ def document(cluster: "Cluster") -> dict[str, Any]:
         ("udp_receive_drops", cluster.udp_receive_drops), ("dns", cluster.dns),
         ("egress", cluster.egress), ("ports", cluster.control_plane_ports))
     for name, step in steps:
+        if name != "readiness" and not _probes_run(cluster):
+            # No probe started on any node (an image no node could pull, say): every probe
+            # would only fail on its own and read as 100% loss. Nothing is measured, and the
+            # document says so by holding no measurement; readiness says why.
+            break
         t0 = time.monotonic()
         step()
         timings[name] = round(time.monotonic() - t0, 2)
     readiness = cluster.readiness()
+    expected = cluster.measurements.get("expected-mtu")
     t = cluster.targets
     doc: dict[str, Any] = {
         "nodes": list(cluster.node_names),
         "pairs": [f"{a}->{b}" for a, b in cluster.pairs()],
         "pair_mode": cluster.settings.pairs,
-        "expected_mtu": cluster.measurements.get("expected-mtu"),
-        "expected_mtu_source": expected_mtu_source(cluster.settings.expect_mtu,
-                                                   cluster.measurements.get("pod-mtu") or {}),
+        "expected_mtu": expected,
+        "expected_mtu_source": None if expected is None else expected_mtu_source(
+            cluster.settings.expect_mtu, cluster.measurements.get("pod-mtu") or {}),
         "pod_mtu": dict(cluster.measurements.get("pod-mtu") or {}),
         "udp_receive_drops": dict(cluster.measurements.get("udp-receive-drops") or {}),
         "thresholds": {"loss_pct": cluster.settings.loss_threshold},

@@ -18,6 +18,7 @@ from ..backends import Backend, Endpoint, ExecResult, Network, Node
 from ..options import Settings
 from ..probes import batch
 from ..selection import select_pairs
+from ..text import shorten_start
 from .cache import MeasurementCache
 from .failures import exec_failure, key_id
 
@@ -114,7 +115,7 @@ class Engine:
         entry = {"failure": failure, "node": ep.node, "network": ep.network,
                  "tool": argv[0] if argv else "", "exit_code": res.exit_code,
                  "timed_out": res.timed_out, "seconds": round(res.seconds, 2),
-                 "detail": (res.stderr.strip() or res.stdout.strip())[-300:]}
+                 "detail": shorten_start(res.stderr.strip() or res.stdout.strip(), 300)}
         with self._lock:
             for key in keys:
                 self.probe_failures.setdefault(kind, {}).setdefault(key, []).append(dict(entry))
@@ -166,7 +167,7 @@ class Engine:
                                          in (126, 127, 130, 143)) else 126
                 one = ExecResult(job.argv, code, "", "batch runner gave no result for this "
                                  f"probe (exit {res.exit_code}): "
-                                 + (res.stderr.strip() or res.stdout.strip())[-300:],
+                                 + shorten_start(res.stderr.strip() or res.stdout.strip(), 300),
                                  res.seconds, res.timed_out)
             out[key] = one
             if kind is not None:

@@ -15,6 +15,7 @@ from threading import Lock
 
 from ..backends import Network
 from ..probes import iperf, nodecheck
+from ..text import shorten
 from .engine import Engine
 
 PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
@@ -62,7 +63,7 @@ def readiness(engine: Engine, readings: Readings) -> dict[str, list[str]]:
                 _keep(readings, node, net, res.stdout)
             else:
                 problems.append(f"{net}-network probe does not run commands: "
-                                f"{(res.stderr or res.stdout).strip()[:200]}")
+                                f"{shorten((res.stderr or res.stdout).strip(), 200)}")
         return problems
 
     return engine.each("ready", engine.node_names, one)

@@ -15,7 +15,8 @@ so that the result filters stay next to the results table):
   Service failure rates, node checks;
 - the baseline comparison: regressions before and after, side by side.
 
-Failed tests get the diagnosis and the raw probe output as extras.
+Failed tests get the diagnosis' cause and the raw probe output as extras (its message is
+the test's failure, which pytest-html shows already).
 """
 
 from __future__ import annotations
@@ -190,9 +191,15 @@ def diagnoses(view: ClusterView) -> str:
            '<div class="k8s-diagnoses">']
     for g in view.groups:
         first = g.findings[0]
-        items = "".join(f"<li>{e(d.get('message'))}" + (
-            f' <span class="k8s-muted">({e(d["test"])})</span>' if d.get("test") else "")
-            + "</li>" for d in g.findings)
+        said = {str(first.get("message"))}  # shown above the list
+        items = ""
+        for d in g.findings:
+            # Each message once: tests that failed with words already shown list their name.
+            message = str(d.get("message"))
+            items += "<li>" + ("" if message in said else e(message)) + (
+                f' <span class="k8s-muted">({e(d["test"])})</span>' if d.get("test") else "")
+            items += "</li>"
+            said.add(message)
         out.append(
             f'<div class="k8s-diag" data-cause="{e(g.cause)}">'
             f'<div class="k8s-diag-head">{e(g.headline)}'
@@ -310,6 +317,12 @@ def render(report: RunReport) -> str:
     if fail:
         parts.append(f'<div class="k8s-banner k8s-bad" id="k8s-run-fails">{e(fail)} '
                      '(see <a href="#k8s-baseline">Baseline comparison</a>)</div>')
+    if not report.has_measurements:
+        # No matrix, no table of "not measured" rows: one line, and the diagnoses say why.
+        parts.append('<div class="k8s-banner k8s-bad" id="k8s-nothing-measured">Nothing '
+                     "measured</div>" + diagnoses(view) + baseline_section(report)
+                     + f"<script>{asset('k8snet.js')}</script></section>")
+        return "".join(parts)
     parts.append(diagnoses(view))
     networks = [n for n in ("pod", "host") if view.has_network(n)]
     if networks:
@@ -359,9 +372,10 @@ def extras_for(props: dict[str, Any], raw: list[str], failed: bool) -> list[dict
         d = json.loads(str(diagnosis))
         title = CAUSES.get(d.get("cause"), CAUSES["unknown"])[0]
         finding = d.get("finding")
+        # Not the message: it is the test's failure, which pytest-html shows as the log
+        # right under this (said once, there).
         parts.append(f'<div class="k8s-diag"><div class="k8s-diag-head">{e(title)}'
-                     f'<span class="k8s-diag-cause">cause: {e(d.get("cause"))}</span></div>'
-                     f"<p>{e(d.get('message'))}</p>" + (
+                     f'<span class="k8s-diag-cause">cause: {e(d.get("cause"))}</span></div>' + (
                          f'<p class="k8s-muted">finding {e(finding)}: its evidence (routes, '
                          "neighbours, FDB, firewall counters, links) is under the finding in "
                          "the cluster summary above</p>" if finding else "") + "</div>")

@@ -24,6 +24,9 @@ from .schema import SCHEMA, VERSION
 from .view import natural_key
 
 REPORT_KEY = pytest.StashKey["RunReport"]()
+# The sections that hold what probes measured (the rest say what, where and why).
+MEASURED = ("ping", "path_mtu", "throughput", "http", "dns", "egress", "service",
+            "node_checks", "ports")
 
 
 def _node_names(m: dict[str, Any]) -> list[str]:
@@ -72,8 +75,10 @@ def build(facts: RunFacts, args: list[str]) -> dict[str, Any]:
         if judgement is not None:
             doc["findings"] = [f.as_dict() for f in judgement.findings]
             doc["verdicts"] = [v.as_dict() for v in judgement.verdicts.values()]
-    else:
-        # User tests measured on their own (no document): shown, not judged.
+    elif facts.outcomes:
+        # User tests measured on their own (no document): shown, not judged. A run that
+        # stopped before any test reported (interrupted while measuring) shows none: its
+        # caches are a measurement phase cut short that no test ever looked at.
         m = facts.raw_measurements()
         doc.update(sections(m))
         doc["nodes"] = _node_names(m)
@@ -91,6 +96,7 @@ class RunReport:
     comparison: Comparison | None = None
     baseline_error: str | None = None
     notes: list[str] = field(default_factory=list)
+    written_to: Path | None = None  # the results file, once written (absolute)
 
     @property
     def regressions(self) -> int:
@@ -101,10 +107,14 @@ class RunReport:
         return self.regressions > 0 or self.baseline_error is not None
 
     @property
+    def has_measurements(self) -> bool:
+        """Whether any probe measured anything (False: the probes never ran, or the run
+        stopped first; the reports then show no matrix and no count)."""
+        return any(self.doc.get(k) for k in MEASURED)
+
+    @property
     def has_cluster_data(self) -> bool:
-        d = self.doc
-        return bool(d["ping"] or d["path_mtu"] or d["throughput"] or d["dns"] or d["egress"]
-                    or d["node_checks"] or d["diagnoses"] or d["http"] or d["service"])
+        return self.has_measurements or bool(self.doc["diagnoses"])
 
 
 def run_report(config: pytest.Config, facts: RunFacts) -> RunReport:
@@ -135,6 +145,12 @@ def run_report(config: pytest.Config, facts: RunFacts) -> RunReport:
     return report
 
 
+def written_to(config: pytest.Config) -> Path | None:
+    """The results file this run wrote (absolute), None when it wrote none."""
+    report = config.stash.get(REPORT_KEY, None)
+    return None if report is None else report.written_to
+
+
 def finish(session: pytest.Session, facts: RunFacts) -> None:
     """Controller side: write the results file; regressions make the run fail."""
     if facts.worker is not None:
@@ -146,6 +162,7 @@ def finish(session: pytest.Session, facts: RunFacts) -> None:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(report.doc, indent=2, default=str))
         tmp.replace(path)
+        report.written_to = path.resolve()
     if report.fails_run and session.exitstatus in (pytest.ExitCode.OK,
                                                    pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

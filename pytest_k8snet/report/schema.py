@@ -40,7 +40,9 @@ Added within version 1 by the measure/judge split (:mod:`pytest_k8snet.measure`,
 :mod:`pytest_k8snet.judge`); present when the run took its measurement document:
 
 - ``pairs``, ``pair_mode``, ``thresholds`` ``{loss_pct}``, ``readiness``,
-  ``service_backends``, ``dns_endpoints``, ``targets``, ``measured_s``
+  ``service_backends``, ``dns_endpoints``, ``targets``, ``measured_s``. When no node could
+  run probes (an image no node could pull) every measurement section is empty and
+  ``expected_mtu`` null: nothing was measured, and ``findings`` say why
 - ``throughput`` entries also carry ``packets``, ``failure`` (how iperf3 failed:
   ``tool-missing``, ``exec-error``, ``interrupted``, ``timeout`` or ``network``) and
   ``attempts`` (every sample; a suspect pair is measured again and ``loss_pct`` is the

@@ -110,9 +110,14 @@ def network_counts(view: ClusterView, network: str) -> str:
             + (f"; tests failed on {failing}" if failing else ""))
 
 
-def _write_cluster(tr: Writer, view: ClusterView) -> None:
+def _write_cluster(tr: Writer, view: ClusterView, measured: bool = True) -> None:
     doc = view.doc
     line = cluster_line(doc)
+    if not measured:
+        # No matrix and no count: they would show pairs as probed that no probe reached.
+        # Why is the diagnoses' to say, once.
+        tr.write_line(f"{line}: nothing measured", yellow=True, bold=True)
+        return
     if view.expected_mtu:
         line += f"; expected MTU {view.expected_mtu}" + mtu_source(doc.get("expected_mtu_source"))
     tr.write_line(line)
@@ -173,11 +178,16 @@ def _write_diagnoses(tr: Writer, view: ClusterView) -> None:
     tr.write_line(f"diagnoses ({causes_count(view.groups)}):")
     for group in view.groups:
         tr.write_line(f"  {group.headline}", red=True, bold=True)
-        tr.write_line(f"    {group.findings[0]['message']}")
-        if len(group.findings) > 1:
-            tr.write_line(f"    (+{len(group.findings) - 1} more finding"
-                          f"{'s' if len(group.findings) > 2 else ''} of this cause in the "
-                          "test failures above)")
+        first = str(group.findings[0].get("message"))
+        tr.write_line(f"    {first}")
+        # Tests that failed with the very same words (one image on every node) are not
+        # more findings: the message is said once.
+        more = len({str(d.get("message")) for d in group.findings} - {first})
+        if more:
+            tr.write_line(f"    (+{more} more finding{'s' if more > 1 else ''} of this cause "
+                          "in the test failures above)")
+        elif len(group.findings) > 1:
+            tr.write_line(f"    ({len(group.findings)} tests failed on it)")
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
@@ -233,10 +243,11 @@ def _names(names: Sequence[str], limit: int = 8) -> str:
                                          if len(ordered) > limit else "")
 
 
-def coverage_lines(facts: RunFacts) -> list[Piece]:
+def coverage_lines(facts: RunFacts, unreachable: bool = True) -> list[Piece]:
     """What the run actually tested (:meth:`RunFacts.coverage`), so that a run that tested
     little cannot read as a full pass: the target (a simulated lab says so), nodes and
-    pairs that ran a test, nodes left out and why, nodes the probes could not reach.
+    pairs that ran a test, nodes left out and why, nodes the probes could not reach (not
+    with ``unreachable`` False).
 
     Empty when no k8snet test asked for nodes (an unrelated run says nothing).
     """
@@ -261,12 +272,12 @@ def coverage_lines(facts: RunFacts) -> list[Piece]:
         lines.append((f"left out: {_names(names)} ({why})", {"yellow": True}))
     for name, notes in sorted(cov["probed_despite"].items()):
         lines.append((f"probed although {'; '.join(notes)}: {name}", {}))
-    unreachable = cov["unreachable"]
-    if unreachable:
-        lines.append((f"unreachable: {len(unreachable)} node"
-                      f"{'s' if len(unreachable) != 1 else ''} the probes cannot run on, "
+    gone = cov["unreachable"] if unreachable else {}
+    if gone:
+        lines.append((f"unreachable: {len(gone)} node"
+                      f"{'s' if len(gone) != 1 else ''} the probes cannot run on, "
                       "their network tests skipped:", {"red": True}))
-        for name, why in sorted(unreachable.items()):
+        for name, why in sorted(gone.items()):
             lines.append((f"  {name}: {why}", {"red": True}))
     return lines
 
@@ -275,8 +286,12 @@ def summary(tr: Any, facts: RunFacts) -> None:
     """``pytest_terminal_summary``: the controller writes the cluster summary."""
     if facts.worker is not None:
         return
-    write(tr, run_report(tr.config, facts), baseline_given=bool(facts.settings.baseline),
-          coverage=coverage_lines(facts))
+    report = run_report(tr.config, facts)
+    # Nothing measured and the diagnoses say why: a line per unreachable node would say the
+    # same cause once more for every node.
+    said = not report.has_measurements and bool(ClusterView(report.doc).groups)
+    write(tr, report, baseline_given=bool(facts.settings.baseline),
+          coverage=coverage_lines(facts, unreachable=not said))
 
 
 def write(tr: Writer, report: RunReport, baseline_given: bool = False,
@@ -291,7 +306,7 @@ def write(tr: Writer, report: RunReport, baseline_given: bool = False,
         tr.write_line(text, **markup)
     if report.has_cluster_data:
         view = ClusterView(report.doc)
-        _write_cluster(tr, view)
+        _write_cluster(tr, view, report.has_measurements)
         _write_diagnoses(tr, view)
     if baseline_given or report.comparison is not None or report.baseline_error:
         _write_baseline(tr, report)

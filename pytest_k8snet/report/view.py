@@ -146,7 +146,8 @@ class DiagnosisGroup:
                     f" and {len(self.pairs) - len(shown)} more" if len(self.pairs) > 6 else "")
         else:
             text = f"{self.title}: " + (", ".join(self.nodes) if self.nodes else "cluster-wide")
-        if len(self.findings) > max(len(self.pairs), 1):
+        # One test per pair (or per node of a node finding) is the finding itself, not more.
+        if len(self.findings) > max(len(self.pairs) or len(self.nodes), 1):
             text += f" ({len(self.findings)} findings)"
         return text
 

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .. import Backend, Endpoint, ExecResult, Network, Node
+from ...text import shorten
 from .findings import ProbeFindings
 from .manifests import readiness_script
 from .status import (ProbeCheck, cluster_domain_from_search, parse_probe_check, pod_is_ready,
@@ -72,7 +73,7 @@ def check_probes(findings: ProbeFindings, image: str, timeout: float) -> None:
             found = ProbeCheck(missing=("sh",))  # not even a shell to run the check
         elif not res.ok:
             findings.problem(ep.node, f"{ep.network}-network probe does not run commands: "
-                                      f"{(res.stderr or res.stdout).strip()[:200]}")
+                                      f"{shorten((res.stderr or res.stdout).strip(), 200)}")
             continue
         else:
             found = parse_probe_check(res.stdout)

@@ -12,6 +12,7 @@ from typing import Any
 import urllib3
 
 from .. import NOT_READY, Node
+from ...text import shorten
 from .manifests import (BAD_CONDITIONS, DETAIL_CHARS, EVENT_PROBLEMS, EXIT_CANNOT_RUN,
                         EXIT_EXEC_FAILED, EXIT_NOT_FOUND, GIVE_UP_REASONS, NODE_ANNOTATION,
                         NOTABLE_TAINTS, WAITING_PROBLEMS)
@@ -19,11 +20,11 @@ from .manifests import (BAD_CONDITIONS, DETAIL_CHARS, EVENT_PROBLEMS, EXIT_CANNO
 # -- pure functions: reading API objects ----------------------------------------------------
 
 
-def one_line(text: Any, limit: int = DETAIL_CHARS) -> str:
-    """``text`` on one line, cut to ``limit`` characters: API messages go into one-line
-    problems and errors."""
+def one_line(text: Any, limit: int | None = DETAIL_CHARS) -> str:
+    """``text`` on one line, shortened to ``limit`` characters at a word boundary (None:
+    in full): API messages go into one-line problems and errors."""
     line = " ".join(str(text or "").split())
-    return line if len(line) <= limit else line[:limit - 3] + "..."
+    return line if limit is None else shorten(line, limit)
 
 
 def _family(address: str) -> int:
@@ -158,7 +159,9 @@ def pod_problems(pod: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) ->
         last = (cs.get("lastState") or {}).get("terminated") or {}
         reason = waiting.get("reason")
         if reason in WAITING_PROBLEMS:
-            detail = one_line(waiting.get("message"))
+            # An image's pull error in full: its end (``i/o timeout``, ``not found``) is
+            # what tells a registry that cannot be reached from a name that does not exist.
+            detail = one_line(waiting.get("message"), None if "Image" in reason else DETAIL_CHARS)
             if "Image" in reason:
                 found.append(f"{head}: {reason}: image {cs.get('image', '?')}"
                              + (f": {detail}" if detail else ""))
