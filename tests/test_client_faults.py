@@ -1,0 +1,79 @@
+"""One fault, one finding, for the client-side checks (DNS, egress, control-plane ports):
+measurement documents of the diagnosis benchmark's lab runs (tests/data/measure/bench-*,
+each says in ``note`` which raw firewall rule was injected) judged into one root that
+names the node, the direction, the protocol/port and the mode, every other failure a
+knock-on of it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_k8snet.judge import FAILED, Finding, Judgement, judge
+
+DATA = Path(__file__).parent / "data" / "measure"
+
+
+def load(name: str) -> dict[str, Any]:
+    return dict(json.loads((DATA / f"bench-{name}.json").read_text()))
+
+
+def roots(j: Judgement) -> list[Finding]:
+    """The findings at the end of the root chain of every failed verdict."""
+    out: dict[str, Finding] = {}
+    for v in j.verdicts.values():
+        f = j.finding(v.finding) if v.outcome == FAILED else None
+        while f is not None and f.root is not None:
+            f = j.finding(f.root)
+        if f is not None:
+            out[f.id] = f
+    return list(out.values())
+
+
+def only_root(j: Judgement) -> Finding:
+    found = roots(j)
+    assert len(found) == 1, [(f.id, f.summary) for f in found]
+    assert not [f for f in j.findings if f.cause in ("unknown", "inconclusive")]
+    return found[0]
+
+
+# document -> (cause, node, direction, protocol, port, mode, words of the summary)
+CASES: dict[str, tuple[str, str, str, str, str | None, str, str]] = {
+    "dns-udp53-drop-out-node-3": ("dns", "node-3", "out", "udp", "53", "drop",
+                                  "queries to 198.18.0.53 on udp/53 time out"),
+    "dns-udp53-reject-out-node-1": ("dns", "node-1", "out", "udp", "53", "reject",
+                                    "on udp/53 are refused"),
+    "egress-tcp80-drop-out-node-2": ("firewall", "node-2", "out", "tcp", "80", "drop",
+                                     "egress connections on tcp/80 to http://198.18.0.10:80/"
+                                     " time out"),
+    "egress-tcp80-reject-out-node-1": ("firewall", "node-1", "out", "tcp", "80", "reject",
+                                       "from the pods only"),
+    "gateway-all-drop-node-3": ("firewall", "node-3", "out", "all", None, "drop",
+                                "all traffic out of the cluster from node-3 fails"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_one_located_root(name: str) -> None:
+    cause, node, direction, proto, port, mode, words = CASES[name]
+    f = only_root(judge(load(name)))
+    assert (f.cause, f.nodes, f.direction, f.protocol, f.port, f.mode) == (
+        cause, (node,), direction, proto, port, mode)
+    assert words in f.summary
+
+
+def test_egress_blocked_fix_names_the_rule_and_where_to_look() -> None:
+    f = only_root(judge(load("egress-tcp80-reject-out-node-1")))
+    assert f.fix.startswith("Find the rule that rejects tcp/80 leaving node-1")
+    assert "nft list ruleset" in f.fix
+
+
+def test_all_traffic_out_through_the_gateway_makes_egress_a_knock_on() -> None:
+    j = judge(load("gateway-all-drop-node-3"))
+    v = j.verdict("test_egress", "node-3")
+    f = j.finding(v.finding)
+    assert f is not None and f.root == "outward:node-3"
+    assert j.verdict("test_dns", "node-3").finding == "outward:node-3"
