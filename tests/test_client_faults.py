@@ -77,3 +77,41 @@ def test_all_traffic_out_through_the_gateway_makes_egress_a_knock_on() -> None:
     f = j.finding(v.finding)
     assert f is not None and f.root == "outward:node-3"
     assert j.verdict("test_dns", "node-3").finding == "outward:node-3"
+
+
+PORTS: dict[str, tuple[str, str, str, str]] = {
+    # one source's way out to every node: grouped by the source, not one per destination
+    "ports-tcp10250-drop-out-node-2": ("control-plane-unreachable", "node-2", "out",
+                                       "from node-2: tcp/10250 (the kubelet) on node-1, "
+                                       "node-3 (every other node)"),
+    # into and out of one node: one finding for both ways
+    "ports-tcp10250-drop-both-node-2": ("firewall", "node-2", "both",
+                                        "into node-2: tcp/10250 (the kubelet on node-2 "
+                                        "172.28.128.12) from node-1, node-3"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PORTS))
+def test_control_plane_ports_group_by_the_node_they_share(name: str) -> None:
+    cause, node, direction, words = PORTS[name]
+    j = judge(load(name))
+    f = only_root(j)
+    assert (f.cause, f.nodes, f.direction, f.protocol, f.port, f.mode) == (
+        cause, (node,), direction, "tcp", "10250", "drop")
+    assert words in f.summary
+    # every node whose kubelet node-2 cannot reach fails on that one finding
+    for n in ("node-1", "node-3"):
+        v = j.verdict("test_control_plane_ports", n)
+        assert v.outcome == FAILED and v.finding == f.id
+        assert f"tcp/10250 (the kubelet on {n}) from node-2 times out" in v.message
+
+
+@pytest.mark.parametrize("name", ["switch-all-drop-out-node-1", "host-all-reject-both-node-3"])
+def test_a_node_cut_off_makes_its_port_failures_knock_ons(name: str) -> None:
+    j = judge(load(name))
+    f = only_root(j)
+    assert f.cause == "underlay"
+    for (test, _), v in j.verdicts.items():
+        if test in ("test_control_plane_ports", "test_dns", "test_egress") and v.finding:
+            k = j.finding(v.finding)
+            assert k is not None and k.root == f.id, (test, v)
