@@ -115,3 +115,19 @@ def test_a_node_cut_off_makes_its_port_failures_knock_ons(name: str) -> None:
         if test in ("test_control_plane_ports", "test_dns", "test_egress") and v.finding:
             k = j.finding(v.finding)
             assert k is not None and k.root == f.id, (test, v)
+
+
+def test_dns_unreachable_from_dig_is_a_reject_not_an_error_answer() -> None:
+    """A FORWARD reject of udp/53 leaves the host's own probe open: only dig's
+    "connection refused" (rcode UNREACHABLE) tells the reject from a drop."""
+    doc = load("dns-udp53-drop-out-node-3")
+    for r in doc["dns"]:
+        if r["node"] == "node-3":
+            r["rcode"] = "UNREACHABLE"
+    for e in doc["ports"]:
+        if e["src"] == "node-3" and e["kind"] == "dns-udp":
+            e["state"] = "open"
+    f = only_root(judge(doc))
+    assert (f.cause, f.nodes, f.protocol, f.port, f.mode, f.direction) == (
+        "dns", ("node-3",), "udp", "53", "reject", "out")
+    assert "are refused" in f.summary
