@@ -131,3 +131,15 @@ def test_dns_unreachable_from_dig_is_a_reject_not_an_error_answer() -> None:
     assert (f.cause, f.nodes, f.protocol, f.port, f.mode, f.direction) == (
         "dns", ("node-3",), "udp", "53", "reject", "out")
     assert "are refused" in f.summary
+
+
+def test_partial_failures_on_a_lossy_node_are_the_loss_not_a_block() -> None:
+    """node-1 loses some of everything (and node-3 drops tcp/2379 both ways): one DNS
+    name timing out from node-1 is the loss's knock-on, and the port rule is its own root."""
+    j = judge(load("double-tcp2379-both-node-3-switch-loss-node-1"))
+    dns = j.finding(j.verdict("test_dns", "node-1").finding)
+    assert dns is not None and dns.root == "pod-lossy:node-1"
+    ports = j.finding(j.verdict("test_control_plane_ports", "node-3").finding)
+    assert ports is not None and ports.root is None
+    assert (ports.nodes, ports.direction, ports.protocol, ports.port, ports.mode) == (
+        ("node-3",), "both", "tcp", "2379", "drop")

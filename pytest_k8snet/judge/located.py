@@ -68,6 +68,14 @@ def cut_off(ctx: Context, node: str, network: str) -> Finding | None:
     return None
 
 
+def lossy(ctx: Context, node: str) -> Finding | None:
+    """A lossy path already found on ``node`` (it alone first): some of any traffic from
+    there is lost, so a query or a connect that fails now and then is its knock-on."""
+    found = [f for f in ctx.findings.values() if f.root is None
+             and f.cause in ("pod-lossy", "udp-lossy") and node in f.nodes]
+    return min(found, key=lambda f: len(f.nodes)) if found else None
+
+
 def where(ctx: Context, f: Finding) -> str:
     """Where ``f`` fails a test first: ``test_pod_ping[node-1->node-2]``."""
     test = f.checks[0] if f.checks else ""

@@ -42,6 +42,8 @@ def dns_mode(ctx: Context, n: str, bad: list[dict[str, Any]]) -> str:
     nodes get answers, is a reject; silence everywhere is a drop."""
     if all(r.get("rcode") == "UNREACHABLE" for r in bad):
         return "reject"
+    if len(bad) < len(ctx.dns.get(n) or []) and host_state(ctx, n, "dns-udp") == "open":
+        return "loss"  # some names answered, the host's query too: lost, not blocked
     if host_state(ctx, n, "dns-udp") == "refused":
         # Older dig parsing recorded a refused query as TIMEOUT: the host probe is exact.
         return "reject"

@@ -90,13 +90,17 @@ def _timeouts(ctx: Context, timeouts: list[str]) -> None:
         _everywhere(ctx, timeouts)
         return
     for n in timeouts:
-        cut = located.cut_off(ctx, n, "pod")
         bad = [r for r in ctx.dns[n] if not r.get("ok")]
+        cut = located.cut_off(ctx, n, "pod")
+        if cut is None and len(bad) < len(ctx.dns[n]):
+            cut = located.lossy(ctx, n)  # some names answer: lost queries, not a block
         listing = ", ".join(f"{r.get('name')} {r.get('rcode')}" for r in bad)
         raw = "\n".join(f"{r.get('name')}: {r.get('rcode')}" for r in ctx.dns[n])
         if cut is not None:
             f = located.knock_on(ctx, f"dns-knock-on:{n}", "dns", f"{n}: no answer from "
-                                 f"cluster DNS ({listing}) from a node already cut off",
+                                 f"cluster DNS ({listing}) from a node whose traffic "
+                                 + ("is lost in part" if "lossy" in cut.cause
+                                    else "is already cut off"),
                                  n, cut, NAME)
             ctx.set_verdict(NAME, n, SKIPPED, f.summary, f.id, raw)
             continue

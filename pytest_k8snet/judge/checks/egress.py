@@ -78,6 +78,8 @@ def _blocked(ctx: Context, n: str, pod: EgressResult, host: EgressResult | None,
     if root is None and dep is not None:
         top = root_of(ctx, dep)
         root = top if top.protocol == "all" and n in top.nodes else None
+    if root is None and pod.failures < pod.attempts:
+        root = located.lossy(ctx, n)  # some connects fail on a node found lossy
     if root is not None:
         f = located.knock_on(ctx, f"egress-knock-on:{n}", "egress", symptom, n, root, NAME)
         ctx.set_verdict(NAME, n, SKIPPED, f.summary, f.id, raw)
