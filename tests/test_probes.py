@@ -43,6 +43,13 @@ def test_dig_answers_nxdomain_timeout() -> None:
     assert to.rcode == "TIMEOUT" and to.query_ms is None
 
 
+def test_dig_refused_query_is_unreachable_not_timeout() -> None:
+    """dig 9.18's own output for a UDP query answered by an ICMP port unreachable (captured
+    with dig +time=1 +tries=2 against a closed port): a reject on the way, not silence."""
+    r = dns.parse("kubernetes.default.svc.cluster.local", read("dig_refused.txt"))
+    assert r.rcode == "UNREACHABLE" and not r.ok and r.server == "127.0.0.1"
+
+
 def test_iperf3_udp_results_and_errors() -> None:
     ok = iperf.parse("10.244.1.2", 5201, read("iperf3_udp_ok.json"))
     assert ok.ok and 9 < ok.mbps < 11 and ok.loss_pct == 0 and ok.packets == 1249

@@ -10,6 +10,7 @@ them all, from the run's measurement document only:
 - the path MTU is the pod's own interface MTU, below the expected     -> pod MTU (CNI setting)
 - Service fails only towards backends on the client's own node       -> bridge netfilter off (5)
 - pod egress fails, host egress works, only from low source ports    -> egress firewall (2)
+- egress to one port fails every time, timeouts or refusals           -> firewall (its rule)
 - node addresses inside the Pod/Service CIDR                          -> CIDR overlap (1, 5)
 - some loss (not all) after re-measuring                              -> lossy, never "blocked"
 - the probe itself failed (tool missing, exec error, interrupted)     -> probe failure
@@ -55,6 +56,11 @@ CAUSES: dict[str, tuple[str, str, str]] = {
     "control-plane-unreachable": ("Control plane unreachable", "let {node} reach {ports}: a "
                                   "firewall on its way out, on the path or at the peer drops "
                                   "them", "1"),
+    # A located rule: the protocol/port, the way through the node and what it does.
+    "firewall": ("Firewall blocks a port", "find the rule that {verb} {what} {way} {node} "
+                 "and remove it: `iptables -S`, `iptables -S -t raw` and `nft list ruleset` "
+                 "on {node} (INPUT, OUTPUT, FORWARD), then the network ACLs, security groups "
+                 "and the gateway on the way", ""),
     "underlay": ("Nodes cannot reach each other", "fix node-to-node routing or firewalls first: "
                  "the underlay itself is broken", "1"),
     "image-pull": ("Probe image cannot be pulled", "check --k8s-probe-image (name, tag) and that "

@@ -11,12 +11,18 @@ from dataclasses import dataclass
 _STATUS = re.compile(r"->>HEADER<<- opcode: \w+, status: (\w+)")
 _QTIME = re.compile(r";; Query time: (\d+) msec")
 _SERVER = re.compile(r";; SERVER: ([^#\s]+)")
+# No answer, but the server's host said so: an ICMP port unreachable (UDP) or a refused
+# connect (TCP) is a reject on the way, which a plain TIMEOUT would hide (dig 9.18).
+_REFUSED = re.compile(r";; communications error to ([^#\s]+)#\d+: (?:connection refused|"
+                      r"connection reset|host unreachable|network unreachable)")
 
 
 @dataclass(frozen=True)
 class DnsResult:
     name: str
-    rcode: str  # NOERROR, NXDOMAIN, SERVFAIL, REFUSED, or TIMEOUT when no server answered
+    # NOERROR, NXDOMAIN, SERVFAIL, REFUSED (the server's answer), or when no server
+    # answered: UNREACHABLE (refused or unreachable on the way) or TIMEOUT (silence)
+    rcode: str
     answers: tuple[str, ...]
     query_ms: int | None
     server: str | None
@@ -71,6 +77,9 @@ def parse(name: str, stdout: str, rtype: str = "A") -> DnsResult:
             fields = line.split()
             if len(fields) >= 5 and fields[3] == rtype:
                 answers.append(fields[-1])
-    return DnsResult(name=name, rcode=status.group(1) if status else "TIMEOUT",
-                     answers=tuple(answers), query_ms=int(qtime.group(1)) if qtime else None,
-                     server=server.group(1) if server else None, rtype=rtype)
+    refused = None if status else _REFUSED.search(stdout)
+    rcode = status.group(1) if status else "UNREACHABLE" if refused else "TIMEOUT"
+    where = server.group(1) if server else refused.group(1) if refused else None
+    return DnsResult(name=name, rcode=rcode, answers=tuple(answers),
+                     query_ms=int(qtime.group(1)) if qtime else None, server=where,
+                     rtype=rtype)

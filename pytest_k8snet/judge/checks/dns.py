@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..context import Check, Context, ends, pair_id
 from ..model import PASSED, SKIPPED, Finding
 from . import pod_ping
+from .. import located, outward as dns_outward
 from .node_sysctls import skip_no_forwarding
 from .nodes_ready import skip_unusable
 
@@ -37,7 +38,7 @@ def judge(ctx: Context) -> None:
             ctx.fail(NAME, n, f"{n}: DNS probe could not run",
                      ctx.probe_finding(failure, n, NAME), raw)
             continue
-        if not all(r.get("rcode") == "TIMEOUT" for r in bad):
+        if not all(r.get("rcode") in dns_outward.NO_ANSWER for r in bad):
             f = ctx.add(Finding(f"dns-errors:{n}", "dns",
                                 f"{n}: DNS answered with errors ({listing})", (n,)))
             ctx.fail(NAME, n, f"{n}: DNS answered with errors", f, raw)
@@ -79,15 +80,40 @@ def _knock_on(ctx: Context, n: str, listing: str, raw: str) -> bool:
 
 
 def _timeouts(ctx: Context, timeouts: list[str]) -> None:
-    """No answer at all, with nothing that explains it: one finding for every such node."""
+    """No answer at all, with nothing upstream that explains it. Every node at once is
+    the DNS service's own problem (one finding); some nodes only is the way out of each
+    of them (one finding per node, with the port and how it fails)."""
     if not timeouts:
         return
-    pod_ok = {n: all(ctx.pod_ok(p) for p in ctx.pairs if n in ends(p)
-                     and ("pod", p) in ctx.ping) for n in timeouts}
+    judged = [n for n in ctx.nodes if ctx.dns.get(n)]
+    if len(timeouts) > 1 and len(timeouts) == len(judged):
+        _everywhere(ctx, timeouts)
+        return
+    for n in timeouts:
+        bad = [r for r in ctx.dns[n] if not r.get("ok")]
+        cut = located.cut_off(ctx, n, "pod")
+        if cut is None and len(bad) < len(ctx.dns[n]):
+            cut = located.lossy(ctx, n)  # some names answer: lost queries, not a block
+        listing = ", ".join(f"{r.get('name')} {r.get('rcode')}" for r in bad)
+        raw = "\n".join(f"{r.get('name')}: {r.get('rcode')}" for r in ctx.dns[n])
+        if cut is not None:
+            f = located.knock_on(ctx, f"dns-knock-on:{n}", "dns", f"{n}: no answer from "
+                                 f"cluster DNS ({listing}) from a node whose traffic "
+                                 + ("is lost in part" if "lossy" in cut.cause
+                                    else "is already cut off"),
+                                 n, cut, NAME)
+            ctx.set_verdict(NAME, n, SKIPPED, f.summary, f.id, raw)
+            continue
+        f = dns_outward.finding(ctx, n, bad)
+        located.fail(ctx, NAME, n, f"{n}: no answer from cluster DNS ({listing})", f, raw)
+
+
+def _everywhere(ctx: Context, timeouts: list[str]) -> None:
+    pod_ok = all(ctx.pod_ok(p) for p in ctx.pairs if ("pod", p) in ctx.ping)
     f = ctx.add(Finding(
         "dns:" + ",".join(timeouts), "dns",
-        f"No answer from cluster DNS on {', '.join(timeouts)}"
-        + (" while the pod network works" if all(pod_ok.values()) else ""),
+        f"No answer from cluster DNS on any node ({', '.join(timeouts)})"
+        + (" while the pod network works" if pod_ok else ""),
         tuple(timeouts), evidence={n: {"timeouts": [r.get("name") for r in ctx.dns[n]
                                                     if not r.get("ok")]}
                                    for n in timeouts},

@@ -9,7 +9,11 @@ from typing import Any
 from ..context import Check, Context
 from ..model import PASSED, SKIPPED, Finding
 from ...probes.egress import EgressResult
-from .dependencies import dns_dependency, dns_knock_on, resolution_only, resolution_text
+from .. import located
+from ..outward import url_port
+from .dependencies import (dns_dependency, dns_knock_on, resolution_only, resolution_text,
+                           root_of)
+from .dns import NAME as DNS_TEST
 from .node_sysctls import skip_no_forwarding
 from .nodes_ready import skip_unusable
 
@@ -59,18 +63,64 @@ def judge(ctx: Context) -> None:
                                   "host-network egress failing as often")))
             ctx.fail(NAME, n, symptom, f, raw)
             continue
+        _blocked(ctx, n, pod, host, symptom, raw)
+
+
+def _blocked(ctx: Context, n: str, pod: EgressResult, host: EgressResult | None,
+             symptom: str, raw: str) -> None:
+    """Connects that fail from every source port: a rule on the way out, located by the
+    port of the URL and told drop from reject by curl's own errors. A node already cut
+    off, or every connection out of it failing (test_dns found that), explains it."""
+    root = located.cut_off(ctx, n, "pod" if host is None or not host.failures else "host")
+    # test_dns's finding on n, whatever its cause: all traffic out of n is one fault.
+    v = ctx.verdicts.get((DNS_TEST, n))
+    dep = ctx.findings.get(v.finding) if v is not None and v.finding else None
+    if root is None and dep is not None:
+        top = root_of(ctx, dep)
+        root = top if top.protocol == "all" and n in top.nodes else None
+    if root is None and pod.failures < pod.attempts:
+        root = located.lossy(ctx, n)  # some connects fail on a node found lossy
+    if root is not None:
+        f = located.knock_on(ctx, f"egress-knock-on:{n}", "egress", symptom, n, root, NAME)
+        ctx.set_verdict(NAME, n, SKIPPED, f.summary, f.id, raw)
+        return
+    mode = located.curl_mode(pod.errors)
+    if mode == "drop" and pod.failures < pod.attempts:
+        mode = "loss"
+    port = url_port(pod.url)
+    if mode is None:
         contra: tuple[str, ...] = ()
         if host is not None and host.failures:
-            contra = (f"host-network egress fails too ({host.failures} of {host.attempts}):"
-                      " not specific to pods",)
-        what = symptom + (": no pod egress at all (SNAT/masquerade or routing)"
-                          if host is not None and host.failures == 0
-                          and pod.failures == pod.attempts else "")
-        f = ctx.add(Finding(f"egress:{n}", "unknown", what, (n,),
+            contra = (f"host-network egress fails too ({host.failures} of "
+                      f"{host.attempts}): not specific to pods",)
+        f = ctx.add(Finding(f"egress:{n}", "unknown", symptom, (n,),
                             evidence={n: {"pod_failures": pod.failures,
-                                          "attempts": pod.attempts}},
+                                          "attempts": pod.attempts,
+                                          "errors": list(pod.errors)}},
                             contradicting=contra))
         ctx.fail(NAME, n, f"{n}: pod egress fails", f, raw)
+        return
+    if host is not None and host.failures:
+        where = (f"from the pods and from the host network ({host.failures} of "
+                 f"{host.attempts}): a rule on the node's way out (OUTPUT and FORWARD), "
+                 "the network or the gateway")
+    elif host is not None:
+        where = ("from the pods only (the host network's all pass): the pods' way out "
+                 "through the node (FORWARD, SNAT/masquerade)")
+    else:
+        where = "from the pods"
+    f = ctx.add(Finding(
+        f"egress:{n}", "firewall",
+        f"{n}: egress connections on tcp/{port} to {pod.url} {located.SYMPTOMS[mode]}, {pod.failures} "
+        f"of {pod.attempts} {where}", (n,),
+        evidence={n: {"pod_failures": pod.failures, "attempts": pod.attempts,
+                      "host_failures": host.failures if host is not None else None,
+                      "errors": list(pod.errors)}},
+        would_contradict=(f"a connect to tcp/{port} from {n} that completes",),
+        fix_args=(("verb", located.VERBS[mode]), ("what", f"tcp/{port}"),
+                  ("way", "leaving"), ("node", n)),
+        protocol="tcp", port=port, mode=mode, direction="out"))
+    located.fail(ctx, NAME, n, symptom, f, raw)
 
 
 def _unresolved(ctx: Context, n: str, pod: EgressResult, host: EgressResult | None,

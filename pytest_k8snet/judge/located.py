@@ -1,0 +1,111 @@
+"""Helpers for the client-side checks (control-plane ports, DNS, egress) that locate a
+fault: where it is (node, direction), what it takes (protocol, port) and how (drop,
+reject), and what earlier finding already explains a failure on a node (a knock-on).
+
+"One fault, one finding": a firewall rule shows up in several measurements; the first
+check that locates it writes the root, and every later check that sees the same fault
+files a knock-on that names it (``root``), so a person fixes one thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from .context import CONNECTIVITY, Context
+from .model import Finding
+
+# curl's own words: a connect that got no answer (a drop) versus one that was answered
+# with a reset or an ICMP unreachable (a reject: "Couldn't connect to server").
+CURL_DROP = ("Timeout was reached", "Connection timeout", "Connection timed out",
+             "timed out")
+CURL_REJECT = ("Couldn't connect", "Connection refused", "No route to host",
+               "Network is unreachable", "Connection reset")
+
+RESOLVING = ("Resolving timed out", "Could not resolve")
+
+# What each mode does to a packet, for messages and fixes.
+VERBS = {"drop": "drops", "reject": "rejects", "loss": "loses some of"}
+SYMPTOMS = {"drop": "time out (dropped, no answer)",
+            "reject": "are refused (rejected: reset or ICMP unreachable)",
+            "loss": "fail some of the time (some packets lost)"}
+WAYS = {"out": "leaving", "in": "entering", "both": "entering and leaving"}
+
+
+def curl_mode(errors: Any) -> str | None:
+    """``drop`` when every connect error is a timeout, ``reject`` when every one was
+    answered (refused, unreachable), None when they disagree or say neither."""
+    modes = set()
+    for e in errors or ():
+        text = str(e)
+        if text.startswith(RESOLVING):
+            return None  # no connect was tried: the name never resolved
+        if any(w in text for w in CURL_REJECT):
+            modes.add("reject")
+        elif any(w in text for w in CURL_DROP):
+            modes.add("drop")
+        else:
+            return None
+    return modes.pop() if len(modes) == 1 else None
+
+
+def port_state_mode(states: Any) -> str | None:
+    """The mode of a set of port-probe states: timeouts drop, refusals reject."""
+    modes = {"drop" if s == "timeout" else "reject" if s == "refused" else "?"
+             for s in states}
+    return modes.pop() if len(modes) == 1 and "?" not in modes else None
+
+
+def cut_off(ctx: Context, node: str, network: str) -> Finding | None:
+    """The connectivity finding that already names ``node`` as the one node cut off:
+    everything else that fails to or from it is that finding's knock-on. For the host
+    network only a broken underlay counts (an overlay or forwarding fault leaves the
+    host's own connections alone); for the pod network any connectivity cause does."""
+    causes = ("underlay",) if network == "host" else CONNECTIVITY
+    for f in ctx.findings.values():
+        if f.root is None and f.cause in causes and f.nodes == (node,):
+            return f
+    return None
+
+
+def lossy(ctx: Context, node: str) -> Finding | None:
+    """A lossy path already found on ``node`` (it alone first): some of any traffic from
+    there is lost, so a query or a connect that fails now and then is its knock-on."""
+    found = [f for f in ctx.findings.values() if f.root is None
+             and f.cause in ("pod-lossy", "udp-lossy") and node in f.nodes]
+    return min(found, key=lambda f: len(f.nodes)) if found else None
+
+
+def where(ctx: Context, f: Finding) -> str:
+    """Where ``f`` fails a test first: ``test_pod_ping[node-1->node-2]``."""
+    test = f.checks[0] if f.checks else ""
+    subject = (list(f.pairs) or list(f.nodes) or [""])[0]
+    return f"{test}[{subject}]" if test else f.id
+
+
+def knock_on(ctx: Context, fid: str, kind: str, summary: str, node: str,
+             root: Finding, test: str, **fields: Any) -> Finding:
+    """A failure ``root`` explains, filed as its knock-on (its fix is the root's)."""
+    f = ctx.add(Finding(fid, kind, f"{summary}: a knock-on of {root.title} (see "
+                        f"{where(ctx, root)}), not a fault of its own", (node,),
+                        root=root.id, fix_args=(("root", root.title),),
+                        would_contradict=(f"the same failure once {root.title} is fixed",),
+                        **fields))
+    return keep(ctx, ctx.extend(f.id, checks=[test]), f)
+
+
+def keep(ctx: Context, now: Finding, was: Finding) -> Finding:
+    """``now`` with ``was``'s location fields: :meth:`Context.extend` rebuilds a finding
+    from its older fields only, which would lose them."""
+    f = replace(now, protocol=was.protocol, port=was.port, mode=was.mode,
+                direction=was.direction, root=was.root)
+    ctx.findings[f.id] = f
+    return f
+
+
+def fail(ctx: Context, test: str, subject: str, symptom: str, f: Finding,
+         raw: str = "") -> None:
+    """:meth:`Context.fail`, keeping the finding's location fields."""
+    was = ctx.findings.get(f.id, f)
+    ctx.fail(test, subject, symptom, f, raw)
+    keep(ctx, ctx.findings[f.id], was)
