@@ -13,6 +13,7 @@ them all, from the run's measurement document only:
 - node addresses inside the Pod/Service CIDR                          -> CIDR overlap (1, 5)
 - some loss (not all) after re-measuring                              -> lossy, never "blocked"
 - the probe itself failed (tool missing, exec error, interrupted)     -> probe failure
+- one protocol/port fails on the pairs into/out of one node, others cross -> pod firewall
 - measurements that disagree                                          -> inconclusive
 """
 
@@ -69,6 +70,12 @@ CAUSES: dict[str, tuple[str, str, str]] = {
                   "these nodes; packets cross, so no port is blocked", ""),
     "probe-failure": ("Probe could not run", "make {tool} runnable where the probes run (the "
                       "probe image, exec permissions, a less loaded machine), then run again", ""),
+    "pod-firewall": ("Pod traffic blocked at a node", "find the rule that stops {what} at "
+                     "{node}: `iptables -S FORWARD`, `nft list ruleset`, NetworkPolicies, and "
+                     "the security groups or ACLs in front of it; the host network is fine",
+                     "1, 5"),
+    # A failure that follows from a root finding (``root``): its fix is the root's.
+    "knock-on": ("Follows from another fault", KNOCK_ON_FIX.lower(), ""),
     "inconclusive": ("Conflicting evidence", "no single cause explains every measurement: read "
                      "the evidence and what contradicts it, attached to this finding", ""),
     "unknown": ("Unexplained failure", "read the raw probe output attached to the test", ""),

@@ -121,6 +121,8 @@ class Context:
         self.findings: dict[str, Finding] = {}
         self.verdicts: dict[tuple[str, str], Verdict] = {}
         self.pod_finding: dict[str, str] = {}  # pair -> id of the finding that owns its ping
+        # channel -> where its failures sit (:func:`pytest_k8snet.judge.faults.places`).
+        self.places: dict[str, Any] = {}
 
     # -- the findings and verdicts ------------------------------------------------------------
 
@@ -136,7 +138,7 @@ class Context:
                       tuple(dict.fromkeys([*f.pairs, *pairs])),
                       tuple(dict.fromkeys([*f.checks, *checks])),
                       {**f.evidence, **(evidence or {})}, f.contradicting, f.would_contradict,
-                      f.root, f.fix_args)
+                      f.root, f.fix_args, f.protocol, f.port, f.mode, f.direction)
         self.findings[fid] = new
         return new
 
