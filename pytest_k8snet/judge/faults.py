@@ -108,6 +108,11 @@ def located(ctx: Context, channel: str, pid: str, add: bool = True) -> Finding |
         return None
     same = [q for q in places(ctx).values()
             if (q.node, q.direction, q.mode) == (pl.node, pl.direction, pl.mode)]
+    if pl.mode == DROP and pl.channel != ICMP and pl.node is not None \
+            and lossy_place(ctx)[0] == pl.node:
+        # Connections timing out at a node that loses packets on every probe: the loss
+        # took their handshakes (the lossy finding owns them), no rule.
+        return None
     if any(q.direction is None and set(q.pairs) & set(pl.pairs) for q in places(ctx).values()):
         # Another channel fails on some of these pairs in no shape one rule gives: the
         # measurements disagree, and the overlay's judgement (or inconclusive) says so.
@@ -203,6 +208,18 @@ def knock_on(ctx: Context, test: str, subject: str, what: str, root: Finding) ->
         would_contradict=(f"{subject} failing the same way once the root is fixed",)))
     ctx.set_verdict(test, subject, SKIPPED, f.message, f.id)
     return f
+
+
+def backend_root(ctx: Context, client: str, node: str) -> Finding | None:
+    """Why pods on ``client`` cannot reach a Service backend on ``node``: the pair's pod
+    connectivity finding, else a located fault on TCP (the backends listen on the probe's
+    port 8080) between them, or at ``client`` itself for its own node's backends."""
+    if node != client:
+        f = ctx.behind(client, node) or located(ctx, HTTP, f"{client}->{node}", add=False)
+        # Only a finding a pair check failed on: the Service adds no root of its own.
+        return f if f is not None and f.id in ctx.findings else None
+    return next((f for f in ctx.findings.values() if f.cause == CAUSE and f.nodes == (node,)
+                 and f.protocol in ("tcp", "all") and f.port in (None, "8080")), None)
 
 
 def pair_root(ctx: Context, pid: str) -> Finding | None:

@@ -30,7 +30,7 @@ CHANNELS: dict[str, tuple[str, str, str | None]] = {
     IPERF_TCP: ("TCP 5201-5209 (iperf3's control connection)", "tcp", "5201-5209"),
     IPERF_UDP: ("UDP 5201-5209 (iperf3's datagrams)", "udp", "5201-5209"),
 }
-DROP, REJECT, LOSS = "drop", "reject", "loss"
+DROP, REJECT, LOSS, STALL = "drop", "reject", "loss", "stall"
 # curl: 7 = could not connect (refused, reset, or an ICMP unreachable answered it).
 CURL_REFUSED = 7
 REJECT_WORDS = ("refused", "reset", "unreachable", "no route", "prohibited")
@@ -61,7 +61,12 @@ def http_mode(h: dict[str, Any]) -> str | None:
         return REJECT
     if int(h.get("bytes") or 0) > 0:
         return LOSS  # bytes crossed, then the transfer stalled: packets go missing
-    return REJECT if any(w in str(h.get("error") or "").lower() for w in REJECT_WORDS) else DROP
+    error = str(h.get("error") or "").lower()
+    if any(w in error for w in REJECT_WORDS):
+        return REJECT
+    # A connection that opened and then carried nothing (an MTU black hole) is no rule
+    # on the port: only a connect that never completed is a drop.
+    return DROP if "connect" in error else STALL
 
 
 def iperf_channel(u: dict[str, Any], threshold: float) -> tuple[str, str] | None:
