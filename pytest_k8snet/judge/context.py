@@ -249,6 +249,14 @@ class Context:
                 return f
         return None
 
+    def pods_cut(self, node: str) -> Finding | None:
+        """The finding that says ``node``'s own pods reach nothing (their traffic dropped at
+        the node, the host network fine), once the pair checks made it: a pod's DNS,
+        egress or Service request from ``node`` failing is its knock-on."""
+        return next((f for f in self.findings.values() if f.cause == "pod-firewall"
+                     and f.nodes == (node,) and f.protocol == "all"
+                     and f.direction in ("out", "both")), None)
+
     def mtu_finding(self) -> Finding | None:
         return next((f for f in self.findings.values() if f.cause == "mtu"), None)
 

@@ -163,7 +163,10 @@ def _underlay_group(ctx: Context, pairs: list[str]) -> None:
         f"{'s' if len(pairs) != 1 else ''} ({listing(pairs)})"
         + (f"; {why}" if why else ""), nodes, tuple(pairs),
         evidence={p: _numbers(ctx, p) for p in pairs},
-        would_contradict=("node-to-node ping working on these pairs",)))
+        would_contradict=("node-to-node ping working on these pairs",),
+        # Nothing crosses, host or pod, whatever the protocol: a reject of everything
+        # answers with nothing the probes can see, so it reads as a drop.
+        protocol="all", mode="drop", direction="both" if len(nodes) == 1 else None))
     for pid in pairs:
         ctx.pod_finding[pid] = f.id
         ctx.fail(NAME, pid, _symptom(ctx, pid) + " and node-to-node ping fails too",
