@@ -66,8 +66,10 @@ CAUSES: dict[str, tuple[str, str, str]] = {
     "udp-lossy": ("Lossy overlay path", "look for congestion, a saturated link, a policer or "
                   "starved CPUs on these nodes (the port itself is open); raise "
                   "--k8s-loss-threshold only if this loss is expected", ""),
-    "pod-lossy": ("Lossy pod path", "look for congestion, a saturated link or starved CPUs on "
-                  "these nodes; packets cross, so no port is blocked", ""),
+    "pod-lossy": ("Lossy pod path", "look for congestion, a saturated link, starved CPUs, a "
+                  "policer or a firewall rule that drops a share of packets (an iptables "
+                  "statistic match, tc netem) on these nodes; packets cross, so no port is "
+                  "blocked", ""),
     "probe-failure": ("Probe could not run", "make {tool} runnable where the probes run (the "
                       "probe image, exec permissions, a less loaded machine), then run again", ""),
     "pod-firewall": ("Pod traffic blocked at a node", "find the rule that stops {what} at "

@@ -90,7 +90,7 @@ def node_local(ctx: Context, node: str) -> list[str]:
     pod, host = ctx.egress.get((node, "pod")), ctx.egress.get((node, "host"))
     if pod and host and int(pod.get("failures") or 0) == int(pod.get("attempts") or -1) \
             and not int(host.get("failures") or 0):
-        seen.append(f"every pod egress connection from {node} fails while its host's work")
+        seen.append(f"every pod egress connection from {node} fails while the host network's work")
     s = ctx.service.get(node) or {}
     own = [b for b in s.get("missing_backends") or [] if ctx.backends.get(str(b)) == node]
     if own and not s.get("answered_by"):
@@ -127,22 +127,20 @@ def located(ctx: Context, channel: str, pid: str, add: bool = True) -> Finding |
 def _finding(ctx: Context, fid: str, pl: Place, same: list[Place]) -> Finding:
     chans = [q.channel for q in same]
     every = {ICMP, HTTP} <= set(chans) and (IPERF_TCP in chans or IPERF_UDP in chans)
-    names = [CHANNELS[c][0] for c in chans]
-    crossing = [CHANNELS[c][0] for c in CHANNELS if c not in chans
-                and c != IPERF_UDP and not (c == IPERF_TCP and IPERF_UDP in chans)]
     pairs = tuple(dict.fromkeys(p for q in same for p in q.pairs))
     n = pl.node or ""
     where = SIDE[pl.direction or ""].format(n=n) if pl.node else "between the pods of every pair"
     local = node_local(ctx, n) if pl.node else []
-    what = "All pod traffic" if every else " and ".join(names)
-    summary = (f"{what} {where} is {MODE_TEXT[pl.mode]} on {len(pairs)} pair"
-               f"{'s' if len(pairs) != 1 else ''} ({listing(pairs)})"
-               + (f" while {' and '.join(crossing)} cross" if crossing and not every else "")
+    what = "all pod traffic" if every else " and ".join(CHANNELS[c][0] for c in chans)
+    protos = {CHANNELS[c][1] for c in chans}
+    proto = "all" if every else protos.pop() if len(protos) == 1 else None
+    crossing = "" if every else _crossing(chans)
+    summary = (f"{what[:1].upper()}{what[1:]} {where} is {_mode_text(pl.mode, proto)} on "
+               f"{len(pairs)} pair{'s' if len(pairs) != 1 else ''} ({listing(pairs)})"
+               + (f" while {crossing}" if crossing else "")
                + "; node-to-node ping works, so the host network is fine and a firewall rule"
                + (f" on {n} (its FORWARD chain, a NetworkPolicy) or on its path" if n else "")
                + " stops the pods' traffic" + (f"; {'; '.join(local)}" if local else ""))
-    protos = {CHANNELS[c][1] for c in chans}
-    proto = "all" if every else protos.pop() if len(protos) == 1 else None
     ports = {CHANNELS[c][2] for c in chans}
     return Finding(
         fid, CAUSE, summary, (n,) if n else (), pairs,
@@ -152,6 +150,26 @@ def _finding(ctx: Context, fid: str, pl: Place, same: list[Place]) -> Finding:
         fix_args=(("node", n or "every node"), ("what", what)),
         protocol=proto, port=None if every or len(ports) != 1 else ports.pop(),
         mode=pl.mode, direction=pl.direction if pl.node else "both")
+
+
+def _mode_text(mode: str, proto: str | None) -> str:
+    if mode == DROP:
+        return {"udp": "dropped (no datagram arrives)", "icmp": "dropped (no reply)"}.get(
+            proto or "", "dropped (connections time out, nothing answers)")
+    return MODE_TEXT[mode]
+
+
+def _crossing(chans: list[str]) -> str:
+    """What still crosses the same pairs, in words: what tells this rule from a dead path."""
+    out = [CHANNELS[c][0] for c in (ICMP, HTTP) if c not in chans]
+    if IPERF_TCP not in chans and IPERF_UDP not in chans:
+        out.append("iperf3 (TCP and UDP 5201-5209)")
+    elif IPERF_TCP not in chans:
+        out.append("iperf3's control connection (TCP 5201-5209)")
+    if not out:
+        return ""
+    text = ", ".join(out[:-1]) + " and " + out[-1] if len(out) > 1 else out[0]
+    return text + (" cross" if len(out) > 1 else " crosses")
 
 
 def _evidence(ctx: Context, pid: str, chans: list[str]) -> dict[str, Any]:
