@@ -103,3 +103,32 @@ def test_place_shapes() -> None:
     assert place("x", "drop", pairs, pairs, nodes).direction == "all"
     # two pairs that share no one rule stay unplaced
     assert place("x", "drop", ["a->b", "c->a"], pairs, nodes).direction is None
+
+
+def healthy_with_http(into: str, error: str, exit_code: int,
+                      src: str | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(
+        (Path(__file__).parent / "data" / "measure" / "healthy.json").read_text())
+    for e in doc["http"]:
+        if e["dst"] == into and (src is None or e["src"] == src):
+            e.update(ok=False, bytes=0, exit_code=exit_code, error=error)
+    return doc
+
+
+def test_tcp_8080_dropped_into_one_node_is_located_there() -> None:
+    """The class, not one run: connects timing out on every pair into node-3, and nowhere
+    else, is a drop of TCP 8080 into node-3's pods."""
+    j = judge(healthy_with_http("node-3", "Failed to connect to 10.244.2.2 port 8080 after "
+                                "2001 ms: Timeout was reached", 28))
+    (root,) = roots(j)
+    assert (root.cause, root.nodes, root.direction, root.protocol, root.port, root.mode) == (
+        "pod-firewall", ("node-3",), "in", "tcp", "8080", "drop"), root
+    assert "TCP 8080 into node-3's pods is dropped" in root.summary
+
+
+def test_one_pair_refused_is_no_located_fault() -> None:
+    """One pair alone fits no one-node rule: it stays a pair finding that says so."""
+    j = judge(healthy_with_http("node-3", "Failed to connect to 10.244.2.2 port 8080 after "
+                                "0 ms: Couldn't connect to server", 7, src="node-1"))
+    assert not [f for f in j.findings if f.cause == "pod-firewall"]
+    assert j.verdict("test_large_packets", "node-1->node-3").outcome == FAILED

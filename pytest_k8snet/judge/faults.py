@@ -109,7 +109,7 @@ def located(ctx: Context, channel: str, pid: str, add: bool = True) -> Finding |
     same = [q for q in places(ctx).values()
             if (q.node, q.direction, q.mode) == (pl.node, pl.direction, pl.mode)]
     if pl.mode == DROP and pl.channel != ICMP and pl.node is not None \
-            and lossy_place(ctx)[0] == pl.node:
+            and lossy_root(ctx, pl.node) is not None:
         # Connections timing out at a node that loses packets on every probe: the loss
         # took their handshakes (the lossy finding owns them), no rule.
         return None
