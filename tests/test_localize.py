@@ -132,3 +132,15 @@ def test_one_pair_refused_is_no_located_fault() -> None:
                                 "0 ms: Couldn't connect to server", 7, src="node-1"))
     assert not [f for f in j.findings if f.cause == "pod-firewall"]
     assert j.verdict("test_large_packets", "node-1->node-3").outcome == FAILED
+
+
+def test_loss_that_node_to_node_ping_sees_too_is_all_traffic() -> None:
+    """Loss at a node that takes node-to-node pings too is no overlay port's: all traffic."""
+    doc = load("vxlan-loss-node-1")
+    for e in doc["ping"]:
+        if e.get("network") == "host" and "node-1" in (e["src"], e["dst"]):
+            e.update(transmitted=10, received=8, loss_pct=20.0)
+    (root,) = roots(judge(doc))
+    assert (root.cause, root.nodes, root.protocol, root.mode) == ("pod-lossy", ("node-1",),
+                                                                  "all", "loss"), root
+    assert "all traffic at node-1 loses packets" in root.summary

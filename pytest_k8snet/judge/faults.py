@@ -11,6 +11,7 @@ a few Service requests) become its knock-ons through :func:`knock_on`.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from .context import CONNECTIVITY, Context, ends, listing
@@ -187,12 +188,13 @@ def _evidence(ctx: Context, pid: str, chans: list[str]) -> dict[str, Any]:
 # -- loss --------------------------------------------------------------------------------
 
 def lossy_pairs(ctx: Context) -> list[str]:
-    """Pairs that lost some packets on any channel: pod ping with some replies missing,
+    """Pairs that lost some packets on any channel: pod or node ping with some replies missing,
     UDP datagrams lost in every sample, a 1 MiB transfer that stalled part way."""
     out = []
     for pid in ctx.pairs:
-        p = ctx.ping.get(("pod", pid)) or {}
-        ping = int(p.get("received") or 0) > 0 and float(p.get("loss_pct") or 0) > ctx.threshold
+        ping = any(int(p.get("received") or 0) > 0 and float(p.get("loss_pct") or 0)
+                   > ctx.threshold for net in ("pod", "host")
+                   for p in [ctx.ping.get((net, pid)) or {}])
         u = ctx.udp.get(pid)
         udp = u is not None and iperf_channel(u, ctx.threshold) == (IPERF_UDP, LOSS)
         h = ctx.http.get(pid)
@@ -204,6 +206,15 @@ def lossy_pairs(ctx: Context) -> list[str]:
 
 def lossy_place(ctx: Context) -> tuple[str | None, tuple[str, ...]]:
     return lossy_node(lossy_pairs(ctx), ctx.nodes)
+
+
+def host_loss(ctx: Context, pairs: Iterable[str]) -> str:
+    """'lost N of M replies' when node-to-node ping on ``pairs`` lost some (not all): the
+    loss then takes the host network's packets too, not only the overlay's."""
+    hs = [h for p in pairs for h in [ctx.ping.get(("host", p))] if h is not None]
+    sent = sum(int(h.get("transmitted") or 0) for h in hs)
+    got = sum(int(h.get("received") or 0) for h in hs)
+    return f"lost {sent - got} of {sent} replies" if 0 < got < sent else ""
 
 
 def lossy_root(ctx: Context, *nodes: str) -> Finding | None:

@@ -186,8 +186,12 @@ def _lossy_group(ctx: Context, pairs: list[str]) -> None:
         nodes, fields = (node,), {"mode": "loss", "direction": "both"}
         why = (f"every pair that lost packets on any probe ({listing(every)}) touches "
                f"{node}, so the loss is at {node}")
-        clean = _host_clean(ctx, every)
-        if clean:
+        clean, host = _host_clean(ctx, every), faults.host_loss(ctx, every)
+        if host:
+            fields.update(protocol="all")
+            why += (f"; node-to-node ping {host} there too, so all traffic at {node} loses "
+                    "packets, not only the overlay's")
+        elif clean:
             port = _overlay_fields(ctx, nodes, list(every))["port"]
             fields.update(protocol="udp" if port else None, port=port)
             why += (f"; node-to-node ping lost nothing there ({clean}), so it hits the "

@@ -117,11 +117,17 @@ def _lossy_group(ctx: Context, lossy: list[str]) -> None:
         return
     nodes, why = ctx.culprits(lossy)
     where = place(IPERF_UDP, LOSS, lossy, [p for p in ctx.pairs if p in ctx.udp], ctx.nodes)
-    fields: dict[str, Any] = {}
-    if where.node is not None:
+    fields: dict[str, Any] = {"mode": "loss", "protocol": "udp", "port": "5201-5209"}
+    node, every = faults.lossy_place(ctx)
+    host = faults.host_loss(ctx, every) if node is not None else ""
+    if node is not None and host and set(lossy) <= set(every):
+        # Node-to-node ping loses at the same node: all its traffic, not iperf3's ports.
+        nodes, fields = (node,), {"mode": "loss", "protocol": "all", "direction": "both"}
+        why = (f"every pair that lost packets ({listing(every)}) touches {node}, and "
+               f"node-to-node ping {host} there, so all traffic at {node} loses packets")
+    elif where.node is not None:
         # Datagrams go one way only: the pairs that lose them tell the direction.
-        nodes, fields = (where.node,), {"direction": where.direction}
-    fields.update(mode="loss", protocol="udp", port="5201-5209")
+        nodes, fields["direction"] = (where.node,), where.direction
     f = ctx.add(Finding(
         "udp-lossy:" + ",".join(nodes), "udp-lossy",
         f"UDP through the overlay loses more than {ctx.threshold:g}% in every sample, "
