@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from .context import CONNECTIVITY, Context, ends, listing
+from .context import CONNECTIVITY, Context, listing
 from .localize import (CHANNELS, DROP, HTTP, ICMP, IPERF_TCP, IPERF_UDP, LOSS, REJECT, Place,
                        http_mode, iperf_channel, lossy_node, place)
 from .model import SKIPPED, Finding
@@ -91,7 +91,8 @@ def node_local(ctx: Context, node: str) -> list[str]:
     pod, host = ctx.egress.get((node, "pod")), ctx.egress.get((node, "host"))
     if pod and host and int(pod.get("failures") or 0) == int(pod.get("attempts") or -1) \
             and not int(host.get("failures") or 0):
-        seen.append(f"every pod egress connection from {node} fails while the host network's work")
+        seen.append(f"every pod egress connection from {node} fails while the host "
+                    "network's work")
     s = ctx.service.get(node) or {}
     own = [b for b in s.get("missing_backends") or [] if ctx.backends.get(str(b)) == node]
     if own and not s.get("answered_by"):
@@ -249,13 +250,3 @@ def backend_root(ctx: Context, client: str, node: str) -> Finding | None:
         return f if f is not None and f.id in ctx.findings else None
     return next((f for f in ctx.findings.values() if f.cause == CAUSE and f.nodes == (node,)
                  and f.protocol in ("tcp", "all") and f.port in (None, "8080")), None)
-
-
-def pair_root(ctx: Context, pid: str) -> Finding | None:
-    """A located or lossy root that covers ``pid``: what a pair check's other failures on
-    it follow from."""
-    for channel in CHANNELS:
-        f = located(ctx, channel, pid)
-        if f is not None:
-            return f
-    return lossy_root(ctx, *ends(pid))
