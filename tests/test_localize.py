@@ -144,3 +144,8 @@ def test_loss_that_node_to_node_ping_sees_too_is_all_traffic() -> None:
     assert (root.cause, root.nodes, root.protocol, root.mode) == ("pod-lossy", ("node-1",),
                                                                   "all", "loss"), root
     assert "all traffic at node-1 loses packets" in root.summary
+
+
+def test_a_place_the_pairs_cannot_tell_says_what_else_fits() -> None:
+    p = place("x", "drop", ["a->b"], ["a->b", "b->a"], ["a", "b"])
+    assert (p.node, p.direction, p.alternatives) == ("b", "in", (("a", "out"),))

@@ -142,7 +142,8 @@ def _finding(ctx: Context, fid: str, pl: Place, same: list[Place]) -> Finding:
                + (f" while {crossing}" if crossing else "")
                + "; node-to-node ping works, so the host network is fine and a firewall rule"
                + (f" on {n} (its FORWARD chain, a NetworkPolicy) or on its path" if n else "")
-               + " stops the pods' traffic" + (f"; {'; '.join(local)}" if local else ""))
+               + " stops the pods' traffic" + (f"; {'; '.join(local)}" if local else "")
+               + _alternatives(pl))
     ports = {CHANNELS[c][2] for c in chans}
     return Finding(
         fid, CAUSE, summary, (n,) if n else (), pairs,
@@ -152,6 +153,14 @@ def _finding(ctx: Context, fid: str, pl: Place, same: list[Place]) -> Finding:
         fix_args=(("node", n or "every node"), ("what", what)),
         protocol=proto, port=None if every or len(ports) != 1 else ports.pop(),
         mode=pl.mode, direction=pl.direction if pl.node else "both")
+
+
+def _alternatives(pl: Place) -> str:
+    if not pl.alternatives:
+        return ""
+    other = " or ".join(SIDE[d].format(n=n).replace("'s pods", "") for n, d in pl.alternatives)
+    return (f"; {other} fits the same failures: no measured pair tells them apart (too "
+            "few nodes, or another fault cuts the pairs that would)")
 
 
 def _mode_text(mode: str, proto: str | None) -> str:

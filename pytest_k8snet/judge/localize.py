@@ -46,6 +46,9 @@ class Place:
     node: str | None
     direction: str | None
     pairs: tuple[str, ...]
+    # Other one-rule places that fail exactly the same measured pairs: the pairs that
+    # would tell them apart were not measurable (another fault owns them).
+    alternatives: tuple[tuple[str, str], ...] = ()
 
 
 def _ends(pid: str) -> tuple[str, str]:
@@ -98,11 +101,14 @@ def place(channel: str, mode: str, failing: Iterable[str], measured: Iterable[st
     ordered = tuple(p for p in seen if p in bad)
     if bad and bad == frozenset(seen) and len(seen) > 2:
         return Place(channel, mode, None, "all", ordered)
-    for direction in ("in", "out", "both"):
-        for n in nodes:
-            shape = frozenset(p for p in seen if _touches(p, n, direction))
-            if shape and shape == bad:
-                return Place(channel, mode, n, direction, ordered)
+    fits = [(n, direction) for direction in ("in", "out", "both") for n in nodes
+             if (shape := frozenset(p for p in seen if _touches(p, n, direction)))
+             and shape == bad]
+    if fits:
+        # The narrowest rule first (in, out before both); the others stay on record.
+        (node, direction), *others = fits
+        return Place(channel, mode, node, direction, ordered,
+                     tuple(o for o in others if o[0] != node))
     return Place(channel, mode, None, None, ordered)
 
 
