@@ -14,6 +14,7 @@ them all, from the run's measurement document only:
 - node addresses inside the Pod/Service CIDR                          -> CIDR overlap (1, 5)
 - some loss (not all) after re-measuring                              -> lossy, never "blocked"
 - the probe itself failed (tool missing, exec error, interrupted)     -> probe failure
+- one protocol/port fails on the pairs into/out of one node, others cross -> pod firewall
 - measurements that disagree                                          -> inconclusive
 """
 
@@ -71,10 +72,18 @@ CAUSES: dict[str, tuple[str, str, str]] = {
     "udp-lossy": ("Lossy overlay path", "look for congestion, a saturated link, a policer or "
                   "starved CPUs on these nodes (the port itself is open); raise "
                   "--k8s-loss-threshold only if this loss is expected", ""),
-    "pod-lossy": ("Lossy pod path", "look for congestion, a saturated link or starved CPUs on "
-                  "these nodes; packets cross, so no port is blocked", ""),
+    "pod-lossy": ("Lossy pod path", "look for congestion, a saturated link, starved CPUs, a "
+                  "policer or a firewall rule that drops a share of packets (an iptables "
+                  "statistic match, tc netem) on these nodes; packets cross, so no port is "
+                  "blocked", ""),
     "probe-failure": ("Probe could not run", "make {tool} runnable where the probes run (the "
                       "probe image, exec permissions, a less loaded machine), then run again", ""),
+    "pod-firewall": ("Pod traffic blocked at a node", "find the rule that stops {what} at "
+                     "{node}: `iptables -S FORWARD`, `nft list ruleset`, NetworkPolicies, and "
+                     "the security groups or ACLs in front of it; the host network is fine",
+                     "1, 5"),
+    # A failure that follows from a root finding (``root``): its fix is the root's.
+    "knock-on": ("Follows from another fault", KNOCK_ON_FIX.lower(), ""),
     "inconclusive": ("Conflicting evidence", "no single cause explains every measurement: read "
                      "the evidence and what contradicts it, attached to this finding", ""),
     "unknown": ("Unexplained failure", "read the raw probe output attached to the test", ""),

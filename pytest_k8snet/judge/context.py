@@ -122,6 +122,8 @@ class Context:
         self.findings: dict[str, Finding] = {}
         self.verdicts: dict[tuple[str, str], Verdict] = {}
         self.pod_finding: dict[str, str] = {}  # pair -> id of the finding that owns its ping
+        # channel -> where its failures sit (:func:`pytest_k8snet.judge.faults.places`).
+        self.places: dict[str, Any] = {}
 
     # -- the findings and verdicts ------------------------------------------------------------
 
@@ -137,7 +139,7 @@ class Context:
                       tuple(dict.fromkeys([*f.pairs, *pairs])),
                       tuple(dict.fromkeys([*f.checks, *checks])),
                       {**f.evidence, **(evidence or {})}, f.contradicting, f.would_contradict,
-                      f.root, f.fix_args)
+                      f.root, f.fix_args, f.protocol, f.port, f.mode, f.direction)
         self.findings[fid] = new
         return new
 
@@ -247,6 +249,14 @@ class Context:
             if f.nodes in ((other,), (node,)) or (f.pairs and {node, other} & set(f.nodes)):
                 return f
         return None
+
+    def pods_cut(self, node: str) -> Finding | None:
+        """The finding that says ``node``'s own pods reach nothing (their traffic dropped at
+        the node, the host network fine), once the pair checks made it: a pod's DNS,
+        egress or Service request from ``node`` failing is its knock-on."""
+        return next((f for f in self.findings.values() if f.cause == "pod-firewall"
+                     and f.nodes == (node,) and f.protocol == "all"
+                     and f.direction in ("out", "both")), None)
 
     def mtu_finding(self) -> Finding | None:
         return next((f for f in self.findings.values() if f.cause == "mtu"), None)

@@ -4,6 +4,7 @@ behind bridge netfilter off) are knock-ons and skip, naming the check that owns 
 
 from __future__ import annotations
 
+from .. import faults
 from ..context import Check, Context, curl_error
 from ..model import PASSED, SKIPPED, Finding
 from . import pod_ping, service
@@ -28,7 +29,7 @@ def judge(ctx: Context) -> None:
         raw = "\n".join(f"curl 1 MiB {n}->service: {r.get('bytes')} bytes, {r.get('error')}"
                         for r in bad)
         per_node = max(1, len(results) // max(1, len(ctx.nodes)))
-        roots = {m: f for m in ctx.nodes if m != n for f in [ctx.behind(n, m)] if f}
+        roots = {m: f for m in ctx.nodes for f in [faults.backend_root(ctx, n, m)] if f}
         if roots and len(bad) <= per_node * len(roots):
             ctx.set_verdict(NAME, n, SKIPPED, f"{n}: {len(bad)} transfers through the Service "
                             f"failed, no more than its backends on nodes without pod "
@@ -49,6 +50,12 @@ def judge(ctx: Context) -> None:
         failure = ctx.probe_failure("http-service", n)
         if failure is not None:
             ctx.fail(NAME, n, what, ctx.probe_finding(failure, n, NAME), raw)
+        elif (lossy := faults.lossy_root(ctx)) is not None and len(bad) < len(results) \
+                and all(int(r.get("bytes") or 0) or "Timeout" in str(r.get("error"))
+                        for r in bad):
+            # Transfers that stalled or timed out while others crossed, where a path loses
+            # packets: the loss, not the Service.
+            faults.knock_on(ctx, NAME, n, what, lossy)
         elif mtu is not None and len(bad) < len(results):
             ctx.fail(NAME, n, what + " while small requests answer; backends behind a "
                      f"path MTU below {ctx.expected} stall", mtu, raw)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import faults
 from ..context import Check, Context, ends, listing, loss_text
+from ..localize import ICMP
 from ..model import PASSED, SKIPPED, Finding
 from .nodes_ready import skip_unusable
 
@@ -61,8 +63,10 @@ def judge(ctx: Context) -> None:
             groups["overlay"].append(pid)
         else:
             groups["unknown"].append(pid)
-    _overlay_group(ctx, groups["overlay"])
+    # The underlay first: its pairs are no pod fault, and the places the overlay group
+    # reads (:func:`faults.places`) leave them out.
     _underlay_group(ctx, groups["underlay"])
+    _overlay_group(ctx, groups["overlay"])
     _lossy_group(ctx, groups["lossy"])
     for pid in groups["unknown"]:
         f = ctx.add(Finding(
@@ -78,6 +82,7 @@ def _overlay_group(ctx: Context, pairs: list[str]) -> None:
     """Pod ping dead, node ping fine: the overlay, when nothing measured disagrees."""
     if not pairs:
         return
+    pairs = _located_group(ctx, pairs)
     against = [p for p in pairs if ctx.udp_state(p) == "crossed"]
     consistent = [p for p in pairs if p not in against]
     if consistent:
@@ -94,7 +99,7 @@ def _overlay_group(ctx: Context, pairs: list[str]) -> None:
             evidence={p: _numbers(ctx, p) for p in consistent},
             would_contradict=("UDP through the overlay crossing on these pairs",
                               "node-to-node ping failing (the underlay, not the port)"),
-            fix_args=(("overlay", overlay),)))
+            fix_args=(("overlay", overlay),), **_overlay_fields(ctx, nodes, consistent)))
         for pid in consistent:
             ctx.pod_finding[pid] = f.id
             ctx.fail(NAME, pid, _symptom(ctx, pid) + " while node-to-node ping works",
@@ -113,6 +118,40 @@ def _overlay_group(ctx: Context, pairs: list[str]) -> None:
             ctx.fail(NAME, pid, _symptom(ctx, pid), f, _raw(ctx, pid))
 
 
+def _located_group(ctx: Context, pairs: list[str]) -> list[str]:
+    """Fail the pairs a located pod fault explains; the rest, for the overlay group.
+
+    ICMP failing alone at one node (UDP crossing) is a rule on ICMP. Everything failing at
+    one node looks like its overlay port blocked, except that a blocked overlay leaves the
+    node's own pods talking to each other and to the outside: when they cannot either
+    (:func:`faults.node_local`), the node drops its pods' traffic itself.
+    """
+    rest = []
+    for pid in pairs:
+        f = faults.located(ctx, ICMP, pid, add=False)
+        alone = ctx.udp_state(pid) == "crossed"
+        if f is None or not (alone or (f.protocol == "all" and f.nodes
+                                       and faults.node_local(ctx, f.nodes[0]))):
+            rest.append(pid)
+            continue
+        f = ctx.findings.get(f.id) or ctx.add(f)
+        ctx.pod_finding[pid] = f.id
+        ctx.fail(NAME, pid, _symptom(ctx, pid) + " while node-to-node ping works", f,
+                 _raw(ctx, pid))
+    return rest
+
+
+def _overlay_fields(ctx: Context, nodes: tuple[str, ...], pairs: list[str]) -> dict[str, Any]:
+    """Where a blocked overlay is: its UDP port, dropped, both ways (the overlay carries
+    both directions of every pod connection), when one node is in every failing pair."""
+    port = next((str(ctx.encap[n].get("udp_port")) for n in nodes
+                 if n in ctx.encap and ctx.encap[n].get("udp_port")), None)
+    if port is None and all(n not in ctx.encap for n in nodes):
+        port = "8472"
+    return {"protocol": "udp" if port else None, "port": port, "mode": "drop",
+            "direction": "both" if len(nodes) == 1 else None}
+
+
 def _underlay_group(ctx: Context, pairs: list[str]) -> None:
     """Pod ping and node ping both dead: the underlay itself."""
     if not pairs:
@@ -124,7 +163,10 @@ def _underlay_group(ctx: Context, pairs: list[str]) -> None:
         f"{'s' if len(pairs) != 1 else ''} ({listing(pairs)})"
         + (f"; {why}" if why else ""), nodes, tuple(pairs),
         evidence={p: _numbers(ctx, p) for p in pairs},
-        would_contradict=("node-to-node ping working on these pairs",)))
+        would_contradict=("node-to-node ping working on these pairs",),
+        # Nothing crosses, host or pod, whatever the protocol: a reject of everything
+        # answers with nothing the probes can see, so it reads as a drop.
+        protocol="all", mode="drop", direction="both" if len(nodes) == 1 else None))
     for pid in pairs:
         ctx.pod_finding[pid] = f.id
         ctx.fail(NAME, pid, _symptom(ctx, pid) + " and node-to-node ping fails too",
@@ -136,16 +178,43 @@ def _lossy_group(ctx: Context, pairs: list[str]) -> None:
     if not pairs:
         return
     nodes, why = ctx.culprits(pairs)
+    node, every = faults.lossy_place(ctx)
+    fields: dict[str, Any] = {}
+    if node is not None and set(pairs) <= set(every):
+        # Every probe that lost packets (ping, UDP, a stalled transfer) touches one node:
+        # the loss is there. A ping is a round trip, so which way is not told.
+        nodes, fields = (node,), {"mode": "loss", "direction": "both"}
+        why = (f"every pair that lost packets on any probe ({listing(every)}) touches "
+               f"{node}, so the loss is at {node}")
+        clean, host = _host_clean(ctx, every), faults.host_loss(ctx, every)
+        if host:
+            fields.update(protocol="all")
+            why += (f"; node-to-node ping {host} there too, so all traffic at {node} loses "
+                    "packets, not only the overlay's")
+        elif clean:
+            port = _overlay_fields(ctx, nodes, list(every))["port"]
+            fields.update(protocol="udp" if port else None, port=port)
+            why += (f"; node-to-node ping lost nothing there ({clean}), so it hits the "
+                    f"overlay's packets ({ctx.overlay(nodes)})")
     f = ctx.add(Finding(
         "pod-lossy:" + ",".join(nodes), "pod-lossy",
         f"Pod-to-pod ping loses more than {ctx.threshold:g}% but not everything, "
         f"re-measured with a bigger sample, on {listing(pairs)}"
         + (f"; {why}" if why else "") + ": some packets cross, so no port is blocked",
         nodes, tuple(pairs), evidence={p: _numbers(ctx, p) for p in pairs},
-        would_contradict=("a loss-free re-measurement",)))
+        would_contradict=("a loss-free re-measurement",), **fields))
     for pid in pairs:
         ctx.pod_finding[pid] = f.id
         ctx.fail(NAME, pid, _symptom(ctx, pid), f, _raw(ctx, pid))
+
+
+def _host_clean(ctx: Context, pairs: tuple[str, ...]) -> str:
+    """'N of N replies' when node-to-node ping on ``pairs`` lost nothing, else ''."""
+    hs = [ctx.ping.get(("host", p)) for p in pairs]
+    if not hs or any(h is None or float(h.get("loss_pct") or 0) > 0 for h in hs):
+        return ""
+    got = sum(int(h.get("received") or 0) for h in hs if h)
+    return f"{got} of {got} replies"
 
 
 def _numbers(ctx: Context, pid: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import faults
 from ..context import Check, Context, pair_id
 from ..model import PASSED, SKIPPED, Finding
 from . import pod_ping
@@ -47,7 +48,7 @@ def judge(ctx: Context) -> None:
             ctx.set_verdict(NAME, n, SKIPPED, f.summary, f.id, raw)
             continue
         where = {b: ctx.backends.get(b, "") for b in missing}
-        roots = {b: ctx.behind(n, m) for b, m in where.items() if m and m != n}
+        roots = {b: faults.backend_root(ctx, n, m) for b, m in where.items() if m}
         cut = [b for b in missing if roots.get(b) is not None]
         chance = _missed_by_chance(ctx, s)
         unreached = [b for b in missing if b not in cut and chance >= CHANCE]
@@ -60,6 +61,12 @@ def judge(ctx: Context) -> None:
                                 f"{f.title}, see {pod_ping.NAME}" for f in found.values())
                             + _unreached_text(s, unreached, chance),
                             next(iter(found)), raw)
+            continue
+        lossy = faults.lossy_root(ctx)
+        if lossy is not None and not missing:
+            # Every backend answered some requests: the few that failed were lost on the
+            # way, which the lossy path explains.
+            faults.knock_on(ctx, NAME, n, symptom, lossy)
             continue
         local = [b for b in missing if where[b] == n]
         remote = [b for b in missing if where[b] != n]

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import faults
 from ..context import Check, Context, ends, listing, loss_text
+from ..localize import IPERF_UDP, LOSS, iperf_channel, place
 from ..model import PASSED, SKIPPED, Finding
 from ...probes.iperf import NETWORK, TIMEOUT
 from .node_sysctls import skip_no_forwarding
@@ -57,11 +59,13 @@ def judge(ctx: Context) -> None:
         state = ctx.udp_state(pid)
         if fid is not None:
             f = ctx.findings[fid]
-            if f.cause == "vxlan-blocked" and state == "blocked":
+            if f.cause in ("vxlan-blocked", faults.CAUSE) and state == "blocked":
                 ctx.fail(NAME, pid, f"{pid}: UDP across the overlay fails ({u.get('error')})",
                          f, raw)
             else:
                 skip_without_pod_connectivity(ctx, NAME, pid)
+            continue
+        if state in ("probe", "blocked") and _located(ctx, pid, u, raw):
             continue
         if state == "probe":
             failure = {"tool": "iperf3", "failure": u.get("failure"), "node": a,
@@ -78,7 +82,11 @@ def judge(ctx: Context) -> None:
             ctx.fail(NAME, pid, f"{pid}: UDP through the overlay fails", f, raw)
         elif float(u.get("loss_pct") or 0) > ctx.threshold:
             note = _lost_in_receiver(ctx, b)
-            if note:
+            root = faults.lossy_root(ctx, a, b)
+            if root is not None and not note:
+                faults.knock_on(ctx, NAME, pid, f"{pid}: {loss_text(u.get('loss_pct'))} of "
+                                "UDP datagrams lost", root)
+            elif note:
                 ctx.set_verdict(NAME, pid, PASSED, f"{pid}: {loss_text(u.get('loss_pct'))} of "
                                 f"UDP datagrams not received; {note}", raw=raw)
             else:
@@ -88,10 +96,38 @@ def judge(ctx: Context) -> None:
     _lossy_group(ctx, lossy)
 
 
+def _located(ctx: Context, pid: str, u: dict[str, Any], raw: str) -> bool:
+    """Fail (or skip as a knock-on) an iperf3 run that one located fault explains: a rule
+    on iperf3's ports, else the loss at one of the pair's nodes (a lost handshake or
+    every datagram of a short run); True when judged."""
+    got = iperf_channel(u, ctx.threshold)
+    f = faults.located(ctx, got[0], pid) if got is not None else None
+    if f is not None:
+        ctx.fail(NAME, pid, f"{pid}: UDP through the overlay fails ({u.get('error')})", f, raw)
+        return True
+    root = faults.lossy_root(ctx, *ends(pid))
+    if root is not None:
+        faults.knock_on(ctx, NAME, pid, f"{pid}: iperf3 failed ({u.get('error')})", root)
+        return True
+    return False
+
+
 def _lossy_group(ctx: Context, lossy: list[str]) -> None:
     if not lossy:
         return
     nodes, why = ctx.culprits(lossy)
+    where = place(IPERF_UDP, LOSS, lossy, [p for p in ctx.pairs if p in ctx.udp], ctx.nodes)
+    fields: dict[str, Any] = {"mode": "loss", "protocol": "udp", "port": "5201-5209"}
+    node, every = faults.lossy_place(ctx)
+    host = faults.host_loss(ctx, every) if node is not None else ""
+    if node is not None and host and set(lossy) <= set(every):
+        # Node-to-node ping loses at the same node: all its traffic, not iperf3's ports.
+        nodes, fields = (node,), {"mode": "loss", "protocol": "all", "direction": "both"}
+        why = (f"every pair that lost packets ({listing(every)}) touches {node}, and "
+               f"node-to-node ping {host} there, so all traffic at {node} loses packets")
+    elif where.node is not None:
+        # Datagrams go one way only: the pairs that lose them tell the direction.
+        nodes, fields["direction"] = (where.node,), where.direction
     f = ctx.add(Finding(
         "udp-lossy:" + ",".join(nodes), "udp-lossy",
         f"UDP through the overlay loses more than {ctx.threshold:g}% in every sample, "
@@ -101,7 +137,7 @@ def _lossy_group(ctx: Context, lossy: list[str]) -> None:
                                                  ctx.udp[p].get("attempts") or []],
                                     **_receiver_evidence(ctx, ends(p)[1])}
                                 for p in lossy},
-        would_contradict=(f"a sample with at most {ctx.threshold:g}% loss",)))
+        would_contradict=(f"a sample with at most {ctx.threshold:g}% loss",), **fields))
     for pid in lossy:
         u = ctx.udp[pid]
         samples = [a for a in u.get("attempts") or [] if a.get("packets")]

@@ -1,0 +1,261 @@
+"""Located faults as findings: one root per place, with every channel that fails there.
+
+:mod:`.localize` says where each channel's failures sit; here the channels failing at the
+same node, direction and mode become one finding (``pod-firewall``) that names what fails
+and what still crosses, and the pair checks fail on it instead of on a finding per pair.
+Random loss at a node is ``pod-lossy`` (built by test_pod_ping); the failures loss
+explains elsewhere (an iperf3 run that timed out, a stalled transfer, a DF probe lost,
+a few Service requests) become its knock-ons through :func:`knock_on`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from .context import CONNECTIVITY, Context, listing
+from .localize import (CHANNELS, DROP, HTTP, ICMP, IPERF_TCP, IPERF_UDP, LOSS, REJECT, Place,
+                       http_mode, iperf_channel, lossy_node, place)
+from .model import SKIPPED, Finding
+from ..probes.iperf import TIMEOUT
+
+CAUSE = "pod-firewall"
+MODE_TEXT = {DROP: "dropped (connections time out, nothing answers)",
+             REJECT: "rejected (connection refused)", LOSS: "lossy"}
+SIDE = {"in": "into {n}'s pods", "out": "out of {n}'s pods",
+        "both": "into and out of {n}'s pods"}
+
+
+def observed(ctx: Context, channel: str) -> tuple[dict[str, str], list[str]]:
+    """The pairs failing on ``channel`` (pair -> mode; loss left to the lossy finding) and
+    the pairs it was measured on, without the pairs whose pod connectivity a finding of
+    another kind (underlay, forwarding) already owns."""
+    owned = {p for p, fid in ctx.pod_finding.items()
+             if ctx.findings[fid].cause in (*CONNECTIVITY, "probe-failure")}
+    failing: dict[str, str] = {}
+    measured: list[str] = []
+    # iperf3 waiting past its deadline is the network's silence only when other iperf3
+    # runs finished in time: else the machines were too starved to run it.
+    finished = any(a.get("failure") is None for t in ctx.udp.values()
+                   for a in t.get("attempts") or [t])
+    for pid in ctx.pairs:
+        if pid in owned:
+            continue
+        if channel == ICMP:
+            p, h = ctx.ping.get(("pod", pid)), ctx.ping.get(("host", pid))
+            if p is None or (h is not None and not int(h.get("received") or 0)):
+                continue  # an underlay fault, not a pod one
+            measured.append(pid)
+            if not int(p.get("received") or 0):
+                failing[pid] = DROP
+        elif channel == HTTP:
+            ht = ctx.http.get(pid)
+            if ht is None:
+                continue
+            measured.append(pid)
+            mode = http_mode(ht)
+            if mode in (DROP, REJECT):
+                failing[pid] = mode
+        else:
+            u = ctx.udp.get(pid)
+            if u is None:
+                continue
+            measured.append(pid)
+            got = iperf_channel(u, ctx.threshold)
+            timeout = u.get("failure") == TIMEOUT
+            if got is not None and got[0] == channel and got[1] != LOSS and (
+                    finished or not timeout):
+                failing[pid] = got[1]
+    return failing, measured
+
+
+def places(ctx: Context) -> dict[str, Place]:
+    """Every channel's place (cached: the pair checks ask pair by pair)."""
+    cache: dict[str, Place] = ctx.places
+    if cache:
+        return cache
+    for channel in CHANNELS:
+        failing, measured = observed(ctx, channel)
+        if failing:
+            mode = Counter(failing.values()).most_common(1)[0][0]
+            cache[channel] = place(channel, mode, failing, measured, ctx.nodes)
+    return cache
+
+
+def node_local(ctx: Context, node: str) -> list[str]:
+    """What shows ``node``'s own pods cut off at the node, not on the wire between nodes:
+    pod egress failing while host egress works, and Service requests from it that miss
+    its own backends (pod to pod on one node never touches the overlay)."""
+    seen = []
+    pod, host = ctx.egress.get((node, "pod")), ctx.egress.get((node, "host"))
+    if pod and host and int(pod.get("failures") or 0) == int(pod.get("attempts") or -1) \
+            and not int(host.get("failures") or 0):
+        seen.append(f"every pod egress connection from {node} fails while the host "
+                    "network's work")
+    s = ctx.service.get(node) or {}
+    own = [b for b in s.get("missing_backends") or [] if ctx.backends.get(str(b)) == node]
+    if own and not s.get("answered_by"):
+        seen.append(f"Service requests from {node} fail even to its own backends "
+                    f"({', '.join(map(str, own))})")
+    return seen
+
+
+def located(ctx: Context, channel: str, pid: str, add: bool = True) -> Finding | None:
+    """The root finding for ``pid`` failing on ``channel`` when one rule explains the
+    channel's failures (placed at a node or on every pair); None when it does not.
+    ``add`` False only looks: the finding is not recorded."""
+    pl = places(ctx).get(channel)
+    if pl is None or pid not in pl.pairs or pl.direction is None:
+        return None
+    same = [q for q in places(ctx).values()
+            if (q.node, q.direction, q.mode) == (pl.node, pl.direction, pl.mode)]
+    if pl.mode == DROP and pl.channel != ICMP and pl.node is not None \
+            and lossy_root(ctx, pl.node) is not None:
+        # Connections timing out at a node that loses packets on every probe: the loss
+        # took their handshakes (the lossy finding owns them), no rule.
+        return None
+    if any(q.direction is None and set(q.pairs) & set(pl.pairs) for q in places(ctx).values()):
+        # Another channel fails on some of these pairs in no shape one rule gives: the
+        # measurements disagree, and the overlay's judgement (or inconclusive) says so.
+        return None
+    fid = f"{CAUSE}:{pl.node or 'all'}:{pl.direction}:{pl.mode}"
+    if fid in ctx.findings:
+        return ctx.findings[fid]
+    f = _finding(ctx, fid, pl, same)
+    return ctx.add(f) if add else f
+
+
+def _finding(ctx: Context, fid: str, pl: Place, same: list[Place]) -> Finding:
+    chans = [q.channel for q in same]
+    every = {ICMP, HTTP} <= set(chans) and (IPERF_TCP in chans or IPERF_UDP in chans)
+    pairs = tuple(dict.fromkeys(p for q in same for p in q.pairs))
+    n = pl.node or ""
+    where = SIDE[pl.direction or ""].format(n=n) if pl.node else "between the pods of every pair"
+    local = node_local(ctx, n) if pl.node else []
+    what = "all pod traffic" if every else " and ".join(CHANNELS[c][0] for c in chans)
+    protos = {CHANNELS[c][1] for c in chans}
+    proto = "all" if every else protos.pop() if len(protos) == 1 else None
+    crossing = "" if every else _crossing(chans)
+    summary = (f"{what[:1].upper()}{what[1:]} {where} is {_mode_text(pl.mode, proto)} on "
+               f"{len(pairs)} pair{'s' if len(pairs) != 1 else ''} ({listing(pairs)})"
+               + (f" while {crossing}" if crossing else "")
+               + "; node-to-node ping works, so the host network is fine and a firewall rule"
+               + (f" on {n} (its FORWARD chain, a NetworkPolicy) or on its path" if n else "")
+               + " stops the pods' traffic" + (f"; {'; '.join(local)}" if local else "")
+               + _alternatives(pl))
+    ports = {CHANNELS[c][2] for c in chans}
+    return Finding(
+        fid, CAUSE, summary, (n,) if n else (), pairs,
+        evidence={p: _evidence(ctx, p, chans) for p in pairs},
+        would_contradict=(f"{what} crossing on one of these pairs",
+                          "a pair that does not touch the node failing the same way"),
+        fix_args=(("node", n or "every node"), ("what", what)),
+        protocol=proto, port=None if every or len(ports) != 1 else ports.pop(),
+        mode=pl.mode, direction=pl.direction if pl.node else "both")
+
+
+def _alternatives(pl: Place) -> str:
+    if not pl.alternatives:
+        return ""
+    other = " or ".join(SIDE[d].format(n=n).replace("'s pods", "") for n, d in pl.alternatives)
+    return (f"; {other} fits the same failures: no measured pair tells them apart (too "
+            "few nodes, or another fault cuts the pairs that would)")
+
+
+def _mode_text(mode: str, proto: str | None) -> str:
+    if mode == DROP:
+        return {"udp": "dropped (no datagram arrives)", "icmp": "dropped (no reply)"}.get(
+            proto or "", "dropped (connections time out, nothing answers)")
+    return MODE_TEXT[mode]
+
+
+def _crossing(chans: list[str]) -> str:
+    """What still crosses the same pairs, in words: what tells this rule from a dead path."""
+    out = [CHANNELS[c][0] for c in (ICMP, HTTP) if c not in chans]
+    if IPERF_TCP not in chans and IPERF_UDP not in chans:
+        out.append("iperf3 (TCP and UDP 5201-5209)")
+    elif IPERF_TCP not in chans:
+        out.append("iperf3's control connection (TCP 5201-5209)")
+    if not out:
+        return ""
+    text = ", ".join(out[:-1]) + " and " + out[-1] if len(out) > 1 else out[0]
+    return text + (" cross" if len(out) > 1 else " crosses")
+
+
+def _evidence(ctx: Context, pid: str, chans: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if ICMP in chans:
+        p = ctx.ping.get(("pod", pid)) or {}
+        out["pod_ping"] = f"{p.get('received')}/{p.get('transmitted')} replies"
+    if HTTP in chans:
+        out["http_8080"] = str((ctx.http.get(pid) or {}).get("error") or "")[:120]
+    if IPERF_TCP in chans or IPERF_UDP in chans:
+        out["iperf3"] = str((ctx.udp.get(pid) or {}).get("error") or "")[:120]
+    return out
+
+
+# -- loss --------------------------------------------------------------------------------
+
+def lossy_pairs(ctx: Context) -> list[str]:
+    """Pairs that lost some packets on any channel: pod or node ping with some replies missing,
+    UDP datagrams lost in every sample, a 1 MiB transfer that stalled part way."""
+    out = []
+    for pid in ctx.pairs:
+        ping = any(int(p.get("received") or 0) > 0 and float(p.get("loss_pct") or 0)
+                   > ctx.threshold for net in ("pod", "host")
+                   for p in [ctx.ping.get((net, pid)) or {}])
+        u = ctx.udp.get(pid)
+        udp = u is not None and iperf_channel(u, ctx.threshold) == (IPERF_UDP, LOSS)
+        h = ctx.http.get(pid)
+        http = h is not None and http_mode(h) == LOSS
+        if ping or udp or http:
+            out.append(pid)
+    return out
+
+
+def lossy_place(ctx: Context) -> tuple[str | None, tuple[str, ...]]:
+    return lossy_node(lossy_pairs(ctx), ctx.nodes)
+
+
+def host_loss(ctx: Context, pairs: Iterable[str]) -> str:
+    """'lost N of M replies' when node-to-node ping on ``pairs`` lost some (not all): the
+    loss then takes the host network's packets too, not only the overlay's."""
+    hs = [h for p in pairs for h in [ctx.ping.get(("host", p))] if h is not None]
+    sent = sum(int(h.get("transmitted") or 0) for h in hs)
+    got = sum(int(h.get("received") or 0) for h in hs)
+    return f"lost {sent - got} of {sent} replies" if 0 < got < sent else ""
+
+
+def lossy_root(ctx: Context, *nodes: str) -> Finding | None:
+    """The lossy finding at one of ``nodes`` (any, when none given)."""
+    for f in ctx.findings.values():
+        if f.cause in ("pod-lossy", "udp-lossy") and f.root is None and (
+                not nodes or set(nodes) & set(f.nodes)):
+            return f
+    return None
+
+
+def knock_on(ctx: Context, test: str, subject: str, what: str, root: Finding) -> Finding:
+    """``what`` failing on ``subject`` because of ``root``: a knock-on finding its test
+    skips on, whose fix is the root's."""
+    f = ctx.add(Finding(
+        f"knock-on:{test}:{subject}", "knock-on", f"{what}: follows from {root.title} "
+        f"({root.summary.split(';')[0]}), not a problem of its own", root.nodes,
+        tuple(p for p in [subject] if "->" in p), checks=(test,), root=root.id,
+        fix_args=(("root", root.title),),
+        would_contradict=(f"{subject} failing the same way once the root is fixed",)))
+    ctx.set_verdict(test, subject, SKIPPED, f.message, f.id)
+    return f
+
+
+def backend_root(ctx: Context, client: str, node: str) -> Finding | None:
+    """Why pods on ``client`` cannot reach a Service backend on ``node``: the pair's pod
+    connectivity finding, else a located fault on TCP (the backends listen on the probe's
+    port 8080) between them, or at ``client`` itself for its own node's backends."""
+    if node != client:
+        f = ctx.behind(client, node) or located(ctx, HTTP, f"{client}->{node}", add=False)
+        # Only a finding a pair check failed on: the Service adds no root of its own.
+        return f if f is not None and f.id in ctx.findings else None
+    return next((f for f in ctx.findings.values() if f.cause == CAUSE and f.nodes == (node,)
+                 and f.protocol in ("tcp", "all") and f.port in (None, "8080")), None)
