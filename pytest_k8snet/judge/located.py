@@ -65,7 +65,9 @@ def cut_off(ctx: Context, node: str, network: str) -> Finding | None:
     for f in ctx.findings.values():
         if f.root is None and f.cause in causes and f.nodes == (node,):
             return f
-    return None
+    # All of a node's pod traffic dropped at the node (its host network fine): its pods'
+    # DNS, egress and Service requests fail because of it, not on their own.
+    return ctx.pods_cut(node) if network != "host" else None
 
 
 def lossy(ctx: Context, node: str) -> Finding | None:
