@@ -50,17 +50,16 @@ def dns_mode(ctx: Context, n: str, bad: list[dict[str, Any]]) -> str:
     return "drop"
 
 
-def egress_failing(ctx: Context, n: str, mode: str) -> list[str]:
-    """The egress measurements of ``n`` that fail entirely with connects that ``mode``
-    explains (timeouts for a drop, refusals for a reject): the same fault on another
-    port."""
+def egress_failing(ctx: Context, n: str) -> list[tuple[str, str]]:
+    """The egress measurements of ``n`` that fail entirely, each with how its connects
+    fail (drop or reject): with DNS failing too, one rule on the node's way out."""
     out = []
     for network in ("pod", "host"):
         e = ctx.egress.get((n, network))
-        if (e is not None and int(e.get("attempts") or 0) > 0
-                and int(e.get("failures") or 0) == int(e.get("attempts") or 0)
-                and located.curl_mode(e.get("errors")) == mode):
-            out.append(f"{network} {e.get('failures')} of {e.get('attempts')}")
+        mode = located.curl_mode(e.get("errors")) if e is not None else None
+        if (e is not None and int(e.get("attempts") or 0) > 0 and mode in ("drop", "reject")
+                and int(e.get("failures") or 0) == int(e.get("attempts") or 0)):
+            out.append((f"{network} {e.get('failures')} of {e.get('attempts')}", str(mode)))
     return out
 
 
@@ -85,22 +84,28 @@ def finding(ctx: Context, n: str, bad: list[dict[str, Any]]) -> Finding:
                     [r.get("name") for r in bad],
                     "host_dns_udp": host_state(ctx, n, "dns-udp"),
                     "host_dns_tcp": host_state(ctx, n, "dns-tcp")}}
-    egress = egress_failing(ctx, n, mode)
+    egress = egress_failing(ctx, n)
     url = str((ctx.egress.get((n, "pod")) or ctx.egress.get((n, "host")) or {}).get("url"))
-    if egress:
+    if mode in ("drop", "reject") and egress:
         port = url_port(url)
+        egress_modes = {m for _, m in egress}
+        # One rule on the way out: where any protocol is refused the rule rejects; a
+        # protocol whose refusal does not come back (ICMP errors dropped too) times out.
+        rule = "reject" if "reject" in egress_modes | {mode} else "drop"
+        how = (f"connections {located.SYMPTOMS[mode]}" if egress_modes == {mode} else
+               f"DNS queries {located.SYMPTOMS[mode]}, egress connections "
+               + " and ".join(located.SYMPTOMS[m] for m in sorted(egress_modes)))
         return ctx.add(Finding(
             f"outward:{n}", "firewall",
-            f"{n}: all traffic out of the cluster from {n} fails, connections "
-            f"{located.SYMPTOMS[mode]}: cluster "
+            f"{n}: all traffic out of the cluster from {n} fails, {how}: cluster "
             f"DNS {server} on udp/53 ({names}) and egress on tcp/{port} to {url} "
-            f"({', '.join(egress)} failed)" + (", while the pod network inside the cluster "
-                                               "works" if pod_ok else ""),
+            f"({', '.join(label for label, _ in egress)} failed)"
+            + (", while the pod network inside the cluster works" if pod_ok else ""),
             (n,), evidence=evidence,
             would_contradict=("any connection from the node out of the cluster completing",),
-            fix_args=(("verb", located.VERBS[mode]), ("what", "every connection"),
+            fix_args=(("verb", located.VERBS[rule]), ("what", "every connection"),
                       ("way", "leaving the cluster from"), ("node", n)),
-            protocol="all", mode=mode, direction="out"))
+            protocol="all", mode=rule, direction="out"))
     return ctx.add(Finding(
         f"dns:{n}", "dns",
         f"No answer from cluster DNS on {n}: queries to {server} on udp/53 "

@@ -49,6 +49,10 @@ def judge(ctx: Context) -> None:
             _unresolved(ctx, n, pod, host, symptom, raw)
             continue
         split = pod.low_port_pattern
+        if split and pod.fits(split) < pod.attempts and located.lossy(ctx, n) is not None:
+            # On a node found lossy, random losses make a near-fit by chance: only a split
+            # that every attempt fits still says "source ports".
+            split = None
         if host is not None and host.failure_rate < pod.failure_rate and split:
             f = ctx.add(Finding(
                 f"egress-port-range:{n}", "egress-port-range",

@@ -62,10 +62,13 @@ def judge(ctx: Context) -> None:
                             + _unreached_text(s, unreached, chance),
                             next(iter(found)), raw)
             continue
-        lossy = faults.lossy_root(ctx)
-        if lossy is not None and not missing:
-            # Every backend answered some requests: the few that failed were lost on the
-            # way, which the lossy path explains.
+        near = faults.lossy_root(ctx, n, *(where[b] for b in missing if where[b]))
+        some_through = int(s.get("failures") or 0) < int(s.get("attempts") or 0)
+        lossy = faults.lossy_root(ctx) if not missing else near if some_through else None
+        if lossy is not None:
+            # Every backend answered some requests, or the client or the unanswered
+            # backends sit on the lossy node and some requests got through: the ones that
+            # failed were lost on the way (a few requests to one backend can all be lost).
             faults.knock_on(ctx, NAME, n, symptom, lossy)
             continue
         local = [b for b in missing if where[b] == n]

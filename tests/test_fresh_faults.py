@@ -1,0 +1,62 @@
+"""Faults the judge was not tuned on: runs of the diagnosis benchmark with a seed it never
+saw (benchmarks/diagnosis.py --seed 2), each a measurement document of a real lab run with
+one raw firewall rule. Each gives one located root, the rest its knock-ons."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_k8snet.judge import FAILED, SKIPPED, Finding, Judgement, judge
+
+DATA = Path(__file__).parent / "data" / "diagnosis"
+
+
+def load(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((DATA / f"fresh-{name}.json").read_text())
+    return doc
+
+
+def roots(j: Judgement) -> list[Finding]:
+    """The findings at the end of the root chain of every failed verdict."""
+    out: dict[str, Finding] = {}
+    for v in j.verdicts.values():
+        f = j.finding(v.finding) if v.outcome == FAILED else None
+        while f is not None and f.root is not None:
+            f = j.finding(f.root)
+        if f is not None:
+            out[f.id] = f
+    return list(out.values())
+
+
+@pytest.mark.parametrize("name, node, cause, mode", [
+    # -m statistic 20% on everything in and out of node-2 (iptables INPUT and OUTPUT): the
+    # Service requests that lose all their tries to one backend are loss, not "unknown".
+    ("all-loss-both-node-2", "node-2", "pod-lossy", "loss"),
+    # 20% at the switch port of node-3: egress failures from random source ports are loss,
+    # not a source-port firewall that 46 of 50 attempts happen to fit.
+    ("switch-all-loss-both-node-3", "node-3", "pod-lossy", "loss"),
+    # REJECT of everything node-2 sends through the gateway: DNS refused, egress timing out
+    # (the refusal of a TCP SYN does not come back): one rule on the way out.
+    ("gateway-all-reject-out-node-2", "node-2", "firewall", "reject"),
+])
+def test_one_located_root(name: str, node: str, cause: str, mode: str) -> None:
+    j = judge(load(name))
+    found = roots(j)
+    assert [(f.cause, f.nodes, f.mode) for f in found] == [(cause, (node,), mode)], \
+        [(f.id, f.cause, f.summary) for f in found]
+    assert not [f.id for f in j.findings if f.cause in ("unknown", "inconclusive")]
+    assert not [f.id for f in j.findings if f.cause == "egress-port-range"]
+
+
+def test_the_way_out_names_both_symptoms() -> None:
+    j = judge(load("gateway-all-reject-out-node-2"))
+    (root,) = roots(j)
+    assert root.protocol == "all" and root.direction == "out"
+    assert "DNS queries are refused" in root.summary
+    assert "egress connections time out" in root.summary
+    egress = j.verdict("test_egress", "node-2")
+    assert egress.outcome == SKIPPED and j.finding(egress.finding).root == root.id  # type: ignore[union-attr]
