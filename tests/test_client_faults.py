@@ -13,24 +13,13 @@ from typing import Any
 import pytest
 
 from pytest_k8snet.judge import FAILED, Finding, Judgement, judge
+from tests.judged import roots
 
 DATA = Path(__file__).parent / "data" / "measure"
 
 
 def load(name: str) -> dict[str, Any]:
     return dict(json.loads((DATA / f"bench-{name}.json").read_text()))
-
-
-def roots(j: Judgement) -> list[Finding]:
-    """The findings at the end of the root chain of every failed verdict."""
-    out: dict[str, Finding] = {}
-    for v in j.verdicts.values():
-        f = j.finding(v.finding) if v.outcome == FAILED else None
-        while f is not None and f.root is not None:
-            f = j.finding(f.root)
-        if f is not None:
-            out[f.id] = f
-    return list(out.values())
 
 
 def only_root(j: Judgement) -> Finding:

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from pytest_k8snet.judge import FAILED, SKIPPED, Finding, Judgement, judge
+from pytest_k8snet.judge import SKIPPED, judge
+from tests.judged import roots
 
 DATA = Path(__file__).parent / "data" / "diagnosis"
 
@@ -18,18 +19,6 @@ DATA = Path(__file__).parent / "data" / "diagnosis"
 def load(name: str) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads((DATA / f"fresh-{name}.json").read_text())
     return doc
-
-
-def roots(j: Judgement) -> list[Finding]:
-    """The findings at the end of the root chain of every failed verdict."""
-    out: dict[str, Finding] = {}
-    for v in j.verdicts.values():
-        f = j.finding(v.finding) if v.outcome == FAILED else None
-        while f is not None and f.root is not None:
-            f = j.finding(f.root)
-        if f is not None:
-            out[f.id] = f
-    return list(out.values())
 
 
 @pytest.mark.parametrize("name, node, cause, mode", [
