@@ -33,6 +33,9 @@ CASES = {
     "vxlan-loss-node-1": ("node-1", "both", "udp", "8472", "loss", "the loss is at node-1"),
     "switch-vxlan-loss-into-node-2": ("node-2", "both", "udp", "8472", "loss",
                                       "the loss is at node-2"),
+    # ping answered "Destination Port Unreachable" (an iptables REJECT): no silent drop.
+    "icmp-reject-into-node-2": ("node-2", "in", "icmp", None, "reject",
+                                "ICMP (ping) into node-2's pods is rejected"),
 }
 
 
@@ -138,3 +141,27 @@ def test_loss_that_node_to_node_ping_sees_too_is_all_traffic() -> None:
 def test_a_place_the_pairs_cannot_tell_says_what_else_fits() -> None:
     p = place("x", "drop", ["a->b"], ["a->b", "b->a"], ["a", "b"])
     assert (p.node, p.direction, p.alternatives) == ("b", "in", (("a", "out"),))
+
+
+def _icmp_errors(doc: dict[str, Any], kind: str | None) -> dict[str, Any]:
+    """The lab's ICMP REJECT document with its ICMP errors of another kind."""
+    for p in doc["ping"]:
+        if p.get("error_kind"):
+            p["error_kind"] = kind
+    return doc
+
+
+@pytest.mark.parametrize(("kind", "mode"), [
+    ("host-prohibited", "reject"), ("admin-prohibited", "reject"),
+    ("host-unreachable", "route"), ("net-unreachable", "route"), (None, "drop")])
+def test_icmp_errors_say_the_mode(kind: str | None, mode: str) -> None:
+    """A firewall's REJECT answers port-unreachable or prohibited; a router without a
+    route host or net unreachable; no ICMP error at all (documents before error_kind) is
+    the silent drop it always was."""
+    j = judge(_icmp_errors(load("icmp-reject-into-node-2"), kind))
+    (root,) = roots(j)
+    assert (root.nodes, root.direction, root.protocol, root.mode) == (
+        ("node-2",), "in", "icmp", mode), root
+    if mode == "route":
+        assert "unroutable" in root.summary and "a missing route on node-2 (its routes)" \
+            in root.summary

@@ -123,3 +123,20 @@ def test_a_second_chance_measures_only_failures_and_keeps_the_better_result() ->
     assert asked == [["a", "b"]]
     assert second_chance({"ok": 0}, lambda r: r, again) == {"ok": 0}  # healthy: no redo
     assert asked == [["a", "b"]]
+
+
+def test_ping_entries_carry_the_icmp_errors_that_answered_them() -> None:
+    """A REJECT rule's ICMP errors reach the document from the same ping run (no extra
+    exec); a ping without them keeps the entry it always had."""
+    from pytest_k8snet.measure.document import sections
+    from pytest_k8snet.probes import ping
+
+    rejected = ping.parse("10.244.1.2", 56, False,
+                          (DATA / "ping_reject_host_prohibited.txt").read_text())
+    ok = ping.parse("10.244.1.2", 56, False, (DATA / "ping_ok.txt").read_text())
+    out = sections({"ping-pod-56": {("node-1", "node-2"): rejected, ("node-2", "node-1"): ok}})
+    bad, good = out["ping"]
+    assert (bad["received"], bad["errors"], bad["error_kind"], bad["error_from"]) == (
+        0, 3, "host-prohibited", "10.244.1.0")
+    assert set(good) == {"src", "dst", "network", "loss_pct", "rtt_ms", "transmitted",
+                         "received", "error"}

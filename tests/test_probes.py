@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pytest_k8snet.probes import dns, egress, http, iperf, nodecheck, pathmtu, ping
 
 DATA = Path(__file__).parent / "data"
@@ -24,6 +26,43 @@ def test_ping_ok_and_lost() -> None:
 def test_ping_local_mtu_error() -> None:
     r = ping.parse("10.244.1.2", 1500, True, read("ping_df_local_error.txt"))
     assert r.local_mtu == 1450 and r.errors == 1 and not r.any_reply
+
+
+# Real iputils output, captured in a lab (node-1's probe pinging node-2's, 10.244.1.2) with
+# `iptables -I FORWARD -p icmp --icmp-type echo-request -j REJECT [--reject-with X]` on
+# node-2 (answered from its pod gateway 10.244.1.0), or the same rule in the INPUT chain
+# of node-2's probe pod (answered by the destination itself).
+@pytest.mark.parametrize(("name", "kind", "sender", "errors"), [
+    ("ping_reject_port_unreachable.txt", "port-unreachable", "10.244.1.0", 3),
+    ("ping_reject_host_prohibited.txt", "host-prohibited", "10.244.1.0", 3),
+    ("ping_reject_admin_prohibited.txt", "admin-prohibited", "10.244.1.0", 3),  # "Packet filtered"
+    ("ping_reject_net_unreachable.txt", "net-unreachable", "10.244.1.0", 3),
+    ("ping_reject_host_unreachable.txt", "host-unreachable", "10.244.1.0", 1),
+    ("ping_reject_in_pod.txt", "port-unreachable", "10.244.1.2", 3),
+])
+def test_ping_records_icmp_errors(name: str, kind: str, sender: str, errors: int) -> None:
+    r = ping.parse("10.244.1.2", 56, False, read(name))
+    assert (r.transmitted, r.received, r.loss_pct) == (3, 0, 100.0)
+    assert (r.errors, r.error_kind, r.error_from) == (errors, kind, sender)
+    assert r.error is None and r.local_mtu is None and not r.any_reply
+
+
+def test_ping_without_icmp_errors_has_no_error_kind() -> None:
+    for name in ("ping_ok.txt", "ping_lost.txt", "ping_df_local_error.txt"):
+        r = ping.parse("10.244.1.2", 56, False, read(name))
+        assert (r.error_kind, r.error_from) == (None, None)
+
+
+def test_ping6_icmp_errors_in_iputils_words() -> None:
+    # Not a capture (the lab is IPv4 only): the lines iputils prints for ICMPv6 errors.
+    out = ("PING fd00::2 (fd00::2) 56 data bytes\n"
+           "From fd00::1 icmp_seq=1 Destination unreachable: Administratively prohibited\n"
+           "From fd00::1 icmp_seq=2 Destination unreachable: Port unreachable\n"
+           "From fd00::1 icmp_seq=3 Destination unreachable: Port unreachable\n\n"
+           "--- fd00::2 ping statistics ---\n"
+           "3 packets transmitted, 0 received, +3 errors, 100% packet loss, time 405ms\n")
+    r = ping.parse("fd00::2", 56, False, out)
+    assert (r.errors, r.error_kind, r.error_from) == (3, "port-unreachable", "fd00::1")
 
 
 def test_curl_ok_and_stalled() -> None:

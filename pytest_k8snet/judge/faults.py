@@ -15,14 +15,17 @@ from collections.abc import Iterable
 from typing import Any
 
 from .context import CONNECTIVITY, Context, listing
-from .localize import (CHANNELS, DROP, HTTP, ICMP, IPERF_TCP, IPERF_UDP, LOSS, REJECT, Place,
-                       http_mode, iperf_channel, lossy_node, place)
+from .localize import (CHANNELS, DROP, HTTP, ICMP, IPERF_TCP, IPERF_UDP, LOSS, REJECT, ROUTE,
+                       Place, http_mode, iperf_channel, lossy_node, ping_mode, place)
 from .model import SKIPPED, Finding
 from ..probes.iperf import TIMEOUT
 
 CAUSE = "pod-firewall"
 MODE_TEXT = {DROP: "dropped (connections time out, nothing answers)",
-             REJECT: "rejected (connection refused)", LOSS: "lossy"}
+             REJECT: "rejected (connection refused)", LOSS: "lossy",
+             ROUTE: "unroutable (a router answers host or net unreachable)"}
+# Where on a node the fault lives: a firewall rule, or (mode route) its routes.
+RULE_PLACE = {False: "its FORWARD chain, a NetworkPolicy", True: "its routes"}
 SIDE = {"in": "into {n}'s pods", "out": "out of {n}'s pods",
         "both": "into and out of {n}'s pods"}
 
@@ -47,8 +50,9 @@ def observed(ctx: Context, channel: str) -> tuple[dict[str, str], list[str]]:
             if p is None or (h is not None and not int(h.get("received") or 0)):
                 continue  # an underlay fault, not a pod one
             measured.append(pid)
-            if not int(p.get("received") or 0):
-                failing[pid] = DROP
+            mode = ping_mode(p)
+            if mode is not None:
+                failing[pid] = mode
         elif channel == HTTP:
             ht = ctx.http.get(pid)
             if ht is None:
@@ -140,8 +144,9 @@ def _finding(ctx: Context, fid: str, pl: Place, same: list[Place]) -> Finding:
     summary = (f"{what[:1].upper()}{what[1:]} {where} is {_mode_text(pl.mode, proto)} on "
                f"{len(pairs)} pair{'s' if len(pairs) != 1 else ''} ({listing(pairs)})"
                + (f" while {crossing}" if crossing else "")
-               + "; node-to-node ping works, so the host network is fine and a firewall rule"
-               + (f" on {n} (its FORWARD chain, a NetworkPolicy) or on its path" if n else "")
+               + "; node-to-node ping works, so the host network is fine and "
+               + ("a missing route" if pl.mode == ROUTE else "a firewall rule")
+               + (f" on {n} ({RULE_PLACE[pl.mode == ROUTE]}) or on its path" if n else "")
                + " stops the pods' traffic" + (f"; {'; '.join(local)}" if local else "")
                + _alternatives(pl))
     ports = {CHANNELS[c][2] for c in chans}
@@ -167,6 +172,8 @@ def _mode_text(mode: str, proto: str | None) -> str:
     if mode == DROP:
         return {"udp": "dropped (no datagram arrives)", "icmp": "dropped (no reply)"}.get(
             proto or "", "dropped (connections time out, nothing answers)")
+    if mode == REJECT and proto == "icmp":
+        return "rejected (answered with an ICMP error)"
     return MODE_TEXT[mode]
 
 
@@ -188,6 +195,9 @@ def _evidence(ctx: Context, pid: str, chans: list[str]) -> dict[str, Any]:
     if ICMP in chans:
         p = ctx.ping.get(("pod", pid)) or {}
         out["pod_ping"] = f"{p.get('received')}/{p.get('transmitted')} replies"
+        if p.get("error_kind"):
+            out["pod_ping"] += (f", {p.get('errors')} ICMP {p['error_kind']} from "
+                                f"{p.get('error_from')}")
     if HTTP in chans:
         out["http_8080"] = str((ctx.http.get(pid) or {}).get("error") or "")[:120]
     if IPERF_TCP in chans or IPERF_UDP in chans:

@@ -11,7 +11,9 @@ stays unplaced (two faults, or one this cannot tell).
 
 How a channel fails says the mode: a refused or reset connection is a reject, a timeout
 with nothing received a silent drop, a transfer that stalls part way (or some replies) is
-loss. Nothing here writes findings: :mod:`.faults` turns the places into findings.
+loss. An echo answered by an ICMP error is a reject when the error is one a firewall's
+REJECT sends (port unreachable, host/net/admin prohibited), and a route problem when a
+router says the host or net is unreachable (or the TTL ran out). Nothing here writes findings: :mod:`.faults` turns the places into findings.
 """
 
 from __future__ import annotations
@@ -30,7 +32,12 @@ CHANNELS: dict[str, tuple[str, str, str | None]] = {
     IPERF_TCP: ("TCP 5201-5209 (iperf3's control connection)", "tcp", "5201-5209"),
     IPERF_UDP: ("UDP 5201-5209 (iperf3's datagrams)", "udp", "5201-5209"),
 }
-DROP, REJECT, LOSS, STALL = "drop", "reject", "loss", "stall"
+DROP, REJECT, LOSS, STALL, ROUTE = "drop", "reject", "loss", "stall", "route"
+# ping's error_kind (probes/ping.py): what a REJECT rule answers with (iptables' default
+# is port-unreachable; --reject-with the others), and what a router without a route does.
+ICMP_REJECT_KINDS = frozenset({"port-unreachable", "protocol-unreachable", "host-prohibited",
+                               "net-prohibited", "admin-prohibited"})
+ICMP_ROUTE_KINDS = frozenset({"host-unreachable", "net-unreachable", "ttl-exceeded"})
 # curl: 7 = could not connect (refused, reset, or an ICMP unreachable answered it).
 CURL_REFUSED = 7
 REJECT_WORDS = ("refused", "reset", "unreachable", "no route", "prohibited")
@@ -70,6 +77,19 @@ def http_mode(h: dict[str, Any]) -> str | None:
     # A connection that opened and then carried nothing (an MTU black hole) is no rule
     # on the port: only a connect that never completed is a drop.
     return DROP if "connect" in error else STALL
+
+
+def ping_mode(p: dict[str, Any]) -> str | None:
+    """None when a reply came back; else how the echoes failed, from the ICMP errors that
+    answered them (documents before ``error_kind`` have none: a drop)."""
+    if int(p.get("received") or 0):
+        return None
+    kind = p.get("error_kind")
+    if kind in ICMP_REJECT_KINDS:
+        return REJECT
+    if kind in ICMP_ROUTE_KINDS:
+        return ROUTE
+    return DROP
 
 
 def iperf_channel(u: dict[str, Any], threshold: float) -> tuple[str, str] | None:

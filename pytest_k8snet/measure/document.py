@@ -62,6 +62,16 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
+def _icmp_errors(r: Any) -> dict[str, Any]:
+    """The ICMP errors that answered a ping's echoes (a REJECT rule, a router without a
+    route), when any did: old cached results lack the fields."""
+    kind = getattr(r, "error_kind", None)
+    if kind is None:
+        return {}
+    return {"errors": int(getattr(r, "errors", 0) or 0), "error_kind": kind,
+            "error_from": getattr(r, "error_from", None)}
+
+
 def _udp(r: Any) -> dict[str, Any]:
     return {"mbps": round(r.mbps, 3), "loss_pct": r.loss_pct, "packets": r.packets,
             "error": r.error, "failure": r.failure}
@@ -78,7 +88,7 @@ def sections(m: dict[str, Any]) -> dict[str, Any]:
             out["ping"].append({"src": src, "dst": dst, "network": network,
                                 "loss_pct": r.loss_pct, "rtt_ms": _round(r.rtt_avg_ms),
                                 "transmitted": r.transmitted, "received": r.received,
-                                "error": r.error})
+                                "error": r.error, **_icmp_errors(r)})
         for (src, dst), r in m.get(f"pmtu-{network}", {}).items():
             out["path_mtu"].append({"src": src, "dst": dst, "network": network, "bytes": r.bytes,
                                     "expected": expected if network == "pod" else None,

@@ -46,7 +46,11 @@ Added within version 1 by the measure/judge split (:mod:`pytest_k8snet.measure`,
 - ``throughput`` entries also carry ``packets``, ``failure`` (how iperf3 failed:
   ``tool-missing``, ``exec-error``, ``interrupted``, ``timeout`` or ``network``) and
   ``attempts`` (every sample; a suspect pair is measured again and ``loss_pct`` is the
-  decisive, least lossy sample); ``ping`` entries ``error``; ``egress`` ``passed_ports``
+  decisive, least lossy sample); ``ping`` entries ``error``, and when ICMP errors
+  answered the echoes ``errors`` (their count), ``error_kind`` (the most frequent:
+  ``port-unreachable``, ``host-prohibited``, ``admin-prohibited``, ``net-prohibited``,
+  ``net-unreachable``, ``host-unreachable``, ``protocol-unreachable``, ``ttl-exceeded``
+  ...) and ``error_from`` (the address that sent most of them); ``egress`` ``passed_ports``
 - ``probe_failures``: probe runs that failed for a reason of their own (see measure.py)
 - ``udp_receive_drops`` ``{node: datagrams or null}``: UDP datagrams each node's probe pod
   dropped at its own full socket buffers while UDP was measured (delivered by the path)

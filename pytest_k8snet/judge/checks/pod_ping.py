@@ -237,7 +237,9 @@ def _symptom(ctx: Context, pid: str) -> str:
 def _raw(ctx: Context, pid: str) -> str:
     p = ctx.ping.get(("pod", pid)) or {}
     return (f"ping {pid} (pod): {p.get('received')}/{p.get('transmitted')} replies, "
-            f"{loss_text(p.get('loss_pct'))} lost" + (f", {p['error']}" if p.get("error") else ""))
+            f"{loss_text(p.get('loss_pct'))} lost" + (f", {p['error']}" if p.get("error") else "")
+            + (f", {p.get('errors')} ICMP {p['error_kind']} from {p.get('error_from')}"
+               if p.get("error_kind") else ""))
 
 
 CHECK = Check(NAME, "pairs", judge)
