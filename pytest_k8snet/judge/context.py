@@ -9,7 +9,7 @@ a knock-on instead of failing it a second time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from .causes import FIX_DEFAULTS
@@ -134,12 +134,12 @@ class Context:
     def extend(self, fid: str, *, pairs: Iterable[str] = (), nodes: Iterable[str] = (),
                checks: Iterable[str] = (), evidence: dict[str, Any] | None = None) -> Finding:
         f = self.findings[fid]
-        new = Finding(f.id, f.cause, f.summary,
-                      tuple(dict.fromkeys([*f.nodes, *nodes])),
-                      tuple(dict.fromkeys([*f.pairs, *pairs])),
-                      tuple(dict.fromkeys([*f.checks, *checks])),
-                      {**f.evidence, **(evidence or {})}, f.contradicting, f.would_contradict,
-                      f.root, f.fix_args, f.protocol, f.port, f.mode, f.direction)
+        # replace(), not a rebuild from positional fields: a field added to Finding later
+        # (the location fields were) is then kept without anyone touching this.
+        new = replace(f, nodes=tuple(dict.fromkeys([*f.nodes, *nodes])),
+                      pairs=tuple(dict.fromkeys([*f.pairs, *pairs])),
+                      checks=tuple(dict.fromkeys([*f.checks, *checks])),
+                      evidence={**f.evidence, **(evidence or {})})
         self.findings[fid] = new
         return new
 

@@ -238,12 +238,12 @@ def host_loss(ctx: Context, pairs: Iterable[str]) -> str:
 
 
 def lossy_root(ctx: Context, *nodes: str) -> Finding | None:
-    """The lossy finding at one of ``nodes`` (any, when none given)."""
-    for f in ctx.findings.values():
-        if f.cause in ("pod-lossy", "udp-lossy") and f.root is None and (
-                not nodes or set(nodes) & set(f.nodes)):
-            return f
-    return None
+    """The lossy finding at one of ``nodes`` (any, when none given), the one naming the
+    fewest nodes first: some of any traffic there is lost, so a probe, query or connect
+    that fails now and then is its knock-on."""
+    found = [f for f in ctx.findings.values() if f.cause in ("pod-lossy", "udp-lossy")
+             and f.root is None and (not nodes or set(nodes) & set(f.nodes))]
+    return min(found, key=lambda f: len(f.nodes)) if found else None
 
 
 def knock_on(ctx: Context, test: str, subject: str, what: str, root: Finding) -> Finding:

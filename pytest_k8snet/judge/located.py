@@ -9,7 +9,6 @@ files a knock-on that names it (``root``), so a person fixes one thing.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from .context import CONNECTIVITY, Context
@@ -70,14 +69,6 @@ def cut_off(ctx: Context, node: str, network: str) -> Finding | None:
     return ctx.pods_cut(node) if network != "host" else None
 
 
-def lossy(ctx: Context, node: str) -> Finding | None:
-    """A lossy path already found on ``node`` (it alone first): some of any traffic from
-    there is lost, so a query or a connect that fails now and then is its knock-on."""
-    found = [f for f in ctx.findings.values() if f.root is None
-             and f.cause in ("pod-lossy", "udp-lossy") and node in f.nodes]
-    return min(found, key=lambda f: len(f.nodes)) if found else None
-
-
 def where(ctx: Context, f: Finding) -> str:
     """Where ``f`` fails a test first: ``test_pod_ping[node-1->node-2]``."""
     test = f.checks[0] if f.checks else ""
@@ -93,21 +84,4 @@ def knock_on(ctx: Context, fid: str, kind: str, summary: str, node: str,
                         root=root.id, fix_args=(("root", root.title),),
                         would_contradict=(f"the same failure once {root.title} is fixed",),
                         **fields))
-    return keep(ctx, ctx.extend(f.id, checks=[test]), f)
-
-
-def keep(ctx: Context, now: Finding, was: Finding) -> Finding:
-    """``now`` with ``was``'s location fields: :meth:`Context.extend` rebuilds a finding
-    from its older fields only, which would lose them."""
-    f = replace(now, protocol=was.protocol, port=was.port, mode=was.mode,
-                direction=was.direction, root=was.root)
-    ctx.findings[f.id] = f
-    return f
-
-
-def fail(ctx: Context, test: str, subject: str, symptom: str, f: Finding,
-         raw: str = "") -> None:
-    """:meth:`Context.fail`, keeping the finding's location fields."""
-    was = ctx.findings.get(f.id, f)
-    ctx.fail(test, subject, symptom, f, raw)
-    keep(ctx, ctx.findings[f.id], was)
+    return ctx.extend(f.id, checks=[test])

@@ -121,8 +121,7 @@ def _finding(ctx: Context, g: ports.Group, no_listener: list[str],
                   ("verb", located.VERBS.get(mode or "drop", "drops")),
                   ("way", located.WAYS[g.direction])),
         protocol=g.protocol, port=g.port, mode=mode, direction=g.direction))
-    ctx.extend(found.id, checks=[NAME])
-    return located.keep(ctx, ctx.findings[found.id], found)
+    return ctx.extend(found.id, checks=[NAME])
 
 
 def _who(nodes: list[str], others: list[str]) -> str:
@@ -154,7 +153,7 @@ def _verdict(ctx: Context, n: str, entries: list[dict[str, Any]],
             f"{f.label} ({f.peer}) from {f.src} " + ("times out" if f.mode == "drop"
                                                      else "is refused")
             for f in own if owner[f].id == first.id)
-        located.fail(ctx, NAME, n, symptom, first, raw)
+        ctx.fail(NAME, n, symptom, first, raw)
     elif own:
         k = owner[own[0]]
         ctx.set_verdict(NAME, n, SKIPPED, f"{n}: {k.summary}", k.id, raw)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..context import Check, Context, ends, pair_id
 from ..model import PASSED, SKIPPED, Finding
 from . import pod_ping
-from .. import located, outward as dns_outward
+from .. import faults, located, outward as dns_outward
 from .node_sysctls import skip_no_forwarding
 from .nodes_ready import skip_unusable
 
@@ -93,7 +93,7 @@ def _timeouts(ctx: Context, timeouts: list[str]) -> None:
         bad = [r for r in ctx.dns[n] if not r.get("ok")]
         cut = located.cut_off(ctx, n, "pod")
         if cut is None and len(bad) < len(ctx.dns[n]):
-            cut = located.lossy(ctx, n)  # some names answer: lost queries, not a block
+            cut = faults.lossy_root(ctx, n)  # some names answer: lost queries, not a block
         listing = ", ".join(f"{r.get('name')} {r.get('rcode')}" for r in bad)
         raw = "\n".join(f"{r.get('name')}: {r.get('rcode')}" for r in ctx.dns[n])
         if cut is not None:
@@ -105,7 +105,7 @@ def _timeouts(ctx: Context, timeouts: list[str]) -> None:
             ctx.set_verdict(NAME, n, SKIPPED, f.summary, f.id, raw)
             continue
         f = dns_outward.finding(ctx, n, bad)
-        located.fail(ctx, NAME, n, f"{n}: no answer from cluster DNS ({listing})", f, raw)
+        ctx.fail(NAME, n, f"{n}: no answer from cluster DNS ({listing})", f, raw)
 
 
 def _everywhere(ctx: Context, timeouts: list[str]) -> None:

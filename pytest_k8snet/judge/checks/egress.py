@@ -9,7 +9,7 @@ from typing import Any
 from ..context import Check, Context
 from ..model import PASSED, SKIPPED, Finding
 from ...probes.egress import EgressResult
-from .. import located
+from .. import faults, located
 from ..outward import url_port
 from .dependencies import (dns_dependency, dns_knock_on, resolution_only, resolution_text,
                            root_of)
@@ -49,7 +49,7 @@ def judge(ctx: Context) -> None:
             _unresolved(ctx, n, pod, host, symptom, raw)
             continue
         split = pod.low_port_pattern
-        if split and pod.fits(split) < pod.attempts and located.lossy(ctx, n) is not None:
+        if split and pod.fits(split) < pod.attempts and faults.lossy_root(ctx, n) is not None:
             # On a node found lossy, random losses make a near-fit by chance: only a split
             # that every attempt fits still says "source ports".
             split = None
@@ -83,7 +83,7 @@ def _blocked(ctx: Context, n: str, pod: EgressResult, host: EgressResult | None,
         top = root_of(ctx, dep)
         root = top if top.protocol == "all" and n in top.nodes else None
     if root is None and pod.failures < pod.attempts:
-        root = located.lossy(ctx, n)  # some connects fail on a node found lossy
+        root = faults.lossy_root(ctx, n)  # some connects fail on a node found lossy
     if root is not None:
         f = located.knock_on(ctx, f"egress-knock-on:{n}", "egress", symptom, n, root, NAME)
         ctx.set_verdict(NAME, n, SKIPPED, f.summary, f.id, raw)
@@ -124,7 +124,7 @@ def _blocked(ctx: Context, n: str, pod: EgressResult, host: EgressResult | None,
         fix_args=(("verb", located.VERBS[mode]), ("what", f"tcp/{port}"),
                   ("way", "leaving"), ("node", n)),
         protocol="tcp", port=port, mode=mode, direction="out"))
-    located.fail(ctx, NAME, n, symptom, f, raw)
+    ctx.fail(NAME, n, symptom, f, raw)
 
 
 def _unresolved(ctx: Context, n: str, pod: EgressResult, host: EgressResult | None,
