@@ -16,7 +16,7 @@ from .options import add_options, resolve
 from .report.facts import FACTS_KEY
 from .run import RUN_KEY, Run
 from .selection import PAIR_FIXTURES, matches, parametrize, uses_cluster
-from .target import check_kubeconfig, describe, unusable
+from .target import check_kubeconfig, describe
 from .xdist_share import run_id_and_worker
 
 pytest_plugins = ["pytest_k8snet.fixtures"]
@@ -92,7 +92,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     ours = any(uses_cluster(item) for item in session.items)
     # Offline modes (--collect-only) list a kube cluster's tests without I/O, but a lab's
     # nodes are known, so a selection that matches none of them is an error there too.
-    error = ((unusable(run.settings) or run.discovery_error if not run.no_io else None)
+    error = ((run.target_problem or run.discovery_error if not run.no_io else None)
              or run.selection_error) if ours else None
     if error and run.worker is not None:
         # A worker that raises is a crash to xdist: it runs nothing and the controller

@@ -9,6 +9,7 @@ and what xdist workers tell the controller goes through :mod:`.xdist_share`.
 
 from __future__ import annotations
 
+import functools
 import signal
 import time
 from dataclasses import replace
@@ -153,15 +154,19 @@ class Run:
                 raise
         return self._all_nodes
 
+    @functools.cached_property
+    def target_problem(self) -> str | None:
+        """Why this run has nothing it can test (:func:`.target.unusable`), read once."""
+        return target.unusable(self.settings)
+
     @property
     def nodes_known_offline(self) -> bool:
         """Node names can be had without cluster I/O: a lab's are computed or read locally."""
         return self.kind == "lab"
 
     def _discover(self) -> list[Node]:
-        problem = target.unusable(self.settings)
-        if problem:  # nothing to test, or a kubeconfig that cannot be read: no I/O tried
-            raise BackendError(problem)
+        if self.target_problem:  # nothing to test, or an unreadable kubeconfig: no I/O tried
+            raise BackendError(self.target_problem)
         if self.kind == "lab":
             from .backends.lab import LabBackend, planned_nodes
 
