@@ -19,6 +19,7 @@ from .localize import (CHANNELS, DROP, HTTP, ICMP, IPERF_TCP, IPERF_UDP, LOSS, R
                        Place, http_mode, iperf_channel, lossy_node, ping_mode, place)
 from .model import SKIPPED, Finding
 from ..probes.iperf import TIMEOUT
+from ..text import shorten
 
 CAUSE = "pod-firewall"
 MODE_TEXT = {DROP: "dropped (connections time out, nothing answers)",
@@ -199,9 +200,9 @@ def _evidence(ctx: Context, pid: str, chans: list[str]) -> dict[str, Any]:
             out["pod_ping"] += (f", {p.get('errors')} ICMP {p['error_kind']} from "
                                 f"{p.get('error_from')}")
     if HTTP in chans:
-        out["http_8080"] = str((ctx.http.get(pid) or {}).get("error") or "")[:120]
+        out["http_8080"] = shorten(str((ctx.http.get(pid) or {}).get("error") or ""), 120)
     if IPERF_TCP in chans or IPERF_UDP in chans:
-        out["iperf3"] = str((ctx.udp.get(pid) or {}).get("error") or "")[:120]
+        out["iperf3"] = shorten(str((ctx.udp.get(pid) or {}).get("error") or ""), 120)
     return out
 
 
