@@ -49,3 +49,15 @@ def test_the_way_out_names_both_symptoms() -> None:
     assert "egress connections time out" in root.summary
     egress = j.verdict("test_egress", "node-2")
     assert egress.outcome == SKIPPED and j.finding(egress.finding).root == root.id  # type: ignore[union-attr]
+
+
+def test_two_port_rules_sharing_a_node_stay_two() -> None:
+    """udp/53 dropped on node-1's way out (OUTPUT) and tcp/10250 dropped on node-2's way out
+    (its switch port): node-2's failed connects go into node-1 and node-3, so a grouping by
+    the node failures share most put node-2's kubelet drop on node-1 and node-3. Each port
+    placed on its own gives the two rules where they are."""
+    j = judge(load("double-dns-out-node-1-kubelet-out-node-2"))
+    found = sorted((f.nodes, f.direction, f.protocol, f.port, f.mode) for f in roots(j))
+    assert found == [(("node-1",), "out", "udp", "53", "drop"),
+                     (("node-2",), "out", "tcp", "10250", "drop")], \
+        [(f.id, f.summary) for f in roots(j)]

@@ -102,10 +102,64 @@ def failed(ctx: Context, entries: list[dict[str, Any]]) -> tuple[list[Failed], l
     return out, sorted(set(no_listener))
 
 
-def group(ctx: Context, fails: list[Failed]) -> list[Group]:
+def group(ctx: Context, fails: list[Failed], entries: list[dict[str, Any]]) -> list[Group]:
+    """One group per node a rule sits at, in the node order.
+
+    Each port is placed on its own first, as the pair channels are (:mod:`.localize`): the
+    one node and direction whose connects on that port are exactly the failing ones, among
+    the connects measured (``entries``). Two rules on two ports then stay two findings even
+    when their failures share a node. A port no one rule explains goes to :func:`_common`.
+    """
+    opened = [(_label(e), str(e.get("src")), peer_node(ctx, e)) for e in entries
+              if e.get("state") == "open"]
+    at: dict[str, list[Failed]] = {}
+    rest: list[Failed] = []
+    for label in sorted({f.label for f in fails}):
+        mine = [f for f in fails if f.label == label]
+        measured = {(s, d) for lab, s, d in opened if lab == label and d is not None}
+        node = _one_rule(ctx, mine, measured | {(f.src, f.dst) for f in mine})
+        if node is None:
+            rest.extend(mine)
+        else:
+            at.setdefault(node, []).extend(mine)
+    for g in _common(ctx, rest):
+        at.setdefault(g.node, []).extend(g.fails)
+    order = {n: i for i, n in enumerate(ctx.nodes)}
+    return [Group(n, at[n]) for n in sorted(at, key=lambda n: order.get(n, len(order)))]
+
+
+def _label(e: dict[str, Any]) -> str:
+    return f"{'udp' if e.get('kind') == 'dns-udp' else 'tcp'}/{e.get('port')}"
+
+
+def _one_rule(ctx: Context, fails: list[Failed],
+              measured: set[tuple[str, str | None]]) -> str | None:
+    """The node whose connects on one port, into it, out of it or both, are exactly
+    ``fails`` among ``measured``; into first (a closed port is more often the listener's
+    own firewall), then out, then both, each in the node order. None when no node fits."""
+    bad = {(f.src, f.dst) for f in fails}
+    if any(d is None for _, d in bad):
+        # The API server or the cluster DNS: no node of its own, so only the sources
+        # can hold the rule, and only one source for one rule.
+        srcs = {s for s, _ in bad}
+        return srcs.pop() if len(srcs) == 1 else None
+    for direction in ("in", "out", "both"):
+        for n in ctx.nodes:
+            shape = {c for c in measured if _touches(c, n, direction)}
+            if shape and shape == bad:
+                return n
+    return None
+
+
+def _touches(c: tuple[str, str | None], node: str, direction: str) -> bool:
+    src, dst = c
+    return {"in": dst == node, "out": src == node}.get(direction, node in (src, dst))
+
+
+def _common(ctx: Context, fails: list[Failed]) -> list[Group]:
     """The nodes the failed connects have in common, most first: a node in every one of
-    its connects' failures is where the rule is. Ties go to the destination (a closed
-    port is more often the listener's own firewall), then to the node order."""
+    its connects' failures is where the rule is. Ties go to the destination, then to the
+    node order."""
     left = list(fails)
     groups: list[Group] = []
     order = {n: i for i, n in enumerate(ctx.nodes)}

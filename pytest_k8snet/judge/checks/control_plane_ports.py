@@ -38,7 +38,8 @@ def judge(ctx: Context) -> None:
                 ctx.set_verdict(NAME, n, SKIPPED, f"{n}: the port probe gave no result")
             continue
         judged.append(n)
-    fails, no_listener = ports.failed(ctx, [e for e in entries if e.get("src") in judged])
+    measured = [e for e in entries if e.get("src") in judged]
+    fails, no_listener = ports.failed(ctx, measured)
     deferred: dict[str, list[str]] = {}
     kept: list[ports.Failed] = []
     for f in fails:
@@ -49,7 +50,7 @@ def judge(ctx: Context) -> None:
             kept.append(f)
     knocked, located_fails = _knock_ons(ctx, kept)
     owner: dict[ports.Failed, Finding] = dict(knocked)
-    for g in ports.group(ctx, located_fails):
+    for g in ports.group(ctx, located_fails, measured):
         finding = _finding(ctx, g, no_listener, deferred.get(g.node, []))
         owner.update({f: finding for f in g.fails})
     for n in judged:
