@@ -100,6 +100,9 @@ def _ports(f: dict[str, Any], text: str) -> tuple[tuple[str, int, int], ...]:
     if proto in ("tcp", "udp") and port is not None:
         lo, _, hi = str(port).replace(":", "-").partition("-")
         return ((str(proto), int(lo), int(hi or lo)),)
+    if proto in ("icmp", "all"):
+        # The finding says its protocol: ports in its text are what still crosses.
+        return ()
     return tuple((m.group(1).lower(), int(m.group(2)), int(m.group(3) or m.group(2)))
                  for m in PORT_RE.finditer(text))
 

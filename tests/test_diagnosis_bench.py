@@ -251,6 +251,10 @@ def test_a_failing_knock_on_counts_inside_its_root() -> None:
       "nodes": ["node-1"]}, "node-1", "out", [], ["drop"]),
     ({"summary": "anything", "protocol": "udp", "port": "5201-5209", "mode": "loss",
       "direction": "in"}, "node-1", "in", ["udp/5201-5209"], ["loss"]),
+    # An ICMP finding names no port: the ports in its text are what still crosses.
+    ({"summary": "ICMP into node-3's pods is dropped while TCP 8080 and iperf3 (TCP and UDP "
+                 "5201-5209) cross", "protocol": "icmp", "mode": "drop", "direction": "in"},
+     "node-3", "in", [], ["drop"]),
 ])
 def test_what_a_finding_names(finding: dict[str, Any], node: str, direction: str,
                               ports: list[str], modes: list[str]) -> None:
