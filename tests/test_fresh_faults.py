@@ -61,3 +61,16 @@ def test_two_port_rules_sharing_a_node_stay_two() -> None:
     assert found == [(("node-1",), "out", "udp", "53", "drop"),
                      (("node-2",), "out", "tcp", "10250", "drop")], \
         [(f.id, f.summary) for f in roots(j)]
+
+
+def test_a_reject_beside_loss_on_one_channel_is_placed_apart() -> None:
+    """iperf3's TCP ports rejected out of node-3's pods, and 20% of UDP 8472 lost into
+    node-1: iperf3's control connection is refused on node-3's pairs and times out on one
+    into node-1. No one rule fails all three; the refusals alone are one rule out of node-3,
+    and the timeout is the loss's knock-on (a refusal never is)."""
+    j = judge(load("double-iperf-reject-out-node-3-vxlan-loss-node-1"))
+    found = sorted((f.cause, f.nodes, f.direction, f.protocol, f.port, f.mode)
+                   for f in roots(j))
+    assert found == [("pod-firewall", ("node-3",), "out", "tcp", "5201-5209", "reject"),
+                     ("pod-lossy", ("node-1",), "both", "udp", "8472", "loss")], found
+    assert not [f.id for f in j.findings if f.cause in ("unknown", "inconclusive")]

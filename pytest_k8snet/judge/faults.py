@@ -82,9 +82,21 @@ def places(ctx: Context) -> dict[str, Place]:
         return cache
     for channel in CHANNELS:
         failing, measured = observed(ctx, channel)
-        if failing:
-            mode = Counter(failing.values()).most_common(1)[0][0]
-            cache[channel] = place(channel, mode, failing, measured, ctx.nodes)
+        if not failing:
+            continue
+        mode = Counter(failing.values()).most_common(1)[0][0]
+        whole = place(channel, mode, failing, measured, ctx.nodes)
+        modes = set(failing.values())
+        if whole.direction is not None or len(modes) == 1:
+            cache[channel] = whole
+            continue
+        # No one rule fails every pair, and they fail in different ways: two rules on one
+        # channel (a reject at one node, a drop at another). Each way is placed on its own,
+        # among the pairs that did not fail the other way (those could hide either).
+        for m in sorted(modes):
+            bad = [p for p, got in failing.items() if got == m]
+            cache[f"{channel} {m}"] = place(
+                channel, m, bad, [p for p in measured if failing.get(p, m) == m], ctx.nodes)
     return cache
 
 
@@ -110,8 +122,9 @@ def located(ctx: Context, channel: str, pid: str, add: bool = True) -> Finding |
     """The root finding for ``pid`` failing on ``channel`` when one rule explains the
     channel's failures (placed at a node or on every pair); None when it does not.
     ``add`` False only looks: the finding is not recorded."""
-    pl = places(ctx).get(channel)
-    if pl is None or pid not in pl.pairs or pl.direction is None:
+    pl = next((q for q in places(ctx).values() if q.channel == channel and pid in q.pairs),
+              None)
+    if pl is None or pl.direction is None:
         return None
     same = [q for q in places(ctx).values()
             if (q.node, q.direction, q.mode) == (pl.node, pl.direction, pl.mode)]
