@@ -328,6 +328,16 @@ def _on_term(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through every finally: the lab comes down
 
 
+def _run_numbers(text: str) -> set[int]:
+    try:
+        numbers = {int(x) for x in text.split(",")}
+    except ValueError:
+        numbers = set()
+    if not numbers or min(numbers) < 1:
+        raise argparse.ArgumentTypeError(f"not run numbers as --list prints them: {text!r}")
+    return numbers
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--seed", type=int, default=1)
@@ -340,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rejudge", type=Path, help="score an earlier --json dump's saved results "
                    "again with the current judge (no lab)")
     p.add_argument("--list", action="store_true", help="print the runs a seed draws and exit")
+    p.add_argument("--runs", type=_run_numbers, help="only these runs of the seed's plan, by the number --list "
+                   "prints (e.g. 27,53): a fault measured again after a probe changed")
     args = p.parse_args(argv)
     t0 = time.monotonic()
     if args.rejudge:
@@ -375,7 +387,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"clean lab healthy: suite passed in {health.suite_seconds:.1f} s; {len(plan)} "
               f"runs, seed {args.seed}, {args.nodes} nodes", flush=True)
+        only = {n - 1 for n in args.runs} if args.runs else None
         for i, fs in enumerate(plan):
+            if only is not None and i not in only:
+                continue
             run = bench.one(i, fs, args.save_results)
             runs.append(run)
             print(line(run), flush=True)

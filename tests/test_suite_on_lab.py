@@ -237,3 +237,27 @@ def test_the_judge_runs_once_per_process(lab: labmod.Lab, tmp_path: Path,
     pids = log.read_text().split()
     # One process: one judgement. xdist: each worker and the controller judge at most once.
     assert pids and len(pids) == len(set(pids)) <= (3 if workers else 1), pids
+
+
+def test_a_lossy_pod_pair_takes_the_bigger_node_to_node_sample(lab: labmod.Lab,
+                                                                 tmp_path: Path) -> None:
+    """node-2's FORWARD chain drops every 2nd echo its pod sends to node-1's pod: that pair's
+    pod ping loses some, so its node-to-node ping takes the 10-echo sample as well (whether
+    the host network loses them too tells loss of all traffic at a node from the pod path's
+    alone; 3 echoes of a path losing 20% all cross half the time). The others keep 3."""
+    dst = lab.node("node-1")["probe"]["ip"]
+    where = lab.target_netns("node-2")
+    rule = ["FORWARD", "-d", dst, "-p", "icmp", "--icmp-type", "echo-request", "-m",
+            "statistic", "--mode", "nth", "--every", "2", "--packet", "0", "-j", "DROP"]
+    netns.iptables(where, ["-I", *rule])
+    try:
+        code, out, _ = run_suite(lab.name, tmp_path)
+    finally:
+        netns.iptables(where, ["-D", *rule])
+    assert code == 1, out  # the lossy pair fails test_pod_ping
+    pings = {(p["network"], p["src"], p["dst"]): p for p in
+             json.loads((tmp_path / "results.json").read_text())["ping"]}
+    pod = pings[("pod", "node-2", "node-1")]
+    assert 0 < pod["received"] < pod["transmitted"] == 10, pod
+    assert pings[("host", "node-2", "node-1")]["transmitted"] == 10
+    assert pings[("host", "node-1", "node-3")]["transmitted"] == 3
