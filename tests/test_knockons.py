@@ -93,7 +93,7 @@ def test_egress_resolution_failing_where_dns_is_the_root_is_its_knock_on() -> No
     v = j.verdict("test_egress", "node-2")
     f = j.finding(v.finding)
     assert v.outcome == SKIPPED and f is not None and f.root == dns.id
-    assert "Cluster DNS unreachable, see test_dns[node-2]" in v.message
+    assert "a knock-on of Cluster DNS unreachable (see test_dns[node-2])" in v.message
     assert roots(j) == [dns.id]
 
 

@@ -260,19 +260,6 @@ def lossy_root(ctx: Context, *nodes: str) -> Finding | None:
     return min(found, key=lambda f: len(f.nodes)) if found else None
 
 
-def knock_on(ctx: Context, test: str, subject: str, what: str, root: Finding) -> Finding:
-    """``what`` failing on ``subject`` because of ``root``: a knock-on finding its test
-    skips on, whose fix is the root's."""
-    f = ctx.add(Finding(
-        f"knock-on:{test}:{subject}", "knock-on", f"{what}: follows from {root.title} "
-        f"({root.summary.split(';')[0]}), not a problem of its own", root.nodes,
-        tuple(p for p in [subject] if "->" in p), checks=(test,), root=root.id,
-        fix_args=(("root", root.title),),
-        would_contradict=(f"{subject} failing the same way once the root is fixed",)))
-    ctx.set_verdict(test, subject, SKIPPED, f.message, f.id)
-    return f
-
-
 def backend_root(ctx: Context, client: str, node: str) -> Finding | None:
     """Why pods on ``client`` cannot reach a Service backend on ``node``: the pair's pod
     connectivity finding, else a located fault on TCP (the backends listen on the probe's

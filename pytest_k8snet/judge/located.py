@@ -67,21 +67,3 @@ def cut_off(ctx: Context, node: str, network: str) -> Finding | None:
     # All of a node's pod traffic dropped at the node (its host network fine): its pods'
     # DNS, egress and Service requests fail because of it, not on their own.
     return ctx.pods_cut(node) if network != "host" else None
-
-
-def where(ctx: Context, f: Finding) -> str:
-    """Where ``f`` fails a test first: ``test_pod_ping[node-1->node-2]``."""
-    test = f.checks[0] if f.checks else ""
-    subject = (list(f.pairs) or list(f.nodes) or [""])[0]
-    return f"{test}[{subject}]" if test else f.id
-
-
-def knock_on(ctx: Context, fid: str, kind: str, summary: str, node: str,
-             root: Finding, test: str, **fields: Any) -> Finding:
-    """A failure ``root`` explains, filed as its knock-on (its fix is the root's)."""
-    f = ctx.add(Finding(fid, kind, f"{summary}: a knock-on of {root.title} (see "
-                        f"{where(ctx, root)}), not a fault of its own", (node,),
-                        root=root.id, fix_args=(("root", root.title),),
-                        would_contradict=(f"the same failure once {root.title} is fixed",),
-                        **fields))
-    return ctx.extend(f.id, checks=[test])

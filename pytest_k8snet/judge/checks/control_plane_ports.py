@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import located, ports
+from .. import knock_ons, located, ports
 from ..context import Check, Context, pair_id
 from ..model import PASSED, SKIPPED, Finding
 from . import dns, pod_ping
@@ -82,9 +82,9 @@ def _knock_ons(ctx: Context, fails: list[ports.Failed]
             rest.append(f)
             continue
         fid = f"control-plane-knock-on:{root.id}"
-        k = ctx.findings.get(fid) or located.knock_on(
+        k = ctx.findings.get(fid) or knock_ons.knock_on(
             ctx, fid, "control-plane-ports", f"control-plane ports to and from "
-            f"{', '.join(root.nodes)} fail", root.nodes[0], root, NAME)
+            f"{', '.join(root.nodes)} fail", root, NAME, nodes=root.nodes[:1])
         owner[f] = k
     return owner, rest
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .. import knock_ons
 from ..context import Context
 from ..model import Finding
 from .dns import NAME as DNS_TEST
@@ -41,15 +42,6 @@ def resolution_text(errors: Iterable[str]) -> str:
     return "could not resolve the name"
 
 
-def root_of(ctx: Context, f: Finding) -> Finding:
-    """The finding at the end of ``f``'s knock-on chain (``f`` itself when it is a root)."""
-    seen = {f.id}
-    while f.root is not None and f.root in ctx.findings and f.root not in seen:
-        f = ctx.findings[f.root]
-        seen.add(f.id)
-    return f
-
-
 def dns_dependency(ctx: Context, node: str) -> Finding | None:
     """The finding cluster DNS from ``node`` failed or skipped on, when it is a DNS one
     (a probe that could not run says nothing about what a lookup elsewhere would do)."""
@@ -58,27 +50,13 @@ def dns_dependency(ctx: Context, node: str) -> Finding | None:
     return f if f is not None and f.cause == "dns" else None
 
 
-def see(ctx: Context, dep: Finding) -> str:
-    """Where the root of ``dep`` fails a test: ``test_pod_ping[node-2->node-1]``, for a
-    root DNS finding test_dns on its node."""
-    root = root_of(ctx, dep)
-    test = root.checks[0] if root.checks else DNS_TEST
-    shared = [p for p in dep.pairs if p in root.pairs]
-    subject = (shared or list(root.pairs) or list(dep.nodes) or list(root.nodes) or [""])[0]
-    return f"{test}[{subject}]"
-
-
 def dns_knock_on(ctx: Context, test: str, node: str, kind: str, what: str,
                  dep: Finding) -> Finding:
     """The finding for ``what`` failing on ``node`` because cluster DNS from there fails:
     a knock-on of DNS's root, whose fix is the root's."""
-    root = root_of(ctx, dep)
-    why = (f"cluster DNS from {node} fails ({DNS_TEST}[{node}]) because of {root.title} (see "
-           f"{see(ctx, dep)})" if root.id != dep.id else
-           f"cluster DNS from {node} fails ({root.title}, see {see(ctx, dep)})")
-    f = ctx.add(Finding(
-        f"{kind}-knock-on:{node}", kind, f"{what}; {why}: a knock-on, not a problem of its "
-        "own", (node,), dep.pairs, root=root.id, fix_args=(("root", root.title),),
-        would_contradict=(f"a request from {node} that resolved the name and still failed",
-                          "an error other than a name-resolution failure")))
-    return ctx.extend(f.id, checks=[test])
+    via = ("" if knock_ons.root_of(ctx, dep).id == dep.id else
+           f"cluster DNS from {node} fails ({DNS_TEST}[{node}])")
+    return knock_ons.knock_on(
+        ctx, f"{kind}-knock-on:{node}", kind, what, dep, test, nodes=(node,), pairs=dep.pairs,
+        via=via, contradict=(f"a request from {node} that resolved the name and still failed",
+                             "an error other than a name-resolution failure"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..context import Check, Context, ends, pair_id
 from ..model import PASSED, SKIPPED, Finding
 from . import pod_ping
-from .. import faults, located, outward as dns_outward
+from .. import faults, knock_ons, located, outward as dns_outward
 from .node_sysctls import skip_no_forwarding
 from .nodes_ready import skip_unusable
 
@@ -64,17 +64,14 @@ def _knock_on(ctx: Context, n: str, listing: str, raw: str) -> bool:
     every = len(cut) == len(endpoint_nodes)
     which = (("all DNS endpoints" if every else "the DNS endpoints") if len(ips) > 1 else
              "the only DNS endpoint" if every else "the DNS endpoint")
-    f = ctx.add(Finding(
-        f"dns-knock-on:{n}", "dns",
-        f"{n}: no answer from cluster DNS ({listing}); {which} {', '.join(ips)} on "
-        f"{', '.join(cut)} sit{'' if len(ips) > 1 else 's'} behind {', '.join(pairs)}, which "
-        f"already fail{'s' if len(pairs) == 1 else ''}"
-        f" ({'; '.join(x.title for x in found.values())}, see {pod_ping.NAME}"
-        f"[{pairs[0]}]): a knock-on, not a DNS problem", (n,), tuple(pairs),
-        fix_args=(("root", first.title),),
-        root=first.id, would_contradict=("an answer from every DNS endpoint "
-                                         f"reachable from {n}'s pod",)))
-    ctx.extend(f.id, checks=[NAME])
+    others = [x.title for x in found.values() if x.id != first.id]
+    f = knock_ons.knock_on(
+        ctx, f"dns-knock-on:{n}", "dns", f"{n}: no answer from cluster DNS ({listing})", first,
+        NAME, nodes=(n,), pairs=pairs,
+        via=f"{which} {', '.join(ips)} on {', '.join(cut)} sit{'' if len(ips) > 1 else 's'} "
+        f"behind {', '.join(pairs)}, which already fail{'s' if len(pairs) == 1 else ''}"
+        + (f" (also {'; '.join(others)})" if others else ""),
+        contradict=(f"an answer from every DNS endpoint reachable from {n}'s pod",))
     ctx.set_verdict(NAME, n, SKIPPED, f.summary, f.id, raw)
     return True
 
@@ -97,11 +94,10 @@ def _timeouts(ctx: Context, timeouts: list[str]) -> None:
         listing = ", ".join(f"{r.get('name')} {r.get('rcode')}" for r in bad)
         raw = "\n".join(f"{r.get('name')}: {r.get('rcode')}" for r in ctx.dns[n])
         if cut is not None:
-            f = located.knock_on(ctx, f"dns-knock-on:{n}", "dns", f"{n}: no answer from "
-                                 f"cluster DNS ({listing}) from a node whose traffic "
-                                 + ("is lost in part" if "lossy" in cut.cause
-                                    else "is already cut off"),
-                                 n, cut, NAME)
+            f = knock_ons.knock_on(ctx, f"dns-knock-on:{n}", "dns", f"{n}: no answer from "
+                                   f"cluster DNS ({listing}) from a node whose traffic "
+                                   + ("is lost in part" if "lossy" in cut.cause
+                                      else "is already cut off"), cut, NAME, nodes=(n,))
             ctx.set_verdict(NAME, n, SKIPPED, f.summary, f.id, raw)
             continue
         f = dns_outward.finding(ctx, n, bad)

@@ -9,10 +9,9 @@ from typing import Any
 from ..context import Check, Context
 from ..model import PASSED, SKIPPED, Finding
 from ...probes.egress import EgressResult
-from .. import faults, located
+from .. import faults, knock_ons, located
 from ..outward import url_port
-from .dependencies import (dns_dependency, dns_knock_on, resolution_only, resolution_text,
-                           root_of)
+from .dependencies import dns_dependency, dns_knock_on, resolution_only, resolution_text
 from .dns import NAME as DNS_TEST
 from .node_sysctls import skip_no_forwarding
 from .nodes_ready import skip_unusable
@@ -80,12 +79,13 @@ def _blocked(ctx: Context, n: str, pod: EgressResult, host: EgressResult | None,
     v = ctx.verdicts.get((DNS_TEST, n))
     dep = ctx.findings.get(v.finding) if v is not None and v.finding else None
     if root is None and dep is not None:
-        top = root_of(ctx, dep)
+        top = knock_ons.root_of(ctx, dep)
         root = top if top.protocol == "all" and n in top.nodes else None
     if root is None and pod.failures < pod.attempts:
         root = faults.lossy_root(ctx, n)  # some connects fail on a node found lossy
     if root is not None:
-        f = located.knock_on(ctx, f"egress-knock-on:{n}", "egress", symptom, n, root, NAME)
+        f = knock_ons.knock_on(ctx, f"egress-knock-on:{n}", "egress", symptom, root, NAME,
+                               nodes=(n,))
         ctx.set_verdict(NAME, n, SKIPPED, f.summary, f.id, raw)
         return
     mode = located.curl_mode(pod.errors)

@@ -4,7 +4,7 @@ contradicts it."""
 
 from __future__ import annotations
 
-from .. import faults
+from .. import faults, knock_ons
 from ..context import Check, Context, curl_error, ends
 from ..localize import HTTP, LOSS, http_mode
 from ..model import PASSED, SKIPPED, Finding
@@ -38,8 +38,8 @@ def judge(ctx: Context) -> None:
         elif (f := faults.located(ctx, HTTP, pid)) is not None:
             ctx.fail(NAME, pid, f"{pid}: 1 MiB HTTP transfer failed ({curl_error(h)})", f, raw)
         elif http_mode(h) == LOSS and (root := faults.lossy_root(ctx, a, b)) is not None:
-            faults.knock_on(ctx, NAME, pid, f"{pid}: a 1 MiB HTTP transfer stalled after "
-                            f"{h.get('bytes')} bytes", root)
+            knock_ons.skip_on(ctx, NAME, pid, f"{pid}: a 1 MiB HTTP transfer stalled after "
+                              f"{h.get('bytes')} bytes", root)
         else:
             pm = ctx.pmtu.get(pid)
             f = ctx.add(Finding(

@@ -4,7 +4,7 @@ behind bridge netfilter off) are knock-ons and skip, naming the check that owns 
 
 from __future__ import annotations
 
-from .. import faults
+from .. import faults, knock_ons
 from ..context import Check, Context, curl_error
 from ..model import PASSED, SKIPPED, Finding
 from . import pod_ping, service
@@ -55,7 +55,7 @@ def judge(ctx: Context) -> None:
                         for r in bad):
             # Transfers that stalled or timed out while others crossed, where a path loses
             # packets: the loss, not the Service.
-            faults.knock_on(ctx, NAME, n, what, lossy)
+            knock_ons.skip_on(ctx, NAME, n, what, lossy)
         elif mtu is not None and len(bad) < len(results):
             ctx.fail(NAME, n, what + " while small requests answer; backends behind a "
                      f"path MTU below {ctx.expected} stall", mtu, raw)

@@ -4,7 +4,7 @@ an underlay link that drops big frames (``mtu``)."""
 
 from __future__ import annotations
 
-from .. import faults
+from .. import faults, knock_ons
 from ..context import Check, Context, ends, listing
 from ..model import PASSED, SKIPPED, Finding
 from .nodes_ready import skip_unusable
@@ -42,8 +42,8 @@ def judge(ctx: Context) -> None:
         elif (root := faults.lossy_root(ctx, a, b)) is not None:
             # The search takes one lost DF ping for "too big": on a path that loses
             # packets of every size (the lossy finding), that ping was lost, not refused.
-            faults.knock_on(ctx, NAME, pid, f"{pid}: the path MTU search lost a "
-                            f"{pm.get('first_lost')}-byte DF ping while {got} crossed", root)
+            knock_ons.skip_on(ctx, NAME, pid, f"{pid}: the path MTU search lost a "
+                              f"{pm.get('first_lost')}-byte DF ping while {got} crossed", root)
         else:
             small.append(pid)
     _pod_mtu_group(ctx, own, note)

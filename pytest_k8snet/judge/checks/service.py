@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import faults
+from .. import faults, knock_ons
 from ..context import Check, Context, pair_id
 from ..model import PASSED, SKIPPED, Finding
 from . import pod_ping
@@ -69,7 +69,7 @@ def judge(ctx: Context) -> None:
             # Every backend answered some requests, or the client or the unanswered
             # backends sit on the lossy node and some requests got through: the ones that
             # failed were lost on the way (a few requests to one backend can all be lost).
-            faults.knock_on(ctx, NAME, n, symptom, lossy)
+            knock_ons.skip_on(ctx, NAME, n, symptom, lossy)
             continue
         local = [b for b in missing if where[b] == n]
         remote = [b for b in missing if where[b] != n]

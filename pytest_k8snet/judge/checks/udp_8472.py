@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import faults
+from .. import faults, knock_ons
 from ..context import Check, Context, ends, listing, loss_text
 from ..localize import IPERF_UDP, LOSS, iperf_channel, place
 from ..model import PASSED, SKIPPED, Finding
@@ -84,8 +84,8 @@ def judge(ctx: Context) -> None:
             note = _lost_in_receiver(ctx, b)
             root = faults.lossy_root(ctx, a, b)
             if root is not None and not note:
-                faults.knock_on(ctx, NAME, pid, f"{pid}: {loss_text(u.get('loss_pct'))} of "
-                                "UDP datagrams lost", root)
+                knock_ons.skip_on(ctx, NAME, pid, f"{pid}: {loss_text(u.get('loss_pct'))} of "
+                                  "UDP datagrams lost", root)
             elif note:
                 ctx.set_verdict(NAME, pid, PASSED, f"{pid}: {loss_text(u.get('loss_pct'))} of "
                                 f"UDP datagrams not received; {note}", raw=raw)
@@ -107,7 +107,7 @@ def _located(ctx: Context, pid: str, u: dict[str, Any], raw: str) -> bool:
         return True
     root = faults.lossy_root(ctx, *ends(pid))
     if root is not None:
-        faults.knock_on(ctx, NAME, pid, f"{pid}: iperf3 failed ({u.get('error')})", root)
+        knock_ons.skip_on(ctx, NAME, pid, f"{pid}: iperf3 failed ({u.get('error')})", root)
         return True
     return False
 
