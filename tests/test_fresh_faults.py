@@ -84,3 +84,17 @@ def test_loss_of_all_traffic_at_a_node_is_told_from_the_overlays_alone() -> None
     assert (root.cause, root.nodes, root.protocol, root.mode) == (
         "pod-lossy", ("node-2",), "all", "loss"), root.summary
     assert "all traffic at node-2 loses packets" in root.summary
+
+
+def test_a_channel_failing_everywhere_from_two_rules_is_split_between_them() -> None:
+    """Everything out of node-1's pods dropped (FORWARD) and ICMP rejected both ways at
+    node-3 (seed-1 run 49, measured again): ICMP fails on every pair, which alone reads as
+    an ICMP rule on every pair. node-1's pairs fail on every channel, so they are node-1's
+    rule on ICMP too; what is left (node-2<->node-3) fits node-2 as well as node-3, and the
+    ICMP errors that answered the echoes come from node-3's bridge and tunnel addresses."""
+    j = judge(load("double-all-drop-out-node-1-icmp-reject-node-3"))
+    found = sorted((f.nodes, f.direction, f.protocol, f.mode) for f in roots(j))
+    assert found == [(("node-1",), "both", "all", "drop"),
+                     (("node-3",), "both", "icmp", "reject")], \
+        [(f.id, f.summary) for f in roots(j)]
+    assert not [f.id for f in j.findings if f.cause in ("unknown", "inconclusive")]

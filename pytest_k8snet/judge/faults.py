@@ -80,8 +80,8 @@ def places(ctx: Context) -> dict[str, Place]:
     cache: dict[str, Place] = ctx.places
     if cache:
         return cache
-    for channel in CHANNELS:
-        failing, measured = observed(ctx, channel)
+    seen = {channel: observed(ctx, channel) for channel in CHANNELS}
+    for channel, (failing, measured) in seen.items():
         if not failing:
             continue
         mode = Counter(failing.values()).most_common(1)[0][0]
@@ -97,7 +97,65 @@ def places(ctx: Context) -> dict[str, Place]:
             bad = [p for p, got in failing.items() if got == m]
             cache[f"{channel} {m}"] = place(
                 channel, m, bad, [p for p in measured if failing.get(p, m) == m], ctx.nodes)
+    _explain_away(ctx, cache, seen)
+    for key, pl in list(cache.items()):
+        cache[key] = _answered_from(ctx, pl)
     return cache
+
+
+def _explain_away(ctx: Context, cache: dict[str, Place],
+                  seen: dict[str, tuple[dict[str, str], list[str]]]) -> None:
+    """A channel failing on more pairs than one rule gives (or on every pair) while other
+    channels place a rule at a node: that node's pairs are the other rule's on this channel
+    too, and what is left is placed on its own. Everything out of node-1's pods dropped
+    beside ICMP rejected at node-3 fails ICMP on every pair: that is two rules, not an
+    ICMP rule on every pair."""
+    at_nodes = [q for q in cache.values() if q.node is not None]
+    for key, pl in list(cache.items()):
+        if pl.node is not None:
+            continue
+        others = [q for q in at_nodes if q.channel != pl.channel and set(q.pairs) < set(pl.pairs)]
+        if not others:
+            continue
+        failing, measured = seen[pl.channel]
+        q = max(others, key=lambda o: len(o.pairs))
+        owned = set(q.pairs)
+        mine = {p: failing[p] for p in pl.pairs if p in owned}
+        rest = {p: failing[p] for p in pl.pairs if p not in owned}
+        if not rest:
+            continue
+        del cache[key]
+        mode = Counter(mine.values()).most_common(1)[0][0]
+        cache[f"{pl.channel} @{q.node}"] = Place(pl.channel, mode, q.node, q.direction,
+                                                 tuple(mine))
+        left_mode = Counter(rest.values()).most_common(1)[0][0]
+        cache[f"{pl.channel} {left_mode} rest"] = place(
+            pl.channel, left_mode, rest, [p for p in measured if p not in owned], ctx.nodes)
+
+
+def node_of_address(ctx: Context, ip: str) -> str | None:
+    """The node one of whose links holds ``ip`` (the node checks read every link)."""
+    for node, check in ctx.checks.items():
+        for link in check.get("interfaces") or []:
+            if any(str(a).partition("/")[0] == ip for a in link.get("addresses") or []):
+                return str(node)
+    return None
+
+
+def _answered_from(ctx: Context, pl: Place) -> Place:
+    """Among the nodes a place cannot tell apart, the one its ICMP errors came from: a
+    REJECT answers from the node whose rule it is (its bridge or tunnel address)."""
+    if not pl.alternatives or pl.mode != REJECT or pl.channel != ICMP:
+        return pl
+    sources = {str(e) for p in pl.pairs for e in [(ctx.ping.get(("pod", p)) or {}).get(
+        "error_from")] if e}
+    owners = {node_of_address(ctx, ip) for ip in sources}
+    candidates = {n for n, _ in pl.alternatives} | {pl.node}
+    if len(owners) != 1 or not owners <= candidates:
+        return pl
+    (node,) = owners
+    direction = pl.direction if node == pl.node else dict(pl.alternatives)[str(node)]
+    return Place(pl.channel, pl.mode, node, direction, pl.pairs)
 
 
 def node_local(ctx: Context, node: str) -> list[str]:
