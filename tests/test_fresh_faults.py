@@ -98,3 +98,14 @@ def test_a_channel_failing_everywhere_from_two_rules_is_split_between_them() -> 
                      (("node-3",), "both", "icmp", "reject")], \
         [(f.id, f.summary) for f in roots(j)]
     assert not [f.id for f in j.findings if f.cause in ("unknown", "inconclusive")]
+
+
+def test_rejects_are_told_from_drops_by_the_icmp_errors_some_echoes_got() -> None:
+    """ICMP rejected both ways at node-1's pods and everything rejected into node-3 (INPUT;
+    seed-1 run 60, measured again). The kernel rate-limits the ICMP errors a REJECT sends,
+    so one of node-1's pairs got none; node-to-node ping into node-3 was answered by
+    port-unreachable from 172.28.128.13. Both are rejects, not drops."""
+    j = judge(load("double-icmp-reject-node-1-all-reject-into-node-3"))
+    found = sorted((f.cause, f.nodes, f.protocol, f.mode) for f in roots(j))
+    assert found == [("pod-firewall", ("node-1",), "icmp", "reject"),
+                     ("underlay", ("node-3",), "all", "reject")], found

@@ -84,9 +84,11 @@ def places(ctx: Context) -> dict[str, Place]:
     for channel, (failing, measured) in seen.items():
         if not failing:
             continue
-        mode = Counter(failing.values()).most_common(1)[0][0]
-        whole = place(channel, mode, failing, measured, ctx.nodes)
         modes = set(failing.values())
+        # One rule that rejects answers with ICMP errors the kernel rate-limits: some of its
+        # pairs see none and read as drops. A reject anywhere in one rule's place is its mode.
+        mode = REJECT if modes == {REJECT, DROP} else Counter(failing.values()).most_common(1)[0][0]
+        whole = place(channel, mode, failing, measured, ctx.nodes)
         if whole.direction is not None or len(modes) == 1:
             cache[channel] = whole
             continue
@@ -186,6 +188,14 @@ def located(ctx: Context, channel: str, pid: str, add: bool = True) -> Finding |
         return None
     same = [q for q in places(ctx).values()
             if (q.node, q.direction, q.mode) == (pl.node, pl.direction, pl.mode)]
+    here = [q for q in places(ctx).values() if (q.node, q.direction) == (pl.node, pl.direction)]
+    if _every([q.channel for q in here]) and not _every([q.channel for q in same]):
+        # Every channel fails at one place, some refused and some timing out: one rule on
+        # all traffic that rejects (a refusal going in, the refused reply of a connection
+        # going out times out), not a rule per channel.
+        mode = REJECT if any(q.mode == REJECT for q in here) else pl.mode
+        same, pl = here, Place(pl.channel, mode, pl.node, pl.direction, pl.pairs,
+                               pl.alternatives)
     if pl.mode == DROP and pl.channel != ICMP and pl.node is not None \
             and lossy_root(ctx, pl.node) is not None:
         # Connections timing out at a node that loses packets on every probe: the loss
@@ -204,7 +214,7 @@ def located(ctx: Context, channel: str, pid: str, add: bool = True) -> Finding |
 
 def _finding(ctx: Context, fid: str, pl: Place, same: list[Place]) -> Finding:
     chans = [q.channel for q in same]
-    every = {ICMP, HTTP} <= set(chans) and (IPERF_TCP in chans or IPERF_UDP in chans)
+    every = _every(chans)
     pairs = tuple(dict.fromkeys(p for q in same for p in q.pairs))
     n = pl.node or ""
     where = SIDE[pl.direction or ""].format(n=n) if pl.node else "between the pods of every pair"
@@ -230,6 +240,11 @@ def _finding(ctx: Context, fid: str, pl: Place, same: list[Place]) -> Finding:
         fix_args=(("node", n or "every node"), ("what", what)),
         protocol=proto, port=None if every or len(ports) != 1 else ports.pop(),
         mode=pl.mode, direction=pl.direction if pl.node else "both")
+
+
+def _every(chans: list[str]) -> bool:
+    """The channels are all the pod traffic the probes send."""
+    return {ICMP, HTTP} <= set(chans) and (IPERF_TCP in chans or IPERF_UDP in chans)
 
 
 def _alternatives(pl: Place) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import faults
 from ..context import Check, Context, ends, listing, loss_text
-from ..localize import ICMP
+from ..localize import DROP, ICMP, REJECT, ROUTE, ping_mode
 from ..model import PASSED, SKIPPED, Finding
 from .nodes_ready import skip_unusable
 
@@ -164,9 +164,10 @@ def _underlay_group(ctx: Context, pairs: list[str]) -> None:
         + (f"; {why}" if why else ""), nodes, tuple(pairs),
         evidence={p: _numbers(ctx, p) for p in pairs},
         would_contradict=("node-to-node ping working on these pairs",),
-        # Nothing crosses, host or pod, whatever the protocol: a reject of everything
-        # answers with nothing the probes can see, so it reads as a drop.
-        protocol="all", mode="drop", direction="both" if len(nodes) == 1 else None))
+        # Nothing crosses, host or pod, whatever the protocol: a drop, unless the echoes
+        # were answered by a REJECT's ICMP errors (or a router's unreachable).
+        protocol="all", mode=_host_mode(ctx, pairs),
+        direction="both" if len(nodes) == 1 else None))
     for pid in pairs:
         ctx.pod_finding[pid] = f.id
         ctx.fail(NAME, pid, _symptom(ctx, pid) + " and node-to-node ping fails too",
@@ -206,6 +207,14 @@ def _lossy_group(ctx: Context, pairs: list[str]) -> None:
     for pid in pairs:
         ctx.pod_finding[pid] = f.id
         ctx.fail(NAME, pid, _symptom(ctx, pid), f, _raw(ctx, pid))
+
+
+def _host_mode(ctx: Context, pairs: list[str]) -> str:
+    """How node-to-node ping failed on ``pairs``: a reject (or route) when any echo was
+    answered by such an ICMP error (the kernel rate-limits them, so some pairs get none),
+    else a drop."""
+    modes = {ping_mode(h) for p in pairs if (h := ctx.ping.get(("host", p))) is not None}
+    return REJECT if REJECT in modes else ROUTE if ROUTE in modes else DROP
 
 
 def _host_clean(ctx: Context, pairs: tuple[str, ...]) -> str:
