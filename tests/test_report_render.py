@@ -18,7 +18,7 @@ from pytest_k8snet.judge import judge
 from pytest_k8snet.options import DEFAULT_LOSS_THRESHOLD
 from pytest_k8snet.report.results import RunReport
 from pytest_k8snet.report.schema import SCHEMA, VERSION
-from pytest_k8snet.report.view import ClusterView, group_diagnoses
+from pytest_k8snet.report.view import ClusterView, causes_count, group_diagnoses
 
 pytest_plugins = ["pytester"]
 
@@ -532,11 +532,23 @@ def test_egress_table_names_resolution_not_source_ports() -> None:
     assert "failed source ports 32912-60608" in text
 
 
-def test_summary_counts_knock_ons_apart_from_causes() -> None:
-    """One root with two knock-ons reads as one cause: the headline must not say three."""
-    groups = [SimpleNamespace(finding={"id": "a", "root": None}),
-              SimpleNamespace(finding={"id": "b", "root": "a"}),
-              SimpleNamespace(finding={"id": "c", "root": "a"})]
-    assert terminal.causes_count(groups) == "1 cause, 2 knock-ons"
-    assert terminal.causes_count(groups[:1]) == "1 cause"
-    assert terminal.causes_count([SimpleNamespace(finding=None)] * 2) == "2 causes"
+def test_knock_ons_sit_inside_their_roots_box() -> None:
+    """vxlan-blocked on node-2 of the lab's real cluster, both CoreDNS replicas on node-1:
+    DNS, egress and the Service fail only because of the overlay. The HTML shows one box
+    with them inside it, and both reports count one cause and its knock-ons."""
+    from tests.test_diagnose import load
+
+    doc = judged_doc(load("kube-vxlan-blocked-dns-on-node-1"))
+    doc["diagnoses"] = [{"cause": "", "finding": v["finding"], "message": v["message"],
+                         "test": f"{v['test']}[{v['subject']}]"}
+                        for v in doc["verdicts"] if v["outcome"] == "failed"]
+    view = ClusterView(doc)
+    (group,) = view.groups
+    assert group.cause == "vxlan-blocked"
+    assert {"dns-knock-on:node-2", "egress-knock-on:node-2"} <= {
+        str(k["id"]) for k in group.knock_ons}
+    text = html.diagnoses(view)
+    assert text.count('class="k8s-diag"') == 1, text
+    assert f"{len(group.knock_ons)} knock-ons, fixed with it" in text
+    assert causes_count(view.groups) == f"1 cause, {len(group.knock_ons)} knock-ons"
+    assert "Diagnoses: 1 cause, " in text

@@ -36,7 +36,8 @@ from .html_tables import (dns_table, e, egress_table, fmt, node_checks_table, pa
 from .junit import RAW_KEY
 from .results import RunReport, run_report
 from .terminal import fail_line
-from .view import FAIL, NONE, PASS, ClusterView, DiagnosisGroup, PairCell, cluster_line
+from .view import (FAIL, NONE, PASS, ClusterView, DiagnosisGroup, PairCell, causes_count,
+                   cluster_line)
 
 COMPACT_FROM = 9  # nodes: from here on a cell shows one metric
 STATUS_TEXT = {FAIL: "FAIL", PASS: "pass", NONE: "not measured"}
@@ -187,7 +188,7 @@ def metric_inputs(compact: bool) -> str:
 def diagnoses(view: ClusterView) -> str:
     if not view.groups:
         return ""
-    out = [f"<h3>Diagnoses: {len(view.groups)} cause{'s' if len(view.groups) != 1 else ''}</h3>",
+    out = [f"<h3>Diagnoses: {causes_count(view.groups)}</h3>",
            '<div class="k8s-diagnoses">']
     for g in view.groups:
         first = g.findings[0]
@@ -208,9 +209,19 @@ def diagnoses(view: ClusterView) -> str:
             + f"<details><summary>all {len(g.findings)} finding"
               f"{'s' if len(g.findings) != 1 else ''}"
             + (f", pairs: {e(_some(g.pairs, 6))}" if g.pairs else "")
-            + f"</summary><ul>{items}</ul></details>" + finding_evidence(g) + "</div>")
+            + f"</summary><ul>{items}</ul></details>" + _knock_ons(g) + finding_evidence(g)
+            + "</div>")
     out.append("</div>")
     return "".join(out)
+
+
+def _knock_ons(g: DiagnosisGroup) -> str:
+    """What fails only because of this fault, inside its box: fixed with it."""
+    if not g.knock_ons:
+        return ""
+    items = "".join(f"<li>{e(k.get('summary'))}</li>" for k in g.knock_ons)
+    return (f'<div class="k8s-knock-ons"><p class="k8s-muted">{len(g.knock_ons)} knock-on'
+            f"{'s' if len(g.knock_ons) != 1 else ''}, fixed with it:</p><ul>{items}</ul></div>")
 
 
 def finding_evidence(g: DiagnosisGroup) -> str:

@@ -14,10 +14,11 @@ from typing import Any, Protocol
 
 from ..judge import FAILED
 from ..judge.checks import path_mtu
+from ..text import shorten
 from .baseline import KIND_TITLES
 from .facts import RunFacts
 from .results import RunReport, run_report
-from .view import FAIL, PASS, ClusterView, PairCell, cluster_line, natural_key
+from .view import FAIL, PASS, ClusterView, PairCell, causes_count, cluster_line, natural_key
 
 MAX_MATRIX_NODES = 12
 Piece = tuple[str, dict[str, bool]]
@@ -164,14 +165,6 @@ def overlay_lines(doc: dict[str, Any]) -> list[str]:
             else f"overlay: {text} on {_names(nodes)}" for text, nodes in by_text.items()]
 
 
-def causes_count(groups: Sequence[Any]) -> str:
-    """``2 causes``, or ``1 cause, 2 knock-ons``: a knock-on is not a cause of its own."""
-    knock = sum(1 for g in groups if g.finding is not None and g.finding.get("root"))
-    roots = len(groups) - knock
-    text = f"{roots} cause{'s' if roots != 1 else ''}"
-    return text + (f", {knock} knock-on{'s' if knock != 1 else ''}" if knock else "")
-
-
 def _write_diagnoses(tr: Writer, view: ClusterView) -> None:
     if not view.groups:
         return
@@ -188,6 +181,8 @@ def _write_diagnoses(tr: Writer, view: ClusterView) -> None:
                           "in the test failures above)")
         elif len(group.findings) > 1:
             tr.write_line(f"    ({len(group.findings)} tests failed on it)")
+        for k in group.knock_ons:
+            tr.write_line(f"    knock-on: {shorten(str(k.get('summary')), 200)}")
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:

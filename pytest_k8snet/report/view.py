@@ -10,6 +10,7 @@ that took no measurement document) is "not judged"; only the failures its tests 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +130,8 @@ class DiagnosisGroup:
 
     finding: dict[str, Any] | None = None  # the finding this group shows, when judged
     evidence: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # The findings whose root this group's finding is: shown inside it, fixed with it.
+    knock_ons: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def headline(self) -> str:
@@ -152,6 +155,15 @@ class DiagnosisGroup:
         return text
 
 
+def causes_count(groups: Sequence[DiagnosisGroup]) -> str:
+    """``2 causes``, or ``1 cause, 2 knock-ons``: a knock-on is not a cause of its own."""
+    alone = sum(1 for g in groups if g.finding is not None and g.finding.get("root"))
+    knock = alone + sum(len(g.knock_ons) for g in groups)
+    roots = len(groups) - alone
+    text = f"{roots} cause{'s' if roots != 1 else ''}"
+    return text + (f", {knock} knock-on{'s' if knock != 1 else ''}" if knock else "")
+
+
 def _common(pairs: list[str]) -> list[str]:
     """The nodes that are an end of every pair (none when that is not true of any)."""
     if len(pairs) < 2:
@@ -170,10 +182,17 @@ def group_diagnoses(diagnoses: list[dict[str, Any]],
         by_finding: dict[str, list[dict[str, Any]]] = {}
         for d in diagnoses:
             by_finding.setdefault(str(d.get("finding")), []).append(d)
+        shown = {str(f["id"]) for f in findings if by_finding.get(str(f["id"]))}
+        inside: dict[str, list[dict[str, Any]]] = {}
+        for f in findings:
+            if f.get("root") and str(f["root"]) in shown:
+                inside.setdefault(str(f["root"]), []).append(f)
         for f in findings:
             items = by_finding.get(str(f["id"]), [])
-            if not items and f.get("root") is None:
-                continue  # no test of this run failed on it (-k chose others)
+            if not items and (f.get("root") is None or str(f["root"]) in shown):
+                # No test of this run failed on it (-k chose others), or a knock-on that
+                # its root's group shows: one box per fault, not one per symptom.
+                continue
             if not items:
                 items = [{"message": f.get("message", ""), "cause": f.get("cause"),
                           "nodes": f.get("nodes", []), "pairs": f.get("pairs", [])}]
@@ -187,7 +206,7 @@ def group_diagnoses(diagnoses: list[dict[str, Any]],
             groups.append(DiagnosisGroup(
                 str(f.get("cause")), title, str(f.get("fix", "")), items, pairs, nodes,
                 involving, f, {n: (evidence or {}).get(n, []) for n in f.get("evidence_nodes", [])
-                               if (evidence or {}).get(n)}))
+                               if (evidence or {}).get(n)}, inside.get(str(f["id"]), [])))
         groups.sort(key=lambda g: (-len(g.pairs), -len(g.findings), g.cause))
         return groups
     by_cause: dict[str, list[dict[str, Any]]] = {}
