@@ -239,12 +239,13 @@ def test_the_judge_runs_once_per_process(lab: labmod.Lab, tmp_path: Path,
     assert pids and len(pids) == len(set(pids)) <= (3 if workers else 1), pids
 
 
-def test_a_lossy_pod_pair_takes_the_bigger_node_to_node_sample(lab: labmod.Lab,
-                                                                 tmp_path: Path) -> None:
+def test_a_lossy_pod_pair_takes_the_bigger_node_sample(lab: labmod.Lab,
+                                                       tmp_path: Path) -> None:
     """node-2's FORWARD chain drops every 2nd echo its pod sends to node-1's pod: that pair's
-    pod ping loses some, so its node-to-node ping takes the 10-echo sample as well (whether
-    the host network loses them too tells loss of all traffic at a node from the pod path's
-    alone; 3 echoes of a path losing 20% all cross half the time). The others keep 3."""
+    pod ping loses some, so its node-to-node and pod-to-node pings take the 10-echo sample
+    as well (whether those lose too tells loss of all traffic at a node, or on its pods'
+    own path, from the overlay's alone; 3 echoes of a path losing 20% all cross half the
+    time). The other pairs keep 3."""
     dst = lab.node("node-1")["probe"]["ip"]
     where = lab.target_netns("node-2")
     rule = ["FORWARD", "-d", dst, "-p", "icmp", "--icmp-type", "echo-request", "-m",
@@ -261,3 +262,10 @@ def test_a_lossy_pod_pair_takes_the_bigger_node_to_node_sample(lab: labmod.Lab,
     assert 0 < pod["received"] < pod["transmitted"] == 10, pod
     assert pings[("host", "node-2", "node-1")]["transmitted"] == 10
     assert pings[("host", "node-1", "node-3")]["transmitted"] == 3
+    # node-2's pod to node-1's host network takes the bigger sample too, and crosses: the
+    # rule is on the way to node-1's pod only (what tells the pod path from the overlay).
+    to_node = {(p["src"], p["dst"]): p for p in
+               json.loads((tmp_path / "results.json").read_text())["ping_pod_to_node"]}
+    assert (to_node[("node-2", "node-1")]["transmitted"],
+            to_node[("node-2", "node-1")]["received"]) == (10, 10)
+    assert to_node[("node-1", "node-3")]["transmitted"] == 3

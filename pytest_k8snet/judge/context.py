@@ -75,6 +75,8 @@ class Context:
         self.threshold = float(doc["thresholds"]["loss_pct"])
         self.ping = {(e.get("network", "pod"), pair_id(e["src"], e["dst"])): e
                      for e in doc.get("ping", [])}
+        self.pod_to_node = {pair_id(e["src"], e["dst"]): e
+                            for e in doc.get("ping_pod_to_node") or []}
         self.pmtu = {pair_id(e["src"], e["dst"]): e for e in doc.get("path_mtu", [])
                      if e.get("network", "pod") == "pod"}
         self.udp = {pair_id(e["src"], e["dst"]): e for e in doc.get("throughput", [])}

@@ -170,12 +170,39 @@ def node_local(ctx: Context, node: str) -> list[str]:
             and not int(host.get("failures") or 0):
         seen.append(f"every pod egress connection from {node} fails while the host "
                     "network's work")
+    cut = pod_path(ctx, node, cut=True)
+    if cut:
+        seen.append(f"{node}'s pods get no reply from the other nodes' host network "
+                    f"({listing(cut)}, no overlay on the way) while node to node works")
     s = ctx.service.get(node) or {}
     own = [b for b in s.get("missing_backends") or [] if ctx.backends.get(str(b)) == node]
     if own and not s.get("answered_by"):
         seen.append(f"Service requests from {node} fail even to its own backends "
                     f"({', '.join(map(str, own))})")
     return seen
+
+
+def pod_path(ctx: Context, node: str, cut: bool) -> list[str]:
+    """The pairs out of ``node`` whose pod-to-node pings (``ping_pod_to_node``: the pod's
+    own path out of its node and the underlay, no overlay) lose every echo (``cut``), or
+    more than the loss threshold, while node-to-node ping on them works and the same pings
+    from the other nodes' pods do not: the fault is on ``node``'s pod path, not on the
+    overlay. Empty when that is not so (or was not measured)."""
+    mine = {p: e for p, e in ctx.pod_to_node.items() if p.startswith(f"{node}->")}
+    others = [e for p, e in ctx.pod_to_node.items() if p not in mine]
+    if not mine or not others or any(
+            not int((ctx.ping.get(("host", p)) or {}).get("received") or 0) for p in mine):
+        return []
+    limit = 100.0 if cut else ctx.threshold
+    if _lost_pct(list(mine.values())) < limit or _lost_pct(others) >= limit:
+        return []
+    return list(mine)
+
+
+def _lost_pct(entries: list[dict[str, Any]]) -> float:
+    sent = sum(int(e.get("transmitted") or 0) for e in entries)
+    got = sum(int(e.get("received") or 0) for e in entries)
+    return 100.0 * (sent - got) / sent if sent else 0.0
 
 
 def located(ctx: Context, channel: str, pid: str, add: bool = True) -> Finding | None:

@@ -156,9 +156,9 @@ class Cluster:
         """Why probes cannot run on ``node`` (None when they can)."""
         return readiness.unusable(self._engine, self._readings, node)
 
-    def ping(self, network: Network = "pod", payload: int = 56
+    def ping(self, network: Network = "pod", payload: int = 56, to: Network | None = None
              ) -> dict[PairKey, PingResult]:
-        return reachability.pings(self._engine, network, payload)
+        return reachability.pings(self._engine, network, payload, to)
 
     def expected_mtu(self) -> int:
         """``--k8s-expect-mtu``, else the smallest probe-pod interface MTU."""

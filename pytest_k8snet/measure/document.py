@@ -95,6 +95,12 @@ def sections(m: dict[str, Any]) -> dict[str, Any]:
                                     "first_lost": r.first_lost, "probes": r.probes,
                                     "seconds": r.seconds,
                                     "headers": r.headers})  # 28 IPv4, 48 IPv6
+    # Pod to the other nodes' host network: the pod's own path out of its node and the
+    # underlay, without the overlay. Not a test: what tells the overlay from the pod path.
+    out["ping_pod_to_node"] = [
+        {"src": src, "dst": dst, "loss_pct": r.loss_pct, "transmitted": r.transmitted,
+         "received": r.received, "error": r.error, **_icmp_errors(r)}
+        for (src, dst), r in m.get("ping-pod-host-56", {}).items()]
     for (src, dst), r in m.get("udp", {}).items():
         port = r.node_port
         out["throughput"].append({
@@ -167,7 +173,9 @@ def document(cluster: "Cluster") -> dict[str, Any]:
         ("readiness", cluster.readiness), ("node_checks", cluster.node_checks),
         ("expected_mtu", cluster.expected_mtu), ("pod_mtu", cluster.pod_mtus),
         ("ping_pod", lambda: cluster.ping("pod")),
-        ("ping_host", lambda: cluster.ping("host")), ("path_mtu", lambda: cluster.path_mtu("pod")),
+        ("ping_host", lambda: cluster.ping("host")),
+        ("ping_pod_to_node", lambda: cluster.ping("pod", to="host")),
+        ("path_mtu", lambda: cluster.path_mtu("pod")),
         ("http", cluster.large_http), ("service_http", cluster.service_http),
         ("service", cluster.service), ("udp", cluster.udp),
         ("udp_receive_drops", cluster.udp_receive_drops), ("dns", cluster.dns),

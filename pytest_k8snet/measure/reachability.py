@@ -7,19 +7,23 @@ from ..probes import ping
 from .engine import Engine, PairKey
 
 
-def pings(engine: Engine, network: Network = "pod", payload: int = 56
-          ) -> dict[PairKey, ping.PingResult]:
-    """Small (or ``payload``-sized) pings over every selected pair, one exec per source."""
-    kind = f"ping-{network}-{payload}"
-    # Node to node, the pairs whose pod ping lost some echoes take the bigger sample too:
-    # whether the host network loses them as well tells loss of all traffic at a node from
-    # the overlay's alone, and 3 echoes of a path losing 20% all cross half the time.
-    lossy = set() if network == "pod" else {
+def pings(engine: Engine, network: Network = "pod", payload: int = 56,
+          to: Network | None = None) -> dict[PairKey, ping.PingResult]:
+    """Small (or ``payload``-sized) pings over every selected pair, one exec per source:
+    from ``network``'s endpoint on the source to ``to``'s (the same network by default)
+    on the destination."""
+    to = to or network
+    kind = f"ping-{network}-{payload}" if to == network else f"ping-{network}-{to}-{payload}"
+    # Into the host network (node to node, pod to node), the pairs whose pod ping lost
+    # some echoes take the bigger sample too: whether those paths lose them as well tells
+    # loss of all traffic at a node, or of its pods' own path, from the overlay's alone;
+    # 3 echoes of a path losing 20% all cross half the time.
+    lossy = set() if to != "host" else {
         k for k, r in pings(engine, "pod", payload).items() if r.any_reply and not r.ok}
 
     def per_source(src: str, keys: list[PairKey]) -> dict[PairKey, ping.PingResult]:
         ep = engine.endpoint(src, network)
-        ips = {k: engine.endpoint(k[1], network).ip for k in keys}
+        ips = {k: engine.endpoint(k[1], to).ip for k in keys}
 
         def measure(todo: list[PairKey], count: int, interval: float
                     ) -> dict[PairKey, ping.PingResult]:

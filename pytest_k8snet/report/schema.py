@@ -51,6 +51,10 @@ Added within version 1 by the measure/judge split (:mod:`pytest_k8snet.measure`,
   ``port-unreachable``, ``host-prohibited``, ``admin-prohibited``, ``net-prohibited``,
   ``net-unreachable``, ``host-unreachable``, ``protocol-unreachable``, ``ttl-exceeded``
   ...) and ``error_from`` (the address that sent most of them); ``egress`` ``passed_ports``
+- ``ping_pod_to_node`` [``{src, dst, loss_pct, transmitted, received, error}``, and the
+  ICMP error fields of ``ping``]: small pings from the source node's probe pod to the
+  destination node's host network, which cross the pod's own path out of its node and the
+  underlay but not the overlay; evidence for the judge, no test of their own
 - ``probe_failures``: probe runs that failed for a reason of their own (see measure.py)
 - ``udp_receive_drops`` ``{node: datagrams or null}``: UDP datagrams each node's probe pod
   dropped at its own full socket buffers while UDP was measured (delivered by the path)

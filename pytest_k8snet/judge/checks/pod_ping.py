@@ -192,6 +192,12 @@ def _lossy_group(ctx: Context, pairs: list[str]) -> None:
             fields.update(protocol="all")
             why += (f"; node-to-node ping {host} there too, so all traffic at {node} loses "
                     "packets, not only the overlay's")
+        elif clean and (own := faults.pod_path(ctx, node, cut=False)):
+            fields.update(protocol="all")
+            why += (f"; node-to-node ping lost nothing there ({clean}), but {node}'s pods "
+                    f"lose pings to the other nodes' host network too ({listing(own)}, no "
+                    f"overlay on the way), so {node}'s pods' own path loses all their "
+                    "traffic, not only the overlay")
         elif clean:
             port = _overlay_fields(ctx, nodes, list(every))["port"]
             fields.update(protocol="udp" if port else None, port=port)
