@@ -110,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--nodes", type=int, default=3, help=f"1..{MAX_NODES} (default: %(default)s)")
     r.add_argument("--fault", action="append", default=[], type=_fault_arg,
                    metavar="FAULT[:NODE[,NODE]][=VALUE]", help=fault_help)
+    r.add_argument("--overlay", choices=OVERLAYS, default="vxlan",
+                   help="vxlan or host-gw, as for `up` (default: %(default)s)")
     r.add_argument("--kubernetes", action="store_true",
                    help="a real Kubernetes cluster on the lab (root only); COMMAND gets "
                    "KUBECONFIG and the K8SNET_* settings that point the plugin at it")
@@ -257,7 +259,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise LabError("give a command after --, e.g. -- pytest --pyargs pytest_k8snet.suite")
         _check_faults(args.fault)
         spec = LabSpec(name=args.name, nodes=args.nodes, faults=tuple(args.fault),
-                       kubernetes=args.kubernetes)
+                       kubernetes=args.kubernetes, overlay=args.overlay,
+                       overlay_mtu=default_overlay_mtu(args.overlay, LabSpec.underlay_mtu))
         if args.kubernetes:
             if args.userns:
                 raise LabError("--kubernetes needs root: the kubelets need real cgroups")
