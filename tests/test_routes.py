@@ -136,3 +136,19 @@ def test_a_tunnel_route_via_the_peers_vtep_is_a_working_shape() -> None:
         for look in c["routes"]:
             look.update(via=look["peer_pod_cidrs"][0].split("/")[0], dev="flannel.1")
     assert [f.cause for f in roots(judge(doc))] == ["vxlan-blocked"]
+
+
+def test_with_no_working_pair_a_router_saying_unreachable_decides() -> None:
+    """Nothing to compare the gateway hop with (only node-1's lookups, every pair of node-1
+    failing): it is the missing route's only when the pings were answered "net unreachable"."""
+    doc = copy.deepcopy(load())
+    doc["node_checks"] = [c for c in doc["node_checks"] if c["node"] == "node-1"]
+    for c in doc["node_checks"]:
+        c["routes"] = [r for r in c["routes"] if r["peer"] == "node-2"]
+    assert [f.cause for f in roots(judge(doc))] == ["vxlan-blocked"]
+    (ping,) = [p for p in doc["ping"] if (p["src"], p["dst"], p["network"]) ==
+               ("node-1", "node-2", "pod")]
+    ping.update(errors=10, error_kind="net-unreachable", error_from="172.28.128.254")
+    (root,) = roots(judge(doc))
+    assert root.id == "no-route:node-1" and root.mode == "route"
+    assert "answered net-unreachable by 172.28.128.254" in root.summary

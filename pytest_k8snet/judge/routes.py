@@ -73,7 +73,10 @@ def claim(ctx: Context, pairs: list[str]) -> dict[str, Finding]:
     for pid, r in lookups.items():
         hop = _hop(r)
         failing = pid in pairs or pair_id(*reversed(ends(pid))) in pairs
-        if failing and (hop == "none" or (working and hop not in working)):
+        # With no working pair to compare with (two nodes, say), a next hop other than the
+        # peer counts only when a router also answered the pings "unreachable".
+        unrouted = hop != "peer" and ping_mode(ctx.ping.get(("pod", pid)) or {}) == ROUTE
+        if failing and (hop == "none" or (hop not in working if working else unrouted)):
             missing.setdefault(ends(pid)[0], []).append(ends(pid)[1])
     out: dict[str, Finding] = {}
     for node, peers in missing.items():
