@@ -53,15 +53,6 @@ class RouteLookup:
     kind: str = "unicast"  # the route type when ip names one (local, unreachable, ...)
     error: str | None = None  # ip's own error line (RTNETLINK answers: ...), or no output
 
-    @property
-    def routed(self) -> bool:
-        """A route was found (whatever its next hop)."""
-        return self.error is None and self.kind in ("unicast", "local")
-
-    @property
-    def via_peer(self) -> bool:
-        return self.via is not None and self.via == self.peer_ip
-
 
 def script(peers: Sequence[Peer]) -> str:
     """Shell text that looks every peer's pod up, each framed by one marker line."""
