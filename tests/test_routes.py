@@ -151,3 +151,16 @@ def test_with_no_working_pair_a_router_saying_unreachable_decides() -> None:
     (root,) = roots(judge(doc))
     assert root.id == "no-route:node-1" and root.mode == "route"
     assert "answered net-unreachable by 172.28.128.254" in root.summary
+
+
+def test_every_route_of_a_node_missing_is_one_finding_naming_every_peer() -> None:
+    doc: dict[str, Any] = json.loads((DATA / "hostgw-route-missing-node-1-all.json").read_text())
+    j = judge(doc)
+    (root,) = roots(j)
+    assert root.id == "no-route:node-1" and root.mode == "route"
+    assert root.summary.startswith("No route to node-2's pods (10.244.1.0/24), node-3's pods "
+                                   "(10.244.2.0/24) on node-1")
+    assert set(root.pairs) == {"node-1->node-2", "node-2->node-1", "node-1->node-3",
+                               "node-3->node-1"}
+    assert [f.id for f in j.findings] == [root.id]
+    assert {k[0] for k, v in j.verdicts.items() if v.outcome == FAILED} == {"test_pod_ping"}
