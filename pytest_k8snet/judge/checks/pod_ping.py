@@ -85,8 +85,7 @@ def _overlay_group(ctx: Context, pairs: list[str]) -> None:
     # Before any firewall is placed: a pair a missing route explains is no firewall's.
     for pid, f in routes.claim(ctx, pairs).items():
         ctx.pod_finding[pid] = f.id
-        ctx.fail(NAME, pid, _symptom(ctx, pid) + " while node-to-node ping works", f,
-                 _raw(ctx, pid))
+        ctx.fail(NAME, pid, _symptom(ctx, pid), f, _raw(ctx, pid))  # the summary says the rest
     pairs = _located_group(ctx, [p for p in pairs if p not in ctx.pod_finding])
     against = [p for p in pairs if ctx.udp_state(p) == "crossed"]
     consistent = [p for p in pairs if p not in against]
