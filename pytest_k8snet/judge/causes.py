@@ -15,6 +15,8 @@ them all, from the run's measurement document only:
 - some loss (not all) after re-measuring                              -> lossy, never "blocked"
 - the probe itself failed (tool missing, exec error, interrupted)     -> probe failure
 - one protocol/port fails on the pairs into/out of one node, others cross -> pod firewall
+- pod-to-pod fails, node-to-node works, the node's route lookup for the
+  peer's pod finds no route or another next hop than the working pairs'  -> no route
 - measurements that disagree                                          -> inconclusive
 """
 
@@ -62,6 +64,10 @@ CAUSES: dict[str, tuple[str, str, str]] = {
                  "and remove it: `iptables -S`, `iptables -S -t raw` and `nft list ruleset` "
                  "on {node} (INPUT, OUTPUT, FORWARD), then the network ACLs, security groups "
                  "and the gateway on the way", ""),
+    "no-route": ("No route to a peer's pods", "check the CNI's routing daemon on {node} "
+                 "(flanneld host-gw, Calico BGP/bird, kube-router): it is not programming the "
+                 "route to the peer's pod CIDR via the peer node; `ip route` on {node} shows "
+                 "what is there, the daemon's log why", ""),
     "underlay": ("Nodes cannot reach each other", "fix node-to-node routing or firewalls first: "
                  "the underlay itself is broken", "1"),
     "image-pull": ("Probe image cannot be pulled", "check --k8s-probe-image (name, tag) and that "

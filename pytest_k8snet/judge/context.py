@@ -20,7 +20,7 @@ from ..probes.nodecheck import OVERHEAD
 from ..text import shorten
 
 # Causes that take a pair's pod connectivity away: what later checks skip behind.
-CONNECTIVITY = ("vxlan-blocked", "underlay", "ip-forward")
+CONNECTIVITY = ("vxlan-blocked", "underlay", "ip-forward", "no-route")
 KIND_NAMES = {"vxlan": "VXLAN", "geneve": "Geneve", "ipip": "IPIP", "wireguard": "WireGuard",
               "none": "no encapsulation"}
 

@@ -16,7 +16,7 @@ from . import describe, faults, owner
 from .bringup import up
 from .kube import binaries as kube_binaries
 from .netns import LabError, require_root, tool_env
-from .plan import MAX_NODES, LabSpec, check_name
+from .plan import MAX_NODES, OVERLAYS, LabSpec, check_name, default_overlay_mtu
 from .run import run, run_with_cluster
 from .state import STATE_ROOT, lab_owner, load, lock_path, locked, running_labs
 from .teardown import down, down_all
@@ -60,8 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--nodes", type=int, default=3, help=f"1..{MAX_NODES} (default: %(default)s)")
     u.add_argument("--underlay-mtu", type=int, default=1500, metavar="BYTES",
                    help="MTU of the node network (default: %(default)s)")
-    u.add_argument("--overlay-mtu", type=int, default=1450, metavar="BYTES",
-                   help="MTU of the pod network (default: %(default)s)")
+    u.add_argument("--overlay", choices=OVERLAYS, default="vxlan",
+                   help="how pod traffic crosses nodes: a VXLAN device (flannel.1, UDP 8472) "
+                   "or host-gw routes via each peer's node address, no tunnel "
+                   "(default: %(default)s)")
+    u.add_argument("--overlay-mtu", type=int, default=None, metavar="BYTES",
+                   help="MTU of the pod network (default: the underlay MTU less 50 bytes "
+                   "with vxlan, the underlay MTU with host-gw)")
     u.add_argument("--pod-cidr", default="10.244.0.0/16", metavar="CIDR",
                    help="default: %(default)s")
     u.add_argument("--node-cidr", default="172.28.128.0/24", metavar="CIDR",
@@ -94,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
         fa.add_argument("--node", action="append", default=[],
                         help="repeatable (default: every node)")
         if verb == "add":
-            fa.add_argument("--value", help="the fault's value (underlay-mtu: bytes, 68..9000)")
+            fa.add_argument("--value", help="the fault's value (underlay-mtu: bytes, 68..9000; "
+                            "route-missing: the peer node whose pod route goes)")
     r = sub.add_parser("run", help="bring a lab up, run a command with K8SNET_LAB_NAME set, "
                        "take it down; as a normal user, inside an unprivileged user namespace",
                        description="Bring a lab up, run COMMAND with K8SNET_LAB_NAME=NAME, take the "
@@ -104,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--nodes", type=int, default=3, help=f"1..{MAX_NODES} (default: %(default)s)")
     r.add_argument("--fault", action="append", default=[], type=_fault_arg,
                    metavar="FAULT[:NODE[,NODE]][=VALUE]", help=fault_help)
+    r.add_argument("--overlay", choices=OVERLAYS, default="vxlan",
+                   help="vxlan or host-gw, as for `up` (default: %(default)s)")
     r.add_argument("--kubernetes", action="store_true",
                    help="a real Kubernetes cluster on the lab (root only); COMMAND gets "
                    "KUBECONFIG and the K8SNET_* settings that point the plugin at it")
@@ -177,10 +185,12 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "up":
         _check_faults(args.fault)
+        overlay_mtu = (default_overlay_mtu(args.overlay, args.underlay_mtu)
+                       if args.overlay_mtu is None else args.overlay_mtu)
         spec = LabSpec(name=args.name, nodes=args.nodes, node_cidr=args.node_cidr,
                        pod_cidr=args.pod_cidr, underlay_mtu=args.underlay_mtu,
-                       overlay_mtu=args.overlay_mtu, faults=tuple(args.fault),
-                       kubernetes=args.kubernetes)
+                       overlay_mtu=overlay_mtu, faults=tuple(args.fault),
+                       kubernetes=args.kubernetes, overlay=args.overlay)
         start = time.monotonic()
         lab = up(spec, progress=_progress())
         if args.json:
@@ -249,7 +259,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise LabError("give a command after --, e.g. -- pytest --pyargs pytest_k8snet.suite")
         _check_faults(args.fault)
         spec = LabSpec(name=args.name, nodes=args.nodes, faults=tuple(args.fault),
-                       kubernetes=args.kubernetes)
+                       kubernetes=args.kubernetes, overlay=args.overlay,
+                       overlay_mtu=default_overlay_mtu(args.overlay, LabSpec.underlay_mtu))
         if args.kubernetes:
             if args.userns:
                 raise LabError("--kubernetes needs root: the kubelets need real cgroups")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import processes
+from .plan import overlay_of
 from .state import PREFIX, Lab
 
 # In a plain lab's record only: the simulated pods on every node, and the Service.
@@ -23,6 +24,7 @@ def status_json(lab: Lab) -> dict[str, Any]:
     """``status --json`` (and ``up --json``): the record, less what this lab does not have."""
     data = asdict(lab)
     data["prefix"] = f"{PREFIX}{lab.name}-"
+    data["overlay"] = overlay_of(lab)
     if not lab.kubernetes:
         return data
     data["kubeconfig"] = lab.kubernetes["kubeconfig"]
@@ -45,6 +47,7 @@ def status_lines(lab: Lab) -> list[str]:
     """``status NAME``: one line for the lab, one per node, then its other parts and faults."""
     spec = lab.spec
     networks = (f"node network {spec['node_cidr']}, Pod CIDR {spec['pod_cidr']}, "
+                f"overlay {overlay_of(lab)}, "
                 f"underlay MTU {spec['underlay_mtu']}, overlay MTU {spec['overlay_mtu']}")
     if lab.kubernetes:
         lines = _kubernetes_lines(lab, networks)

@@ -15,7 +15,8 @@ from typing import Any
 from . import netns as ns
 from .kube import node as kube_node
 from .netns import LabError
-from .plan import VXLAN_PORT, LabSpec
+from .network import pod_route
+from .plan import OVERLAYS, VXLAN_PORT, LabSpec, overlay_of
 from .state import Lab
 
 LOW_PORTS = "1:32767"
@@ -31,6 +32,10 @@ class Fault:
     apply: Callable[[Lab, dict[str, Any], str | None, bool], None]
     # What VALUE may be (LabError if not); None: the fault takes no value.
     check_value: Callable[[str], object] | None = None
+    # The lab overlays (plan.OVERLAYS) the fault means something on.
+    overlays: tuple[str, ...] = OVERLAYS
+    # VALUE names a peer node of the lab (route-missing): never the node the fault is on.
+    value_is_node: bool = False
 
 
 def _rule(lab: Lab, netns_name: str, chain: str, spec: list[str], fault: str, on: bool) -> None:
@@ -102,6 +107,22 @@ def _dns_blocked(lab: Lab, node: dict[str, Any], value: str | None, on: bool) ->
               "dns-blocked", on)
 
 
+def _peer_name(value: str) -> str:
+    """route-missing's VALUE: a node name (whether the lab has it is checked on the lab)."""
+    if not re.fullmatch(r"node-[0-9]{1,2}", value):
+        raise LabError(f"route-missing value must be a peer node's name (node-N), got {value!r}")
+    return value
+
+
+def _route_missing(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
+    # flanneld host-gw (or Calico's BGP daemon) stopped on the node: its routes to the
+    # peers' pod CIDRs are gone, so their pods' packets leave by the default route.
+    peers = [lab.node(value)] if value is not None else [
+        p for p in lab.nodes if p["name"] != node["name"]]
+    ns.ip_batch(node["netns"], [f"route del {p['pod_cidr']} via {p['ip']} dev eth0"
+                                if on else pod_route(p) for p in peers])
+
+
 # What a hardened host firewall (ufw) closes: incident 1's list, minus VXLAN (its own fault).
 HOST_FIREWALL_PORTS = (("tcp", "6443"), ("tcp", "2379:2380"), ("tcp", "10250"), ("tcp", "53"),
                        ("udp", "53"))
@@ -131,7 +152,7 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
           "on the node's underlay link, both ways, no ICMP", "1450", True, _underlay_mtu,
           _mtu_bytes),
     Fault("vxlan-blocked", "1, 5", "UDP 8472 (VXLAN) to and from the node is dropped", None, True,
-          _vxlan_blocked),
+          _vxlan_blocked, overlays=("vxlan",)),
     Fault("ip-forward-off", "5", "net.ipv4.ip_forward=0 on the node", None, True, _ip_forward_off),
     Fault("bridge-nf-off", "5", "net.bridge.bridge-nf-call-iptables=0 on the node", None, True,
           _bridge_nf_off),
@@ -143,6 +164,9 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
           "2379-2380, 10250 and TCP/UDP 53 on its underlay", None, True, _host_firewall),
     Fault("dns-blocked", "1", "the cluster DNS server drops queries from the node (extra: not an "
           "incident of its own, for 'DNS unreachable')", None, True, _dns_blocked),
+    Fault("route-missing", "-", "the node's route to the pods of peer VALUE (default: every "
+          "peer) is gone, as when flanneld host-gw stops on it (--overlay host-gw only)", None,
+          True, _route_missing, _peer_name, overlays=("host-gw",), value_is_node=True),
 )}
 
 
@@ -164,11 +188,21 @@ def check(name: str, value: str | None) -> Fault:
     return fault
 
 
+def check_overlay(lab: Lab, fault: Fault) -> None:
+    """A fault that means nothing on this lab's overlay is refused, not silently a no-op."""
+    overlay = overlay_of(lab)
+    if overlay not in fault.overlays:
+        raise LabError(f"{fault.name} applies to --overlay {' or '.join(fault.overlays)} labs; "
+                       f"{lab.name} is built with --overlay {overlay}")
+
+
 def check_all(lab: Lab, wanted: Iterable[tuple[str, tuple[str, ...], str | None]]) -> None:
     """What :func:`add` would refuse in ``lab`` (planned, not built yet), refused now: a
     lab is not built only to be taken down again over a typo in one of its faults."""
     for name, nodes, value in wanted:
         fault = check(name, value)
+        check_overlay(lab, fault)
+        _targets(lab, fault, list(nodes), value)
         if nodes and not fault.per_node:
             raise LabError(f"{name} applies to the whole lab, not to nodes")
         for node in nodes:
@@ -185,7 +219,17 @@ def overlapping_spec(spec: LabSpec) -> LabSpec:
     return replace(spec, pod_cidr=overlapping_cidr(spec.node_cidr))
 
 
-def _resolve_nodes(lab: Lab, nodes: list[str]) -> list[dict[str, Any]]:
+def _targets(lab: Lab, fault: Fault, nodes: list[str], value: str | None
+             ) -> list[dict[str, Any]]:
+    """The nodes ``fault`` goes on (all when none are named), refused as a whole before any
+    is touched. A VALUE that names a peer node must exist, and without --node the fault
+    goes on every other node."""
+    if fault.value_is_node and value is not None:
+        peer = lab.node(value)["name"]
+        if peer in nodes:
+            raise LabError(f"{fault.name} on {peer}: the value names the peer whose pod route "
+                           f"goes, not a node the fault is on")
+        return [lab.node(n) for n in nodes] or [n for n in lab.nodes if n["name"] != peer]
     return [lab.node(n) for n in nodes] if nodes else list(lab.nodes)
 
 
@@ -193,6 +237,7 @@ def add(lab: Lab, name: str, nodes: list[str], value: str | None = None) -> None
     """Switch ``name`` on for ``nodes`` (all nodes when empty). Idempotent per node."""
     # Checked first: a bad value must not cost a node the fault it has on already.
     fault = check(name, value)
+    check_overlay(lab, fault)
     if not fault.per_node:
         if nodes:
             raise LabError(f"{name} applies to the whole lab, not to nodes")
@@ -201,7 +246,7 @@ def add(lab: Lab, name: str, nodes: list[str], value: str | None = None) -> None
             lab.faults.append({"name": name, "node": None, "value": value})
         return
     value = value if value is not None else fault.default_value
-    for node in _resolve_nodes(lab, nodes):
+    for node in _targets(lab, fault, nodes, value):
         existing = [f for f in lab.faults if f["name"] == name and f["node"] == node["name"]]
         if existing:
             if existing[0]["value"] == value:

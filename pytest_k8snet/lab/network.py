@@ -1,6 +1,10 @@
 """Programming a planned lab's namespaces: links, addresses, bridges, VXLAN, neighbours,
 routes, the simulated kube-proxy's iptables rules and each namespace's resolv.conf.
 
+The pod routes between nodes follow the lab's overlay (``LabSpec.overlay``): ``vxlan``
+sends each peer's pod CIDR through flannel.1, ``host-gw`` via the peer's node address on
+eth0, as flannel's host-gw backend (or Calico BGP without IPIP) programs them.
+
 Topology (names are ``k8snet-<lab>-<part>``)::
 
     world 198.18.0.10 ─┐                   ┌─ node-1 eth0 ── cni0 ─┬─ probe-node-1
@@ -20,7 +24,7 @@ from typing import Any
 
 from . import netns as ns
 from .kube import mgmt as kube_mgmt
-from .plan import EXT_CIDR, VXLAN_PORT, LabSpec
+from .plan import EXT_CIDR, VXLAN_PORT, LabSpec, overlay_of
 from .state import PREFIX, Lab
 
 
@@ -101,11 +105,14 @@ def _node_batch(lab: Lab, node: dict[str, Any], spec: LabSpec) -> tuple[list[str
         f"link add cni0 address {_mac(MAC_CNI, node['index'])} type bridge mcast_snooping 0",
         _alias("cni0", lab),
         f"addr add {node['pod_gateway']}/24 dev cni0",
-        f"link add flannel.1 type vxlan id 1 dstport {VXLAN_PORT} local {node['ip']} "
-        f"dev eth0 nolearning",
-        f"link set flannel.1 address {node['vtep_mac']} mtu {mtu_o} up", _alias("flannel.1", lab),
-        f"addr add {node['vtep_ip']}/32 dev flannel.1",
     ]
+    if spec.overlay == "vxlan":
+        ip_cmds += [
+            f"link add flannel.1 type vxlan id 1 dstport {VXLAN_PORT} local {node['ip']} "
+            f"dev eth0 nolearning",
+            f"link set flannel.1 address {node['vtep_mac']} mtu {mtu_o} up",
+            _alias("flannel.1", lab), f"addr add {node['vtep_ip']}/32 dev flannel.1",
+        ]
     for kind in () if spec.kubernetes else ("probe", "echo"):
         ip_cmds += [f"link set veth-{kind} mtu {mtu_o} master cni0 up", _alias(f"veth-{kind}", lab),
                     f"link set dev veth-{kind} type bridge_slave hairpin on"]
@@ -115,11 +122,20 @@ def _node_batch(lab: Lab, node: dict[str, Any], spec: LabSpec) -> tuple[list[str
     return ip_cmds + overlay, fdb
 
 
+def pod_route(peer: dict[str, Any]) -> str:
+    """host-gw: the route to ``peer``'s pods, via its node address on the underlay."""
+    return f"route replace {peer['pod_cidr']} via {peer['ip']} dev eth0"
+
+
 def _overlay_entries(lab: Lab, node: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """What flanneld programs for every peer: neighbour, route, and FDB entry."""
+    """What flanneld programs for every peer: with VXLAN a neighbour, route and FDB entry;
+    with host-gw only the route."""
     ip_cmds, fdb = [], []
     for peer in lab.nodes:
         if peer["name"] == node["name"]:
+            continue
+        if overlay_of(lab) == "host-gw":
+            ip_cmds.append(pod_route(peer))
             continue
         ip_cmds += [
             f"neigh replace {peer['vtep_ip']} lladdr {peer['vtep_mac']} dev flannel.1 "

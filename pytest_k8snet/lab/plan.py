@@ -30,6 +30,11 @@ RESERVED_WORDS = {"node", "sw", "gw", "world", "dns", "probe", "echo"}
 # 64 nodes (196 namespaces) build in seconds and, with permanent neighbour entries, add no
 # dynamic entry to the host's neighbour table; see netns.host_limits() for what else could bind.
 MAX_NODES = 64
+# How pod traffic crosses between nodes, as flannel's backends do it: ``vxlan`` through a
+# VXLAN device (flannel.1, UDP 8472), ``host-gw`` routed on the underlay, each peer's pod
+# CIDR via the peer's node address (flannel host-gw, Calico BGP without IPIP), no tunnel.
+OVERLAYS = ("vxlan", "host-gw")
+VXLAN_OVERHEAD = 50  # outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
 NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
@@ -53,6 +58,7 @@ class LabSpec:
     faults: tuple[tuple[str, tuple[str, ...], str | None], ...] = ()
     # A real cluster on top (kube-apiserver, kubelets, containerd, CoreDNS): see lab.kube.
     kubernetes: bool = False
+    overlay: str = "vxlan"  # one of OVERLAYS
 
     def validate(self) -> None:
         check_name(self.name)
@@ -63,6 +69,15 @@ class LabSpec:
             raise LabError(f"--nodes must be 1..{MAX_NODES}, got {self.nodes}")
         if not 576 <= self.underlay_mtu <= 9000 or not 576 <= self.overlay_mtu <= 9000:
             raise LabError("MTUs must be 576..9000")
+        if self.overlay not in OVERLAYS:
+            raise LabError(f"--overlay must be one of {', '.join(OVERLAYS)}, got {self.overlay!r}")
+        if self.overlay == "host-gw" and self.overlay_mtu > self.underlay_mtu:
+            raise LabError(f"--overlay host-gw routes pod packets unencapsulated: the overlay "
+                           f"MTU {self.overlay_mtu} cannot exceed the underlay MTU "
+                           f"{self.underlay_mtu}")
+        if self.overlay == "host-gw" and self.kubernetes:
+            # The real cluster's CNI config and faults were only proven on the VXLAN shape.
+            raise LabError("--overlay host-gw is not available with --kubernetes yet")
         try:
             node_net = ipaddress.ip_network(self.node_cidr)
             pod_net = ipaddress.ip_network(self.pod_cidr)
@@ -75,6 +90,16 @@ class LabSpec:
         for net in (node_net, pod_net):
             if net.overlaps(EXT_CIDR) or net.overlaps(ipaddress.ip_network("10.96.0.0/12")):
                 raise LabError(f"{net} overlaps the lab's external or Service network")
+
+
+def default_overlay_mtu(overlay: str, underlay_mtu: int) -> int:
+    """The pod MTU the CNI would pick: the underlay's less what the encapsulation adds."""
+    return underlay_mtu - (VXLAN_OVERHEAD if overlay == "vxlan" else 0)
+
+
+def overlay_of(lab: Lab) -> str:
+    """The lab's overlay; a record written before ``--overlay`` existed is a VXLAN lab."""
+    return str(lab.spec.get("overlay", "vxlan"))
 
 
 def plan(spec: LabSpec) -> Lab:

@@ -22,6 +22,9 @@ Document (a JSON object; the results file has the same sections plus ``tests`` a
   ``targets`` ``{pod_cidrs, service_cidr, service_ip, egress_url}``
 - ``ping``, ``path_mtu``, ``throughput``, ``http``, ``dns``, ``egress``, ``service``,
   ``node_checks``: one entry per probed subject (see :mod:`pytest_k8snet.report.results`)
+- ``node_checks[].routes``: how the node's host network routes each peer's probe pod
+  (``ip route get``, :mod:`pytest_k8snet.probes.routeget`); null where not looked up,
+  absent in older documents (the judge then cannot tell a missing route from a firewall)
 - ``probe_failures``: probe runs that failed for a reason of their own, never evidence
   about the network: ``{measurement, key, failure, node, network, tool, exit_code,
   timed_out, detail}`` with ``failure`` one of :data:`pytest_k8snet.probes.iperf.FAILURE_KINDS`

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..probes import nodecheck
+from ..probes import nodecheck, routeget
 from .engine import Engine
-from .readiness import Readings
+from .readiness import Readings, route_peers
 
 # The overlay's UDP port when its encapsulation could not be detected (flannel's VXLAN).
 VXLAN_PORT = 8472
@@ -19,9 +19,10 @@ def node_checks(engine: Engine, readings: Readings) -> dict[str, nodecheck.NodeC
         runs = engine.batch(engine.endpoint(node, "host"), "nodecheck", [
             ("sysctls", nodecheck.sysctl_argv(), timeout),
             ("addrs", nodecheck.addr_argv(), timeout),
-            ("links", nodecheck.links_argv(), timeout)])
+            ("links", nodecheck.links_argv(), timeout),
+            ("routes", routeget.script(route_peers(engine, node)), timeout)])
         return nodecheck.parse(node, runs["sysctls"].stdout, runs["addrs"].stdout,
-                               runs["links"].stdout)
+                               runs["links"].stdout, runs["routes"].stdout)
 
     return engine.each("nodecheck", engine.node_names, one)
 

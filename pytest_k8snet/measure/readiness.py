@@ -4,7 +4,8 @@ Any command proves a probe runs, so the readiness exec of each endpoint also rea
 later measurements need (an exec fewer per endpoint each): the local port range (egress),
 the pod's MTU (expected MTU), its UDP receive-buffer drops so far (the UDP check's
 "before"), and on the host the node checks' sysctls, addresses and links, and the UDP
-ports something already holds there. They are kept in :class:`Readings`.
+ports something already holds there, and how it routes each peer's probe pod
+(``ip route get``: a missing route versus a firewall). They are kept in :class:`Readings`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import shlex
 from dataclasses import dataclass, field
 from threading import Lock
 
-from ..backends import Network
-from ..probes import iperf, nodecheck
+from ..backends import BackendError, Network
+from ..probes import iperf, nodecheck, routeget
 from ..text import shorten
 from .engine import Engine
 
@@ -25,7 +26,7 @@ READY_SEP = "==k8snet-ready=="
 READY_HOST = (f"cat {PORT_RANGE}; echo {READY_SEP}; {nodecheck.sysctl_argv()[2]}; "
               f"echo {READY_SEP}; {shlex.join(nodecheck.addr_argv())} 2>/dev/null; "
               f"echo {READY_SEP}; {shlex.join(nodecheck.links_argv())} 2>/dev/null; "
-              f"echo {READY_SEP}; {nodecheck.UDP_SOCKETS_COMMAND} 2>/dev/null; true")
+              f"echo {READY_SEP}; {nodecheck.UDP_SOCKETS_COMMAND} 2>/dev/null")
 NOT_READY = "node is NotReady"
 
 
@@ -37,8 +38,8 @@ class Readings:
     port_ranges: dict[tuple[str, str], str] = field(default_factory=dict)
     # node -> its probe pod's eth0 MTU.
     pod_mtus: dict[str, int] = field(default_factory=dict)
-    # node -> (sysctls, addresses, links) output for nodecheck.parse.
-    node_checks: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    # node -> (sysctls, addresses, links, route lookups) output for nodecheck.parse.
+    node_checks: dict[str, tuple[str, str, str, str]] = field(default_factory=dict)
     # node -> the UDP ports something holds in its host network (from /proc/net/udp).
     udp_bound: dict[str, frozenset[int]] = field(default_factory=dict)
     # node -> its probe pod's UDP RcvbufErrors.
@@ -57,7 +58,7 @@ def readiness(engine: Engine, readings: Readings) -> dict[str, list[str]]:
             # Not admitted: the pod checks run; host checks skip quoting the denial.
             networks = ("pod",)
         for net in networks:
-            argv = ["sh", "-c", READY_HOST if net == "host" else READY_POD]
+            argv = ["sh", "-c", ready_host(engine, node) if net == "host" else READY_POD]
             res = engine.endpoint(node, net).run(argv, engine.settings.timeout)
             if res.ok:
                 _keep(readings, node, net, res.stdout)
@@ -69,13 +70,34 @@ def readiness(engine: Engine, readings: Readings) -> dict[str, list[str]]:
     return engine.each("ready", engine.node_names, one)
 
 
+def route_peers(engine: Engine, node: str) -> list[routeget.Peer]:
+    """The peers whose probe pod ``node`` looks a route up for: every other selected node
+    with a started pod probe."""
+    peers = []
+    for peer in engine.node_names:
+        try:
+            ip = engine.endpoint(peer, "pod").ip if peer != node else ""
+        except BackendError:
+            continue  # no pod probe there: nothing to route to
+        if ip:
+            n = engine.node(peer)
+            peers.append(routeget.Peer(peer, ip, n.ip, tuple(n.pod_cidrs)))
+    return peers
+
+
+def ready_host(engine: Engine, node: str) -> str:
+    """The host readiness exec: the node checks' reads and the peers' route lookups."""
+    return (f"{READY_HOST}; echo {READY_SEP}; "
+            f"{routeget.script(route_peers(engine, node))}; true")
+
+
 def _keep(readings: Readings, node: str, net: Network, stdout: str) -> None:
     lines = stdout.splitlines()
     parts = stdout.split(READY_SEP + "\n")
     with readings.lock:
         readings.port_ranges[(node, net)] = lines[0] if lines else ""
-        if net == "host" and len(parts) == 5:
-            readings.node_checks[node] = (parts[1], parts[2], parts[3])
+        if net == "host" and len(parts) == 6:
+            readings.node_checks[node] = (parts[1], parts[2], parts[3], parts[5])
             readings.udp_bound[node] = nodecheck.bound_udp_ports(parts[4])
         if net == "pod" and len(lines) > 1 and lines[1].strip().isdigit():
             readings.pod_mtus[node] = int(lines[1])

@@ -6,6 +6,9 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
+from .routeget import RouteLookup
+from .routeget import parse as parse_routes
+
 SYSCTLS = ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables",
            "net.ipv4.ip_local_port_range")
 
@@ -23,6 +26,8 @@ class NodeCheckResult:
     sysctls: dict[str, str | None]
     interfaces: tuple[Interface, ...]
     encapsulation: "Encapsulation | None" = None  # None: the links were not read
+    # How the node routes each peer's pod (probes.routeget); None: not looked up.
+    routes: tuple[RouteLookup, ...] | None = None
 
     @property
     def ip_forward(self) -> bool | None:
@@ -56,9 +61,10 @@ def addr_argv() -> list[str]:
     return ["ip", "-j", "addr", "show"]
 
 
-def parse(node: str, sysctl_out: str, addr_out: str, links_out: str | None = None
-          ) -> NodeCheckResult:
-    """``links_out``: ``ip -d -o link show`` (see :func:`parse_links`); None when not run."""
+def parse(node: str, sysctl_out: str, addr_out: str, links_out: str | None = None,
+          routes_out: str | None = None) -> NodeCheckResult:
+    """``links_out``: ``ip -d -o link show`` (see :func:`parse_links`); ``routes_out``: the
+    peers' route lookups (:func:`.routeget.script`); None when not run."""
     values: dict[str, str | None] = {}
     for line in sysctl_out.splitlines():
         key, sep, value = line.partition("=")
@@ -73,7 +79,8 @@ def parse(node: str, sysctl_out: str, addr_out: str, links_out: str | None = Non
                       if a.get("family") in ("inet", "inet6") and a.get("scope") != "link")
         interfaces.append(Interface(link["ifname"], int(link.get("mtu", 0)), addrs))
     return NodeCheckResult(node=node, sysctls=values, interfaces=tuple(interfaces),
-                           encapsulation=None if links_out is None else parse_links(links_out))
+                           encapsulation=None if links_out is None else parse_links(links_out),
+                           routes=None if routes_out is None else parse_routes(routes_out))
 
 
 def cidr_overlaps(node_addresses: list[str], pod_cidrs: list[str],

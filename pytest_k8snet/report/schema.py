@@ -31,7 +31,9 @@ Top level:
 - ``egress``: ``{node, network, attempts, failures, failure_rate, failed_ports}``
 - ``service``: ``{node, attempts, failures, failure_rate, answered_by, missing_backends,
   errors}``
-- ``node_checks``: ``{node, sysctls, interfaces}``
+- ``node_checks``: ``{node, sysctls, interfaces}``; also ``routes``: each peer's probe pod
+  looked up on the node's host network (``ip route get``: ``{peer, dst, peer_ip,
+  peer_pod_cidrs, via, dev, src, kind, error}``)
 - ``diagnoses`` [fixed ``{cause, nodes, pairs, message}``; also ``test``, ``finding``]: one
   per failed check; ``cause`` is one of :data:`pytest_k8snet.judge.CAUSES`, ``pairs``
   read ``"node-1->node-2"``, ``finding`` the id of the finding it comes from

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import faults
+from .. import faults, routes
 from ..context import Check, Context, ends, listing, loss_text
 from ..localize import DROP, ICMP, REJECT, ROUTE, ping_mode
 from ..model import PASSED, SKIPPED, Finding
@@ -82,7 +82,11 @@ def _overlay_group(ctx: Context, pairs: list[str]) -> None:
     """Pod ping dead, node ping fine: the overlay, when nothing measured disagrees."""
     if not pairs:
         return
-    pairs = _located_group(ctx, pairs)
+    # Before any firewall is placed: a pair a missing route explains is no firewall's.
+    for pid, f in routes.claim(ctx, pairs).items():
+        ctx.pod_finding[pid] = f.id
+        ctx.fail(NAME, pid, _symptom(ctx, pid), f, _raw(ctx, pid))  # the summary says the rest
+    pairs = _located_group(ctx, [p for p in pairs if p not in ctx.pod_finding])
     against = [p for p in pairs if ctx.udp_state(p) == "crossed"]
     consistent = [p for p in pairs if p not in against]
     if consistent:
