@@ -109,3 +109,19 @@ def test_rejects_are_told_from_drops_by_the_icmp_errors_some_echoes_got() -> Non
     found = sorted((f.cause, f.nodes, f.protocol, f.mode) for f in roots(j))
     assert found == [("pod-firewall", ("node-1",), "icmp", "reject"),
                      ("underlay", ("node-3",), "all", "reject")], found
+
+
+@pytest.mark.parametrize("name, node, protocol, port", [
+    # 20% of what node-3's pods send dropped in its FORWARD chain (seed-1 run 53, beside a
+    # tcp/80 drop on node-2): node-to-node ping is clean, but node-3's pods lose pings to
+    # the other nodes' host network too, which crosses no overlay: their own path.
+    ("double-forward-all-loss-out-node-3-tcp80-node-2", "node-3", "all", None),
+    # 20% of UDP 8472 into node-2 lost at its switch port (seed-1 run 33): pod-to-node
+    # pings cross clean, so it is the overlay's port.
+    ("switch-vxlan-loss-into-node-2", "node-2", "udp", "8472"),
+])
+def test_pod_path_loss_is_told_from_the_overlays(name: str, node: str, protocol: str,
+                                                 port: str | None) -> None:
+    lossy = [f for f in roots(judge(load(name))) if f.cause == "pod-lossy"]
+    assert [(f.nodes, f.protocol, f.port, f.mode) for f in lossy] == [
+        ((node,), protocol, port, "loss")], [f.summary for f in lossy]
