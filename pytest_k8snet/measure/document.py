@@ -94,7 +94,9 @@ def sections(m: dict[str, Any]) -> dict[str, Any]:
                                     "expected": expected if network == "pod" else None,
                                     "first_lost": r.first_lost, "probes": r.probes,
                                     "seconds": r.seconds,
-                                    "headers": r.headers})  # 28 IPv4, 48 IPv6
+                                    "headers": r.headers,  # 28 IPv4, 48 IPv6
+                                    # "udp": no DF ping crossed; DF UDP measured it
+                                    "protocol": getattr(r, "protocol", "icmp")})
     for (src, dst), r in m.get("udp", {}).items():
         port = r.node_port
         out["throughput"].append({
