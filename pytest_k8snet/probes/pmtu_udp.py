@@ -91,16 +91,21 @@ def answers(stdout: str) -> dict[int, bool] | None:
 # The responder in the kube backend's probe pod: one process, a datagram back to its
 # sender as it came. It sends with DF at full size too (IP_PMTUDISC_PROBE), so the echo
 # measures the way back as a ping's echo reply does.
+# Dual-stack where the pod has IPv6, else IPv4 alone (a kernel booted without IPv6).
 RESPONDER = """
 import socket
-s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+try:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::", {port}))
+except OSError:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", {port}))
 for level, opt in ((socket.IPPROTO_IPV6, 23), (socket.IPPROTO_IP, 10)):
     try:
         s.setsockopt(level, opt, 3)
     except OSError:
         pass
-s.bind(("::", {port}))
 while True:
     data, peer = s.recvfrom(65535)
     try:
