@@ -1,5 +1,6 @@
 """The lab's own daemons: the HTTP server behind every simulated pod and world (and the
-probe pods' UDP echo), and dnsmasq as the cluster DNS. Both are adopted by :mod:`.processes` and found again by ``down``.
+probe pods' UDP echo), and dnsmasq as the cluster DNS. Both are adopted by
+:mod:`.processes` and found again by ``down``.
 """
 
 from __future__ import annotations
