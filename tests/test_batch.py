@@ -157,8 +157,15 @@ def test_batched_path_mtu_search_is_the_python_search(tmp_path: Path, limit: int
         del os.environ["LIMIT"]
     result = pathmtu.from_batch("node-1", "node-2", got["node-2"].stdout, 1450, 0.5)
     want = pathmtu.search(lambda size: size <= limit, 1450)
-    assert (result.bytes, result.first_lost, result.probes) == want
     assert result.bytes == (limit if limit >= pathmtu.MIN_PACKET else 0)
+    if result.bytes:
+        assert (result.bytes, result.first_lost, result.probes) == want
+        assert result.protocol == "icmp"
+    else:
+        # Not even the floor crossed: the UDP search ran too (nothing echoes on this
+        # host's 10.244.1.2, so it finds nothing either) and its probes are counted.
+        assert (result.first_lost, result.protocol) == (pathmtu.MIN_PACKET, "udp")
+        assert result.probes == want[2] + 2
 
 
 def test_path_mtu_from_batch_counts_a_missing_answer_as_lost() -> None:

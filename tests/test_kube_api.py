@@ -540,10 +540,23 @@ def _server_tools(kind: str, bindir: Path) -> None:
         (bindir / tool).symlink_to(found)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
+def _free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _udp_echo(port: int, data: bytes) -> bytes:
+    """What comes back for one datagram, asked again until the responder has started."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        for _ in range(50):
+            s.sendto(data, ("127.0.0.1", port))
+            try:
+                return s.recv(65535)
+            except OSError:
+                continue  # not listening yet (refused), or no answer in time
+    return b""
 
 
 @pytest.mark.parametrize("kind", ["python3", "busybox", "socat"])
@@ -553,8 +566,9 @@ def test_http_server_script_serves_the_probe_routes(tmp_path: Path, kind: str) -
     bindir = tmp_path / "bin"
     bindir.mkdir()
     _server_tools(kind, bindir)
-    port = _free_port()
-    proc = subprocess.Popen(["/bin/sh", "-c", kb.http_server_script(port, str(tmp_path / "www"))],
+    port, udp_port = _free_port(), _free_port(socket.SOCK_DGRAM)
+    proc = subprocess.Popen(["/bin/sh", "-c", kb.http_server_script(port, str(tmp_path / "www"),
+                                                                     udp_port)],
                             env={"PATH": str(bindir), "K8SNET_POD": "k8snet-probe-n1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -575,6 +589,8 @@ def test_http_server_script_serves_the_probe_routes(tmp_path: Path, kind: str) -
         assert get("/?k8snet=3") == b"k8snet-probe-n1\n"
         assert len(get("/1mib")) == 1024 * 1024
         assert len(get("/1mib?k8snet=2")) == 1024 * 1024
+        if kind != "busybox":  # python3 or socat echo UDP too (the path-MTU fallback)
+            assert _udp_echo(udp_port, b"k8snet" * 200) == b"k8snet" * 200
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

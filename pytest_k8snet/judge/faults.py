@@ -257,7 +257,8 @@ def _finding(ctx: Context, fid: str, pl: Place, same: list[Place]) -> Finding:
                + ("a missing route" if pl.mode == ROUTE else "a firewall rule")
                + (f" on {n} ({RULE_PLACE[pl.mode == ROUTE]}) or on its path" if n else "")
                + " stops the pods' traffic" + (f"; {'; '.join(local)}" if local else "")
-               + _alternatives(pl))
+               + (_pmtud(ctx, pairs) if ICMP in chans and not every
+                  and pl.mode in (DROP, REJECT) else "") + _alternatives(pl))
     ports = {CHANNELS[c][2] for c in chans}
     return Finding(
         fid, CAUSE, summary, (n,) if n else (), pairs,
@@ -272,6 +273,16 @@ def _finding(ctx: Context, fid: str, pl: Place, same: list[Place]) -> Finding:
 def _every(chans: list[str]) -> bool:
     """The channels are all the pod traffic the probes send."""
     return {ICMP, HTTP} <= set(chans) and (IPERF_TCP in chans or IPERF_UDP in chans)
+
+
+def _pmtud(ctx: Context, pairs: Iterable[str]) -> str:
+    """What filtering ICMP costs beyond ping, and how path MTU was measured despite it."""
+    udp = [p for p in pairs if (ctx.pmtu.get(p) or {}).get("protocol") == "udp"
+           and int(ctx.pmtu[p].get("bytes") or 0)]
+    return ("; path MTU discovery breaks where such a rule drops ICMP \"fragmentation "
+            "needed\" too (senders never learn a smaller path MTU, so their large packets "
+            "vanish)" + (f"; path MTU measured with DF UDP instead on {listing(udp)}"
+                         if udp else ""))
 
 
 def _alternatives(pl: Place) -> str:

@@ -1,5 +1,6 @@
-"""The lab's own daemons: the HTTP server behind every simulated pod and world, and dnsmasq
-as the cluster DNS. Both are adopted by :mod:`.processes` and found again by ``down``.
+"""The lab's own daemons: the HTTP server behind every simulated pod and world (and the
+probe pods' UDP echo), and dnsmasq as the cluster DNS. Both are adopted by
+:mod:`.processes` and found again by ``down``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from .netns import LabError
 from .plan import CLUSTER_DOMAIN, KUBELET_PORT, PROBE_PORT, WORLD_PORT
 from .state import Lab
 
+UDP_ECHO_PORT = 8081  # the plugin's probes/pmtu_udp.PORT: its DF UDP path-MTU search
+
 
 def start(lab: Lab) -> None:
     """Start the HTTP server and dnsmasq; return once both serve (LabError if not)."""
@@ -24,6 +27,8 @@ def start(lab: Lab) -> None:
         for kind in () if lab.kubernetes else ("probe", "echo"):
             pod = node[kind]
             listens += ["--listen", f"{pod['netns']}:{PROBE_PORT}:{pod['name']}"]
+            if kind == "probe":
+                listens += ["--udp-echo", f"{pod['netns']}:{UDP_ECHO_PORT}"]
         if not lab.kubernetes:  # a stand-in for the kubelet's port, for the port checks
             listens += ["--listen", f"{node['netns']}:{KUBELET_PORT}:kubelet-{node['name']}"]
     listens += ["--listen", f"{lab.world['netns']}:{WORLD_PORT}:world"]

@@ -4,7 +4,9 @@ One process binds a listening socket inside each namespace (a socket keeps the
 namespace it was created in), so a 32-node lab costs one interpreter, not 65.
 
 Routes: ``/`` answers the serving pod's name, ``/1mib`` a 1 MiB body for bulk
-transfers, ``/healthz`` ``ok``.
+transfers, ``/healthz`` ``ok``. ``--udp-echo NETNS:PORT`` also sends every UDP datagram
+on PORT back to its sender as it came (the path-MTU search's fallback under an ICMP
+filter, the plugin's probes/pmtu_udp.py).
 
 Run as ``python -m pytest_k8snet.lab.server --lab NAME --listen NETNS:PORT:LABEL ...``;
 it prints ``ready`` once every socket listens and serves until SIGTERM.
@@ -21,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .netns import entered
 
+IP_MTU_DISCOVER, IP_PMTUDISC_PROBE = 10, 3  # linux/in.h; not in Python's socket module
 ONE_MIB = b"k8snet" * (1024 * 1024 // 6) + b"\n" * (1024 * 1024 % 6)
 
 
@@ -64,21 +67,45 @@ def _bind(netns: str, port: int, label: str) -> _Server:
     return server
 
 
+def _udp_echo(netns: str, port: int) -> socket.socket:
+    with entered(netns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    # Echoes leave with DF at full size whatever PMTU is cached (IP_PMTUDISC_PROBE), as
+    # the client's datagrams do: the echo measures the way back, not a fragmented copy.
+    sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE)
+    sock.bind(("0.0.0.0", port))
+    return sock
+
+
+def _echo(sock: socket.socket) -> None:
+    while True:
+        data, peer = sock.recvfrom(65535)
+        try:
+            sock.sendto(data, peer)
+        except OSError:
+            pass  # too big for our own interface, or the peer gone: no echo, as on a wire
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="k8snet-lab-server")
     parser.add_argument("--lab", required=True, help="lab name, so ps and pgrep can trace us")
     parser.add_argument("--listen", action="append", default=[], metavar="NETNS:PORT:LABEL")
+    parser.add_argument("--udp-echo", action="append", default=[], metavar="NETNS:PORT")
     args = parser.parse_args(argv)
     servers = []
     for spec in args.listen:
         netns, port, label = spec.split(":", 2)
         servers.append(_bind(netns, int(port), label))
+    echoes = [_udp_echo(netns, int(port)) for netns, port in
+              (spec.rsplit(":", 1) for spec in args.udp_echo)]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     for server in servers:
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
                          daemon=True).start()
+    for sock in echoes:
+        threading.Thread(target=_echo, args=(sock,), daemon=True).start()
     print("ready", flush=True)
     stop.wait()
     return 0

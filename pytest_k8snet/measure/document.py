@@ -97,7 +97,9 @@ def sections(m: dict[str, Any]) -> dict[str, Any]:
                                     "expected": expected if network == "pod" else None,
                                     "first_lost": r.first_lost, "probes": r.probes,
                                     "seconds": r.seconds,
-                                    "headers": r.headers})  # 28 IPv4, 48 IPv6
+                                    "headers": r.headers,  # 28 IPv4, 48 IPv6
+                                    # "udp": no DF ping crossed; DF UDP measured it
+                                    "protocol": getattr(r, "protocol", "icmp")})
     # Pod to the other nodes' host network: the pod's own path out of its node and the
     # underlay, without the overlay. Not a test: what tells the overlay from the pod path.
     out["ping_pod_to_node"] = [

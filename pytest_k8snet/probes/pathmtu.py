@@ -1,7 +1,9 @@
 """Path MTU to the exact byte: binary search with Don't-Fragment pings.
 
 A black hole (frames silently dropped) costs one short per-probe wait per step,
-so a full search is ~11 steps of at most 2 x ``wait`` seconds.
+so a full search is ~11 steps of at most 2 x ``wait`` seconds. Where not even the
+smallest DF ping gets a reply (ICMP filtered), the batched search asks again with DF
+UDP datagrams to the probe pod's echo port (:mod:`.pmtu_udp`), in the same job.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import ping
+from . import ping, pmtu_udp
 
 MIN_PACKET = 68 + 16  # smallest we try: a 56-byte ping is 84 bytes on the wire
 
@@ -28,6 +30,9 @@ class PathMtuResult:
     probes: int
     seconds: float
     headers: int = ping.IP_ICMP_HEADERS  # IP + ICMP bytes: ping's payload is bytes - headers
+    # "udp": no DF ping got a reply, so the sizes are the UDP search's (pmtu_udp); UDP's
+    # 8-byte header equals ICMP's, so ``headers`` and the sizes mean the same either way.
+    protocol: str = "icmp"
 
     @property
     def black_hole(self) -> bool:
@@ -95,6 +100,11 @@ def measure(run: Callable[[list[str]], tuple[int, str, str]], src: str, dst: str
 # as lost) and prints one ``<size> <1|0>`` line per size it decided. Python then replays
 # :func:`search` over those answers, so the result (bytes, first_lost, probes) is the one
 # an unbatched search gives for the same replies.
+#
+# Only when the floor gets no reply either does ``k8snet_udp`` run the same search with DF
+# UDP datagrams (pmtu_udp): a fallback, not a second search on every pair, so a healthy
+# cluster pays nothing and a filtered one pays one short search per filtered pair, inside
+# the same job of the same exec.
 
 _REPLY = "[0-9]+ packets transmitted, 0*[1-9][0-9]* received"  # ping.parse: any_reply
 
@@ -109,6 +119,7 @@ def batch_prelude(wait: float) -> str:
     probe.insert(1, "$k8snet_v")
     ping_cmd = " ".join(probe)
     return "\n".join([
+        pmtu_udp.batch_prelude(wait),
         "k8snet_cross() {",
         "  k8snet_s=$1; k8snet_n=0",
         "  while [ $k8snet_n -lt 2 ]; do",
@@ -122,7 +133,7 @@ def batch_prelude(wait: float) -> str:
         f"  case $1 in *:*) k8snet_v=-6; k8snet_h={ping.IP6_ICMP_HEADERS};; "
         f"*) k8snet_v=; k8snet_h={ping.IP_ICMP_HEADERS};; esac",
         "  k8snet_cross $2 && return 0",
-        "  k8snet_cross $3 || return 0",
+        "  k8snet_cross $3 || { k8snet_udp $1 $2 $3 $k8snet_h; return 0; }",
         "  k8snet_good=$3",
         "  while [ $((k8snet_lost - k8snet_good)) -gt 1 ]; do",
         "    k8snet_mid=$(((k8snet_good + k8snet_lost) / 2))",
@@ -141,8 +152,9 @@ def batch_command(target_ip: str, ceiling: int, wait: float) -> str:
 
 def batch_timeout(wait: float) -> float:
     """Worst case of one search: ceiling, floor and ~11 bisection steps, each size lost
-    twice after ``wait`` (plus ping's own start-up)."""
-    return 2 * 14 * (wait + 0.3) + 5
+    twice after ``wait`` (plus ping's own start-up); then the UDP search's as many
+    sizes, each lost twice after ``wait``, and python3's start-up."""
+    return 2 * 14 * (wait + 0.3) + 5 + 2 * 14 * wait + 2
 
 
 def from_batch(src: str, dst: str, stdout: str, ceiling: int, seconds: float,
@@ -156,6 +168,12 @@ def from_batch(src: str, dst: str, stdout: str, ceiling: int, seconds: float,
         if len(parts) == 2 and parts[0].isdigit() and parts[1] in ("0", "1"):
             answers[int(parts[0])] = parts[1] == "1"
     largest, lost, probes = search(lambda size: answers.get(size, False), ceiling)
+    protocol = "icmp"
+    udp = pmtu_udp.answers(stdout) if largest == 0 else None
+    if udp is not None:
+        # The DF pings' two probes stay counted: they are what sent the search to UDP.
+        largest, lost, more = search(lambda size: udp.get(size, False), ceiling)
+        probes, protocol = probes + more, "udp"
     return PathMtuResult(src=src, dst=dst, bytes=largest, first_lost=lost, ceiling=ceiling,
                          probes=probes, seconds=round(seconds, 3),
-                         headers=ping.headers(target_ip or "0.0.0.0"))
+                         headers=ping.headers(target_ip or "0.0.0.0"), protocol=protocol)

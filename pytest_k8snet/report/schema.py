@@ -22,7 +22,9 @@ Top level:
   ``received``]: small pings per ordered pair, ``network`` is ``pod`` or ``host``,
   ``rtt_ms`` the average (``null`` without replies)
 - ``path_mtu`` [fixed ``{src, dst, network, bytes}``; also ``expected``, ``first_lost``,
-  ``probes``, ``seconds``]: the largest IP packet (bytes) that crosses, 0 if none
+  ``probes``, ``seconds``, ``headers``, ``protocol``]: the largest IP packet (bytes) that
+  crosses, 0 if none; ``protocol`` ``udp`` when no DF ping crossed (ICMP filtered) and DF
+  UDP datagrams to the probe pod's echo port measured it (absent: ``icmp``)
 - ``throughput`` [fixed ``{src, dst, mbps, loss_pct}``; also ``network``, ``error``,
   ``node_port``]: iperf3 UDP across the overlay (VXLAN, UDP 8472 on the wire)
 - ``http``: 1 MiB transfers, pod to pod (``dst`` a node) and to the Service

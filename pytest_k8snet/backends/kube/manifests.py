@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ...probes import pmtu_udp
+
 MANAGED_BY = ("app.kubernetes.io/managed-by", "pytest-k8snet")
 RUN_LABEL = "k8snet.io/run"
 ROLE_LABEL = "k8snet.io/probe"  # "pod" or "host"
@@ -61,8 +63,11 @@ DETAIL_CHARS = 300
 # -- pure functions: manifests --------------------------------------------------------------
 
 
-def http_server_script(port: int = PROBE_PORT, root: str = "/tmp/www") -> str:
-    """The probe container's command: serve ``/`` (the pod's name), ``/1mib`` and ``/healthz``.
+def http_server_script(port: int = PROBE_PORT, root: str = "/tmp/www",
+                       udp_port: int = pmtu_udp.PORT) -> str:
+    """The probe container's command: serve ``/`` (the pod's name), ``/1mib`` and ``/healthz``,
+    after starting the UDP echo on ``udp_port`` in the background (the path-MTU search's fallback
+    where ICMP is filtered: probes/pmtu_udp.py).
 
     Images differ, so the script uses the first server it finds: ``python3 -m http.server``
     (netshoot ships python3), ``busybox httpd``, ``httpd`` (busybox-extras), then ``socat``
@@ -84,6 +89,7 @@ def http_server_script(port: int = PROBE_PORT, root: str = "/tmp/www") -> str:
         "dd if=/dev/zero of=1mib bs=1024 count=1024 2>/dev/null",
         "echo ok >healthz",
         'echo "${K8SNET_POD:-$(hostname)}" >index.html',
+        pmtu_udp.responder_script(udp_port),
         f"if command -v python3 >/dev/null 2>&1; then exec python3 -m http.server {port}; fi",
         "if command -v busybox >/dev/null 2>&1 && busybox --list 2>/dev/null | grep -qx httpd; "
         f"then exec busybox httpd -f -p {port} -h {root}; fi",
@@ -211,14 +217,16 @@ def _base_pod(name: str, node: str, run_id: str, role: str,
 
 def probe_pod_manifest(name: str, node: str, run_id: str, image: str,
                        deadline: int = ACTIVE_DEADLINE_SECONDS) -> dict[str, Any]:
-    """The pod-network probe on ``node``: HTTP on 8080, ``NET_RAW`` for ping."""
+    """The pod-network probe on ``node``: HTTP on 8080, UDP echo on 8081, ``NET_RAW`` for
+    ping."""
     pod = _base_pod(name, node, run_id, "pod", deadline)
     pod["spec"]["containers"] = [{
         "name": CONTAINER, "image": image, "imagePullPolicy": "IfNotPresent",
         "command": ["/bin/sh", "-c", http_server_script()],
         "env": [{"name": "K8SNET_POD",
                  "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
-        "ports": [{"name": "http", "containerPort": PROBE_PORT, "protocol": "TCP"}],
+        "ports": [{"name": "http", "containerPort": PROBE_PORT, "protocol": "TCP"},
+                  {"name": "udp-echo", "containerPort": pmtu_udp.PORT, "protocol": "UDP"}],
         "readinessProbe": {"httpGet": {"path": "/healthz", "port": PROBE_PORT},
                            "periodSeconds": 2, "timeoutSeconds": 2},
         "securityContext": security_context(),

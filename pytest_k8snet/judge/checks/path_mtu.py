@@ -1,8 +1,12 @@
 """test_path_mtu: the path MTU measured on every pair is at least the expected MTU. A path
 limited by the pods' own interface MTU is the CNI's setting (``pod-mtu``); one below it is
-an underlay link that drops big frames (``mtu``)."""
+an underlay link that drops big frames (``mtu``). A path MTU that DF UDP measured where
+ICMP gets no reply (``protocol`` ``udp``) is judged like any other: the ICMP filter is
+test_pod_ping's finding, and the pair still carries packets of its measured size."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from .. import faults, knock_ons
 from ..context import Check, Context, ends, listing
@@ -19,18 +23,22 @@ def judge(ctx: Context) -> None:
     note = _default_note(ctx)
     for pid in ctx.pairs:
         a, b = ends(pid)
-        if skip_unusable(ctx, NAME, pid, a, b) or skip_without_pod_connectivity(ctx, NAME, pid):
-            continue
         pm = ctx.pmtu.get(pid)
         got = int(pm.get("bytes") or 0) if pm is not None else 0
+        udp = pm is not None and pm.get("protocol") == "udp"
+        if skip_unusable(ctx, NAME, pid, a, b) or (
+                not (udp and got) and skip_without_pod_connectivity(ctx, NAME, pid)):
+            continue
         if pm is None or not ctx.expected:
             ctx.set_verdict(NAME, pid, SKIPPED, f"{pid}: path MTU not measured")
         elif got >= int(ctx.expected):
-            ctx.set_verdict(NAME, pid, PASSED, f"{pid}: {note}" if note else "")
+            said = "; ".join(w for w in (_by_udp(pm), note) if w)
+            ctx.set_verdict(NAME, pid, PASSED, f"{pid}: {said}" if said else "")
         elif got == 0:
             f = ctx.add(Finding(
                 f"inconclusive-pmtu:{pid}", "inconclusive",
-                f"{pid}: not even a {pm.get('first_lost')}-byte DF ping crosses",
+                f"{pid}: not even a {pm.get('first_lost')}-byte DF ping crosses"
+                + (" (nor a DF UDP datagram)" if udp else ""),
                 pairs=(pid,), evidence={pid: {"path_mtu": 0}},
                 contradicting=("small pings (without DF) cross the same pair",)))
             ctx.fail(NAME, pid, f"{pid}: path MTU search found nothing that crosses", f,
@@ -70,9 +78,11 @@ def _underlay_group(ctx: Context, small: list[str], note: str) -> None:
     for pid in small:
         got = int(ctx.pmtu[pid]["bytes"])
         hdr = int(ctx.pmtu[pid].get("headers") or 28)  # ping payload = packet - headers
-        ctx.fail(NAME, pid, f"{pid}: {int(ctx.expected or 0) - hdr}-byte DF ping lost, "
+        what = "UDP payload" if ctx.pmtu[pid].get("protocol") == "udp" else "ping"
+        ctx.fail(NAME, pid, f"{pid}: {int(ctx.expected or 0) - hdr}-byte DF {what} lost, "
                  f"{got - hdr} passes; path MTU {got} < expected {ctx.expected}"
-                 + (f" ({note})" if note else ""), f, _raw(ctx, pid))
+                 + "".join(f" ({w})" for w in (_by_udp(ctx.pmtu[pid]), note) if w),
+                 f, _raw(ctx, pid))
 
 
 def _pod_mtu_group(ctx: Context, own: list[str], note: str) -> None:
@@ -111,6 +121,12 @@ def _pod_limit(ctx: Context, pid: str) -> int | None:
     return min(known) if known else None
 
 
+def _by_udp(pm: dict[str, Any]) -> str:
+    if pm.get("protocol") != "udp":
+        return ""
+    return "measured with DF UDP datagrams: no DF ping got a reply (ICMP filtered)"
+
+
 def _default_note(ctx: Context) -> str:
     """Said with every path-MTU verdict when the expected MTU was nobody's number."""
     if not ctx.mtu_source.startswith("default"):
@@ -122,7 +138,8 @@ def _default_note(ctx: Context) -> str:
 def _raw(ctx: Context, pid: str) -> str:
     pm = ctx.pmtu.get(pid) or {}
     return (f"path MTU search {pid}: largest {pm.get('bytes')}, first lost "
-            f"{pm.get('first_lost')}, {pm.get('probes')} probes")
+            f"{pm.get('first_lost')}, {pm.get('probes')} probes"
+            + (" (DF UDP after no DF ping got a reply)" if pm.get("protocol") == "udp" else ""))
 
 
 CHECK = Check(NAME, "pairs", judge)
