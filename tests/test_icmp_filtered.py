@@ -89,7 +89,8 @@ def test_underlay_mtu_alone_is_still_the_df_ping_search() -> None:
 
 def test_a_document_without_the_protocol_field_judges_as_before() -> None:
     """An older document (no ``protocol``; the ICMP search found nothing, so bytes 0):
-    the path-MTU verdicts are the ICMP filter's, as they always were."""
+    the path-MTU verdicts are the ICMP filter's knock-ons. The pair's other checks judge
+    their own measurements, which crossed: a rule on ICMP takes only the pings."""
     doc = load("icmp-drop-node-2")
     for e in doc["path_mtu"]:
         if e.pop("protocol") == "udp":
@@ -99,4 +100,7 @@ def test_a_document_without_the_protocol_field_judges_as_before() -> None:
     assert "measured with DF UDP" not in root.summary
     for pid in NODE2:
         v = j.verdict("test_path_mtu", pid)
-        assert v.outcome == "skipped" and v.finding == root.id, v
+        f = j.finding(v.finding)
+        assert v.outcome == "skipped" and f is not None and f.root == root.id, v
+        for test in ("test_large_packets", "test_udp_8472"):
+            assert j.verdict(test, pid).outcome == PASSED, j.verdict(test, pid)

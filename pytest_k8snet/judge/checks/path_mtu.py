@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import faults, knock_ons
 from ..context import Check, Context, ends, listing
+from ..localize import ICMP
 from ..model import PASSED, SKIPPED, Finding
 from .nodes_ready import skip_unusable
 from .pod_ping import skip_without_pod_connectivity
@@ -34,6 +35,11 @@ def judge(ctx: Context) -> None:
         elif got >= int(ctx.expected):
             said = "; ".join(w for w in (_by_udp(pm), note) if w)
             ctx.set_verdict(NAME, pid, PASSED, f"{pid}: {said}" if said else "")
+        elif got == 0 and (icmp := _icmp_rule(ctx, pid)) is not None:
+            # No DF ping crosses a rule on ICMP, and no UDP echo answered the fallback.
+            knock_ons.skip_on(ctx, NAME, pid, f"{pid}: path MTU not measured: DF pings "
+                              "get no reply" + (" and no DF UDP datagram came back" if udp
+                                                else ""), icmp)
         elif got == 0:
             f = ctx.add(Finding(
                 f"inconclusive-pmtu:{pid}", "inconclusive",
@@ -56,6 +62,12 @@ def judge(ctx: Context) -> None:
             small.append(pid)
     _pod_mtu_group(ctx, own, note)
     _underlay_group(ctx, small, note)
+
+
+def _icmp_rule(ctx: Context, pid: str) -> Finding | None:
+    """The located rule on ICMP alone that ``pid``'s pings fail on, if any."""
+    f = faults.located(ctx, ICMP, pid, add=False)
+    return f if f is not None and f.protocol == "icmp" and f.id in ctx.findings else None
 
 
 def _underlay_group(ctx: Context, small: list[str], note: str) -> None:

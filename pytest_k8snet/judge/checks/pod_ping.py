@@ -139,7 +139,10 @@ def _located_group(ctx: Context, pairs: list[str]) -> list[str]:
             rest.append(pid)
             continue
         f = ctx.findings.get(f.id) or ctx.add(f)
-        ctx.pod_finding[pid] = f.id
+        if f.protocol != "icmp":
+            # A rule on ICMP alone takes only the pings: the pair's TCP and UDP checks
+            # judge their own measurements, which crossed, instead of skipping behind it.
+            ctx.pod_finding[pid] = f.id
         ctx.fail(NAME, pid, _symptom(ctx, pid) + " while node-to-node ping works", f,
                  _raw(ctx, pid))
     return rest
