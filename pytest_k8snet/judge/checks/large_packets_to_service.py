@@ -56,7 +56,10 @@ def judge(ctx: Context) -> None:
             # Transfers that stalled or timed out while others crossed, where a path loses
             # packets: the loss, not the Service.
             knock_ons.skip_on(ctx, NAME, n, what, lossy)
-        elif mtu is not None and len(bad) < len(results):
+        elif mtu is not None and (len(bad) < len(results) or n in mtu.nodes):
+            # Some transfers crossed, or the client's own node is behind the small path MTU
+            # (then every one of its transfers may stall, its own node's too where the
+            # path MTU discovery that would shrink them is filtered).
             ctx.fail(NAME, n, what + " while small requests answer; backends behind a "
                      f"path MTU below {ctx.expected} stall", mtu, raw)
         else:
