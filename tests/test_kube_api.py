@@ -591,6 +591,8 @@ def test_http_server_script_serves_the_probe_routes(tmp_path: Path, kind: str) -
         assert len(get("/1mib?k8snet=2")) == 1024 * 1024
         if kind != "busybox":  # python3 or socat echo UDP too (the path-MTU fallback)
             assert _udp_echo(udp_port, b"k8snet" * 200) == b"k8snet" * 200
+        if kind == "socat":  # its responder beside the files it serves, not in /tmp
+            assert (tmp_path / "www" / ".respond.sh").is_file()
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -95,8 +95,9 @@ def http_server_script(port: int = PROBE_PORT, root: str = "/tmp/www",
         f"then exec busybox httpd -f -p {port} -h {root}; fi",
         f"if command -v httpd >/dev/null 2>&1; then exec httpd -f -p {port} -h {root}; fi",
         "if command -v socat >/dev/null 2>&1; then",
-        f"  cat >/tmp/k8snet-respond.sh <<'EOF'\ncd {root}\n{respond}\nEOF",
-        f"  exec socat TCP-LISTEN:{port},reuseaddr,fork SYSTEM:'sh /tmp/k8snet-respond.sh'",
+        # Beside the files it serves (not /tmp): the script leaves nothing elsewhere.
+        f"  cat >{root}/.respond.sh <<'EOF'\ncd {root}\n{respond}\nEOF",
+        f"  exec socat TCP-LISTEN:{port},reuseaddr,fork SYSTEM:'sh {root}/.respond.sh'",
         "fi",
         'echo "k8snet: no HTTP server in the probe image (need python3, busybox httpd, httpd '
         'or socat)" >&2',
