@@ -349,6 +349,14 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     d = tmp_path_factory.mktemp("apiserver")
     fake_kubelet = os.access(BIN / "fake-kubelet", os.X_OK)
     env = {**os.environ, "WITH_KCM": "1", "WITH_FAKE_KUBELET": "1" if fake_kubelet else "0"}
+    # The servers run in sessions of their own, so a SIGKILLed pytest (a CI timeout) would
+    # orphan them: a watcher outside pytest stops them once this process is gone, and once
+    # more a little later for what a start still under way when pytest died went on to add.
+    watcher = subprocess.Popen(
+        ["sh", "-c", 'while kill -0 "$2" 2>/dev/null; do sleep 1; done; "$0" stop "$1"; '
+         'sleep 15; exec "$0" stop "$1"',
+         str(SCRIPT), str(d), str(os.getpid())], start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         proc = subprocess.run([str(SCRIPT), "start", str(d)], env=env, capture_output=True,
                               text=True, timeout=120)
@@ -375,6 +383,8 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         finally:
             api.close()
     finally:
+        watcher.kill()
+        watcher.wait()
         subprocess.run([str(SCRIPT), "stop", str(d)], capture_output=True, timeout=60)
 
 
