@@ -395,3 +395,54 @@ def test_pod_cidr_overlap_built_into_a_real_cluster(tmp_path: Path) -> None:
                if (m := re.search(r"\((\d+\.\d) s\)$", line))]
     assert len(seconds) == len(said) and seconds == sorted(seconds), said
     assert "k8snet-lab:" not in proc.stdout
+
+
+def test_overlay_blocked_with_dns_elsewhere_is_one_root_and_one_box(
+        real_cluster: labmod.Lab, tmp_path: Path) -> None:
+    """Issue 15: both CoreDNS replicas pinned to node-1 and vxlan-blocked on node-2. node-2's
+    DNS, egress by name and Service requests fail only because its overlay is cut: one root
+    finding (the overlay on node-2), the rest its knock-ons, no unknown or inconclusive, and
+    the HTML report shows one box."""
+    pin = '{"spec":{"template":{"spec":{"nodeSelector":{"kubernetes.io/hostname":"node-1"}}}}}'
+    unpin = '[{"op":"remove","path":"/spec/template/spec/nodeSelector"}]'
+
+    def rollout() -> None:
+        proc = kubectl(real_cluster, "-n", "kube-system", "rollout", "status",
+                       "deploy/coredns", "--timeout=120s", timeout=150)
+        assert proc.returncode == 0, proc.stderr
+
+    assert kubectl(real_cluster, "-n", "kube-system", "patch", "deploy", "coredns",
+                   "-p", pin).returncode == 0
+    try:
+        rollout()
+        deadline, nodes = time.monotonic() + 120, ""
+        while time.monotonic() < deadline:  # the replaced pods take a while to go
+            nodes = kubectl(real_cluster, "-n", "kube-system", "get", "pods", "-l",
+                            "k8s-app=kube-dns", "-o", "jsonpath={.items[*].spec.nodeName}").stdout
+            if set(nodes.split()) == {"node-1"}:
+                break
+            time.sleep(2)
+        assert set(nodes.split()) == {"node-1"}, nodes
+        faults.add(real_cluster, "vxlan-blocked", ["node-2"])
+        try:
+            code, out, _ = run_suite(real_cluster, tmp_path, "--html",
+                                     str(tmp_path / "report.html"), "--self-contained-html")
+        finally:
+            faults.remove(real_cluster, "vxlan-blocked", [])
+    finally:
+        kubectl(real_cluster, "-n", "kube-system", "patch", "deploy", "coredns",
+                "--type=json", "-p", unpin)
+        rollout()
+    assert code == 1, out
+    doc = json.loads((tmp_path / "results.json").read_text())
+    failing_ids = {v["finding"] for v in doc["verdicts"] if v["outcome"] == "failed"}
+    by_id = {f["id"]: f for f in doc["findings"]}
+    roots = {fid for fid in failing_ids if not by_id[fid].get("root")}
+    assert [(by_id[r]["cause"], by_id[r]["nodes"]) for r in roots] == [
+        ("vxlan-blocked", ["node-2"])], out
+    assert not [f["id"] for f in doc["findings"] if f["cause"] in ("unknown", "inconclusive")]
+    knocked = {v["test"] for v in doc["verdicts"] if v["outcome"] == "skipped"
+               and v.get("finding") and by_id[v["finding"]].get("root") in roots}
+    assert {"test_dns", "test_egress"} <= knocked, knocked
+    html = (tmp_path / "report.html").read_text()
+    assert html.count('class="k8s-diag"') == 1, out
