@@ -4,23 +4,16 @@ and IPv4, in a network namespace of its own whose loopback MTU is 1400 (needs ro
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import pytest
 
 from pytest_k8snet.probes import pathmtu
 
+from . import own_netns
+
 
 def run_in_own_netns(script: str) -> str:
-    setup = "ip link set lo up && ip link set lo mtu 1400 || exit 97\n"
-    try:
-        res = subprocess.run(["unshare", "-n", "sh", "-c", setup + script],
-                             capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"no network namespace of our own: {exc}")
-    if res.returncode == 97 or "Operation not permitted" in res.stderr:
-        pytest.skip(f"no network namespace of our own: {res.stderr.strip()[:200]}")
-    return res.stdout
+    return own_netns.run_in_own_netns(script).stdout
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None or shutil.which("ping") is None,

@@ -11,6 +11,8 @@ import pytest
 
 from pytest_k8snet.probes import pathmtu, pmtu_udp
 
+from . import own_netns
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -47,18 +49,10 @@ def test_the_client_has_no_single_quote_to_break_its_shell_quoting() -> None:
 
 
 def run_in_own_netns(script: str) -> subprocess.CompletedProcess[str]:
-    # lo at 1400 bytes; every ICMP echo dropped (IPv4 and IPv6), as a security group does.
-    setup = ("ip link set lo up && ip link set lo mtu 1400 || exit 97\n"
-             "iptables -A OUTPUT -p icmp -j DROP && ip6tables -A OUTPUT -p ipv6-icmp "
-             "--icmpv6-type echo-request -j DROP || exit 97\n")
-    try:
-        res = subprocess.run(["unshare", "-n", "sh", "-c", setup + script],
-                             capture_output=True, text=True, timeout=90)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"no network namespace of our own: {exc}")
-    if res.returncode == 97 or "Operation not permitted" in res.stderr:
-        pytest.skip(f"no network namespace of our own: {res.stderr.strip()[:200]}")
-    return res
+    # Every ICMP echo dropped (IPv4 and IPv6), as a security group does.
+    return own_netns.run_in_own_netns(
+        script, "iptables -A OUTPUT -p icmp -j DROP && ip6tables -A OUTPUT -p ipv6-icmp "
+        "--icmpv6-type echo-request -j DROP || exit 97\n", timeout=90)
 
 
 @pytest.mark.skipif(any(shutil.which(t) is None for t in ("unshare", "ping", "iptables",
