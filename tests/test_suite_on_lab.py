@@ -260,6 +260,9 @@ def test_a_lossy_pod_pair_takes_the_bigger_node_sample(lab: labmod.Lab,
              json.loads((tmp_path / "results.json").read_text())["ping"]}
     pod = pings[("pod", "node-2", "node-1")]
     assert 0 < pod["received"] < pod["transmitted"] == 10, pod
+    # The pod pairs beside it (sharing node-1 or node-2: here every pair) take the bigger
+    # sample too, so where a loss sits is told by which of a node's pairs lose.
+    assert pings[("pod", "node-1", "node-3")]["transmitted"] == 10
     assert pings[("host", "node-2", "node-1")]["transmitted"] == 10
     assert pings[("host", "node-1", "node-3")]["transmitted"] == 3
     # node-2's pod to node-1's host network takes the bigger sample too, and crosses: the

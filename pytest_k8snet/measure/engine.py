@@ -216,10 +216,14 @@ class Engine:
 
     def by_source(self, kind: str, keys: Sequence[PairKey],
                   per_source: Callable[[str, list[PairKey]], dict[PairKey, T]],
-                  failures: Callable[[T], int] | None = None) -> dict[PairKey, T]:
+                  failures: Callable[[T], int] | None = None,
+                  widen: Callable[[dict[PairKey, T]], list[PairKey]] | None = None
+                  ) -> dict[PairKey, T]:
         """Measure every pair once per run, one task (one batched exec) per source node;
         results keep the order of ``keys``. With ``failures``, the pairs whose result has
-        any are measured once more (:func:`second_chance`)."""
+        any are measured once more (:func:`second_chance`); with ``widen``, the pairs it
+        picks from the results are measured once more and those results stand (a bigger
+        sample next to trouble the first pass saw)."""
         def by_source(todo: Sequence[PairKey]) -> dict[PairKey, T]:
             groups: dict[str, list[PairKey]] = {}
             for key in todo:
@@ -231,6 +235,9 @@ class Engine:
 
         def compute() -> dict[PairKey, T]:
             first = by_source(keys)
-            return first if failures is None else second_chance(first, failures, by_source)
+            if failures is not None:
+                first = second_chance(first, failures, by_source)
+            more = widen(first) if widen is not None else []
+            return {**first, **by_source(more)} if more else first
 
         return self.cache.once(kind, compute)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .. import faults, knock_ons
 from ..context import Check, Context, curl_error, ends
-from ..localize import HTTP, LOSS, http_mode
+from ..localize import DROP, HTTP, LOSS, http_mode
 from ..model import PASSED, SKIPPED, Finding
 from .nodes_ready import skip_unusable
 from .pod_ping import skip_without_pod_connectivity
@@ -37,9 +37,12 @@ def judge(ctx: Context) -> None:
                      "while small packets cross", mtu, raw)
         elif (f := faults.located(ctx, HTTP, pid)) is not None:
             ctx.fail(NAME, pid, f"{pid}: 1 MiB HTTP transfer failed ({curl_error(h)})", f, raw)
-        elif http_mode(h) == LOSS and (root := faults.lossy_root(ctx, a, b)) is not None:
-            knock_ons.skip_on(ctx, NAME, pid, f"{pid}: a 1 MiB HTTP transfer stalled after "
-                              f"{h.get('bytes')} bytes", root)
+        elif http_mode(h) in (LOSS, DROP) and (root := faults.lossy_root(ctx, a, b)) is not None:
+            # Stalled part way, or its handshake lost (a connect that timed out), on a pair
+            # through a node that loses packets on every probe: the loss, not a rule.
+            knock_ons.skip_on(ctx, NAME, pid, f"{pid}: a 1 MiB HTTP transfer " + (
+                f"stalled after {h.get('bytes')} bytes" if http_mode(h) == LOSS else
+                f"could not connect ({curl_error(h)})"), root)
         else:
             pm = ctx.pmtu.get(pid)
             f = ctx.add(Finding(
