@@ -17,8 +17,7 @@ from pathlib import Path
 from diagnosis_faults import Fault
 from diagnosis_runs import Run, Suite, clear, inject, scored, shielded
 from diagnosis_score import Score
-from pytest_k8snet import lab as labmod
-from pytest_k8snet.lab import netns as ns
+from one_lab import OneLab
 
 
 class KubeBench:
@@ -26,32 +25,13 @@ class KubeBench:
     signal."""
 
     def __init__(self, nodes: int, timeout: float, workdir: Path, recheck: bool) -> None:
-        self.nodes, self.workdir, self.recheck = nodes, workdir, recheck
+        self.workdir, self.recheck = workdir, recheck
         self.suite = Suite(timeout, workdir)
         self.name = f"dk{os.getpid()}"
-        self.lab: labmod.Lab | None = None
-        self.started = False  # from the first bring-up on: down() also removes a half-built one
-        self.up_down_s = 0.0
+        self.cluster = OneLab(self.name, nodes, kubernetes=True)
 
     def start(self) -> None:
-        """Bring the cluster up; once more if the first bring-up fails (on a loaded machine
-        a kubelet can miss the registration deadline)."""
-        t = time.monotonic()
-        try:
-            for attempt in (1, 2):
-                self.started = True
-                try:
-                    self.lab = labmod.up(labmod.LabSpec(name=self.name, nodes=self.nodes,
-                                                        kubernetes=True))
-                    break
-                except labmod.LabError as exc:
-                    self._down()
-                    if attempt == 2:
-                        raise
-                    print(f"cluster bring-up failed ({exc}); once more", flush=True)
-        finally:
-            self.up_down_s += time.monotonic() - t
-        print(f"cluster {self.name} up in {time.monotonic() - t:.1f} s", flush=True)
+        self.cluster.up()
 
     def health(self, index: int) -> Run:
         """The suite on the cluster with no fault."""
@@ -64,16 +44,17 @@ class KubeBench:
 
     def one(self, index: int, fs: tuple[Fault, ...], keep: Path | None) -> Run:
         """Fault set ``fs`` on the cluster: inject, run the suite, remove, score."""
-        if self.lab is None:
+        lab = self.cluster.lab
+        if lab is None:
             raise RuntimeError("the cluster is not up")
         results = self.workdir / f"run-{index:03d}.json"
         t = time.monotonic()
         run = Run(index, fs, Score("error", "not run"))
         try:
-            run.rules = inject(self.lab, fs)
+            run.rules = inject(lab, fs)
             run.exit_code, error, run.suite_seconds = self.suite.run(self.name, results)
         finally:
-            clear(self.lab, fs)  # also on a signal: the cluster is taken down after
+            clear(lab, fs)  # also on a signal: the cluster is taken down after
         scored(run, results, error, keep)
         run.seconds = time.monotonic() - t
         if self.recheck:
@@ -85,15 +66,8 @@ class KubeBench:
     def close(self) -> None:
         with shielded():
             self.suite.stop()
-            self._down()
+            self.cluster.down()
 
-    def _down(self) -> None:
-        if not self.started:
-            return
-        t = time.monotonic()
-        self.lab, self.started = None, False
-        labmod.down(self.name)
-        self.up_down_s += time.monotonic() - t
-        left = ns.list_netns(f"k8snet-{self.name}-")
-        if left:
-            print(f"warning: lab {self.name} left namespaces behind: {left}", flush=True)
+    @property
+    def up_down_s(self) -> float:
+        return self.cluster.up_down_s
