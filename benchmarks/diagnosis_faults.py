@@ -195,6 +195,12 @@ KUBE_LEFT_OUT: dict[tuple[Where, Proto, tuple[int, int] | None], str] = {
     ("host", "udp", _one(DNS_PORT)): "the node's DNS goes to the cluster DNS Service, "
     "DNAT'd to CoreDNS pods through cni0 or flannel.1, never out of eth0 to port 53",
     ("host", "tcp", _one(DNS_PORT)): "the same, over TCP",
+    # Seed 7's first run: both drawn on a node without CoreDNS, both had no effect.
+    ("switch", "udp", _one(DNS_PORT)): "the nodes' and pods' DNS crosses the switch inside "
+    "VXLAN; only CoreDNS's upstream queries do not, from the node it runs on, which the "
+    "draw cannot know (no effect elsewhere, every node's external names there)",
+    ("gateway", "udp", _one(DNS_PORT)): "only CoreDNS's upstream queries cross it, from "
+    "the node it runs on (the same)",
 }
 
 
