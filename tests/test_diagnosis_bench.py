@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import diagnosis  # noqa: E402
 import diagnosis_runs  # noqa: E402
 import diagnosis_faults as F  # noqa: E402
+import diagnosis_kube  # noqa: E402
 from diagnosis_score import Score, named, roots_of, score  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "diagnosis"
@@ -151,6 +152,14 @@ def test_the_real_cluster_draws_from_the_catalogue_less_what_has_no_effect_there
     runs = F.draw(7, 40, 20, NODES, kubernetes=True)
     assert runs == F.draw(7, 40, 20, NODES, kubernetes=True) != F.draw(7, 40, 20, NODES)
     assert not {(f.where, f.proto, f.ports) for fs in runs for f in fs} & left_out
+
+
+def test_only_faults_on_all_of_a_nodes_pod_traffic_leave_the_cluster_to_heal() -> None:
+    # They cut a CoreDNS replica on that node from the API server (diagnosis_kube.py).
+    leaking = {(c.where, c.proto) for c in F.kube_catalogue(3)
+               for f in [F.Fault("node-1", c.directions[0], c.proto, c.ports, c.modes[0], c.where)]
+               if diagnosis_kube.leaks(f)}
+    assert leaking == {("forward", "all")}
 
 
 def test_what_a_judge_can_tell() -> None:
