@@ -1,17 +1,20 @@
-"""The diagnosis benchmark: random raw firewall faults in a plain lab, the built-in suite run
-on each, and a score for what the judge said about it.
+"""The diagnosis benchmark: random raw firewall faults in a plain lab or the lab's real
+Kubernetes cluster, the built-in suite run on each, and a score for what the judge said.
 
 Run as root with the project's venv:
 ``.venv/bin/python benchmarks/diagnosis.py --single 40 --double 20 --seed 1 [--nodes 3]
-[--json OUT] [--save-results DIR]``.
+[--kubernetes [--recheck]] [--json OUT] [--save-results DIR]``.
 
-Each run: a fresh lab (``dg<pid>n<i>``, under a second to build), the fault's rules
+Each run (plain, ``diagnosis_plain.py``): a fresh lab (``dg<pid>n<i>``), the fault's rules
 injected with ``ip netns exec ... iptables``/``nft`` (``diagnosis_faults.py``), the suite
 (``pytest --pyargs pytest_k8snet.suite --k8s-lab-name ... --k8s-results``) in a subprocess
 with a timeout, the rules removed (and checked gone), the lab taken down, and the results
 scored (``diagnosis_score.py``: one root per fault, right node and direction, right
 protocol/port and mode, no inconclusive/unknown). A fresh lab per run costs ~1.5 s and
 leaves nothing of one run (an iperf3 server still waiting, conntrack entries) to the next.
+With ``--kubernetes`` (``diagnosis_kube.py``) one real cluster serves every run, the
+faults are drawn from the classes that apply to it (``diagnosis_faults.kube_catalogue``),
+and ``--recheck`` runs a healthy suite after each fault to show any state it left behind.
 Before the first fault, a clean lab must pass the whole suite, or nothing is measured.
 
 Prints one line per run, the runs with no visible effect, a breakdown by class, the total
@@ -27,199 +30,28 @@ Interrupt with Ctrl-C or SIGTERM at any time: the suite is stopped and the lab r
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import diagnosis_faults as faults
-from diagnosis_faults import Fault, Step
-from diagnosis_score import Score, score
+from diagnosis_kube import KubeBench
+from diagnosis_plain import PlainBench
+from diagnosis_runs import Run, load
+from diagnosis_score import score
 from pytest_k8snet import lab as labmod
 from pytest_k8snet.lab import netns as ns
 from pytest_k8snet.lab.owner import RUN_ENV
 
 LINE_WIDTH = 320  # one line per fault, however much the judge said
-
-
-@dataclass
-class Run:
-    index: int
-    faults: tuple[Fault, ...]
-    score: Score
-    seconds: float = 0.0
-    suite_seconds: float = 0.0
-    exit_code: int | None = None
-    rules: list[str] = field(default_factory=list)
-    results: str | None = None
-
-    @property
-    def kind(self) -> str:
-        return "single" if len(self.faults) == 1 else "double"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "kind": self.kind,
-                "faults": [f.as_dict() for f in self.faults], "rules": self.rules,
-                "seconds": round(self.seconds, 2), "suite_seconds": round(self.suite_seconds, 2),
-                "exit_code": self.exit_code, "results": self.results, **self.score.as_dict()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Run:
-        sc = Score(d["status"], d.get("error", ""), d.get("roots", []), d.get("bad", []),
-                   d.get("failed", []), d.get("criteria", {}), d.get("matches", []))
-        return cls(d["index"], tuple(Fault.from_dict(f) for f in d["faults"]), sc,
-                   d.get("seconds", 0.0), d.get("suite_seconds", 0.0), d.get("exit_code"),
-                   d.get("rules", []), d.get("results"))
-
-
-# -- the lab and the suite ------------------------------------------------------------------
-
-@contextlib.contextmanager
-def shielded() -> Iterator[None]:
-    """Cleanup that a second Ctrl-C must not cut short (it would leave a lab behind)."""
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-
-
-def run_step(step: Step) -> None:
-    ns.run(["ip", "netns", "exec", step.netns, *step.argv], input=step.input)
-
-
-def leftover_rules(lab: labmod.Lab, fs: Sequence[Fault]) -> list[str]:
-    """Any chain or table of ours still in the namespaces the faults touched."""
-    left = []
-    for netns_name in sorted({faults.netns_of(f, lab) for f in fs}):
-        out = ns.run(["ip", "netns", "exec", netns_name, "iptables-save"], check=False).stdout
-        out += ns.run(["ip", "netns", "exec", netns_name, "nft", "list", "tables"],
-                      check=False).stdout
-        left += [f"{netns_name}: {ln}" for ln in out.splitlines()
-                 if "KBENCH-" in ln or "k8snet_bench_" in ln]
-    return left
-
-
-class Bench:
-    """One lab and one suite process at a time; both always removed, also on a signal."""
-
-    def __init__(self, nodes: int, timeout: float, workdir: Path) -> None:
-        self.nodes, self.timeout, self.workdir = nodes, timeout, workdir
-        self.lab: str | None = None
-        self.child: subprocess.Popen[bytes] | None = None
-        self.up_down_s = 0.0
-
-    def suite(self, lab: str, results: Path) -> tuple[int | None, str, float]:
-        """Run the suite on ``lab``: (exit code, error or '', seconds)."""
-        log = results.with_suffix(".log")
-        cmd = [sys.executable, "-m", "pytest", "--pyargs", "pytest_k8snet.suite",
-               "--k8s-lab-name", lab, "--k8s-results", str(results), "-p", "no:cacheprovider",
-               "-q"]
-        t = time.monotonic()
-        with open(log, "wb") as out:
-            # Its own session: a terminal's Ctrl-C reaches us alone, and we stop its group.
-            self.child = subprocess.Popen(cmd, cwd=self.workdir, stdout=out,
-                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          start_new_session=True)
-            try:
-                code: int | None = self.child.wait(self.timeout)
-                error = "" if code in (0, 1) else f"pytest exit {code}: " + _tail(log)
-            except subprocess.TimeoutExpired:
-                code, error = None, f"suite timed out after {self.timeout:g}s"
-            finally:
-                self.stop_child()
-        return code, error, time.monotonic() - t
-
-    def stop_child(self) -> None:
-        child, self.child = self.child, None
-        if child is None:
-            return
-        if child.poll() is None:
-            for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.pid, sig)  # its session's group: the id we started
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    child.wait(wait)
-                    break
-
-    def up(self, name: str) -> labmod.Lab:
-        t = time.monotonic()
-        self.lab = name
-        built = labmod.up(labmod.LabSpec(name=name, nodes=self.nodes))
-        self.up_down_s += time.monotonic() - t
-        return built
-
-    def down(self) -> None:
-        with shielded():
-            self.stop_child()
-            name, self.lab = self.lab, None
-            if name is not None:
-                t = time.monotonic()
-                labmod.down(name)
-                self.up_down_s += time.monotonic() - t
-                left = ns.list_netns(f"k8snet-{name}-")
-                if left:
-                    print(f"warning: lab {name} left namespaces behind: {left}", flush=True)
-
-    def one(self, index: int, fs: tuple[Fault, ...], keep: Path | None) -> Run:
-        """Fault set ``fs`` on a fresh lab: inject, run the suite, remove, score."""
-        name = f"dg{os.getpid()}n{index}"
-        results = self.workdir / f"run-{index:03d}.json"
-        t = time.monotonic()
-        run = Run(index, fs, Score("error", "not run"))
-        error = ""
-        try:
-            lab = self.up(name)
-            for k, f in enumerate(fs):
-                steps = faults.install(f, lab, k)
-                run.rules += [s.text() for s in steps]
-                for s in steps:
-                    run_step(s)
-            run.exit_code, error, run.suite_seconds = self.suite(name, results)
-            with shielded():
-                for k, f in enumerate(fs):
-                    for s in faults.remove(f, lab, k):
-                        run_step(s)
-            left = leftover_rules(lab, fs)
-            if left:
-                raise RuntimeError(f"fault removal left rules behind: {left}")
-        finally:
-            self.down()
-        doc = _load(results)
-        run.score = score(doc, fs, error)
-        if keep is not None and doc is not None:
-            keep.mkdir(parents=True, exist_ok=True)
-            run.results = str(shutil.copy(results, keep.resolve() / results.name))
-        run.seconds = time.monotonic() - t
-        return run
-
-
-def _load(path: Path) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def _tail(path: Path, lines: int = 3) -> str:
-    try:
-        text = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "no output"
-    return " / ".join(text[-lines:])
 
 
 # -- what is printed ------------------------------------------------------------------------
@@ -233,22 +65,31 @@ def _flat(text: str, width: int) -> str:
     return _clip(" ".join(text.split()), width)
 
 
+def _after(run: Run) -> str:
+    """What the healthy suite after the run said (``--recheck``), if it ran."""
+    if run.after is None:
+        return ""
+    return " after:ok" if not run.after else f" after:LEAK({_flat(run.after, 120)})"
+
+
 def line(run: Run) -> str:
     """One line: the fault(s), the verdict, each criterion, what the roots said."""
     sc = run.score
     head = (f"{run.index + 1:>3} {run.kind[0].upper()} "
             f"{' + '.join(f.describe() for f in run.faults):<40} {sc.status.upper():<9}")
     if sc.status == "no-effect":
-        return _clip(f"{head} suite green, no test failed  {run.seconds:5.1f}s", LINE_WIDTH)
+        return _clip(f"{head} suite green, no test failed  {run.seconds:5.1f}s{_after(run)}",
+                     LINE_WIDTH)
     if sc.status == "error":
-        return _clip(f"{head} {_flat(sc.error, LINE_WIDTH)}  {run.seconds:5.1f}s", LINE_WIDTH)
+        return _clip(f"{head} {_flat(sc.error, 160)}  {run.seconds:5.1f}s{_after(run)}",
+                     LINE_WIDTH)
     crit = " ".join(f"{k}:{'ok' if sc.criteria.get(k) else 'FAIL'}" for k in "abcd")
     roots = "; ".join(
         f"{r.get('cause')} [{','.join(r.get('nodes') or []) or ','.join(r.get('pairs') or [])}]"
         f" {_flat(str(r.get('summary')), 90)}" for r in sc.roots[:3])
     more = f"; +{len(sc.roots) - 3} more" if len(sc.roots) > 3 else ""
     return _clip(f"{head} {crit} ({len(sc.roots)} root{'s' if len(sc.roots) != 1 else ''}) "
-                 f"{run.seconds:5.1f}s | {roots}{more}", LINE_WIDTH)
+                 f"{run.seconds:5.1f}s{_after(run)} | {roots}{more}", LINE_WIDTH)
 
 
 def breakdown(runs: Sequence[Run]) -> list[str]:
@@ -295,6 +136,11 @@ def report(runs: Sequence[Run], total_s: float, up_down_s: float) -> list[str]:
         out.append(f"errors: {len(errors)}" + "".join(
             f"\n  {' + '.join(f.describe() for f in r.faults)}: {r.score.error}"
             for r in errors))
+    leaks = [r for r in runs if r.after]
+    if any(r.after is not None for r in runs):
+        out.append(f"state left behind (healthy suite failed after the run): {len(leaks)}"
+                   + "".join(f"\n  {' + '.join(f.describe() for f in r.faults)}: {r.after}"
+                             for r in leaks))
     out.append("by class (single faults):")
     out += breakdown(runs)
     suite_s = sum(r.suite_seconds for r in runs)
@@ -314,7 +160,7 @@ def rejudge(path: Path) -> list[Run]:
     runs = []
     for d in json.loads(path.read_text())["runs"]:
         run = Run.from_dict(d)
-        doc = _load(Path(run.results)) if run.results else None
+        doc = load(Path(run.results)) if run.results else None
         if doc is not None:
             j = judge(doc)
             doc["findings"] = [f.as_dict() for f in j.findings]
@@ -350,8 +196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rejudge", type=Path, help="score an earlier --json dump's saved results "
                    "again with the current judge (no lab)")
     p.add_argument("--list", action="store_true", help="print the runs a seed draws and exit")
-    p.add_argument("--runs", type=_run_numbers, help="only these runs of the seed's plan, by the number --list "
-                   "prints (e.g. 27,53): a fault measured again after a probe changed")
+    p.add_argument("--runs", type=_run_numbers, help="only these runs of the seed's plan, by "
+                   "the number --list prints (e.g. 27,53): faults measured again after a "
+                   "probe changed")
+    p.add_argument("--kubernetes", action="store_true",
+                   help="one real cluster (k8snet-lab up --kubernetes) for every run")
+    p.add_argument("--recheck", action="store_true",
+                   help="with --kubernetes: a healthy suite after every fault")
     args = p.parse_args(argv)
     t0 = time.monotonic()
     if args.rejudge:
@@ -361,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(report(rejudged, time.monotonic() - t0, 0.0)))
         return 0
     nodes = [n["name"] for n in labmod.plan(labmod.LabSpec(nodes=args.nodes)).nodes]
-    plan = faults.draw(args.seed, args.single, args.double, nodes)
+    plan = faults.draw(args.seed, args.single, args.double, nodes, args.kubernetes)
     if args.list:
         for i, fs in enumerate(plan):
             print(f"{i + 1:>3} {' + '.join(f.describe() for f in fs)}")
@@ -375,18 +226,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     # interrupt must stop the runs and remove the lab, never be lost.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     workdir = Path(tempfile.mkdtemp(prefix="k8snet-diagnosis-"))
-    bench = Bench(args.nodes, args.timeout, workdir)
+    bench = (KubeBench(args.nodes, args.timeout, workdir, args.recheck) if args.kubernetes
+             else PlainBench(args.nodes, args.timeout, workdir))
     runs: list[Run] = []
     interrupted = False
     try:
-        health = bench.one(len(plan), (), None)  # index past the plan: its own lab name
+        bench.start()
+        health = bench.health(len(plan))  # index past the plan: its own lab name
         if health.score.status != "no-effect" or health.exit_code != 0:
             print(f"the clean lab is not healthy ({health.score.status}, exit "
                   f"{health.exit_code}: {health.score.error or ', '.join(health.score.failed)}"
                   "): nothing measured (a loaded machine?)", flush=True)
             return 2
-        print(f"clean lab healthy: suite passed in {health.suite_seconds:.1f} s; {len(plan)} "
-              f"runs, seed {args.seed}, {args.nodes} nodes", flush=True)
+        print(f"clean {'cluster' if args.kubernetes else 'lab'} healthy: suite passed in "
+              f"{health.suite_seconds:.1f} s; {len(plan)} runs, seed {args.seed}, "
+              f"{args.nodes} nodes", flush=True)
         only = {n - 1 for n in args.runs} if args.runs else None
         for i, fs in enumerate(plan):
             if only is not None and i not in only:
@@ -398,12 +252,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         interrupted = True
         print(f"interrupted after {len(runs)} runs", flush=True)
     finally:
-        bench.down()
+        bench.close()
         shutil.rmtree(workdir, ignore_errors=True)
     total = time.monotonic() - t0
     if args.json:
         args.json.write_text(json.dumps({
-            "seed": args.seed, "nodes": args.nodes, "single": args.single,
+            "seed": args.seed, "nodes": args.nodes, "kubernetes": args.kubernetes,
+            "single": args.single,
             "double": args.double, "total_s": round(total, 1), "accuracy": accuracy(runs),
             "runs": [r.as_dict() for r in runs]}, indent=2))
     print("\n".join(report(runs, total, bench.up_down_s)))

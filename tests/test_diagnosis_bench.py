@@ -18,7 +18,9 @@ from pytest_k8snet.measure.udp import IPERF_BASE_PORT
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import diagnosis  # noqa: E402
+import diagnosis_runs  # noqa: E402
 import diagnosis_faults as F  # noqa: E402
+import diagnosis_kube  # noqa: E402
 from diagnosis_score import Score, named, roots_of, score  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "diagnosis"
@@ -139,6 +141,25 @@ def test_the_draw_is_seeded_and_pairs_are_two_causes() -> None:
             assert F.install(f, LAB, 0)
         if len(fs) == 2:
             assert fs[0].node != fs[1].node and fs[0].label != fs[1].label
+
+
+def test_the_real_cluster_draws_from_the_catalogue_less_what_has_no_effect_there() -> None:
+    left_out = set(F.KUBE_LEFT_OUT)
+    every = {(c.where, c.proto, c.ports) for c in F.catalogue(3)}
+    assert left_out and left_out < every  # no stale reason for a class that is gone
+    assert all(F.KUBE_LEFT_OUT.values())
+    assert {(c.where, c.proto, c.ports) for c in F.kube_catalogue(3)} == every - left_out
+    runs = F.draw(7, 40, 20, NODES, kubernetes=True)
+    assert runs == F.draw(7, 40, 20, NODES, kubernetes=True) != F.draw(7, 40, 20, NODES)
+    assert not {(f.where, f.proto, f.ports) for fs in runs for f in fs} & left_out
+
+
+def test_only_faults_on_all_of_a_nodes_pod_traffic_leave_the_cluster_to_heal() -> None:
+    # They cut a CoreDNS replica on that node from the API server (diagnosis_kube.py).
+    leaking = {(c.where, c.proto) for c in F.kube_catalogue(3)
+               for f in [F.Fault("node-1", c.directions[0], c.proto, c.ports, c.modes[0], c.where)]
+               if diagnosis_kube.leaks(f)}
+    assert leaking == {("forward", "all")}
 
 
 def test_what_a_judge_can_tell() -> None:
@@ -266,9 +287,10 @@ def test_what_a_finding_names(finding: dict[str, Any], node: str, direction: str
 
 def test_accuracy_leaves_out_runs_with_no_visible_effect() -> None:
     f = fault("node-1", "in", "icmp", "drop", "forward")
-    runs = [diagnosis.Run(0, (f,), Score("pass")), diagnosis.Run(1, (f,), Score("fail")),
-            diagnosis.Run(2, (f,), Score("no-effect")), diagnosis.Run(3, (f,), Score("error")),
-            diagnosis.Run(4, (f, f), Score("pass"))]
+    Run = diagnosis_runs.Run
+    runs = [Run(0, (f,), Score("pass")), Run(1, (f,), Score("fail")),
+            Run(2, (f,), Score("no-effect")), Run(3, (f,), Score("error")),
+            Run(4, (f, f), Score("pass"))]
     assert diagnosis.accuracy(runs) == "accuracy: single 1/3 (33%), double 1/1 (100%)"
     assert diagnosis.accuracy([]) == "accuracy: single 0/0 (n/a), double 0/0 (n/a)"
     assert diagnosis.report(runs, 1.0, 0.0)[-1] == diagnosis.accuracy(runs)
@@ -276,9 +298,25 @@ def test_accuracy_leaves_out_runs_with_no_visible_effect() -> None:
 
 def test_one_line_per_run_with_every_criterion_and_the_roots() -> None:
     f = fault("node-3", "in", "tcp/2379", "drop", "host")
-    run = diagnosis.Run(1, (f,), score(load("etcd-drop-node-3.json"), [f]), seconds=3.0)
+    run = diagnosis_runs.Run(1, (f,), score(load("etcd-drop-node-3.json"), [f]), seconds=3.0)
     text = diagnosis.line(run)
     assert "\n" not in text and len(text) <= diagnosis.LINE_WIDTH
     assert text.startswith("  2 S node-3 INPUT in tcp/2379 drop")
     assert "PASS" in text and "a:ok b:ok c:ok d:ok (1 root)" in text
     assert "control-plane-ports [node-3] node-3: connects time out" in text
+
+
+def test_a_recheck_after_the_run_is_on_its_line_and_state_left_behind_in_the_report() -> None:
+    f = fault("node-3", "in", "tcp/2379", "drop", "host")
+    doc = load("etcd-drop-node-3.json")
+    clean = diagnosis_runs.Run(0, (f,), score(doc, [f]), after="")
+    leaky = diagnosis_runs.Run(1, (f,), score(doc, [f]), after="test_dns[node-2]")
+    unchecked = diagnosis_runs.Run(2, (f,), score(doc, [f]))
+    assert " after:ok " in diagnosis.line(clean)
+    assert " after:LEAK(test_dns[node-2]) " in diagnosis.line(leaky)
+    assert "after:" not in diagnosis.line(unchecked)
+    assert diagnosis_runs.Run.from_dict(leaky.as_dict()).after == "test_dns[node-2]"
+    text = "\n".join(diagnosis.report([clean, leaky], 1.0, 0.0))
+    assert "state left behind (healthy suite failed after the run): 1\n" \
+        "  node-3 INPUT in tcp/2379 drop: test_dns[node-2]" in text
+    assert "state left behind" not in "\n".join(diagnosis.report([unchecked], 1.0, 0.0))
