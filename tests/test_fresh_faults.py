@@ -125,3 +125,18 @@ def test_pod_path_loss_is_told_from_the_overlays(name: str, node: str, protocol:
     lossy = [f for f in roots(judge(load(name))) if f.cause == "pod-lossy"]
     assert [(f.nodes, f.protocol, f.port, f.mode) for f in lossy] == [
         ((node,), protocol, port, "loss")], [f.summary for f in lossy]
+
+
+def test_lookups_to_a_dns_replica_behind_a_cut_node_are_its_knock_ons() -> None:
+    """The lab's real cluster, everything into and out of node-2's pods rejected (FORWARD)
+    while one CoreDNS replica runs on node-2 (the diagnosis benchmark's --kubernetes mode,
+    seed 7): 1 of 50 egress attempts from node-1 and node-3 could not resolve the name,
+    their lookups having gone to that replica. Knock-ons of node-2's rule, not unknowns."""
+    j = judge(load("kube-forward-all-reject-node-2-coredns"))
+    assert [(f.cause, f.nodes, f.mode) for f in roots(j)] == [
+        ("pod-firewall", ("node-2",), "reject")]
+    for n in ("node-1", "node-3"):
+        v = j.verdict("test_egress", n)
+        f = j.finding(v.finding)
+        assert v.outcome == SKIPPED and f is not None and f.root == roots(j)[0].id, v
+        assert "cluster DNS endpoint on node-2" in v.message

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..context import Check, Context
+from ..context import Check, Context, pair_id
 from ..model import PASSED, SKIPPED, Finding
 from ...probes.egress import EgressResult
 from .. import faults, knock_ons, located
@@ -142,11 +142,32 @@ def _unresolved(ctx: Context, n: str, pod: EgressResult, host: EgressResult | No
         f = dns_knock_on(ctx, NAME, n, "egress", what, dep)
         ctx.set_verdict(NAME, n, SKIPPED, f.summary, f.id, raw)
         return
+    behind = _dns_endpoint_cut(ctx, n)
+    if behind is not None and pod.failures < pod.attempts:
+        # Some lookups went to a cluster DNS endpoint that n cannot reach (its node sits
+        # behind a failed pair), the rest to one it can: a few fail, test_dns may pass.
+        m, root = behind
+        f = knock_ons.knock_on(
+            ctx, f"egress-knock-on:{n}", "egress", what, root, NAME, nodes=(n,),
+            pairs=[pair_id(n, m)], via=f"some of its lookups went to the cluster DNS "
+            f"endpoint on {m}, behind {pair_id(n, m)}")
+        ctx.set_verdict(NAME, n, SKIPPED, f.summary, f.id, raw)
+        return
     f = ctx.add(Finding(f"egress:{n}", "unknown", f"{what}, while {n}'s cluster DNS "
                         "check did not fail", (n,),
                         evidence={n: {"pod_failures": pod.failures, "attempts": pod.attempts,
                                       "errors": list(pod.errors)}}))
     ctx.fail(NAME, n, symptom, f, raw)
+
+
+def _dns_endpoint_cut(ctx: Context, n: str) -> tuple[str, Finding] | None:
+    """A node with a cluster DNS endpoint that ``n``'s pods cannot reach, and the finding
+    that says why (the pair's connectivity root)."""
+    for m in sorted(set(ctx.dns_endpoints.values())):
+        f = ctx.behind(n, m) if m != n else None
+        if f is not None:
+            return m, f
+    return None
 
 
 def _result(e: dict[str, Any]) -> EgressResult:
