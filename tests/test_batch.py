@@ -228,3 +228,27 @@ def test_exec_sessions_per_suite_are_linear(request: pytest.FixtureRequest,
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("K8SNET-EXECS")][-1]
     execs, nodes = (int(v) for v in line.split()[1:])
     assert 0 < execs <= 20 * nodes, line
+
+
+FAKE_IPERF_STREAM = """#!/bin/sh
+# fake iperf3: the control connection opened, then the datagrams were refused
+n=$(cat "$STATE" 2>/dev/null || echo 0); echo $((n + 1)) >"$STATE"
+echo '{"error": "unable to read from stream socket: Connection refused"}'
+"""
+
+
+def test_udp_client_keeps_a_refusal_of_its_datagrams(tmp_path: Path) -> None:
+    """A REJECT on the UDP port refuses the stream, not the control connection: running
+    again would only meet the one-shot server gone ("unable to connect to server") and
+    hide what the datagrams met."""
+    (tmp_path / "iperf3").write_text(FAKE_IPERF_STREAM)
+    (tmp_path / "iperf3").chmod(0o755)
+    os.environ["STATE"] = str(tmp_path / "state")
+    try:
+        argv = iperf.client_argv("10.244.1.2", 5201)
+        jobs = [batch.Job("node-2", iperf.retry_command(argv, 5), tuple(argv), 10)]
+        got, _ = run_sh(jobs, path=tmp_path)
+    finally:
+        del os.environ["STATE"]
+    assert "stream socket" in got["node-2"].stdout
+    assert (tmp_path / "state").read_text().strip() == "1"

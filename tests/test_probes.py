@@ -100,6 +100,18 @@ def test_iperf3_udp_results_and_errors() -> None:
     assert "refused" in (refused.error or "")
 
 
+def test_iperf_datagrams_refused_after_the_control_connection_are_a_udp_reject() -> None:
+    """Real iperf3 -u -J output (tests/data/iperf3_udp_stream_refused.json: a lab pod to
+    another with REJECT on UDP 5201-5209 in the server's node FORWARD chain): the control
+    connection opened (a cookie), the stream was refused: UDP's channel, mode reject."""
+    from pytest_k8snet.judge.localize import IPERF_UDP, REJECT, iperf_channel
+
+    r = iperf.parse("10.244.0.2", 5203, read("iperf3_udp_stream_refused.json"))
+    assert r.error == "unable to read from stream socket: Connection refused"
+    assert iperf_channel({"error": r.error, "failure": r.failure, "packets": r.packets},
+                         5.0) == (IPERF_UDP, REJECT)
+
+
 def test_egress_failures_cluster_below_32768() -> None:
     r = egress.parse("u", (1024, 65535), read("curl_egress_low_ports_blocked.txt"))
     assert r.attempts == 50 and 15 < r.failures < 35

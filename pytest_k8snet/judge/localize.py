@@ -107,7 +107,9 @@ def iperf_channel(u: dict[str, Any], threshold: float) -> tuple[str, str] | None
     if failure not in (None, NETWORK):
         return None
     if u.get("error") or not int(u.get("packets") or 0):
-        return IPERF_UDP, DROP
+        # The control connection opened (else the first branch): a refusal now answered
+        # the datagrams themselves (an ICMP port unreachable: a REJECT on UDP).
+        return IPERF_UDP, (REJECT if "refused" in error else DROP)
     if float(u.get("loss_pct") or 0) > threshold:
         return IPERF_UDP, LOSS
     return None

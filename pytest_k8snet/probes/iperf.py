@@ -128,10 +128,14 @@ def retry_command(client: list[str], seconds: float) -> str:
     run = shlex.join(client)
     # Few forks on the common path (one clean run): the deadline is read after the first
     # failure only; a thousand clients must not fork a dozen helpers each. (iperf3 3.12
-    # with -J exits 0 even when refused, so the output decides, not the exit code.)
+    # with -J exits 0 even when refused, so the output decides, not the exit code.) Only
+    # the control connection's refusal means "not up yet": the UDP stream's ("unable to
+    # read from stream socket: Connection refused") is a REJECT on the datagrams, and a
+    # second run would only meet the one-shot server gone and hide it.
     return ('k8snet_o="$d/u$$.o"; k8snet_e="$d/u$$.e"; k8snet_end=; '
             "while :; do " + run + ' >"$k8snet_o" 2>"$k8snet_e"; k8snet_c=$?; '
-            "grep -qiE 'refused|server is busy|reset by peer' \"$k8snet_o\" \"$k8snet_e\" || break; "
+            "grep -qiE 'connect to server: connection refused|server is busy|reset by peer' "
+            "\"$k8snet_o\" \"$k8snet_e\" || break; "
             "[ -n \"$k8snet_end\" ] || k8snet_end=$(($(date +%s) + " + str(max(1, int(seconds)))
             + ")); [ $(date +%s) -lt $k8snet_end ] || break; sleep 0.2; done; "
             'cat "$k8snet_o"; cat "$k8snet_e" >&2; exit $k8snet_c')
