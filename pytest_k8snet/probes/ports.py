@@ -70,11 +70,12 @@ def script(checks: Sequence[PortCheck], timeout: float, dns_name: str,
                 f"else s=refused; fi; echo \"{tag} $s\" ) &")
         elif c.kind == "nodeport":
             # exit 0: an HTTP status line; 124: no connect or no answer in time; 4: the
-            # connection opened but gave no HTTP; anything else: refused or unreachable
+            # connection opened but gave no HTTP; anything else: refused or unreachable.
+            # SIGPIPE ignored: a connection closed at once is no HTTP, not a refusal.
             get = "GET / HTTP/1.0\\r\\nHost: k8snet\\r\\n\\r\\n"
             lines.append(
                 f"( timeout {t} bash -c 'exec 3<>/dev/tcp/{c.ip}/{c.port} || exit 1; "
-                f"printf \"{get}\" >&3; read -r line <&3; "
+                f"trap \"\" PIPE; printf \"{get}\" >&3; read -r line <&3; "
                 f"case \"$line\" in HTTP/*) exit 0;; *) exit 4;; esac' 2>/dev/null; rc=$?; "
                 f"case $rc in 0) s=open;; 124) s=timeout;; 4) s=error;; *) s=refused;; esac; "
                 f"echo \"{tag} $s\" ) &")
