@@ -139,11 +139,14 @@ def _host_firewall(lab: Lab, node: dict[str, Any], value: str | None, on: bool) 
         _rule(lab, node["netns"], "INPUT", ["-i", "eth0", "-p", proto, "--dport", port],
               "host-firewall", on)
     # The NodePorts before kube-proxy's DNAT (mangle runs before nat): by INPUT a NodePort
-    # connect has become one to a pod's port, or is forwarded and never passes INPUT.
+    # connect has become one to a pod's port, or is forwarded and never passes INPUT. New
+    # connections only, as ufw lets established ones through: a reply to a pod's egress
+    # that flannel masqueraded with --random-fully may come back to a port in the range.
     ns.iptables(node["netns"], ["-t", "mangle", "-A" if on else "-D", "PREROUTING", "-i",
                                 "eth0", "-p", "tcp", "--dport", NODE_PORT_RANGE, "-m",
-                                "comment", "--comment", "k8snet-fault:host-firewall", "-j",
-                                "DROP"], check=on)
+                                "conntrack", "--ctstate", "NEW", "-m", "comment",
+                                "--comment", "k8snet-fault:host-firewall", "-j", "DROP"],
+                check=on)
 
 
 def _pod_cidr_overlap(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
