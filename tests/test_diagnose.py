@@ -53,12 +53,14 @@ def texts(j: Judgement) -> dict[tuple[str, str], tuple[str, str]]:
 def test_healthy_lab_has_no_findings() -> None:
     j = judge(load("healthy"))
     assert j.findings == ()
-    # captured before the control-plane port checks: those say "not measured" and skip
-    ports = {k: v for k, v in j.verdicts.items() if k[0] == "test_control_plane_ports"}
+    # captured before the control-plane port and NodePort checks: those say "not measured"
+    # and skip
+    ports = {k: v for k, v in j.verdicts.items()
+             if k[0] in ("test_control_plane_ports", "test_nodeport")}
     assert {v.outcome for v in ports.values()} == {SKIPPED}
     assert all("not measured" in v.message for v in ports.values())
     assert {v.outcome for k, v in j.verdicts.items() if k not in ports} == {PASSED}
-    assert len(j.verdicts) == 48  # every suite test of a 3-node lab has a verdict
+    assert len(j.verdicts) == 51  # every suite test of a 3-node lab has a verdict
 
 
 def ports_doc(states: dict[tuple[str, str, int], str]) -> dict[str, object]:

@@ -433,6 +433,11 @@ def test_probe_pod_manifest_pins_tolerates_and_labels() -> None:
     svc = kb.service_manifest("k8snet-probe", "abc")
     assert svc["spec"]["selector"] == {"k8snet.io/run": "abc", "k8snet.io/probe": "pod"}
     assert svc["spec"]["ports"][0]["port"] == 80 and svc["spec"]["ports"][0]["targetPort"] == 8080
+    # a NodePort to each node's own probe pod (test_nodeport), allocated by the apiserver
+    assert svc["spec"]["type"] == "NodePort" and "nodePort" not in svc["spec"]["ports"][0]
+    assert svc["spec"]["externalTrafficPolicy"] == "Local"
+    plain = kb.service_manifest("k8snet-cidr-probe", "abc", node_port=False)["spec"]
+    assert plain["type"] == "ClusterIP" and "externalTrafficPolicy" not in plain
     ns = kb.namespace_manifest("k8snet-abc", "abc")["metadata"]["labels"]
     assert ns["pod-security.kubernetes.io/enforce"] == "privileged" and ns["k8snet.io/run"] == "abc"
 
@@ -1049,6 +1054,9 @@ def test_rbac_example_grants_what_the_backend_uses(apiserver: Api, tmp_path: Pat
                  if pod["spec"]["nodeName"] == exec_node else None):
         backend.start(nodes)
     assert backend.targets().service_cidr == "10.96.0.0/16"
+    # the allocated NodePort, read with the get the Service already needs: no new verb
+    node_port = backend.targets().node_port
+    assert node_port is not None and 30000 <= node_port <= 32767
     assert any("not ready after" in p for p in nodes[[n.name for n in nodes].index(
         "kt-ready-2")].problems)  # events were listed: no Warning events, said so
     r = backend.endpoint(exec_node, "pod").run(["echo", "ok"], 5)
@@ -1195,7 +1203,7 @@ def capture(kubeconfig: str) -> None:
     save("kube_events.json", {"items": [clean(e) for e in get_json(
         core, "list_namespaced_event", ns)["items"]]})
 
-    svc = kb.service_manifest("x", run)
+    svc = kb.service_manifest("x", run, node_port=False)
     svc["spec"]["clusterIP"] = "203.0.113.254"
     try:
         core.create_namespaced_service(ns, svc, dry_run="All")

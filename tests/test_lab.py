@@ -77,6 +77,26 @@ def test_status_json_names(lab: labmod.Lab) -> None:
     assert all(n.startswith(f"k8snet-{lab.name}-") for n in lab.all_netns())
 
 
+def test_the_nodeport_leads_to_the_nodes_own_pods(lab: labmod.Lab) -> None:
+    """NodePort 30080 on every node, shown by status, to that node's own probe and echo
+    pods (externalTrafficPolicy Local), from another node's host network."""
+    out = subprocess.run([sys.executable, "-m", "pytest_k8snet.lab.cli", "status", lab.name,
+                          "--json"], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["service"]["node_port"] == 30080
+    for dst in ("node-1", "node-2"):
+        src = "node-3"
+        url = f"http://{lab.node(dst)['ip']}:30080/"
+        names = {sh(lab, src, "curl", "-sS", "-m", "3", url).stdout.strip() for _ in range(4)}
+        assert names == {f"probe-{dst}", f"echo-{dst}"}, (dst, names)
+
+
+def test_host_firewall_closes_the_nodeport_range(lab: labmod.Lab, fault) -> None:  # type: ignore[no-untyped-def]
+    fault("host-firewall", ["node-2"])
+    assert curl(lab, "node-1", f"http://{lab.node('node-2')['ip']}:30080/", 2).returncode == 28
+    assert curl(lab, "node-1", f"http://{lab.node('node-3')['ip']}:30080/", 2
+                ).stdout.startswith("200")
+
+
 def test_underlay_mtu_is_a_black_hole(lab: labmod.Lab, fault) -> None:  # type: ignore[no-untyped-def]
     fault("underlay-mtu", ["node-2"])
     dst = lab.node("node-2")["probe"]["ip"]

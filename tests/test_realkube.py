@@ -43,7 +43,7 @@ EXPECTED: dict[str, tuple[set[str], set[str], str]] = {
                        "test_egress"}, "bridge-nf-call-iptables"),
     "egress-port-range": ({"test_egress"}, set(), "source port"),
     "dns-blocked": ({"test_dns"}, {"test_egress"}, "DNS"),
-    "host-firewall": ({"test_control_plane_ports"}, set(), "10250"),
+    "host-firewall": ({"test_control_plane_ports", "test_nodeport"}, set(), "10250"),
 }
 
 
@@ -141,6 +141,9 @@ def test_suite_passes_on_the_real_cluster(real_cluster: labmod.Lab, tmp_path: Pa
     code, out, outcomes = run_suite(real_cluster, tmp_path)
     assert code == 0, out
     assert outcomes and set(outcomes.values()) <= {"passed", "skipped"}, out
+    # the probe Service's NodePort was found and measured, not skipped as unmeasured
+    nodeport = {k: v for k, v in outcomes.items() if "test_nodeport[" in k}
+    assert len(nodeport) == 3 and set(nodeport.values()) == {"passed"}, out
     assert "Kubernetes cluster" in out
     assert wait_gone(real_cluster) == []
 
@@ -160,6 +163,23 @@ def test_fault_through_the_kube_backend(real_cluster: labmod.Lab, tmp_path: Path
     assert words in out
     for name in must:
         assert all("node-2" in param for param in bad[name]), (name, bad[name], out)
+
+
+def test_nodeport_rejected_into_a_real_node(real_cluster: labmod.Lab, tmp_path: Path) -> None:
+    """A REJECT of the NodePort range on node-2, where real kube-proxy's DNAT leaves it
+    (the conntrack's original port, on FORWARD to node-2's own probe pod): only node-2's
+    test_nodeport fails, refused, naming the range."""
+    where = real_cluster.node("node-2")["netns"]
+    rule = ["FORWARD", "-i", "eth0", "-p", "tcp", "-m", "conntrack", "--ctorigdstport",
+            "30000:32767", "-j", "REJECT"]
+    netns.iptables(where, ["-I", *rule])
+    try:
+        code, out, outcomes = run_suite(real_cluster, tmp_path)
+    finally:
+        netns.iptables(where, ["-D", *rule])
+    assert code == 1, out
+    assert failing(outcomes) == {"test_nodeport": {"node-2"}}, out
+    assert "are refused" in out and "30000-32767" in out
 
 
 def test_broken_cni_on_a_node_is_named(real_cluster: labmod.Lab, tmp_path: Path) -> None:

@@ -101,6 +101,9 @@ class ClusterTargets:
     # an IP address or absent, egress when absent. Callers skip with this text.
     external_skip: str = ""
     egress_skip: str = ""
+    # The probe Service's NodePort on every node's address (to that node's own probe pods);
+    # None when the backend has none: test_nodeport then skips as not measured.
+    node_port: int | None = None
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,8 @@ class LabBackend(Backend):
             dns_names=("kubernetes.default.svc.cluster.local", view.service.fqdn),
             external_name=view.world.name,
             egress_url=f"http://{view.world.ip}:{view.world.port}/",
-            pod_cidrs=(view.pod_cidr,), service_cidr="10.96.0.0/12")
+            pod_cidrs=(view.pod_cidr,), service_cidr="10.96.0.0/12",
+            node_port=view.service.node_port)
 
     def service_backends(self) -> list[str]:
         return list(self.view.service.backend_pods)

@@ -59,6 +59,10 @@ CAUSES: dict[str, tuple[str, str, str]] = {
     "control-plane-unreachable": ("Control plane unreachable", "let {node} reach {ports}: a "
                                   "firewall on its way out, on the path or at the peer drops "
                                   "them", "1"),
+    "nodeport-blocked": ("NodePort range blocked", "open 30000-32767/tcp (the NodePort range) "
+                         "{way} {node} in its host firewall (ufw, iptables, nftables: before "
+                         "kube-proxy's DNAT) and in the cloud security group or network ACLs",
+                         "1"),
     # A located rule: the protocol/port, the way through the node and what it does.
     "firewall": ("Firewall blocks a port", "find the rule that {verb} {what} {way} {node} "
                  "and remove it: `iptables -S`, `iptables -S -t raw` and `nft list ruleset` "

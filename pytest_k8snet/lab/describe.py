@@ -56,7 +56,7 @@ def status_lines(lab: Lab) -> list[str]:
         lines += [f"  {node['name']:8} {node['ip']:15} pods {node['pod_cidr']:18} "
                   f"probe {node['probe']['ip']}  ({node['netns']})" for node in lab.nodes]
         lines.append(f"  service {lab.service['fqdn']} {lab.service['ip']}:"
-                     f"{lab.service['port']}  dns {lab.dns['ip']}  "
+                     f"{lab.service['port']}{_node_port(lab)}  dns {lab.dns['ip']}  "
                      f"world {lab.world['name']} {lab.world['ip']}")
     active = ", ".join(f"{f['name']}{':' + f['node'] if f['node'] else ''}"
                        f"{'=' + f['value'] if f['value'] else ''}" for f in lab.faults)
@@ -90,3 +90,8 @@ def _exited(lab: Lab, part: str, log: Path) -> str:
     if pid is None or processes.alive(pid):
         return ""
     return f"  EXITED, see {log}"
+
+
+def _node_port(lab: Lab) -> str:
+    port = lab.service.get("node_port")
+    return f" nodePort {port}" if port else ""

@@ -128,12 +128,25 @@ HOST_FIREWALL_PORTS = (("tcp", "6443"), ("tcp", "2379:2380"), ("tcp", "10250"), 
                        ("udp", "53"))
 
 
+# Kubernetes' default NodePort range, which incident 1's firewall closed as well.
+NODE_PORT_RANGE = "30000:32767"
+
+
 def _host_firewall(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
     # Only on the underlay: the lab's management network stands for the out-of-band path
     # the test harness itself needs (the API server reaches kubelets over it).
     for proto, port in HOST_FIREWALL_PORTS:
         _rule(lab, node["netns"], "INPUT", ["-i", "eth0", "-p", proto, "--dport", port],
               "host-firewall", on)
+    # The NodePorts before kube-proxy's DNAT (mangle runs before nat): by INPUT a NodePort
+    # connect has become one to a pod's port, or is forwarded and never passes INPUT. New
+    # connections only, as ufw lets established ones through: a reply to a pod's egress
+    # that flannel masqueraded with --random-fully may come back to a port in the range.
+    ns.iptables(node["netns"], ["-t", "mangle", "-A" if on else "-D", "PREROUTING", "-i",
+                                "eth0", "-p", "tcp", "--dport", NODE_PORT_RANGE, "-m",
+                                "conntrack", "--ctstate", "NEW", "-m", "comment",
+                                "--comment", "k8snet-fault:host-firewall", "-j", "DROP"],
+                check=on)
 
 
 def _pod_cidr_overlap(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
@@ -161,7 +174,7 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
     Fault("egress-port-range", "2", "the gateway drops new egress connections from the node with "
           "source ports below 32768; its pods use ports 1024-65535", None, True, _egress_port_range),
     Fault("host-firewall", "1", "a hardened host firewall on the node drops incoming TCP 6443, "
-          "2379-2380, 10250 and TCP/UDP 53 on its underlay", None, True, _host_firewall),
+          "2379-2380, 10250, TCP/UDP 53 and the NodePorts (TCP 30000-32767) on its underlay", None, True, _host_firewall),
     Fault("dns-blocked", "1", "the cluster DNS server drops queries from the node (extra: not an "
           "incident of its own, for 'DNS unreachable')", None, True, _dns_blocked),
     Fault("route-missing", "-", "the node's route to the pods of peer VALUE (default: every "

@@ -176,11 +176,16 @@ def _node_iptables(lab: Lab, node: dict[str, Any], spec: LabSpec) -> str:
     One deviation: endpoints are picked with ``statistic --mode nth`` instead of
     ``random``, so that N*k requests from a node hit every backend exactly k times
     and a local-backend failure (bridge-nf-off) is always seen.
+
+    The NodePort has ``externalTrafficPolicy: Local``: a node's NodePort leads to that
+    node's own pods only, so a connect into node-2's NodePort tests node-2's host firewall
+    and not some other node's pod behind the overlay.
     """
     svc = lab.service
     backends = svc["backends"]
     lines = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
              ":POSTROUTING ACCEPT [0:0]", ":KUBE-SERVICES - [0:0]", ":KUBE-SVC-K8SNET - [0:0]",
+             ":KUBE-NODEPORTS - [0:0]", ":KUBE-SVL-K8SNET - [0:0]",
              ":KUBE-MARK-MASQ - [0:0]", ":KUBE-POSTROUTING - [0:0]", ":FLANNEL-POSTRTG - [0:0]"]
     lines += [f":KUBE-SEP-{i} - [0:0]" for i in range(len(backends))]
     lines += [
@@ -201,10 +206,28 @@ def _node_iptables(lab: Lab, node: dict[str, Any], spec: LabSpec) -> str:
         lines.append(rule + f"-j KUBE-SEP-{i}")
         lines += [f"-A KUBE-SEP-{i} -s {ip}/32 -j KUBE-MARK-MASQ",  # hairpin
                   f"-A KUBE-SEP-{i} -p tcp -j DNAT --to-destination {ip}:{svc['target_port']}"]
+    lines += _node_port_rules(node, svc)
     pod = spec.pod_cidr
     lines += [f"-A FLANNEL-POSTRTG -s {pod} -d {pod} -j RETURN",
               f"-A FLANNEL-POSTRTG -s {pod} ! -d 224.0.0.0/4 -j MASQUERADE", "COMMIT"]
     return "\n".join(lines) + "\n"
+
+
+def _node_port_rules(node: dict[str, Any], svc: dict[str, Any]) -> list[str]:
+    """The NodePort to this node's own backends (the KUBE-SEP chains of its pods), last in
+    KUBE-SERVICES as kube-proxy puts it; none in a lab recorded before it had one."""
+    port = svc.get("node_port")
+    if not port:
+        return []
+    own = [i for i, ip in enumerate(svc["backends"])
+           if ip in (node["probe"]["ip"], node["echo"]["ip"])]
+    lines = ["-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS",
+             f"-A KUBE-NODEPORTS -p tcp --dport {port} -j KUBE-SVL-K8SNET"]
+    for k, i in enumerate(own):
+        nth = f"-m statistic --mode nth --every {len(own) - k} --packet 0 " \
+            if k < len(own) - 1 else ""
+        lines.append(f"-A KUBE-SVL-K8SNET {nth}-j KUBE-SEP-{i}")
+    return lines
 
 
 def write_resolv(lab: Lab) -> None:

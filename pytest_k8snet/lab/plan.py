@@ -22,6 +22,8 @@ WORLD_PORT = 80
 EXT_CIDR = ipaddress.ip_network("198.18.0.0/24")  # RFC 2544 benchmarking range: never routed
 SERVICE_IP = "10.96.100.1"
 SERVICE_PORT = 80
+# The Service's NodePort, in kube-proxy's default range 30000-32767 (what firewalls close).
+SERVICE_NODE_PORT = 30080
 SERVICE_NAME = "k8snet-probe"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 EXTERNAL_NAME = "world.example.com"
@@ -144,7 +146,7 @@ def plan(spec: LabSpec) -> Lab:
         switch_netns=f"{p}-sw",
         nodes=nodes,
         service={"name": SERVICE_NAME, "ip": SERVICE_IP, "port": SERVICE_PORT,
-                 "target_port": PROBE_PORT,
+                 "target_port": PROBE_PORT, "node_port": SERVICE_NODE_PORT,
                  "fqdn": f"{SERVICE_NAME}.default.svc.{CLUSTER_DOMAIN}",
                  "backends": [n[k]["ip"] for n in nodes for k in ("probe", "echo")]},
         dns={"netns": f"{p}-dns", "ip": str(ext[52]), "names": dns_names,

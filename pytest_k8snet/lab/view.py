@@ -44,6 +44,9 @@ class LabService:
     port: int
     target_port: int
     backend_pods: tuple[str, ...]  # the names of the pods behind it
+    # On every node's address, to that node's own pods (externalTrafficPolicy: Local);
+    # None in a lab recorded before the lab had one.
+    node_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ def view_of(lab: Lab) -> LabView:
         name=lab.name, nodes=nodes,
         service=LabService(name=str(svc["name"]), fqdn=str(svc["fqdn"]), ip=str(svc["ip"]),
                            port=int(svc["port"]), target_port=int(svc["target_port"]),
+                           node_port=int(svc["node_port"]) if "node_port" in svc else None,
                            backend_pods=tuple(p.name for n in nodes for p in (n.probe, n.echo))),
         world=LabWorld(name=str(lab.world["name"]), ip=str(lab.world["ip"]),
                        port=int(lab.world["port"]), network=str(lab.world["network"])),

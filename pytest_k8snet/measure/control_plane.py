@@ -8,9 +8,12 @@ from .engine import Engine
 
 def control_plane_ports(engine: Engine) -> dict[str, list[ports.PortCheck]]:
     """From every node's host network, at once: the API server, every other node's
-    kubelet (10250) and etcd (2379, 2380), the cluster DNS over UDP and TCP. One exec
-    per node; a refused connect means no listener there, not a dropped port."""
+    kubelet (10250) and etcd (2379, 2380) and the probe Service's NodePort, the cluster
+    DNS over UDP and TCP. One exec per node; a refused connect means no listener there,
+    not a dropped port. The NodePort checks (kind ``nodeport``) are test_nodeport's: they
+    share this exec, and the document gives them a section of their own."""
     cp = engine.backend.control_plane()
+    node_port = engine.backend.targets().node_port
     dns_name = f"kubernetes.default.svc.{cp.cluster_domain}"
     timeout = max(2.0, min(engine.settings.timeout, 5.0))
 
@@ -22,6 +25,11 @@ def control_plane_ports(engine: Engine) -> dict[str, list[ports.PortCheck]]:
                 out += [ports.PortCheck("tcp", node.ip, port, f"{what} on {node.name}")
                         for port, what in ((10250, "the kubelet"), (2379, "etcd"),
                                            (2380, "etcd (peers)"))]
+                # Other nodes' addresses only, never localhost: kube-proxy's nftables
+                # mode does not answer NodePorts there.
+                if node_port:
+                    out.append(ports.PortCheck("nodeport", node.ip, node_port,
+                                               f"the NodePort on {node.name}"))
         if cp.cluster_dns:
             out += [ports.PortCheck(kind, cp.cluster_dns, 53, "the cluster DNS")
                     for kind in ("dns-udp", "dns-tcp")]

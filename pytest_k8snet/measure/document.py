@@ -25,6 +25,10 @@ Document (a JSON object; the results file has the same sections plus ``tests`` a
 - ``node_checks[].routes``: how the node's host network routes each peer's probe pod
   (``ip route get``, :mod:`pytest_k8snet.probes.routeget`); null where not looked up,
   absent in older documents (the judge then cannot tell a missing route from a firewall)
+- ``ports``: the control-plane connects from every node's host network; ``nodeports``:
+  the probe Service's NodePort on every other node, from every node's host network
+  (``{src, kind: "nodeport", ip, port, peer: "the NodePort on node-2", state}``), absent
+  in older documents
 - ``probe_failures``: probe runs that failed for a reason of their own, never evidence
   about the network: ``{measurement, key, failure, node, network, tool, exit_code,
   timed_out, detail}`` with ``failure`` one of :data:`pytest_k8snet.probes.iperf.FAILURE_KINDS`
@@ -138,9 +142,13 @@ def sections(m: dict[str, Any]) -> dict[str, Any]:
         enc = r.encapsulation  # None: the links could not be read
         if enc is not None:
             out["encapsulation"][node] = enc.as_dict()
+    out["nodeports"] = []
     for node, checks in m.get("ports", {}).items():
-        out["ports"] += [{"src": node, "kind": c.kind, "ip": c.ip, "port": c.port,
-                          "peer": c.peer, "state": c.state} for c in checks]
+        for c in checks:
+            # The NodePort connects run in the port probe's exec; test_nodeport reads them.
+            out["nodeports" if c.kind == "nodeport" else "ports"].append(
+                {"src": node, "kind": c.kind, "ip": c.ip, "port": c.port, "peer": c.peer,
+                 "state": c.state})
     return out
 
 

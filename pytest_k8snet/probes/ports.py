@@ -5,6 +5,11 @@ One exec per source node runs every check concurrently and prints one line per c
     tcp 172.28.128.12 10250 open
     tcp 172.28.128.12 2379 refused
     dns-udp 10.96.0.10 53 timeout
+    nodeport 172.28.128.12 30080 open
+
+A ``nodeport`` check connects and sends a small HTTP GET: ``open`` means an HTTP status
+line came back through the NodePort; ``timeout`` that the connect or the answer did not
+come in time; ``error`` that the connection opened but answered no HTTP (closed at once).
 
 A TCP connect that is refused proves the path is open and nothing listens there (the check
 says so and skips that port); only a connect that times out is a dropped port. bash's
@@ -21,7 +26,7 @@ from typing import Literal
 
 from . import batch
 
-Kind = Literal["tcp", "dns-udp", "dns-tcp"]
+Kind = Literal["tcp", "dns-udp", "dns-tcp", "nodeport"]
 State = Literal["open", "refused", "timeout", "error"]
 STATES: tuple[State, ...] = ("open", "refused", "timeout", "error")
 
@@ -63,6 +68,17 @@ def script(checks: Sequence[PortCheck], timeout: float, dns_name: str,
                 f"( timeout {t} bash -c 'exec 3<>/dev/tcp/{c.ip}/{c.port}' 2>/dev/null; rc=$?; "
                 f"if [ $rc -eq 0 ]; then s=open; elif [ $rc -eq 124 ]; then s=timeout; "
                 f"else s=refused; fi; echo \"{tag} $s\" ) &")
+        elif c.kind == "nodeport":
+            # exit 0: an HTTP status line; 124: no connect or no answer in time; 4: the
+            # connection opened but gave no HTTP; anything else: refused or unreachable.
+            # SIGPIPE ignored: a connection closed at once is no HTTP, not a refusal.
+            get = "GET / HTTP/1.0\\r\\nHost: k8snet\\r\\n\\r\\n"
+            lines.append(
+                f"( timeout {t} bash -c 'exec 3<>/dev/tcp/{c.ip}/{c.port} || exit 1; "
+                f"trap \"\" PIPE; printf \"{get}\" >&3; read -r line <&3; "
+                f"case \"$line\" in HTTP/*) exit 0;; *) exit 4;; esac' 2>/dev/null; rc=$?; "
+                f"case $rc in 0) s=open;; 124) s=timeout;; 4) s=error;; *) s=refused;; esac; "
+                f"echo \"{tag} $s\" ) &")
         else:
             tcp = " +tcp" if c.kind == "dns-tcp" else ""
             lines.append(

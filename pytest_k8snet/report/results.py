@@ -26,7 +26,7 @@ from .view import natural_key
 REPORT_KEY = pytest.StashKey["RunReport"]()
 # The sections that hold what probes measured (the rest say what, where and why).
 MEASURED = ("ping", "path_mtu", "throughput", "http", "dns", "egress", "service",
-            "node_checks", "ports")
+            "node_checks", "ports", "nodeports")
 
 
 def _node_names(m: dict[str, Any]) -> list[str]:

@@ -59,6 +59,11 @@ Added within version 1 by the measure/judge split (:mod:`pytest_k8snet.measure`,
   ICMP error fields of ``ping``]: small pings from the source node's probe pod to the
   destination node's host network, which cross the pod's own path out of its node and the
   underlay but not the overlay; evidence for the judge, no test of their own
+- ``nodeports`` [``{src, kind, ip, port, peer, state}``, ``kind`` ``nodeport``, ``peer``
+  ``"the NodePort on node-2"``, ``state`` ``open``, ``refused``, ``timeout`` or
+  ``error``]: a TCP connect and a small HTTP GET from every node's host network to the
+  probe Service's NodePort on every other node's address; absent in older documents
+  (``test_nodeport`` then skips: not measured)
 - ``probe_failures``: probe runs that failed for a reason of their own (see measure.py)
 - ``udp_receive_drops`` ``{node: datagrams or null}``: UDP datagrams each node's probe pod
   dropped at its own full socket buffers while UDP was measured (delivered by the path)

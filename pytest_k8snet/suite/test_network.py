@@ -160,6 +160,14 @@ def test_control_plane_ports(request: pytest.FixtureRequest, k8s_judgement: Judg
     judged(request, k8s_node.name)
 
 
+def test_nodeport(request: pytest.FixtureRequest, k8s_judgement: Judgement,
+                  k8s_node: Node) -> None:
+    """The probe Service's NodePort on this node's address, from every other node's host
+    network (TCP connect and a small HTTP GET; never localhost, which kube-proxy's nftables
+    mode does not answer): a firewall that closes 30000-32767 fails it."""
+    judged(request, k8s_node.name)
+
+
 def _tie_to_the_judge() -> None:
     """Refuse to load when a test here has no check in the judge, or a check no test."""
     tests = {name for name, obj in globals().items()

@@ -180,7 +180,8 @@ class KubeBackend(Backend):
         return cluster_targets(self.names, self.discovery.service_ip,
                                self.discovery.service_cidr, self.cluster_domain,
                                self.discovery.pod_subnets(), self._node_list,
-                               self.settings.egress_url, self.settings.external_name)
+                               self.settings.egress_url, self.settings.external_name,
+                               self.discovery.node_port)
 
     def identity(self) -> dict[str, Any]:
         return {"kind": "kube", "server": self.api.server, "context": self.context,

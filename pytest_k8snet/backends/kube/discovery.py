@@ -24,25 +24,31 @@ class ClusterDiscovery:
         self.api = api
         self.names = names
         self.service_ip: str | None = None  # the probe Service's ClusterIP, once read
+        self.node_port: int | None = None  # its NodePort, once read (None: it has none)
         self.service_cidr: str | None = None
         self._dns_endpoints: list[tuple[str, str]] | None = None
         self._pod_subnets: list[str] | None = None
         self._version: str | None = None
 
     def read_service(self) -> None:
-        """The probe Service's ClusterIP and the cluster's Service CIDR."""
+        """The probe Service's ClusterIP and NodePort (the same GET: no verb beyond
+        creating it) and the cluster's Service CIDR."""
         svc = self.api.read(f"get service {self.names.service_name} in {self.names.namespace}",
                             self.api.core.read_namespaced_service, self.names.service_name,
                             self.names.namespace)
-        ip = (svc.get("spec") or {}).get("clusterIP")
+        spec = svc.get("spec") or {}
+        ip = spec.get("clusterIP")
         self.service_ip = str(ip) if ip and ip != "None" else None
+        port = ((spec.get("ports") or [{}])[0] or {}).get("nodePort")
+        self.node_port = int(port) if port else None
         self.service_cidr = self._probe_service_cidr()
 
     def _probe_service_cidr(self) -> str | None:
         """The Service CIDR, from the apiserver's answer to a dry-run Service outside it."""
         from kubernetes.client.exceptions import ApiException
 
-        probe = service_manifest(f"{self.names.prefix}-cidr-probe", self.names.run_id)
+        probe = service_manifest(f"{self.names.prefix}-cidr-probe", self.names.run_id,
+                                 node_port=False)
         probe["spec"]["clusterIP"] = "203.0.113.254"  # TEST-NET-3: never a Service range
         try:
             release_response(self.api.retrying(

@@ -253,14 +253,20 @@ def host_probe_manifest(name: str, node: str, run_id: str, image: str,
     return pod
 
 
-def service_manifest(name: str, run_id: str) -> dict[str, Any]:
-    """ClusterIP Service over the run's pod-network probes: port 80 -> 8080."""
+def service_manifest(name: str, run_id: str, node_port: bool = True) -> dict[str, Any]:
+    """The Service over the run's pod-network probes: port 80 -> 8080, and (``node_port``)
+    a NodePort the apiserver allocates, with ``externalTrafficPolicy: Local``: a node's
+    NodePort leads to that node's own probe pod, so test_nodeport on node-2 tests node-2's
+    firewall, not a pod behind the overlay. ClusterIP traffic is not affected by the
+    policy. Without ``node_port``: a plain ClusterIP Service (the Service CIDR dry run)."""
+    spec: dict[str, Any] = {"type": "NodePort" if node_port else "ClusterIP",
+                            "selector": {RUN_LABEL: run_id, ROLE_LABEL: "pod"},
+                            "ports": [{"name": "http", "protocol": "TCP", "port": SERVICE_PORT,
+                                       "targetPort": PROBE_PORT}]}
+    if node_port:
+        spec["externalTrafficPolicy"] = "Local"
     return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "labels": run_labels(run_id)},
-            "spec": {"type": "ClusterIP",
-                     "selector": {RUN_LABEL: run_id, ROLE_LABEL: "pod"},
-                     "ports": [{"name": "http", "protocol": "TCP", "port": SERVICE_PORT,
-                                "targetPort": PROBE_PORT}]}}
+            "metadata": {"name": name, "labels": run_labels(run_id)}, "spec": spec}
 
 
 def readiness_script(http_server: bool) -> str:

@@ -1,5 +1,5 @@
-"""The destinations the probes aim at besides each other: the probe Service by address and
-by name under the cluster's domain, and the external name and egress URL the options give."""
+"""The destinations the probes aim at besides each other: the probe Service by address,
+by name under the cluster's domain and by its NodePort on every node, and the external name and egress URL the options give."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from .manifests import SERVICE_PORT, RunNames
 
 def cluster_targets(names: RunNames, service_ip: str | None, service_cidr: str | None,
                     domain: str, pod_subnets: list[str], nodes: list[Node], egress_url: str,
-                    external_name: str | None) -> ClusterTargets:
+                    external_name: str | None, node_port: int | None = None
+                    ) -> ClusterTargets:
     """The Service, cluster names under the cluster's real ``domain``, the Pod CIDRs (the
     cluster's and each node's), and the external targets: the external DNS name is the
     egress URL's host; an IP address there, or no egress URL, gives ``external_skip`` (and
@@ -46,4 +47,4 @@ def cluster_targets(names: RunNames, service_ip: str | None, service_cidr: str |
         dns_names=(f"kubernetes.default.svc.{domain}", fqdn),
         external_name=external, egress_url=egress_url, pod_cidrs=cidrs,
         service_cidr=service_cidr, cluster_domain=domain,
-        external_skip=external_skip, egress_skip=egress_skip)
+        external_skip=external_skip, egress_skip=egress_skip, node_port=node_port)
