@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="use a user namespace even as root (what a normal user gets)")
     r.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
     sub.add_parser("build", help="build the real-cluster mode's binaries and images once",
-                   description="Build Kubernetes, CoreDNS and the probe and pause images into "
+                   description="Build Kubernetes, CoreDNS, flanneld and the probe and pause images into "
                    "$K8SNET_CACHE (default /var/cache/k8snet); a no-op when they are there.")
     e = sub.add_parser("exec", help="run a command on a node (host network) or in NODE/probe",
                        description="Run COMMAND in lab NAME: TARGET is NODE (its host network), "

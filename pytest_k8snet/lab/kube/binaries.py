@@ -52,7 +52,7 @@ def artifacts() -> Artifacts:
 
 
 def build(quiet: bool = False) -> Artifacts:
-    """Build whatever is missing (cold: ~8 min on 2 cores; warm: nothing to do)."""
+    """Build whatever is missing (cold: ~10 min on 2 cores; warm: nothing to do)."""
     arts = artifacts()
     if not arts.missing():
         return arts
@@ -61,7 +61,7 @@ def build(quiet: bool = False) -> Artifacts:
                        ">= 1.24 (e.g. apt-get install golang-1.24 or /usr/local/go); missing: "
                        + ", ".join(str(p) for p in arts.missing()))
     print(f"k8snet-lab: building Kubernetes {KUBE_VERSION}, CoreDNS {COREDNS_VERSION}, flanneld and the "
-          f"images into {cache_dir()} (first time: about 8 minutes)", file=sys.stderr, flush=True)
+          f"images into {cache_dir()} (first time: about 10 minutes)", file=sys.stderr, flush=True)
     proc = subprocess.run(["bash", str(BUILD_SCRIPT), "all"], check=False,
                           stdout=subprocess.DEVNULL if quiet else sys.stderr,
                           env={**os.environ, "K8SNET_CACHE": str(cache_dir())})
