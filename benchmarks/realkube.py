@@ -4,6 +4,7 @@ Targets (issue 7): bring-up < 30 s warm, suite < 15 s on 3 nodes, cluster memory
 for 3 nodes. Run as root once the pieces are built (``k8snet-lab build``)::
 
     python benchmarks/realkube.py [--sizes 3,8] [--suite-runs 3] [--execs 20]
+        [--cni lab|flannel] [--flannel-backend vxlan|host-gw] [--proxy-mode iptables|nftables]
 
 Memory is the proportional set size (PSS) of every process of the cluster (found by the
 lab's cgroups, plus the API forwarder), so shared pages of the one Kubernetes binary are
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from pytest_k8snet import lab as labmod
 from pytest_k8snet.lab import kube
+from pytest_k8snet.lab.plan import default_overlay_mtu
 
 TARGETS = {"up": 30.0, "suite": 15.0, "memory_gib": 1.5}
 
@@ -92,12 +94,20 @@ def main() -> None:
     parser.add_argument("--sizes", default="3,8")
     parser.add_argument("--suite-runs", type=int, default=3)
     parser.add_argument("--execs", type=int, default=20)
+    parser.add_argument("--cni", choices=("lab", "flannel"), default="lab")
+    parser.add_argument("--flannel-backend", choices=("vxlan", "host-gw"), default="vxlan")
+    parser.add_argument("--proxy-mode", choices=("iptables", "nftables"), default="iptables")
     args = parser.parse_args()
+    overlay = args.flannel_backend if args.cni == "flannel" else "vxlan"
+    shape = f"--cni {args.cni}" + (f" {overlay}" if args.cni == "flannel" else "")
+    print(f"shape: {shape}, kube-proxy {args.proxy_mode}", flush=True)
     kube.build()
     for n in (int(s) for s in args.sizes.split(",")):
         name = f"bk{os.getpid()}n{n}"
         t = time.perf_counter()
-        lab = labmod.up(labmod.LabSpec(name=name, nodes=n, kubernetes=True))
+        lab = labmod.up(labmod.LabSpec(
+            name=name, nodes=n, kubernetes=True, cni=args.cni, overlay=overlay,
+                overlay_mtu=default_overlay_mtu(overlay, 1500), proxy_mode=args.proxy_mode))
         up_s = time.perf_counter() - t
         try:
             time.sleep(5)  # let the first pods settle before sizing memory

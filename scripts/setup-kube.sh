@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install and build what the lab's real Kubernetes mode runs (root, Debian/Ubuntu):
-# etcd, containerd, runc, the CNI plugins, umoci and debootstrap from apt; Kubernetes, CoreDNS
-# and the probe and pause images built into $K8SNET_CACHE (default /var/cache/k8snet).
-# Cold: ~9 min on 2 cores (Go builds and a debootstrap); warm: a few seconds.
+# etcd, containerd, runc, the CNI plugins, umoci and debootstrap from apt; Kubernetes, CoreDNS,
+# flanneld and the probe and pause images built into $K8SNET_CACHE (default /var/cache/k8snet).
+# Cold: ~11 min on 2 cores (Go builds and a debootstrap); warm: a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive

@@ -4,8 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # The lab's real Kubernetes mode: etcd, containerd, runc and CNI from apt; Kubernetes (one
-# multi-command binary), CoreDNS and the probe and pause images built into one cache
-# directory, $K8SNET_CACHE (default /var/cache/k8snet): ~9 min cold on 2 cores, seconds warm.
+# multi-command binary), CoreDNS, flanneld and the probe and pause images built into one cache
+# directory, $K8SNET_CACHE (default /var/cache/k8snet): ~11 min cold on 2 cores (flanneld
+# ~2 of them), seconds warm.
 export K8SNET_CACHE="${K8SNET_CACHE:-/var/cache/k8snet}"
 export GOMODCACHE="$K8SNET_CACHE/go/mod" GOCACHE="$K8SNET_CACHE/go/build"
 command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"

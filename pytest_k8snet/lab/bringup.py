@@ -33,7 +33,7 @@ def up(spec: LabSpec, progress: kube_cluster.Progress | None = None) -> Lab:
     # Said before anything is built (or locked): which host limit binds and how to raise it.
     ns.require_host_limits(len(planned.all_netns()), 2 * spec.nodes + 1)
     if spec.kubernetes:
-        kube_binaries.require_tools()
+        kube_binaries.require_tools(spec.proxy_mode)
         if progress:
             progress(f"bringing up lab {spec.name} with Kubernetes {KUBE_VERSION} "
                      f"on {spec.nodes} node(s): ~25 s on an idle machine")

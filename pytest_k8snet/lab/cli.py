@@ -16,7 +16,8 @@ from . import describe, faults, owner
 from .bringup import up
 from .kube import binaries as kube_binaries
 from .netns import LabError, require_root, tool_env
-from .plan import MAX_NODES, OVERLAYS, LabSpec, check_name, default_overlay_mtu
+from .plan import (CNIS, MAX_NODES, OVERLAYS, PROXY_MODES, LabSpec, check_name,
+                   default_overlay_mtu)
 from .run import run, run_with_cluster
 from .state import STATE_ROOT, lab_owner, load, lock_path, locked, running_labs
 from .teardown import down, down_all
@@ -60,10 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--nodes", type=int, default=3, help=f"1..{MAX_NODES} (default: %(default)s)")
     u.add_argument("--underlay-mtu", type=int, default=1500, metavar="BYTES",
                    help="MTU of the node network (default: %(default)s)")
-    u.add_argument("--overlay", choices=OVERLAYS, default="vxlan",
+    u.add_argument("--overlay", choices=OVERLAYS, default=None,
                    help="how pod traffic crosses nodes: a VXLAN device (flannel.1, UDP 8472) "
                    "or host-gw routes via each peer's node address, no tunnel "
-                   "(default: %(default)s)")
+                   "(default: vxlan)")
     u.add_argument("--overlay-mtu", type=int, default=None, metavar="BYTES",
                    help="MTU of the pod network (default: the underlay MTU less 50 bytes "
                    "with vxlan, the underlay MTU with host-gw)")
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--kubernetes", action="store_true",
                    help="run a real Kubernetes cluster on the lab (root; builds its binaries "
                    "and images once, ~8 min) and write a kubeconfig usable from this machine")
+    _shape_args(u)
     d = sub.add_parser("down", help="remove a lab and whatever a crashed run of it left",
                        description="Remove lab NAME, or with --all every lab you created "
                        "(same user and same $K8SNET_LAB_RUN). Other users' and other runs' "
@@ -110,16 +112,17 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--nodes", type=int, default=3, help=f"1..{MAX_NODES} (default: %(default)s)")
     r.add_argument("--fault", action="append", default=[], type=_fault_arg,
                    metavar="FAULT[:NODE[,NODE]][=VALUE]", help=fault_help)
-    r.add_argument("--overlay", choices=OVERLAYS, default="vxlan",
-                   help="vxlan or host-gw, as for `up` (default: %(default)s)")
+    r.add_argument("--overlay", choices=OVERLAYS, default=None,
+                   help="vxlan or host-gw, as for `up` (default: vxlan)")
     r.add_argument("--kubernetes", action="store_true",
                    help="a real Kubernetes cluster on the lab (root only); COMMAND gets "
                    "KUBECONFIG and the K8SNET_* settings that point the plugin at it")
+    _shape_args(r)
     r.add_argument("--userns", action="store_true",
                    help="use a user namespace even as root (what a normal user gets)")
     r.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
     sub.add_parser("build", help="build the real-cluster mode's binaries and images once",
-                   description="Build Kubernetes, CoreDNS and the probe and pause images into "
+                   description="Build Kubernetes, CoreDNS, flanneld and the probe and pause images into "
                    "$K8SNET_CACHE (default /var/cache/k8snet); a no-op when they are there.")
     e = sub.add_parser("exec", help="run a command on a node (host network) or in NODE/probe",
                        description="Run COMMAND in lab NAME: TARGET is NODE (its host network), "
@@ -128,6 +131,32 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("target")
     e.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
     return p
+
+
+def _shape_args(p: argparse.ArgumentParser) -> None:
+    """The real cluster's network shape: its CNI, flannel's backend, kube-proxy's mode."""
+    p.add_argument("--cni", choices=CNIS, default="lab",
+                   help="with --kubernetes: lab (the pod network hand-wired as flannel would "
+                   "program it) or flannel (the real flanneld on every node) "
+                   "(default: %(default)s)")
+    p.add_argument("--flannel-backend", choices=OVERLAYS, default=None,
+                   help="with --cni flannel: vxlan or host-gw (default: vxlan)")
+    p.add_argument("--proxy-mode", choices=PROXY_MODES, default="iptables",
+                   help="with --kubernetes: kube-proxy's mode (default: %(default)s)")
+
+
+def _overlay(args: argparse.Namespace) -> str:
+    """--overlay, or flannel's backend: one setting, refused when the two disagree."""
+    if args.flannel_backend is not None and args.cni != "flannel":
+        raise LabError("--flannel-backend goes with --cni flannel")
+    if args.cni == "flannel" and getattr(args, "overlay_mtu", None) is not None:
+        raise LabError("--overlay-mtu does not go with --cni flannel: flanneld sets the pod "
+                       "MTU from the underlay's")
+    if (args.flannel_backend and args.overlay
+            and args.flannel_backend != args.overlay):
+        raise LabError(f"--flannel-backend {args.flannel_backend} and --overlay "
+                       f"{args.overlay} disagree: give one")
+    return str(args.flannel_backend or args.overlay or "vxlan")
 
 
 @contextmanager
@@ -185,12 +214,14 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "up":
         _check_faults(args.fault)
-        overlay_mtu = (default_overlay_mtu(args.overlay, args.underlay_mtu)
+        overlay = _overlay(args)
+        overlay_mtu = (default_overlay_mtu(overlay, args.underlay_mtu)
                        if args.overlay_mtu is None else args.overlay_mtu)
         spec = LabSpec(name=args.name, nodes=args.nodes, node_cidr=args.node_cidr,
                        pod_cidr=args.pod_cidr, underlay_mtu=args.underlay_mtu,
                        overlay_mtu=overlay_mtu, faults=tuple(args.fault),
-                       kubernetes=args.kubernetes, overlay=args.overlay)
+                       kubernetes=args.kubernetes, overlay=overlay, cni=args.cni,
+                       proxy_mode=args.proxy_mode)
         start = time.monotonic()
         lab = up(spec, progress=_progress())
         if args.json:
@@ -206,7 +237,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         require_root()
         kube_binaries.require_tools()
         arts = kube_binaries.build()
-        print(f"built: {arts.kube}, {arts.coredns}, {arts.pause}, {arts.probe}")
+        print(f"built: {arts.kube}, {arts.coredns}, {arts.flanneld}, {arts.pause}, {arts.probe}")
         return 0
     if args.cmd == "down":
         if args.all:
@@ -258,9 +289,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         if not command:
             raise LabError("give a command after --, e.g. -- pytest --pyargs pytest_k8snet.suite")
         _check_faults(args.fault)
+        overlay = _overlay(args)
         spec = LabSpec(name=args.name, nodes=args.nodes, faults=tuple(args.fault),
-                       kubernetes=args.kubernetes, overlay=args.overlay,
-                       overlay_mtu=default_overlay_mtu(args.overlay, LabSpec.underlay_mtu))
+                       kubernetes=args.kubernetes, overlay=overlay, cni=args.cni,
+                       proxy_mode=args.proxy_mode,
+                       overlay_mtu=default_overlay_mtu(overlay, LabSpec.underlay_mtu))
+        spec.validate()  # here too: the user-namespace re-run below passes no --cni
         if args.kubernetes:
             if args.userns:
                 raise LabError("--kubernetes needs root: the kubelets need real cgroups")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import processes
-from .plan import overlay_of
+from .plan import cni_of, overlay_of, proxy_mode_of
 from .state import PREFIX, Lab
 
 # In a plain lab's record only: the simulated pods on every node, and the Service.
@@ -27,6 +27,9 @@ def status_json(lab: Lab) -> dict[str, Any]:
     data["overlay"] = overlay_of(lab)
     if not lab.kubernetes:
         return data
+    data["cni"] = cni_of(lab)
+    data["flannel_backend"] = overlay_of(lab) if cni_of(lab) == "flannel" else None
+    data["proxy_mode"] = proxy_mode_of(lab)
     data["kubeconfig"] = lab.kubernetes["kubeconfig"]
     del data["service"]
     for node in data["nodes"]:
@@ -67,15 +70,20 @@ def status_lines(lab: Lab) -> list[str]:
 def _kubernetes_lines(lab: Lab, networks: str) -> list[str]:
     k = lab.kubernetes
     state = lab.state_dir
-    lines = [f"lab {lab.name}: real Kubernetes {k['version']}, {len(lab.nodes)} nodes, {networks}",
+    cni = ("flanneld " + overlay_of(lab) if cni_of(lab) == "flannel"
+           else "hand-wired (--cni lab)")
+    lines = [f"lab {lab.name}: real Kubernetes {k['version']}, {len(lab.nodes)} nodes, "
+             f"pod network {cni}, {networks}",
              f"  kubeconfig {k['kubeconfig']}  (API server https://127.0.0.1:{k['api_port']} "
              f"from this machine{_exited(lab, 'forward', state / 'forward.log')})",
              f"  control plane {k['cp_ip']}: etcd, kube-apiserver, kube-controller-manager, "
              f"kube-scheduler  ({k['cp_netns']})"
              + _exited(lab, "control-plane", state / "cp" / "run.log")]
+    daemons = (f"containerd, kubelet, kube-proxy ({proxy_mode_of(lab)})"
+               + (", flanneld" if cni_of(lab) == "flannel" else ""))
     for node in lab.nodes:
         lines.append(f"  {node['name']:8} {node['ip']:15} pods {node['pod_cidr']:18} "
-                     f"containerd, kubelet, kube-proxy  ({node['netns']})"
+                     f"{daemons}  ({node['netns']})"
                      + _exited(lab, node["name"], state / node["name"] / "run.log"))
     lines.append(f"  cluster DNS CoreDNS {k['cluster_dns']} (kube-dns), Services "
                  f"{k['service_cidr']}  upstream dns {lab.dns['ip']}  "

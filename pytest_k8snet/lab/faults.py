@@ -13,10 +13,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import netns as ns
+from .kube import flannel
 from .kube import node as kube_node
 from .netns import LabError
 from .network import pod_route
-from .plan import OVERLAYS, VXLAN_PORT, LabSpec, overlay_of
+from .plan import OVERLAYS, VXLAN_PORT, LabSpec, cni_of, overlay_of
 from .state import Lab
 
 LOW_PORTS = "1:32767"
@@ -36,6 +37,8 @@ class Fault:
     overlays: tuple[str, ...] = OVERLAYS
     # VALUE names a peer node of the lab (route-missing): never the node the fault is on.
     value_is_node: bool = False
+    # Why the fault cannot hold on a --cni flannel lab (refused there), or None.
+    not_on_flannel: str | None = None
 
 
 def _rule(lab: Lab, netns_name: str, chain: str, spec: list[str], fault: str, on: bool) -> None:
@@ -81,6 +84,10 @@ def _egress_port_range(lab: Lab, node: dict[str, Any], value: str | None, on: bo
             "--sport", LOW_PORTS]
     _rule(lab, lab.gateway["netns"], "FORWARD", spec, "egress-port-range", on)
     port_range = "1024 65535" if on else "32768 60999"
+    if cni_of(lab) == "flannel":
+        # flanneld's conflist is the one containerd reads: the tuning plugin goes there.
+        flannel.write_conflist(lab.state_dir / node["name"], port_range if on else None)
+        return
     if lab.kubernetes:
         # Real pods: the CNI's tuning plugin gives the node's new pods the wide range.
         kube_node.write_cni(lab.state_dir / node["name"], node, lab.spec["overlay_mtu"],
@@ -119,6 +126,14 @@ def _route_missing(lab: Lab, node: dict[str, Any], value: str | None, on: bool) 
     # peers' pod CIDRs are gone, so their pods' packets leave by the default route.
     peers = [lab.node(value)] if value is not None else [
         p for p in lab.nodes if p["name"] != node["name"]]
+    if cni_of(lab) == "flannel":
+        # A live flanneld re-adds a missing lease route within 10 s (its routeCheck):
+        # the fault is flanneld stopped on the node, then the route gone.
+        d = lab.state_dir / node["name"]
+        if on:
+            flannel.stop(d)
+        else:
+            flannel.resume(d)
     ns.ip_batch(node["netns"], [f"route del {p['pod_cidr']} via {p['ip']} dev eth0"
                                 if on else pod_route(p) for p in peers])
 
@@ -166,7 +181,9 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
           _mtu_bytes),
     Fault("vxlan-blocked", "1, 5", "UDP 8472 (VXLAN) to and from the node is dropped", None, True,
           _vxlan_blocked, overlays=("vxlan",)),
-    Fault("ip-forward-off", "5", "net.ipv4.ip_forward=0 on the node", None, True, _ip_forward_off),
+    Fault("ip-forward-off", "5", "net.ipv4.ip_forward=0 on the node", None, True, _ip_forward_off,
+          not_on_flannel="the bridge plugin flannel delegates to (isGateway: true) sets "
+          "ip_forward=1 again with the node's next pod, before any probe runs"),
     Fault("bridge-nf-off", "5", "net.bridge.bridge-nf-call-iptables=0 on the node", None, True,
           _bridge_nf_off),
     Fault("pod-cidr-overlap", "1, 5", "the lab is built with a Pod CIDR that overlaps the node "
@@ -178,7 +195,8 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
     Fault("dns-blocked", "1", "the cluster DNS server drops queries from the node (extra: not an "
           "incident of its own, for 'DNS unreachable')", None, True, _dns_blocked),
     Fault("route-missing", "-", "the node's route to the pods of peer VALUE (default: every "
-          "peer) is gone, as when flanneld host-gw stops on it (--overlay host-gw only)", None,
+          "peer) is gone, as when flanneld host-gw stops on it (host-gw only; on --cni flannel "
+          "the node's flanneld is stopped too)", None,
           True, _route_missing, _peer_name, overlays=("host-gw",), value_is_node=True),
 )}
 
@@ -202,11 +220,16 @@ def check(name: str, value: str | None) -> Fault:
 
 
 def check_overlay(lab: Lab, fault: Fault) -> None:
-    """A fault that means nothing on this lab's overlay is refused, not silently a no-op."""
+    """A fault that means nothing on this lab's overlay, or cannot hold under its CNI, is
+    refused, not silently a no-op."""
     overlay = overlay_of(lab)
+    flag = "--flannel-backend" if cni_of(lab) == "flannel" else "--overlay"
     if overlay not in fault.overlays:
-        raise LabError(f"{fault.name} applies to --overlay {' or '.join(fault.overlays)} labs; "
-                       f"{lab.name} is built with --overlay {overlay}")
+        raise LabError(f"{fault.name} applies to {flag} {' or '.join(fault.overlays)} labs; "
+                       f"{lab.name} is built with {flag} {overlay}")
+    if cni_of(lab) == "flannel" and fault.not_on_flannel:
+        raise LabError(f"{fault.name} cannot hold on {lab.name} (--cni flannel): "
+                       f"{fault.not_on_flannel}")
 
 
 def check_all(lab: Lab, wanted: Iterable[tuple[str, tuple[str, ...], str | None]]) -> None:

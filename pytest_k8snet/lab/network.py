@@ -101,6 +101,13 @@ def _node_batch(lab: Lab, node: dict[str, Any], spec: LabSpec) -> tuple[list[str
         f"link set eth0 address {_mac(MAC_NODE, node['index'])} mtu {mtu_u} gso_max_segs 1 up",
         _alias("eth0", lab),
         f"addr add {node['ip']}/{plen} dev eth0",
+    ]
+    if spec.cni == "flannel":
+        # flanneld makes flannel.1 and its entries (or host-gw routes), the CNI bridge
+        # plugin cni0: the node gets only its underlay.
+        return [*ip_cmds, f"route add default via {lab.gateway['ip']}",
+                *_node_neighbours(lab, node)], []
+    ip_cmds += [
         # No multicast snooping: a snooping bridge sends IGMP reports, each a neighbour entry.
         f"link add cni0 address {_mac(MAC_CNI, node['index'])} type bridge mcast_snooping 0",
         _alias("cni0", lab),
@@ -260,7 +267,8 @@ def build(lab: Lab, spec: LabSpec) -> None:
         if fdb:
             ns.run(["bridge", "-n", node["netns"], "-batch", "-"], input="\n".join(fdb) + "\n")
         if spec.kubernetes:  # real kube-proxy and pods replace the simulated ones
-            ns.iptables_restore(node["netns"], kube_mgmt.node_nat_rules(lab))
+            if spec.cni != "flannel":  # flanneld --ip-masq writes its own
+                ns.iptables_restore(node["netns"], kube_mgmt.node_nat_rules(lab))
             return
         for kind in ("probe", "echo"):
             ns.ip_batch(node[kind]["netns"], _pod_batch(lab, node, node[kind], spec))

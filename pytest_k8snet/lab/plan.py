@@ -36,6 +36,11 @@ MAX_NODES = 64
 # VXLAN device (flannel.1, UDP 8472), ``host-gw`` routed on the underlay, each peer's pod
 # CIDR via the peer's node address (flannel host-gw, Calico BGP without IPIP), no tunnel.
 OVERLAYS = ("vxlan", "host-gw")
+# What programs the real cluster's pod network: ``lab`` hand-wires it as flannel would
+# (the default for now), ``flannel`` runs the real flanneld (lab.kube.flannel).
+CNIS = ("lab", "flannel")
+# kube-proxy's modes this machine's kernel runs (ipvs needs CONFIG_IP_VS, absent here).
+PROXY_MODES = ("iptables", "nftables")
 VXLAN_OVERHEAD = 50  # outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
 NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -60,7 +65,9 @@ class LabSpec:
     faults: tuple[tuple[str, tuple[str, ...], str | None], ...] = ()
     # A real cluster on top (kube-apiserver, kubelets, containerd, CoreDNS): see lab.kube.
     kubernetes: bool = False
-    overlay: str = "vxlan"  # one of OVERLAYS
+    overlay: str = "vxlan"  # one of OVERLAYS; with cni "flannel", flanneld's backend
+    cni: str = "lab"  # one of CNIS
+    proxy_mode: str = "iptables"  # one of PROXY_MODES: the real cluster's kube-proxy
 
     def validate(self) -> None:
         check_name(self.name)
@@ -77,9 +84,21 @@ class LabSpec:
             raise LabError(f"--overlay host-gw routes pod packets unencapsulated: the overlay "
                            f"MTU {self.overlay_mtu} cannot exceed the underlay MTU "
                            f"{self.underlay_mtu}")
-        if self.overlay == "host-gw" and self.kubernetes:
-            # The real cluster's CNI config and faults were only proven on the VXLAN shape.
-            raise LabError("--overlay host-gw is not available with --kubernetes yet")
+        if self.cni not in CNIS:
+            raise LabError(f"--cni must be one of {', '.join(CNIS)}, got {self.cni!r}")
+        if self.cni == "flannel" and not self.kubernetes:
+            raise LabError("--cni flannel needs --kubernetes: flanneld runs against a real "
+                           "API server")
+        if self.proxy_mode not in PROXY_MODES:
+            raise LabError(f"--proxy-mode must be one of {', '.join(PROXY_MODES)}, "
+                           f"got {self.proxy_mode!r}")
+        if self.proxy_mode != "iptables" and not self.kubernetes:
+            raise LabError(f"--proxy-mode {self.proxy_mode} needs --kubernetes: the plain lab "
+                           "simulates kube-proxy's iptables mode only")
+        if self.overlay == "host-gw" and self.kubernetes and self.cni == "lab":
+            # The hand-wired CNI config and faults were only proven on the VXLAN shape.
+            raise LabError("--overlay host-gw is not available with --kubernetes --cni lab; "
+                           "use --cni flannel --flannel-backend host-gw")
         try:
             node_net = ipaddress.ip_network(self.node_cidr)
             pod_net = ipaddress.ip_network(self.pod_cidr)
@@ -102,6 +121,15 @@ def default_overlay_mtu(overlay: str, underlay_mtu: int) -> int:
 def overlay_of(lab: Lab) -> str:
     """The lab's overlay; a record written before ``--overlay`` existed is a VXLAN lab."""
     return str(lab.spec.get("overlay", "vxlan"))
+
+
+def cni_of(lab: Lab) -> str:
+    """The lab's CNI; a record written before ``--cni`` existed is the hand-wired one."""
+    return str(lab.spec.get("cni", "lab"))
+
+
+def proxy_mode_of(lab: Lab) -> str:
+    return str(lab.spec.get("proxy_mode", "iptables"))
 
 
 def plan(spec: LabSpec) -> Lab:

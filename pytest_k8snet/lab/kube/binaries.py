@@ -32,9 +32,11 @@ class Artifacts:
     pause: Path
     probe: Path
     coredns: Path
+    flanneld: Path  # run only with --cni flannel, but built with the rest
 
     def missing(self) -> list[Path]:
-        return [p for p in (self.kube, self.pause, self.probe, self.coredns) if not p.exists()]
+        return [p for p in (self.kube, self.pause, self.probe, self.coredns, self.flanneld)
+                if not p.exists()]
 
 
 def artifacts() -> Artifacts:
@@ -44,13 +46,13 @@ def artifacts() -> Artifacts:
     paths = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
     try:
         return Artifacts(Path(paths["kube"]), Path(paths["pause"]), Path(paths["probe"]),
-                         Path(paths["coredns_image"]))
+                         Path(paths["coredns_image"]), Path(paths["flanneld"]))
     except KeyError:
         raise LabError(f"cannot read the build paths: {proc.stderr.strip()}") from None
 
 
 def build(quiet: bool = False) -> Artifacts:
-    """Build whatever is missing (cold: ~8 min on 2 cores; warm: nothing to do)."""
+    """Build whatever is missing (cold: ~10 min on 2 cores; warm: nothing to do)."""
     arts = artifacts()
     if not arts.missing():
         return arts
@@ -58,8 +60,8 @@ def build(quiet: bool = False) -> Artifacts:
         raise LabError("the real-cluster mode needs its binaries built once, and that needs Go "
                        ">= 1.24 (e.g. apt-get install golang-1.24 or /usr/local/go); missing: "
                        + ", ".join(str(p) for p in arts.missing()))
-    print(f"k8snet-lab: building Kubernetes {KUBE_VERSION}, CoreDNS {COREDNS_VERSION} and the "
-          f"images into {cache_dir()} (first time: about 8 minutes)", file=sys.stderr, flush=True)
+    print(f"k8snet-lab: building Kubernetes {KUBE_VERSION}, CoreDNS {COREDNS_VERSION}, flanneld and the "
+          f"images into {cache_dir()} (first time: about 10 minutes)", file=sys.stderr, flush=True)
     proc = subprocess.run(["bash", str(BUILD_SCRIPT), "all"], check=False,
                           stdout=subprocess.DEVNULL if quiet else sys.stderr,
                           env={**os.environ, "K8SNET_CACHE": str(cache_dir())})
@@ -69,9 +71,10 @@ def build(quiet: bool = False) -> Artifacts:
     return artifacts()
 
 
-def require_tools() -> None:
+def require_tools(proxy_mode: str = "iptables") -> None:
     path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    missing = {t: p for t, p in PACKAGES.items() if shutil.which(t, path=path) is None}
+    wanted = {**PACKAGES, **({"nft": "nftables"} if proxy_mode == "nftables" else {})}
+    missing = {t: p for t, p in wanted.items() if shutil.which(t, path=path) is None}
     if not (CNI_DIR / "bridge").exists():
         missing["bridge (CNI)"] = "containernetworking-plugins"
     if missing:

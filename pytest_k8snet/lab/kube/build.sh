@@ -5,11 +5,12 @@
 #                                                      kube-scheduler, kubelet, kube-proxy, kubectl
 #                                                      in one binary (dispatch on argv[0] or argv[1])
 #   $K8SNET_CACHE/coredns-$COREDNS_VERSION/coredns     CoreDNS with the plugins a cluster uses
+#   $K8SNET_CACHE/flannel-$FLANNEL_VERSION/flanneld    flanneld (--cni flannel), all but two backends
 #   $K8SNET_CACHE/images/coredns-$COREDNS_VERSION.tar  OCI archive of CoreDNS alone
 #   $K8SNET_CACHE/images/pause-1.tar                   OCI archive of a 1 MiB pause image
 #   $K8SNET_CACHE/images/probe-<hash>.tar              OCI archive of a minimal Debian with the probe tools
 #
-#   k8snet-lab build  (or: bash pytest_k8snet/lab/kube/build.sh [all|kube|coredns|pause|probe|paths]
+#   k8snet-lab build  (or: bash pytest_k8snet/lab/kube/build.sh [all|kube|coredns|flannel|pause|probe|paths]
 #
 # Go's module and build caches live under $K8SNET_CACHE/go too, so CI caches one directory.
 # A second run finds the outputs and does nothing; with the Go caches warm, a rebuild of the
@@ -19,6 +20,7 @@ set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.33.13}"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
+FLANNEL_VERSION="${FLANNEL_VERSION:-v0.28.10}"
 K8SNET_CACHE="${K8SNET_CACHE:-/var/cache/k8snet}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-}"
 SUITE="${SUITE:-bookworm}"
@@ -30,6 +32,7 @@ export GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 GOTOOLCHAIN="
 
 KUBE_BIN="$K8SNET_CACHE/kube-$K8S_VERSION/bin/k8snet-kube"
 COREDNS_BIN="$K8SNET_CACHE/coredns-$COREDNS_VERSION/coredns"
+FLANNEL_BIN="$K8SNET_CACHE/flannel-$FLANNEL_VERSION/flanneld"
 IMAGES="$K8SNET_CACHE/images"
 mkdir -p "$K8SNET_CACHE"
 
@@ -187,6 +190,36 @@ build_coredns() {
     log "coredns $COREDNS_VERSION: $(elapsed "$t0") s ($(du -h "$COREDNS_BIN" | cut -f1))"
 }
 
+build_flannel() {
+    if [[ -x "$FLANNEL_BIN" ]]; then log "have $FLANNEL_BIN"; return; fi
+    command -v go >/dev/null || die "go not found"
+    local t0 json moddir src
+    t0=$(now)
+    json=$(retry go mod download -json "github.com/flannel-io/flannel@$FLANNEL_VERSION") || die "go mod download flannel failed"
+    moddir=$(sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p' <<<"$json")
+    [[ -d "$moddir" ]] || die "no module dir in: $json"
+    src="$K8SNET_CACHE/src/flannel-$FLANNEL_VERSION"
+    rm -rf "$src"
+    mkdir -p "$(dirname "$src")"
+    cp -r "$moddir" "$src"
+    chmod -R u+w "$src"
+    cd "$src"
+    # Two backends cannot be built here: tencentvpc needs a module version the proxy refuses
+    # (403), and udp is cgo (CGO_ENABLED=0). Neither is a shape the lab runs.
+    sed -i '/pkg\/backend\/tencentvpc"/d; /pkg\/backend\/udp"/d' main.go
+    rm -rf pkg/backend/tencentvpc
+    sed -i '/tencentcloud-sdk-go\/tencentcloud\/vpc/d' go.mod go.sum
+    mkdir -p "$(dirname "$FLANNEL_BIN")"
+    retry go mod download >/dev/null || die "downloading flannel's modules failed"
+    go build -trimpath -o "$FLANNEL_BIN.tmp" \
+        -ldflags="-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" . \
+        || die "go build flanneld failed"
+    mv "$FLANNEL_BIN.tmp" "$FLANNEL_BIN"
+    cd /
+    rm -rf "$src"
+    log "flanneld $FLANNEL_VERSION: $(elapsed "$t0") s ($(du -h "$FLANNEL_BIN" | cut -f1))"
+}
+
 # The OCI archive of one rootfs directory, with umoci. $3: the image's command.
 pack_oci() { # rootfs out.tar cmd...
     local rootfs=$1 out=$2 work
@@ -312,19 +345,22 @@ all)
     probe_pid=$!
     build_kube
     build_coredns_image
+    build_flannel
     build_pause
     wait "$probe_pid" || die "building the probe image failed"
     ;;
 kube) build_kube ;;
 coredns) build_coredns_image ;;
+flannel) build_flannel ;;
 pause) build_pause ;;
 probe) build_probe ;;
 paths)
     echo "kube=$KUBE_BIN"
     echo "coredns=$COREDNS_BIN"
+    echo "flanneld=$FLANNEL_BIN"
     echo "pause=$(pause_tar)"
     echo "coredns_image=$(coredns_tar)"
     echo "probe=$(probe_tar)"
     ;;
-*) echo "usage: $0 [all|kube|coredns|pause|probe|paths]" >&2; exit 2 ;;
+*) echo "usage: $0 [all|kube|coredns|flannel|pause|probe|paths]" >&2; exit 2 ;;
 esac

@@ -13,7 +13,8 @@ from pathlib import Path
 from .. import processes
 from ..netns import LabError
 from ..state import Lab
-from . import addons, control, node, pki
+from ..plan import cni_of, overlay_of, proxy_mode_of
+from . import addons, control, flannel, node, pki
 from .binaries import artifacts, build
 from .constants import (API_PORT, CLUSTER_DOMAIN, COREDNS_IMAGE, KUBE_VERSION,
                         KUBERNETES_SERVICE_IP, PAUSE_IMAGE, PROBE_IMAGE, SERVICE_CIDR)
@@ -34,6 +35,8 @@ def _issue_certs(lab: Lab, pki_dir: Path) -> None:
     pki.issue(pki_dir, "kube-proxy", "system:kube-proxy", "system:node-proxier")
     for n in lab.nodes:
         pki.issue(pki_dir, f"kubelet-{n['name']}", f"system:node:{n['name']}", "system:nodes")
+    if cni_of(lab) == "flannel":
+        pki.issue(pki_dir, "flannel", flannel.USER)
 
 
 def _spawn(netns: str, script: Path, log: Path) -> int:
@@ -82,20 +85,30 @@ def start(lab: Lab, timeout: float = 300.0, progress: Progress | None = None) ->
     Path("/run/containerd").mkdir(exist_ok=True)
     images = [(arts.pause, PAUSE_IMAGE.split(":")[0]), (arts.probe, PROBE_IMAGE.split(":")[0]),
               (arts.coredns, COREDNS_IMAGE.split(":")[0])]
+    with_flannel = cni_of(lab) == "flannel"
     for n in lab.nodes:
         d = root / n["name"]
         d.mkdir(parents=True, exist_ok=True)
-        node.write_cni(d, n, lab.spec["overlay_mtu"])
+        cni_daemon = ""
+        if with_flannel:
+            flannel.write_net_conf(d, lab.spec["pod_cidr"], overlay_of(lab))
+            pki.kubeconfig(d / "flannel.kubeconfig", k["api_server"], ca,
+                           pki_dir / "flannel.crt", pki_dir / "flannel.key", flannel.USER)
+            cni_daemon = flannel.supervisor_sh(d, n["name"], arts.flanneld)
+        else:
+            node.write_cni(d, n, lab.spec["overlay_mtu"])
         (d / "containerd.toml").write_text(node.containerd_toml(d))
         resolv = Path("/etc/netns") / n["netns"] / "resolv.conf"
         (d / "kubelet.yaml").write_text(node.kubelet_yaml(d, lab.name, n, ca, resolv))
-        (d / "kube-proxy.yaml").write_text(node.kube_proxy_yaml(d, n, lab.spec["pod_cidr"]))
+        (d / "kube-proxy.yaml").write_text(node.kube_proxy_yaml(d, n, lab.spec["pod_cidr"],
+                                                                proxy_mode_of(lab)))
         pki.kubeconfig(d / "kubelet.kubeconfig", k["api_server"], ca,
                        pki_dir / f"kubelet-{n['name']}.crt", pki_dir / f"kubelet-{n['name']}.key",
                        f"system:node:{n['name']}")
         pki.kubeconfig(d / "kube-proxy.kubeconfig", k["api_server"], ca,
                        pki_dir / "kube-proxy.crt", pki_dir / "kube-proxy.key", "kube-proxy")
-        (d / "run.sh").write_text(node.supervisor_script(d, lab.name, n, arts.kube, images))
+        (d / "run.sh").write_text(node.supervisor_script(d, lab.name, n, arts.kube, images,
+                                                         cni_daemon))
         lab.pids[n["name"]] = _spawn(n["netns"], d / "run.sh", d / "run.log")
 
     port = _start_forwarder(lab)
@@ -110,7 +123,11 @@ def start(lab: Lab, timeout: float = 300.0, progress: Progress | None = None) ->
     _wait(lambda: kubectl.ok("get", "--raw", "/readyz"), deadline,
           "kube-apiserver did not become ready", lab)
     progress("API server ready")
-    kubectl.apply(addons.coredns(replicas=min(2, len(lab.nodes))))
+    dns = addons.coredns(replicas=min(2, len(lab.nodes)))
+    if with_flannel:
+        kubectl.apply(flannel.rbac())
+    else:
+        kubectl.apply(dns)
     kubectl.apply(addons.kubeadm_config(lab.spec["pod_cidr"], SERVICE_CIDR, KUBE_VERSION))
     names = [n["name"] for n in lab.nodes]
     _wait(lambda: set(names) <= set(kubectl.lines("get", "nodes", "-o", "name", prefix="node/")),
@@ -120,8 +137,13 @@ def start(lab: Lab, timeout: float = 300.0, progress: Progress | None = None) ->
         kubectl.run("patch", "node", n["name"], "--type", "merge", "-p", json.dumps(
             {"spec": {"podCIDR": n["pod_cidr"], "podCIDRs": [n["pod_cidr"]]}}))
     counts = _Counter(progress)
-    _wait(lambda: _all_ready(kubectl, names, counts), deadline, "not every node became Ready",
+    _wait(lambda: _nodes_ready(kubectl, names, counts), deadline, "not every node became Ready",
           lab)
+    if with_flannel:
+        # With flanneld the nodes turn Ready one by one (as each writes its subnet.env):
+        # CoreDNS applied earlier put both replicas on the first, not on two nodes.
+        kubectl.apply(dns)
+    _wait(lambda: _coredns_ready(kubectl), deadline, "CoreDNS did not become ready", lab)
     progress(f"nodes Ready {len(names)}/{len(names)}, CoreDNS running")
     kubectl.apply("\n---\n".join(addons.dns_check_pod(n) for n in names))
     _wait(lambda: _dns_checked(kubectl, names), deadline,
@@ -168,16 +190,20 @@ class _Counter:
             self.last_said, self.last = time.monotonic(), what
 
 
-def _all_ready(kubectl: Kubectl, names: list[str], counts: Callable[[str], None]) -> bool:
+def _nodes_ready(kubectl: Kubectl, names: list[str], counts: Callable[[str], None]) -> bool:
     out = kubectl.lines("get", "nodes", "-o",
                         "jsonpath={range .items[*]}{.metadata.name}="
                         "{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}")
     ready = {line.split("=")[0] for line in out if line.endswith("=True")}
     if not set(names) <= ready:
         counts(f"nodes Ready {len(ready & set(names))}/{len(names)}")
+    return set(names) <= ready
+
+
+def _coredns_ready(kubectl: Kubectl) -> bool:
     coredns = kubectl.lines("get", "deploy", "coredns", "-n", "kube-system", "-o",
                             "jsonpath={.status.readyReplicas}")
-    return set(names) <= ready and bool(coredns) and coredns[0].isdigit() and int(coredns[0]) > 0
+    return bool(coredns) and coredns[0].isdigit() and int(coredns[0]) > 0
 
 
 def _dns_checked(kubectl: Kubectl, names: list[str]) -> bool:

@@ -140,11 +140,13 @@ maxPods: 60
 """
 
 
-def kube_proxy_yaml(d: Path, node: dict[str, Any], cluster_cidr: str) -> str:
+def kube_proxy_yaml(d: Path, node: dict[str, Any], cluster_cidr: str,
+                    mode: str = "iptables") -> str:
+    """``mode``: iptables or nftables (each reads its own sync section)."""
     return f"""apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {{kubeconfig: {d}/kube-proxy.kubeconfig}}
-mode: iptables
+mode: {mode}
 clusterCIDR: {cluster_cidr}
 hostnameOverride: {node['name']}
 bindAddress: 0.0.0.0
@@ -153,12 +155,15 @@ healthzBindAddress: 127.0.0.1:10256
 # 0: leave the host-wide conntrack settings alone.
 conntrack: {{maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}}
 iptables: {{syncPeriod: 10s, minSyncPeriod: 0s}}
+nftables: {{syncPeriod: 10s, minSyncPeriod: 0s}}
 """
 
 
 def supervisor_script(d: Path, lab_name: str, node: dict[str, Any], kube_bin: Path,
-                      images: list[tuple[Path, str]]) -> str:
-    """The script that runs the node; ``down`` finds all it started by cgroup and path."""
+                      images: list[tuple[Path, str]], cni_daemon: str = "") -> str:
+    """The script that runs the node; ``down`` finds all it started by cgroup and path.
+
+    ``cni_daemon``: shell lines that start the node's CNI daemon (flannel.supervisor_sh)."""
     cg = cgroup_name(lab_name, node["name"])
     q = shlex.quote
     sysctl_binds = "\n".join(
@@ -189,7 +194,7 @@ done
   --root-dir {d}/kubelet --hostname-override {node['name']} --node-ip {node['ip']} \\
   --v 1 >{d}/kubelet.log 2>&1 &
 {q(str(kube_bin))} kube-proxy --config {d}/kube-proxy.yaml --v 1 >{d}/kube-proxy.log 2>&1 &
-echo started >{d}/started
+{cni_daemon}echo started >{d}/started
 wait
 """
 

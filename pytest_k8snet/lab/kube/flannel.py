@@ -1,0 +1,151 @@
+"""flanneld as the real cluster's CNI daemon (``up --kubernetes --cni flannel``).
+
+Each node runs the real flanneld (built by build.sh, kube subnet manager) as a host process
+of the node, started by the node's supervisor script: it shares the node's network
+namespace, private mount namespace and cgroup, so ``down`` ends it with the node. flanneld
+makes flannel.1 (vxlan) or the routes via the peers (host-gw), and its own masquerade rules;
+the CNI ``bridge`` plugin makes cni0 from the conflist written here from flanneld's
+subnet.env, as flannel's CNI plugin would delegate (that plugin is not on the module proxy).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..netns import LabError
+
+USER = "flannel"  # the client certificate's CN, bound to the ClusterRole below
+BACKENDS = ("vxlan", "host-gw")
+CONFLIST = "10-flannel.conflist"
+
+
+def rbac() -> str:
+    """kube-flannel.yml's rules, bound to the lab's flannel user instead of a ServiceAccount."""
+    return f"""apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: flannel}}
+rules:
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [nodes/status]
+  verbs: [patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: flannel}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: flannel}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {USER}}}]
+"""
+
+
+def net_conf(pod_cidr: str, backend: str) -> dict[str, Any]:
+    return {"Network": pod_cidr, "EnableIPv4": True, "Backend": {"Type": backend}}
+
+
+def write_net_conf(d: Path, pod_cidr: str, backend: str) -> None:
+    (d / "flannel").mkdir(parents=True, exist_ok=True)
+    (d / "flannel" / "net-conf.json").write_text(json.dumps(net_conf(pod_cidr, backend)))
+    # containerd watches the directory: it must exist before the conflist does.
+    (d / "cni").mkdir(parents=True, exist_ok=True)
+
+
+def supervisor_sh(d: Path, node_name: str, flanneld: Path) -> str:
+    """The lines of the node's run.sh that run flanneld and write the conflist.
+
+    flanneld exits while the node has no podCIDR (the lab patches it once the kubelet has
+    registered); a DaemonSet's kubelet would restart it, here a loop does. The loop pauses
+    while ``flannel/stopped`` exists (the route-missing fault: flanneld down on a node).
+    """
+    f = d / "flannel"
+    return f"""(
+  while :; do
+    if [ ! -e {f}/stopped ]; then
+      NODE_NAME={node_name} {flanneld} --kube-subnet-mgr --kubeconfig-file={d}/flannel.kubeconfig \\
+        --iface=eth0 --subnet-file={f}/subnet.env --net-config-path={f}/net-conf.json \\
+        --ip-masq --v=1 >>{d}/flanneld.log 2>&1 &
+      echo $! >{f}/flanneld.pid
+      wait $! || true
+    fi
+    sleep 1
+  done
+) &
+(
+  until [ -s {f}/subnet.env ]; do sleep 0.2; done
+  {sys.executable} -m pytest_k8snet.lab.kube.flannel {d} >>{d}/flanneld.log 2>&1
+) &
+"""
+
+
+def conflist(subnet_env: str, ipam_dir: Path, port_range: str | None = None) -> dict[str, Any]:
+    """What flannel's CNI plugin delegates to ``bridge``, from flanneld's subnet.env.
+
+    ``port_range``: a ``tuning`` plugin sets the pods' ``ip_local_port_range`` (the
+    egress-port-range fault), as in the lab's own conflist.
+    """
+    env = dict(line.split("=", 1) for line in subnet_env.splitlines() if "=" in line)
+    # FLANNEL_SUBNET is the gateway with its prefix (10.244.0.1/24): host-local wants the
+    # network, and refuses every sandbox (adds and deletes) given host bits.
+    subnet = ipaddress.ip_interface(env["FLANNEL_SUBNET"]).network
+    plugins: list[dict[str, Any]] = [
+        # isGateway: true is flannel's delegate default; it also sets ip_forward=1 on every
+        # new pod (why the ip-forward-off fault is refused on flannel labs).
+        {"type": "bridge", "bridge": "cni0", "isGateway": True, "isDefaultGateway": True,
+         # flanneld --ip-masq masquerades itself; the plugin's would double it.
+         "ipMasq": env.get("FLANNEL_IPMASQ") != "true", "hairpinMode": True,
+         "mtu": int(env["FLANNEL_MTU"]),
+         "ipam": {"type": "host-local", "dataDir": str(ipam_dir),
+                  "ranges": [[{"subnet": str(subnet)}]],
+                  "routes": [{"dst": env["FLANNEL_NETWORK"]}]}},
+        {"type": "portmap", "capabilities": {"portMappings": True}},
+    ]
+    if port_range:
+        plugins.append({"type": "tuning",
+                        "sysctl": {"net.ipv4.ip_local_port_range": port_range}})
+    return {"cniVersion": "1.0.0", "name": "cbr0", "plugins": plugins}
+
+
+def write_conflist(d: Path, port_range: str | None = None) -> None:
+    """(Re)write node dir ``d``'s conflist; containerd uses it for new sandboxes."""
+    env = d / "flannel" / "subnet.env"
+    if not env.exists():
+        raise LabError(f"flanneld has not written {env} yet: the node has no Pod subnet")
+    data = conflist(env.read_text(), d / "ipam", port_range)
+    tmp = d / "cni" / f"{CONFLIST}.tmp"
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(d / "cni" / CONFLIST)
+
+
+def stop(d: Path, timeout: float = 10.0) -> None:
+    """Stop node dir ``d``'s flanneld and keep it stopped (its loop waits) until :func:`resume`."""
+    (d / "flannel" / "stopped").touch()
+    pid = int((d / "flannel" / "flanneld.pid").read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        if time.monotonic() > deadline:
+            raise LabError(f"flanneld (pid {pid}) did not exit within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def resume(d: Path) -> None:
+    """Let the loop start flanneld again (within a second); it re-programs what it owns."""
+    (d / "flannel" / "stopped").unlink(missing_ok=True)
+
+
+if __name__ == "__main__":  # run.sh, once flanneld has written subnet.env
+    write_conflist(Path(sys.argv[1]))

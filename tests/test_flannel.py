@@ -1,0 +1,193 @@
+"""The real cluster with the real flanneld as its CNI (``up --kubernetes --cni flannel``).
+
+Two bring-ups keep CI time small: one flannel vxlan + kube-proxy nftables cluster shared by
+the tests that need it (healthy suite, vxlan-blocked, the faults flannel refuses or adapts),
+and one host-gw cluster that a single test brings up, probes, faults and takes down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_k8snet import lab as labmod
+from pytest_k8snet.lab import faults, netns, processes
+from pytest_k8snet.lab.kube import flannel
+
+from .conftest import kube_artifacts_missing
+from .test_lab_cli import cli
+from .test_realkube import EXPECTED, run_suite
+from .test_suite_on_lab import failing
+
+needs_cluster = pytest.mark.skipif(kube_artifacts_missing() is not None,
+                                   reason=kube_artifacts_missing() or "")
+
+SUBNET_ENV = """FLANNEL_NETWORK=10.244.0.0/16
+FLANNEL_SUBNET=10.244.1.1/24
+FLANNEL_MTU=1450
+FLANNEL_IPMASQ=true
+"""
+
+
+def test_conflist_takes_the_network_not_flannels_gateway(tmp_path: Path) -> None:
+    data = flannel.conflist(SUBNET_ENV, tmp_path)
+    bridge = data["plugins"][0]
+    assert bridge["ipam"]["ranges"] == [[{"subnet": "10.244.1.0/24"}]]
+    assert bridge["ipam"]["routes"] == [{"dst": "10.244.0.0/16"}]
+    assert bridge["mtu"] == 1450 and bridge["isGateway"] is True
+    assert bridge["ipMasq"] is False  # flanneld --ip-masq does it
+    assert [p["type"] for p in data["plugins"]] == ["bridge", "portmap"]
+    tuned = flannel.conflist(SUBNET_ENV, tmp_path, "1024 65535")["plugins"][-1]
+    assert tuned == {"type": "tuning", "sysctl": {"net.ipv4.ip_local_port_range": "1024 65535"}}
+
+
+@pytest.mark.parametrize("args,error", [
+    (["--cni", "flannel"], "--cni flannel needs --kubernetes: flanneld runs against a real "
+                           "API server"),
+    (["--flannel-backend", "host-gw"], "--flannel-backend goes with --cni flannel"),
+    (["--kubernetes", "--flannel-backend", "host-gw"], "--flannel-backend goes with --cni flannel"),
+    (["--proxy-mode", "nftables"], "--proxy-mode nftables needs --kubernetes: the plain lab "
+                                   "simulates kube-proxy's iptables mode only"),
+    (["--kubernetes", "--overlay", "host-gw"], "--overlay host-gw is not available with "
+     "--kubernetes --cni lab; use --cni flannel --flannel-backend host-gw"),
+    (["--kubernetes", "--cni", "flannel", "--overlay", "vxlan", "--flannel-backend", "host-gw"],
+     "--flannel-backend host-gw and --overlay vxlan disagree: give one"),
+    (["--kubernetes", "--cni", "flannel", "--fault", "ip-forward-off:node-2"],
+     "ip-forward-off cannot hold on {name} (--cni flannel): the bridge plugin flannel "
+     "delegates to (isGateway: true) sets ip_forward=1 again with the node's next pod, "
+     "before any probe runs"),
+    (["--kubernetes", "--cni", "flannel", "--flannel-backend", "host-gw", "--fault",
+      "vxlan-blocked:node-2"], "vxlan-blocked applies to --flannel-backend vxlan labs; {name} "
+     "is built with --flannel-backend host-gw"),
+])
+def test_shape_options_are_refused_in_one_line(args: list[str], error: str) -> None:
+    name = f"f{os.getpid()}v"
+    res = cli("up", "--name", name, *args)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == f"k8snet-lab: error: {error.format(name=name)}"
+    assert name not in labmod.running_labs() and not netns.list_netns(f"k8snet-{name}-")
+
+
+def flanneld_pids(name: str) -> list[int]:
+    """flanneld processes of lab ``name`` (their command line names the lab's state dir)."""
+    out = subprocess.run(["pgrep", "-f", f"flanneld .*/{name}/node-"], capture_output=True,
+                         text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def assert_nothing_left(name: str) -> None:
+    assert flanneld_pids(name) == []
+    assert not netns.list_netns(f"k8snet-{name}-")  # flannel.1 and cni0 lived in these
+
+
+@pytest.fixture(scope="module")
+def flannel_cluster() -> Iterator[labmod.Lab]:
+    """flannel vxlan with kube-proxy in nftables mode, shared by this module's tests."""
+    why = kube_artifacts_missing()
+    if why:
+        pytest.skip(why)
+    name = f"fv{os.getpid()}"
+    before = set(processes.children())
+    built = labmod.up(labmod.LabSpec(name=name, kubernetes=True, cni="flannel",
+                                     proxy_mode="nftables"))
+    yield built
+    labmod.down(name)
+    assert_nothing_left(name)
+    unwaited = [pid for pid, child in processes.children().items()
+                if pid not in before and child.returncode is None]
+    assert not unwaited, f"down left these children of ours unreaped: {unwaited}"
+
+
+@needs_cluster
+def test_healthy_suite_on_flannel_vxlan_with_nftables(flannel_cluster: labmod.Lab,
+                                                      tmp_path: Path) -> None:
+    name = flannel_cluster.name
+    status = json.loads(cli("status", name, "--json").stdout)
+    assert (status["cni"], status["flannel_backend"], status["proxy_mode"]) == (
+        "flannel", "vxlan", "nftables")
+    assert len(flanneld_pids(name)) == 3
+    tables = netns.run(["ip", "netns", "exec", flannel_cluster.nodes[0]["netns"], "nft", "list",
+                        "tables"])
+    assert "ip kube-proxy" in tables.stdout
+    code, out, outcomes = run_suite(flannel_cluster, tmp_path)
+    assert code == 0, out
+    assert outcomes and set(outcomes.values()) == {"passed"}, out
+    assert "overlay: flannel: vxlan flannel.1 UDP 8472" in out
+
+
+@needs_cluster
+def test_vxlan_blocked_on_flannel_names_the_overlay(flannel_cluster: labmod.Lab,
+                                                     tmp_path: Path) -> None:
+    faults.add(flannel_cluster, "vxlan-blocked", ["node-2"])
+    try:
+        code, out, outcomes = run_suite(flannel_cluster, tmp_path)
+    finally:
+        faults.remove(flannel_cluster, "vxlan-blocked", [])
+    must, may, words = EXPECTED["vxlan-blocked"]
+    bad = failing(outcomes)
+    assert code == 1, out
+    assert must <= set(bad) <= must | may, out
+    assert "the overlay (UDP 8472 (VXLAN)) is dropped between the nodes; node-2 is in every " \
+           "failing pair" in out
+    for test in must:
+        assert all("node-2" in param for param in bad[test]), (test, bad[test], out)
+
+
+@needs_cluster
+def test_egress_port_range_goes_into_flannels_conflist(flannel_cluster: labmod.Lab) -> None:
+    """flannel's conflist sorts before any other: the fault's tuning plugin must be in it."""
+    d = flannel_cluster.state_dir / "node-2"
+    conflist = d / "cni" / flannel.CONFLIST
+    faults.add(flannel_cluster, "egress-port-range", ["node-2"])
+    try:
+        types = [p["type"] for p in json.loads(conflist.read_text())["plugins"]]
+        assert types == ["bridge", "portmap", "tuning"]
+        assert sorted(p.name for p in (d / "cni").iterdir()) == [flannel.CONFLIST]
+    finally:
+        faults.remove(flannel_cluster, "egress-port-range", [])
+    assert [p["type"] for p in json.loads(conflist.read_text())["plugins"]] == [
+        "bridge", "portmap"]
+
+
+@needs_cluster
+def test_host_gw_suite_and_a_missing_route(tmp_path: Path) -> None:
+    """host-gw: the suite passes with the UDP check skipped; flanneld stopped on node-1 and
+    its route to node-2's pods gone is the judge's no-route finding, not a firewall."""
+    name = f"fh{os.getpid()}"
+    for run in ("healthy", "fault"):
+        (tmp_path / run).mkdir()
+    lab = labmod.up(labmod.LabSpec(name=name, kubernetes=True, cni="flannel",
+                                   overlay="host-gw", overlay_mtu=1500))
+    try:
+        code, out, outcomes = run_suite(lab, tmp_path / "healthy")
+        assert code == 0, out
+        skipped = {k for k, v in outcomes.items() if v == "skipped"}
+        assert skipped and all("test_udp_8472" in k for k in skipped), out
+        assert "no UDP encapsulation detected" in out
+        faults.add(lab, "route-missing", ["node-1"], "node-2")
+        assert len(flanneld_pids(name)) == 2  # node-1's is stopped, so the route stays gone
+        code, out, outcomes = run_suite(lab, tmp_path / "fault")
+        assert code == 1, out
+        assert failing(outcomes) == {"test_pod_ping": {"node-1->node-2", "node-2->node-1"}}, out
+        assert "No route to node-2's pods (10.244.1.0/24) on node-1" in out
+        assert "a missing route, not a firewall" in out
+        faults.remove(lab, "route-missing", [])
+        routes = netns.run(["ip", "-n", lab.node("node-1")["netns"], "route"]).stdout
+        assert "10.244.1.0/24 via 172.28.128.12 dev eth0" in routes
+    finally:
+        labmod.down(name)
+    assert_nothing_left(name)
+
+
+def test_cli_help_names_the_shapes() -> None:
+    out = cli("up", "--help").stdout
+    assert "--cni {lab,flannel}" in out and "--flannel-backend {vxlan,host-gw}" in out
+    assert "--proxy-mode {iptables,nftables}" in out
+    assert "--cni" in subprocess.run([sys.executable, "-m", "pytest_k8snet.lab.cli", "run",
+                                      "--help"], capture_output=True, text=True).stdout
