@@ -45,13 +45,10 @@ def test_live_tun_and_vxlan_devices_are_both_tunnels_with_their_ports() -> None:
     assert e.udp_ports == (4789, 51820)
     assert e.describe() == ("flannel: wireguard flannel-wg UDP 51820, vxlan vxlan.calico "
                             "UDP 4789, not bridged")
-
-
-def test_a_tun_device_with_another_name_is_no_tunnel() -> None:
     # Only the CNIs' WireGuard names count: a VPN client's tun0 carries no pod traffic.
     text = read("live_netns_flannel_wg_tun_vxlan_4789.txt").replace("flannel-wg", "tun0")
-    e = nodecheck.parse_links(text)
-    assert [t.name for t in e.tunnels] == ["vxlan.calico"] and e.kind == "vxlan"
+    other = nodecheck.parse_links(text)
+    assert [t.name for t in other.tunnels] == ["vxlan.calico"] and other.kind == "vxlan"
 
 
 def test_ipv6_wireguard_devices_add_80_bytes() -> None:
