@@ -25,6 +25,8 @@ Document (a JSON object; the results file has the same sections plus ``tests`` a
 - ``node_checks[].routes``: how the node's host network routes each peer's probe pod
   (``ip route get``, :mod:`pytest_k8snet.probes.routeget`); null where not looked up,
   absent in older documents (the judge then cannot tell a missing route from a firewall)
+- ``node_checks[].kube_proxy`` ``{mode, source}``: kube-proxy's mode on the node
+  (:mod:`pytest_k8snet.probes.proxymode`); null where not read, absent in older documents
 - ``probe_failures``: probe runs that failed for a reason of their own, never evidence
   about the network: ``{measurement, key, failure, node, network, tool, exit_code,
   timed_out, detail}`` with ``failure`` one of :data:`pytest_k8snet.probes.iperf.FAILURE_KINDS`
