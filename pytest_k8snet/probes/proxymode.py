@@ -18,10 +18,16 @@ MODES = ("iptables", "ipvs", "nftables")
 NFT_MARK = "--- nft"
 IPT_MARK = "--- iptables"
 
+# A socket listening on port 10249 (hex 2809) in /proc/net/tcp{,6}: only then is curl run.
+# A connection to 127.0.0.1 makes the kernel put an entry for lo in the neighbour table,
+# which every network namespace of the host shares (the lab's nodes keep it free).
+LISTENING = r"grep -qE '^ *[0-9]+: [0-9A-F]+:2809 [0-9A-F]+:0000 0A' /proc/net/tcp /proc/net/tcp6"
+
 # One shell text, run inside the node-check exec that is already there (no exec of its
 # own): each source prints after its own marker; a missing tool or a refused permission
 # prints nothing, which reads as "this source says nothing".
-COMMAND = (f"curl -s -m 2 {PROXY_MODE_URL} 2>/dev/null; echo; echo '{NFT_MARK}'; "
+COMMAND = (f"{LISTENING} 2>/dev/null && curl -s -m 2 {PROXY_MODE_URL} 2>/dev/null; echo; "
+           f"echo '{NFT_MARK}'; "
            f"nft list tables 2>/dev/null; echo '{IPT_MARK}'; "
            "iptables -w 2 -t nat -S KUBE-SERVICES 2>/dev/null | head -n 1; true")
 
