@@ -76,14 +76,16 @@ def test_the_document_says_where_the_expected_mtu_came_from_and_what_the_links_s
 
 def test_the_readiness_exec_takes_the_links_the_encapsulation_is_detected_from() -> None:
     """node_checks() parses what the host's readiness exec read: the links must be there,
-    or every node's encapsulation is "not detected" (and the UDP check falls back to 8472)."""
+    or every node's encapsulation is "not detected" (and the UDP check falls back to 8472);
+    kube-proxy's mode is read in the same exec (no exec session of its own)."""
     import shlex
 
     from pytest_k8snet.measure.readiness import READY_HOST, READY_SEP
-    from pytest_k8snet.probes import nodecheck
+    from pytest_k8snet.probes import nodecheck, proxymode
 
-    assert READY_HOST.count(READY_SEP) == 4
-    assert shlex.join(nodecheck.links_argv()) in READY_HOST.split(READY_SEP)[-2]
+    assert READY_HOST.count(READY_SEP) == 5
+    assert shlex.join(nodecheck.links_argv()) in READY_HOST.split(READY_SEP)[3]
+    assert READY_HOST.split(READY_SEP)[-1].endswith(proxymode.COMMAND)
 
 
 def test_a_measurement_is_taken_once_per_run_and_shared_through_the_run_directory(

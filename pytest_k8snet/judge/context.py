@@ -282,10 +282,14 @@ class Context:
         return " / ".join(texts) or str(FIX_DEFAULTS["overlay"])
 
     def overhead(self, nodes: Iterable[str]) -> tuple[str, int]:
-        """The encapsulation's name and the bytes it adds (VXLAN's when not detected)."""
-        kinds = {str(self.encap[n].get("kind")) for n in nodes if n in self.encap}
-        if len(kinds) == 1:
-            kind = kinds.pop()
-            if kind in OVERHEAD:
-                return KIND_NAMES.get(kind, kind), OVERHEAD[kind]
+        """The encapsulation's name and the bytes it adds as the measurement recorded them
+        (WireGuard: 60 over IPv4, 80 over IPv6); VXLAN's when not detected."""
+        found = {(str(self.encap[n].get("kind")), self.encap[n].get("overhead"))
+                 for n in nodes if n in self.encap}
+        if len({kind for kind, _ in found}) == 1:
+            kind = next(iter(found))[0]
+            # Older documents may lack the number: the kind's usual one then.
+            sizes = [int(v) for _, v in found if isinstance(v, int)]
+            if sizes or kind in OVERHEAD:
+                return KIND_NAMES.get(kind, kind), min(sizes) if sizes else OVERHEAD[kind]
         return "VXLAN", OVERHEAD["vxlan"]

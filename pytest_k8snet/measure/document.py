@@ -29,6 +29,8 @@ Document (a JSON object; the results file has the same sections plus ``tests`` a
   the probe Service's NodePort on every other node, from every node's host network
   (``{src, kind: "nodeport", ip, port, peer: "the NodePort on node-2", state}``), absent
   in older documents
+- ``node_checks[].kube_proxy`` ``{mode, source}``: kube-proxy's mode on the node
+  (:mod:`pytest_k8snet.probes.proxymode`); null where not read, absent in older documents
 - ``probe_failures``: probe runs that failed for a reason of their own, never evidence
   about the network: ``{measurement, key, failure, node, network, tool, exit_code,
   timed_out, detail}`` with ``failure`` one of :data:`pytest_k8snet.probes.iperf.FAILURE_KINDS`

@@ -1,8 +1,9 @@
-"""Node checks: each node's sysctls, addresses and links, and the overlay its links show."""
+"""Node checks: each node's sysctls, addresses and links, the overlay its links show, and
+kube-proxy's mode."""
 
 from __future__ import annotations
 
-from ..probes import nodecheck, routeget
+from ..probes import nodecheck, proxymode, routeget
 from .engine import Engine
 from .readiness import Readings, route_peers
 
@@ -20,9 +21,11 @@ def node_checks(engine: Engine, readings: Readings) -> dict[str, nodecheck.NodeC
             ("sysctls", nodecheck.sysctl_argv(), timeout),
             ("addrs", nodecheck.addr_argv(), timeout),
             ("links", nodecheck.links_argv(), timeout),
-            ("routes", routeget.script(route_peers(engine, node)), timeout)])
+            ("routes", routeget.script(route_peers(engine, node)), timeout),
+            ("proxy", proxymode.COMMAND, timeout)])
         return nodecheck.parse(node, runs["sysctls"].stdout, runs["addrs"].stdout,
-                               runs["links"].stdout, runs["routes"].stdout)
+                               runs["links"].stdout, runs["routes"].stdout,
+                               runs["proxy"].stdout)
 
     return engine.each("nodecheck", engine.node_names, one)
 

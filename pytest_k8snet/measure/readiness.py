@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from threading import Lock
 
 from ..backends import BackendError, Network
-from ..probes import iperf, nodecheck, routeget
+from ..probes import iperf, nodecheck, proxymode, routeget
 from ..text import shorten
 from .engine import Engine
 
@@ -26,7 +26,8 @@ READY_SEP = "==k8snet-ready=="
 READY_HOST = (f"cat {PORT_RANGE}; echo {READY_SEP}; {nodecheck.sysctl_argv()[2]}; "
               f"echo {READY_SEP}; {shlex.join(nodecheck.addr_argv())} 2>/dev/null; "
               f"echo {READY_SEP}; {shlex.join(nodecheck.links_argv())} 2>/dev/null; "
-              f"echo {READY_SEP}; {nodecheck.UDP_SOCKETS_COMMAND} 2>/dev/null")
+              f"echo {READY_SEP}; {nodecheck.UDP_SOCKETS_COMMAND} 2>/dev/null; "
+              f"echo {READY_SEP}; {proxymode.COMMAND}")
 NOT_READY = "node is NotReady"
 
 
@@ -38,8 +39,9 @@ class Readings:
     port_ranges: dict[tuple[str, str], str] = field(default_factory=dict)
     # node -> its probe pod's eth0 MTU.
     pod_mtus: dict[str, int] = field(default_factory=dict)
-    # node -> (sysctls, addresses, links, route lookups) output for nodecheck.parse.
-    node_checks: dict[str, tuple[str, str, str, str]] = field(default_factory=dict)
+    # node -> (sysctls, addresses, links, route lookups, kube-proxy mode) output for
+    # nodecheck.parse.
+    node_checks: dict[str, tuple[str, str, str, str, str]] = field(default_factory=dict)
     # node -> the UDP ports something holds in its host network (from /proc/net/udp).
     udp_bound: dict[str, frozenset[int]] = field(default_factory=dict)
     # node -> its probe pod's UDP RcvbufErrors.
@@ -96,8 +98,8 @@ def _keep(readings: Readings, node: str, net: Network, stdout: str) -> None:
     parts = stdout.split(READY_SEP + "\n")
     with readings.lock:
         readings.port_ranges[(node, net)] = lines[0] if lines else ""
-        if net == "host" and len(parts) == 6:
-            readings.node_checks[node] = (parts[1], parts[2], parts[3], parts[5])
+        if net == "host" and len(parts) == 7:
+            readings.node_checks[node] = (parts[1], parts[2], parts[3], parts[6], parts[5])
             readings.udp_bound[node] = nodecheck.bound_udp_ports(parts[4])
         if net == "pod" and len(lines) > 1 and lines[1].strip().isdigit():
             readings.pod_mtus[node] = int(lines[1])

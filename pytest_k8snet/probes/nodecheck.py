@@ -6,6 +6,8 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
+from .proxymode import ProxyMode
+from .proxymode import parse as parse_proxy_mode
 from .routeget import RouteLookup
 from .routeget import parse as parse_routes
 
@@ -28,6 +30,8 @@ class NodeCheckResult:
     encapsulation: "Encapsulation | None" = None  # None: the links were not read
     # How the node routes each peer's pod (probes.routeget); None: not looked up.
     routes: tuple[RouteLookup, ...] | None = None
+    # kube-proxy's mode (probes.proxymode); None: not asked (older runs).
+    kube_proxy: ProxyMode | None = None
 
     @property
     def ip_forward(self) -> bool | None:
@@ -62,9 +66,10 @@ def addr_argv() -> list[str]:
 
 
 def parse(node: str, sysctl_out: str, addr_out: str, links_out: str | None = None,
-          routes_out: str | None = None) -> NodeCheckResult:
+          routes_out: str | None = None, proxy_out: str | None = None) -> NodeCheckResult:
     """``links_out``: ``ip -d -o link show`` (see :func:`parse_links`); ``routes_out``: the
-    peers' route lookups (:func:`.routeget.script`); None when not run."""
+    peers' route lookups (:func:`.routeget.script`); ``proxy_out``: kube-proxy's mode
+    (:data:`.proxymode.COMMAND`); None when not run."""
     values: dict[str, str | None] = {}
     for line in sysctl_out.splitlines():
         key, sep, value = line.partition("=")
@@ -80,7 +85,9 @@ def parse(node: str, sysctl_out: str, addr_out: str, links_out: str | None = Non
         interfaces.append(Interface(link["ifname"], int(link.get("mtu", 0)), addrs))
     return NodeCheckResult(node=node, sysctls=values, interfaces=tuple(interfaces),
                            encapsulation=None if links_out is None else parse_links(links_out),
-                           routes=None if routes_out is None else parse_routes(routes_out))
+                           routes=None if routes_out is None else parse_routes(routes_out),
+                           kube_proxy=None if proxy_out is None else parse_proxy_mode(
+                               proxy_out, links_out or ""))
 
 
 def cidr_overlaps(node_addresses: list[str], pod_cidrs: list[str],
@@ -109,16 +116,26 @@ def cidr_overlaps(node_addresses: list[str], pod_cidrs: list[str],
 # the link kind (vxlan, geneve, ipip, wireguard, bridge, veth) is the first word of a
 # detail segment, a VXLAN/Geneve device names its UDP port (``dstport``), and a port of a
 # bridge says ``master <bridge>``. WireGuard does not print its listen port there, so the
-# well-known port of the CNI that owns the device is used.
+# well-known port of the CNI that owns the device is used. Where the kernel has no
+# WireGuard, the CNI runs wireguard-go, whose device is a ``tun`` link: one named like a
+# CNI's WireGuard device is counted as WireGuard (cni-notes §4.3: flannel-wg as tun).
 
-# Well-known WireGuard listen ports by device name (flannel and Calico 51820 (v6: 51821);
-# Cilium listens on 51871).
+# Well-known WireGuard listen ports by device name: flannel's ListenPort/ListenPortV6
+# defaults (pkg/backend/wireguard/wireguard.go), Calico's wireguardListeningPort(IPv6)
+# defaults, Cilium's fixed 51871.
 WIREGUARD_PORTS = {"flannel-wg": 51820, "flannel-wg-v6": 51821, "wireguard.cali": 51820,
                    "wg-v6.cali": 51821, "cilium_wg0": 51871}
+# The devices that carry IPv6 pod traffic over an IPv6 underlay: their outer header is
+# 40 bytes, not 20, so WireGuard adds 80 there (20/40 IP + 8 UDP + 32 WireGuard).
+WIREGUARD_V6 = ("flannel-wg-v6", "wg-v6.cali")
 DEFAULT_PORTS = {"vxlan": 4789, "geneve": 6081, "wireguard": 51820}
 # Bytes each encapsulation adds to a pod packet on an IPv4 underlay: what a pod MTU has to
 # leave room for (VXLAN/Geneve: outer IP 20 + UDP 8 + header 8 + inner Ethernet 14).
+# Geneve: 50 without options (a CNI's options add to it). WireGuard: 60 (IPv4, see
+# WIREGUARD_V6); flannel reserves 80 on both families when it sizes its device (its
+# wireguard_network.go ``overhead = 80``), so its pods sit 20 bytes below what IPv4 needs.
 OVERHEAD = {"vxlan": 50, "geneve": 50, "ipip": 20, "wireguard": 60, "none": 0}
+OVERHEAD_WIREGUARD_V6 = 80
 NOT_POD_BRIDGES = ("docker0",)
 # WireGuard first: where it is on (Calico, Cilium) pod traffic between nodes goes through
 # it even when a VXLAN device exists too, so its port is the one on the wire.
@@ -136,6 +153,12 @@ class Tunnel:
     kind: str  # vxlan, geneve, ipip or wireguard
     port: int | None  # UDP port on the wire; None for IPIP (IP protocol 4)
     mtu: int
+    overhead: int = 0  # bytes it adds to a pod packet on the wire
+
+    @property
+    def protocol(self) -> str:
+        """What it puts on the wire: ``UDP 8472`` or ``IP protocol 4``."""
+        return f"UDP {self.port}" if self.port is not None else "IP protocol 4"
 
 
 @dataclass(frozen=True)
@@ -168,6 +191,15 @@ class Encapsulation:
         return min(ports) if ports else None
 
     @property
+    def overhead(self) -> int | None:
+        """Bytes the main tunnel adds to a pod packet (the smallest of its kind: a
+        dual-stack node's IPv4 device); None when not measured."""
+        if not self.measured:
+            return None
+        found = [t.overhead for t in self.tunnels if t.kind == self.kind]
+        return min(found) if found else OVERHEAD.get(self.kind)
+
+    @property
     def bridged(self) -> bool | None:
         return bool(self.bridges) if self.measured else None
 
@@ -175,18 +207,18 @@ class Encapsulation:
         """``flannel: vxlan flannel.1 UDP 8472, bridged (cni0)``, for messages and reports."""
         if not self.measured:
             return "not detected (no link list from the node)"
-        parts = [f"{t.kind} {t.name}" + (f" UDP {t.port}" if t.port is not None else "")
-                 for t in self.tunnels] or ["no encapsulation (routed)"]
+        parts = [f"{t.kind} {t.name} {t.protocol}" for t in self.tunnels] or [
+            "no encapsulation (routed)"]
         text = ", ".join(parts) + (f", bridged ({', '.join(self.bridges)})" if self.bridges
                                    else ", not bridged")
         return f"{self.cni}: {text}" if self.cni else text
 
     def as_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "udp_port": self.udp_port, "udp_ports": list(self.udp_ports),
-                "tunnels": [{"name": t.name, "kind": t.kind, "port": t.port, "mtu": t.mtu}
-                            for t in self.tunnels],
+                "tunnels": [{"name": t.name, "kind": t.kind, "port": t.port, "mtu": t.mtu,
+                             "overhead": t.overhead} for t in self.tunnels],
                 "bridged": self.bridged, "bridges": list(self.bridges), "cni": self.cni,
-                "overhead": OVERHEAD.get(self.kind), "measured": self.measured,
+                "overhead": self.overhead, "measured": self.measured,
                 "description": self.describe()}
 
 
@@ -195,12 +227,19 @@ def links_argv() -> list[str]:
 
 
 def parse_links(text: str) -> Encapsulation:
-    """The node's encapsulation from ``ip -d -o link show`` output (see above)."""
+    """The node's encapsulation from ``ip -d -o link show`` output (see above); ``ip -d
+    link show`` without ``-o`` reads the same (its continuation lines are joined)."""
     tunnels: list[Tunnel] = []
     masters: dict[str, str] = {}  # port -> its bridge
     kinds: dict[str, str] = {}
     names: list[str] = []
-    for line in text.splitlines():
+    lines: list[str] = []
+    for raw in text.splitlines():
+        if raw[:1].isspace() and lines:
+            lines[-1] += "\\" + raw
+        else:
+            lines.append(raw)
+    for line in lines:
         head, _, rest = line.partition(": ")
         if not head.strip().isdigit() or not rest:
             continue
@@ -224,12 +263,13 @@ def parse_links(text: str) -> Encapsulation:
         if kind in ("vxlan", "geneve"):
             port = (int(words[words.index("dstport") + 1]) if "dstport" in words[:-1]
                     and words[words.index("dstport") + 1].isdigit() else DEFAULT_PORTS[kind])
-            tunnels.append(Tunnel(name, kind, port, mtu))
+            tunnels.append(Tunnel(name, kind, port, mtu, OVERHEAD[kind]))
         elif kind == "ipip" and "UP" in flags:
-            tunnels.append(Tunnel(name, "ipip", None, mtu))
-        elif kind == "wireguard":
+            tunnels.append(Tunnel(name, "ipip", None, mtu, OVERHEAD["ipip"]))
+        elif kind == "wireguard" or (kind == "tun" and name in WIREGUARD_PORTS):
             tunnels.append(Tunnel(name, "wireguard", WIREGUARD_PORTS.get(
-                name, DEFAULT_PORTS["wireguard"]), mtu))
+                name, DEFAULT_PORTS["wireguard"]), mtu, OVERHEAD_WIREGUARD_V6
+                if name in WIREGUARD_V6 else OVERHEAD["wireguard"]))
     # docker0 carries containers started outside Kubernetes, not pods.
     bridges = sorted({b for port, b in masters.items() if kinds.get(port) == "veth"
                       and kinds.get(b) == "bridge" and b not in NOT_POD_BRIDGES})

@@ -30,6 +30,7 @@ import pytest
 from ..judge import CAUSES, FAILED, PASSED
 from ..judge.checks import large_packets, path_mtu, pod_ping, udp_8472
 from .baseline import KIND_TITLES
+from .detected import detected_lines
 from .facts import FACTS_KEY
 from .html_tables import (dns_table, e, egress_table, fmt, node_checks_table, path_mtu_table,
                           td, throughput_table)
@@ -321,6 +322,7 @@ def render(report: RunReport) -> str:
     meta = [f"<b>{e(cluster_line(doc))}</b>"]
     if view.expected_mtu:
         meta.append(f"expected path MTU <b>{view.expected_mtu}</b>")
+    meta += [e(text) for text in detected_lines(doc)]
     meta.append(f"started {e(doc.get('time', '?'))}")
     meta.append(f"pytest-k8snet {e(doc.get('plugin_version', '?'))}")
     parts.append(f'<p class="k8s-meta">{" · ".join(meta)}</p>')

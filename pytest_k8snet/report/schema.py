@@ -35,7 +35,12 @@ Top level:
   errors}``
 - ``node_checks``: ``{node, sysctls, interfaces}``; also ``routes``: each peer's probe pod
   looked up on the node's host network (``ip route get``: ``{peer, dst, peer_ip,
-  peer_pod_cidrs, via, dev, src, kind, error}``)
+  peer_pod_cidrs, via, dev, src, kind, error}``); also ``kube_proxy`` ``{mode, source}``:
+  kube-proxy's mode (``iptables``, ``ipvs``, ``nftables``, ``unknown``) and what said so
+- ``encapsulation`` ``{node: {kind, udp_port, udp_ports, tunnels, bridged, bridges, cni,
+  overhead, measured, description}}``: what each node's links show (``kind`` ``vxlan``,
+  ``geneve``, ``ipip``, ``wireguard``, ``none`` or ``unknown``; ``overhead`` the bytes the
+  main tunnel adds, WireGuard 60 over IPv4 and 80 over IPv6)
 - ``diagnoses`` [fixed ``{cause, nodes, pairs, message}``; also ``test``, ``finding``]: one
   per failed check; ``cause`` is one of :data:`pytest_k8snet.judge.CAUSES`, ``pairs``
   read ``"node-1->node-2"``, ``finding`` the id of the finding it comes from

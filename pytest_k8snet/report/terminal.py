@@ -16,9 +16,10 @@ from ..judge import FAILED
 from ..judge.checks import path_mtu
 from ..text import shorten
 from .baseline import KIND_TITLES
+from .detected import detected_lines
 from .facts import RunFacts
 from .results import RunReport, run_report
-from .view import FAIL, PASS, ClusterView, PairCell, causes_count, cluster_line, natural_key
+from .view import FAIL, PASS, ClusterView, PairCell, causes_count, cluster_line, listed
 
 MAX_MATRIX_NODES = 12
 Piece = tuple[str, dict[str, bool]]
@@ -122,7 +123,7 @@ def _write_cluster(tr: Writer, view: ClusterView, measured: bool = True) -> None
     if view.expected_mtu:
         line += f"; expected MTU {view.expected_mtu}" + mtu_source(doc.get("expected_mtu_source"))
     tr.write_line(line)
-    for text in overlay_lines(doc):
+    for text in detected_lines(doc):
         tr.write_line(text)
     networks = [n for n in ("pod", "host") if view.has_network(n)]
     small = len(view.nodes) <= MAX_MATRIX_NODES
@@ -151,18 +152,6 @@ def mtu_source(source: object) -> str:
         return " (a default: no pod MTU could be read; set --k8s-expect-mtu)"
     return {"flag": " (--k8s-expect-mtu)", "pod interface": " (the pods' interface MTU)"}.get(
         str(source), f" ({source})")
-
-
-def overlay_lines(doc: dict[str, Any]) -> list[str]:
-    """What the nodes' links show of the CNI and its encapsulation, one line per kind seen:
-    ``overlay: flannel: vxlan flannel.1 UDP 8472, bridged (cni0) (3 nodes)``."""
-    by_text: dict[str, list[str]] = {}
-    for node, enc in sorted((doc.get("encapsulation") or {}).items()):
-        if isinstance(enc, dict):
-            by_text.setdefault(str(enc.get("description") or enc.get("kind")), []).append(node)
-    every = len(by_text) == 1
-    return [f"overlay: {text} ({len(nodes)} node{'s' if len(nodes) != 1 else ''})" if every
-            else f"overlay: {text} on {_names(nodes)}" for text, nodes in by_text.items()]
 
 
 def _write_diagnoses(tr: Writer, view: ClusterView) -> None:
@@ -232,12 +221,6 @@ def fail_line(report: RunReport) -> str | None:
     return None
 
 
-def _names(names: Sequence[str], limit: int = 8) -> str:
-    ordered = sorted(names, key=natural_key)
-    return ", ".join(ordered[:limit]) + (f" and {len(ordered) - limit} more"
-                                         if len(ordered) > limit else "")
-
-
 def coverage_lines(facts: RunFacts, unreachable: bool = True) -> list[Piece]:
     """What the run actually tested (:meth:`RunFacts.coverage`), so that a run that tested
     little cannot read as a full pass: the target (a simulated lab says so), nodes and
@@ -264,7 +247,7 @@ def coverage_lines(facts: RunFacts, unreachable: bool = True) -> list[Piece]:
     for name, why in cov["left_out"].items():
         by_reason.setdefault(why, []).append(name)
     for why, names in sorted(by_reason.items()):
-        lines.append((f"left out: {_names(names)} ({why})", {"yellow": True}))
+        lines.append((f"left out: {listed(names)} ({why})", {"yellow": True}))
     for name, notes in sorted(cov["probed_despite"].items()):
         lines.append((f"probed although {'; '.join(notes)}: {name}", {}))
     gone = cov["unreachable"] if unreachable else {}

@@ -306,6 +306,13 @@ class ClusterView:
                 and not d.get("pairs")]
 
 
+def listed(names: Sequence[str], limit: int = 8) -> str:
+    """Node names in natural order, the first ``limit`` of them and how many more."""
+    ordered = sorted(names, key=natural_key)
+    return ", ".join(ordered[:limit]) + (f" and {len(ordered) - limit} more"
+                                         if len(ordered) > limit else "")
+
+
 def cluster_line(doc: dict[str, Any]) -> str:
     """``lab x1, 3 nodes, faults: vxlan-blocked on node-2`` or the kube server and context."""
     c = doc.get("cluster") or {}

@@ -99,6 +99,7 @@ def judge(ctx: Context) -> None:
         if unmeasured:
             symptom += (f"; pod connectivity {', '.join(unmeasured)} was not measured "
                         f"(--k8s-pairs {ctx.doc.get('pair_mode', 'all')})")
+        symptom += _proxy_text(ctx, n)
         f = ctx.add(Finding(f"service:{n}", "unknown", symptom, (n,),
                             evidence={n: {"failures": s.get("failures"),
                                           "unanswered": missing}}))
@@ -124,3 +125,19 @@ def _unreached_text(s: dict[str, Any], unreached: list[str], chance: float) -> s
 
 
 CHECK = Check(NAME, "nodes", judge)
+
+
+# Where each kube-proxy mode keeps the rules that turn the Service address into a backend:
+# an unexplained Service failure is read there next.
+PROXY_RULES = {"iptables": "iptables-save -t nat | grep KUBE-SVC", "ipvs": "ipvsadm -Ln",
+               "nftables": "nft list table ip kube-proxy"}
+
+
+def _proxy_text(ctx: Context, node: str) -> str:
+    """``; kube-proxy on node-2 runs in nftables mode ...`` where the node check read it
+    (documents from before it was read say nothing)."""
+    mode = str(((ctx.checks.get(node) or {}).get("kube_proxy") or {}).get("mode") or "")
+    if mode not in PROXY_RULES:
+        return ""
+    return (f"; kube-proxy on {node} runs in {mode} mode: its Service rules are in "
+            f"`{PROXY_RULES[mode]}`")
