@@ -116,11 +116,11 @@ def _explain_away(ctx: Context, cache: dict[str, Place],
     for key, pl in list(cache.items()):
         if pl.node is not None:
             continue
-        others = [q for q in at_nodes if q.channel != pl.channel and set(q.pairs) < set(pl.pairs)]
+        others = [q for q in at_nodes if q.channel != pl.channel and set(q.pairs) & set(pl.pairs)]
         if not others:
             continue
         failing, measured = seen[pl.channel]
-        q = max(others, key=lambda o: len(o.pairs))
+        q = max(others, key=lambda o: len(set(o.pairs) & set(pl.pairs)))
         owned = set(q.pairs)
         mine = {p: failing[p] for p in pl.pairs if p in owned}
         rest = {p: failing[p] for p in pl.pairs if p not in owned}
