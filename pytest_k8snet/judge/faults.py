@@ -302,6 +302,8 @@ def _mode_text(mode: str, proto: str | None) -> str:
             proto or "", "dropped (connections time out, nothing answers)")
     if mode == REJECT and proto == "icmp":
         return "rejected (answered with an ICMP error)"
+    if mode == REJECT and proto == "udp":
+        return "rejected (the datagrams are answered with ICMP port unreachable)"
     return MODE_TEXT[mode]
 
 
