@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -189,8 +190,9 @@ echo '{"ok": true}'
 """
 
 
-def test_udp_client_retries_a_refused_connect(tmp_path: Path) -> None:
-    (tmp_path / "iperf3").write_text(FAKE_IPERF)
+def run_fake_iperf(tmp_path: Path, script: str) -> Any:
+    """The batched UDP client against ``script`` as iperf3; what it gave back."""
+    (tmp_path / "iperf3").write_text(script)
     (tmp_path / "iperf3").chmod(0o755)
     os.environ["STATE"] = str(tmp_path / "state")
     try:
@@ -199,7 +201,12 @@ def test_udp_client_retries_a_refused_connect(tmp_path: Path) -> None:
         got, _ = run_sh(jobs, path=tmp_path)
     finally:
         del os.environ["STATE"]
-    assert got["node-2"].exit_code == 0 and got["node-2"].stdout == '{"ok": true}\n'
+    return got["node-2"]
+
+
+def test_udp_client_retries_a_refused_connect(tmp_path: Path) -> None:
+    got = run_fake_iperf(tmp_path, FAKE_IPERF)
+    assert got.exit_code == 0 and got.stdout == '{"ok": true}\n'
     assert (tmp_path / "state").read_text().strip() == "3"
 
 
@@ -241,14 +248,5 @@ def test_udp_client_keeps_a_refusal_of_its_datagrams(tmp_path: Path) -> None:
     """A REJECT on the UDP port refuses the stream, not the control connection: running
     again would only meet the one-shot server gone ("unable to connect to server") and
     hide what the datagrams met."""
-    (tmp_path / "iperf3").write_text(FAKE_IPERF_STREAM)
-    (tmp_path / "iperf3").chmod(0o755)
-    os.environ["STATE"] = str(tmp_path / "state")
-    try:
-        argv = iperf.client_argv("10.244.1.2", 5201)
-        jobs = [batch.Job("node-2", iperf.retry_command(argv, 5), tuple(argv), 10)]
-        got, _ = run_sh(jobs, path=tmp_path)
-    finally:
-        del os.environ["STATE"]
-    assert "stream socket" in got["node-2"].stdout
+    assert "stream socket" in run_fake_iperf(tmp_path, FAKE_IPERF_STREAM).stdout
     assert (tmp_path / "state").read_text().strip() == "1"
