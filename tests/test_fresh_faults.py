@@ -140,3 +140,15 @@ def test_lookups_to_a_dns_replica_behind_a_cut_node_are_its_knock_ons() -> None:
         f = j.finding(v.finding)
         assert v.outcome == SKIPPED and f is not None and f.root == roots(j)[0].id, v
         assert "cluster DNS endpoint on node-2" in v.message
+
+
+def test_a_nodeport_behind_a_rule_on_its_pods_port_is_a_knock_on() -> None:
+    """TCP 8080 dropped into and out of node-2's pods (FORWARD; seed 5, run 4): node-2's
+    NodePort leads to its own probe pod on 8080, so its connects time out too, inside the
+    pod rule's finding, not as a NodePort firewall of their own."""
+    j = judge(load("forward-tcp8080-drop-both-node-2"))
+    (root,) = roots(j)
+    assert (root.cause, root.nodes, root.port) == ("pod-firewall", ("node-2",), "8080")
+    v = j.verdict("test_nodeport", "node-2")
+    f = j.finding(v.finding)
+    assert v.outcome == SKIPPED and f is not None and f.root == root.id, v

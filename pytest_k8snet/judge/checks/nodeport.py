@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import knock_ons, located, ports
+from .. import faults, knock_ons, located, ports
 from ..context import Check, Context
 from ..model import PASSED, SKIPPED, Finding
 from .nodes_ready import skip_unusable
@@ -63,6 +63,11 @@ def _knock_ons(ctx: Context, fails: list[ports.Failed]
         roots = [located.cut_off(ctx, n, "host") for n in (f.src, f.dst) if n is not None]
         if f.dst is not None:
             roots.append(located.cut_off(ctx, f.dst, "pod"))
+            # The NodePort leads to the node's own probe pod on TCP 8080: a rule on that
+            # port into the pod takes the NodePort's connects with it.
+            rule = faults.backend_root(ctx, f.dst, f.dst)
+            if rule is not None and rule.direction in ("in", "both"):
+                roots.append(rule)
         root = next((r for r in roots if r is not None), None)
         if root is None:
             rest.append(f)
