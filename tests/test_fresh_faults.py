@@ -152,3 +152,15 @@ def test_a_nodeport_behind_a_rule_on_its_pods_port_is_a_knock_on() -> None:
     v = j.verdict("test_nodeport", "node-2")
     f = j.finding(v.finding)
     assert v.outcome == SKIPPED and f is not None and f.root == root.id, v
+
+
+def test_a_nodeport_connect_lost_to_an_overlapping_pod_cidr_is_its_knock_on() -> None:
+    """The lab's real cluster built with a Pod CIDR (172.28.0.0/16) over its node network
+    (CI, `k8snet-lab run --kubernetes --fault pod-cidr-overlap`): one NodePort connect of six
+    timed out twice. kube-proxy took node-3's address for a pod's and the reply came back
+    from another node: the overlap's knock-on, not a NodePort firewall on node-2."""
+    j = judge(load("kube-pod-cidr-overlap-nodeport"))
+    assert [f.cause for f in roots(j)] == ["pod-cidr-overlap"]
+    v = j.verdict("test_nodeport", "node-2")
+    f = j.finding(v.finding)
+    assert v.outcome == SKIPPED and f is not None and f.root == "pod-cidr-overlap", v

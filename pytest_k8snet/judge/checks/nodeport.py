@@ -59,8 +59,14 @@ def _knock_ons(ctx: Context, fails: list[ports.Failed]
     its forwarding), is that finding's knock-on; the rest are for this test to locate."""
     owner: dict[ports.Failed, Finding] = {}
     rest = []
+    # Node addresses inside the Pod CIDR: kube-proxy takes a NodePort connect from another
+    # node for a pod's, sends it to any endpoint, and the reply comes back from the pod's
+    # node, not the one connected to (a connect that times out now and then).
+    overlap = ctx.findings.get("pod-cidr-overlap")
     for f in fails:
         roots = [located.cut_off(ctx, n, "host") for n in (f.src, f.dst) if n is not None]
+        if overlap is not None and {f.src, f.dst} & set(overlap.nodes):
+            roots.append(overlap)
         if f.dst is not None:
             roots.append(located.cut_off(ctx, f.dst, "pod"))
             # The NodePort leads to the node's own probe pod on TCP 8080: a rule on that
