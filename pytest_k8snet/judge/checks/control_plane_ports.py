@@ -12,6 +12,7 @@ from .. import knock_ons, located, ports
 from ..context import Check, Context, pair_id
 from ..model import PASSED, SKIPPED, Finding
 from . import dns, pod_ping
+from .dependencies import dns_endpoint_behind
 from .nodes_ready import skip_unusable
 
 NAME = "test_control_plane_ports"
@@ -178,12 +179,12 @@ def _verdict(ctx: Context, n: str, entries: list[dict[str, Any]],
 def _dns_cut_off(ctx: Context, n: str) -> str:
     """Why some cluster DNS endpoint is out of ``n``'s reach because of a pair that
     already fails ("" when none is): those queries time out as a knock-on."""
-    for m in sorted(set(ctx.dns_endpoints.values())):
-        f = ctx.behind(n, m) if m != n else None
-        if f is not None:
-            return (f"the cluster DNS endpoint on {m} sits behind {pair_id(n, m)}, which "
-                    f"already fails ({f.title}, see {pod_ping.NAME}[{pair_id(n, m)}])")
-    return ""
+    behind = dns_endpoint_behind(ctx, n)
+    if behind is None:
+        return ""
+    m, f = behind
+    return (f"the cluster DNS endpoint on {m} sits behind {pair_id(n, m)}, which "
+            f"already fails ({f.title}, see {pod_ping.NAME}[{pair_id(n, m)}])")
 
 
 CHECK = Check(NAME, "nodes", judge)

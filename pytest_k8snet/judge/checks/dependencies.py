@@ -60,3 +60,14 @@ def dns_knock_on(ctx: Context, test: str, node: str, kind: str, what: str,
         ctx, f"{kind}-knock-on:{node}", kind, what, dep, test, nodes=(node,), pairs=dep.pairs,
         via=via, contradict=(f"a request from {node} that resolved the name and still failed",
                              "an error other than a name-resolution failure"))
+
+
+def dns_endpoint_behind(ctx: Context, node: str) -> tuple[str, Finding] | None:
+    """A node holding a cluster DNS endpoint that ``node``'s pods cannot reach, and the
+    finding of the pair that already fails between them (None when every one is in reach):
+    lookups sent there time out as that finding's knock-ons."""
+    for m in sorted(set(ctx.dns_endpoints.values())):
+        f = ctx.behind(node, m) if m != node else None
+        if f is not None:
+            return m, f
+    return None

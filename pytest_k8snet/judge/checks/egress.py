@@ -11,7 +11,8 @@ from ..model import PASSED, SKIPPED, Finding
 from ...probes.egress import EgressResult
 from .. import faults, knock_ons, located
 from ..outward import url_port
-from .dependencies import dns_dependency, dns_knock_on, resolution_only, resolution_text
+from .dependencies import (dns_dependency, dns_endpoint_behind, dns_knock_on,
+                           resolution_only, resolution_text)
 from .dns import NAME as DNS_TEST
 from .node_sysctls import skip_no_forwarding
 from .nodes_ready import skip_unusable
@@ -142,7 +143,7 @@ def _unresolved(ctx: Context, n: str, pod: EgressResult, host: EgressResult | No
         f = dns_knock_on(ctx, NAME, n, "egress", what, dep)
         ctx.set_verdict(NAME, n, SKIPPED, f.summary, f.id, raw)
         return
-    behind = _dns_endpoint_cut(ctx, n)
+    behind = dns_endpoint_behind(ctx, n)
     if behind is not None and pod.failures < pod.attempts:
         # Some lookups went to a cluster DNS endpoint that n cannot reach (its node sits
         # behind a failed pair), the rest to one it can: a few fail, test_dns may pass.
@@ -158,16 +159,6 @@ def _unresolved(ctx: Context, n: str, pod: EgressResult, host: EgressResult | No
                         evidence={n: {"pod_failures": pod.failures, "attempts": pod.attempts,
                                       "errors": list(pod.errors)}}))
     ctx.fail(NAME, n, symptom, f, raw)
-
-
-def _dns_endpoint_cut(ctx: Context, n: str) -> tuple[str, Finding] | None:
-    """A node with a cluster DNS endpoint that ``n``'s pods cannot reach, and the finding
-    that says why (the pair's connectivity root)."""
-    for m in sorted(set(ctx.dns_endpoints.values())):
-        f = ctx.behind(n, m) if m != n else None
-        if f is not None:
-            return m, f
-    return None
 
 
 def _result(e: dict[str, Any]) -> EgressResult:
