@@ -5,8 +5,8 @@
 #                                                      kube-scheduler, kubelet, kube-proxy, kubectl
 #                                                      in one binary (dispatch on argv[0] or argv[1])
 #   $K8SNET_CACHE/coredns-$COREDNS_VERSION/coredns     CoreDNS with the plugins a cluster uses
-#   $K8SNET_CACHE/flannel-$FLANNEL_VERSION/flanneld-<patch>  flanneld (--cni flannel), all but two
-#                                                      backends, with flannel-wireguard-go.patch
+#   $K8SNET_CACHE/flannel-$FLANNEL_VERSION-patch-<hash>/flanneld  flanneld (--cni flannel), all but
+#                                                      two backends, with flannel-wireguard-go.patch
 #   $K8SNET_CACHE/wireguard-go-$WIREGUARD_GO_VERSION/wireguard-go  userspace WireGuard (the
 #                                                      wireguard backend: this kernel has none)
 #   $K8SNET_CACHE/images/coredns-$COREDNS_VERSION.tar  OCI archive of CoreDNS alone
@@ -41,7 +41,8 @@ COREDNS_BIN="$K8SNET_CACHE/coredns-$COREDNS_VERSION/coredns"
 # its hash is in the binary's name, so a changed patch is a new binary, built again.
 FLANNEL_PATCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/flannel-wireguard-go.patch"
 [[ -f "$FLANNEL_PATCH" ]] || { echo "build-kube: ERROR: $FLANNEL_PATCH is missing" >&2; exit 1; }
-FLANNEL_BIN="$K8SNET_CACHE/flannel-$FLANNEL_VERSION/flanneld-$(sha256sum <"$FLANNEL_PATCH" | cut -c1-12)"
+# (The directory, not the binary: the process stays "flanneld" for ps, pgrep and logs.)
+FLANNEL_BIN="$K8SNET_CACHE/flannel-$FLANNEL_VERSION-patch-$(sha256sum <"$FLANNEL_PATCH" | cut -c1-12)/flanneld"
 WIREGUARD_GO_BIN="$K8SNET_CACHE/wireguard-go-$WIREGUARD_GO_VERSION/wireguard-go"
 IMAGES="$K8SNET_CACHE/images"
 mkdir -p "$K8SNET_CACHE"
