@@ -187,7 +187,7 @@ def test_host_gw_suite_and_a_missing_route(tmp_path: Path) -> None:
 
 def test_cli_help_names_the_shapes() -> None:
     out = cli("up", "--help").stdout
-    assert "--cni {lab,flannel}" in out and "--flannel-backend {vxlan,host-gw}" in out
+    assert "--cni {lab,flannel}" in out and "--flannel-backend {vxlan,host-gw,wireguard}" in out
     assert "--proxy-mode {iptables,nftables}" in out
     assert "--cni" in subprocess.run([sys.executable, "-m", "pytest_k8snet.lab.cli", "run",
                                       "--help"], capture_output=True, text=True).stdout
