@@ -238,7 +238,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         require_root()
         kube_binaries.require_tools()
         arts = kube_binaries.build()
-        print(f"built: {arts.kube}, {arts.coredns}, {arts.flanneld}, {arts.pause}, {arts.probe}")
+        print(f"built: {arts.kube}, {arts.coredns}, {arts.flanneld}, {arts.wireguard_go}, "
+              f"{arts.pause}, {arts.probe}")
         return 0
     if args.cmd == "down":
         if args.all:
