@@ -63,8 +63,8 @@ def test_conflist_takes_the_network_not_flannels_gateway(tmp_path: Path) -> None
      "delegates to (isGateway: true) sets ip_forward=1 again with the node's next pod, "
      "before any probe runs"),
     (["--kubernetes", "--cni", "flannel", "--flannel-backend", "host-gw", "--fault",
-      "vxlan-blocked:node-2"], "vxlan-blocked applies to --flannel-backend vxlan labs; {name} "
-     "is built with --flannel-backend host-gw"),
+      "vxlan-blocked:node-2"], "vxlan-blocked applies to --flannel-backend vxlan or wireguard "
+     "labs; {name} is built with --flannel-backend host-gw"),
 ])
 def test_shape_options_are_refused_in_one_line(args: list[str], error: str) -> None:
     name = f"f{os.getpid()}v"
@@ -187,7 +187,7 @@ def test_host_gw_suite_and_a_missing_route(tmp_path: Path) -> None:
 
 def test_cli_help_names_the_shapes() -> None:
     out = cli("up", "--help").stdout
-    assert "--cni {lab,flannel}" in out and "--flannel-backend {vxlan,host-gw}" in out
+    assert "--cni {lab,flannel}" in out and "--flannel-backend {vxlan,host-gw,wireguard}" in out
     assert "--proxy-mode {iptables,nftables}" in out
     assert "--cni" in subprocess.run([sys.executable, "-m", "pytest_k8snet.lab.cli", "run",
                                       "--help"], capture_output=True, text=True).stdout

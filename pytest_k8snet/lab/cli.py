@@ -16,8 +16,8 @@ from . import describe, faults, owner
 from .bringup import up
 from .kube import binaries as kube_binaries
 from .netns import LabError, require_root, tool_env
-from .plan import (CNIS, MAX_NODES, OVERLAYS, PROXY_MODES, LabSpec, check_name,
-                   default_overlay_mtu)
+from .plan import (CNIS, FLANNEL_BACKENDS, MAX_NODES, OVERLAYS, PROXY_MODES, LabSpec,
+                   check_name, default_overlay_mtu)
 from .run import run, run_with_cluster
 from .state import STATE_ROOT, lab_owner, load, lock_path, locked, running_labs
 from .teardown import down, down_all
@@ -139,8 +139,9 @@ def _shape_args(p: argparse.ArgumentParser) -> None:
                    help="with --kubernetes: lab (the pod network hand-wired as flannel would "
                    "program it) or flannel (the real flanneld on every node) "
                    "(default: %(default)s)")
-    p.add_argument("--flannel-backend", choices=OVERLAYS, default=None,
-                   help="with --cni flannel: vxlan or host-gw (default: vxlan)")
+    p.add_argument("--flannel-backend", choices=FLANNEL_BACKENDS, default=None,
+                   help="with --cni flannel: vxlan, host-gw or wireguard (through "
+                   "wireguard-go: this kernel has no WireGuard) (default: vxlan)")
     p.add_argument("--proxy-mode", choices=PROXY_MODES, default="iptables",
                    help="with --kubernetes: kube-proxy's mode (default: %(default)s)")
 
@@ -237,7 +238,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         require_root()
         kube_binaries.require_tools()
         arts = kube_binaries.build()
-        print(f"built: {arts.kube}, {arts.coredns}, {arts.flanneld}, {arts.pause}, {arts.probe}")
+        print(f"built: {arts.kube}, {arts.coredns}, {arts.flanneld}, {arts.wireguard_go}, "
+              f"{arts.pause}, {arts.probe}")
         return 0
     if args.cmd == "down":
         if args.all:

@@ -17,7 +17,7 @@ from .kube import flannel
 from .kube import node as kube_node
 from .netns import LabError
 from .network import pod_route
-from .plan import OVERLAYS, VXLAN_PORT, LabSpec, cni_of, overlay_of
+from .plan import FLANNEL_BACKENDS, OVERLAYS, VXLAN_PORT, LabSpec, cni_of, overlay_of
 from .state import Lab
 
 LOW_PORTS = "1:32767"
@@ -33,8 +33,8 @@ class Fault:
     apply: Callable[[Lab, dict[str, Any], str | None, bool], None]
     # What VALUE may be (LabError if not); None: the fault takes no value.
     check_value: Callable[[str], object] | None = None
-    # The lab overlays (plan.OVERLAYS) the fault means something on.
-    overlays: tuple[str, ...] = OVERLAYS
+    # The lab overlays (plan.OVERLAYS, flannel's wireguard too) the fault means something on.
+    overlays: tuple[str, ...] = FLANNEL_BACKENDS
     # VALUE names a peer node of the lab (route-missing): never the node the fault is on.
     value_is_node: bool = False
     # Why the fault cannot hold on a --cni flannel lab (refused there), or None.
@@ -65,8 +65,11 @@ def _underlay_mtu(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -
 
 
 def _vxlan_blocked(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
+    # The incident is the overlay's UDP port closed between nodes: on a WireGuard overlay
+    # that port is WireGuard's, and closing 8472 there would break nothing.
+    port = flannel.WIREGUARD_PORT if overlay_of(lab) == "wireguard" else VXLAN_PORT
     for chain in ("INPUT", "OUTPUT"):
-        _rule(lab, node["netns"], chain, ["-p", "udp", "--dport", str(VXLAN_PORT)], "vxlan-blocked", on)
+        _rule(lab, node["netns"], chain, ["-p", "udp", "--dport", str(port)], "vxlan-blocked", on)
 
 
 def _ip_forward_off(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
@@ -179,8 +182,9 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
     Fault("underlay-mtu", "1, 3, 4", "frames above VALUE bytes (default 1450) are silently dropped "
           "on the node's underlay link, both ways, no ICMP", "1450", True, _underlay_mtu,
           _mtu_bytes),
-    Fault("vxlan-blocked", "1, 5", "UDP 8472 (VXLAN) to and from the node is dropped", None, True,
-          _vxlan_blocked, overlays=("vxlan",)),
+    Fault("vxlan-blocked", "1, 5", "the overlay's UDP port to and from the node is dropped: "
+          "8472 (VXLAN), or 51820 on --flannel-backend wireguard", None, True,
+          _vxlan_blocked, overlays=("vxlan", "wireguard")),
     Fault("ip-forward-off", "5", "net.ipv4.ip_forward=0 on the node", None, True, _ip_forward_off,
           not_on_flannel="the bridge plugin flannel delegates to (isGateway: true) sets "
           "ip_forward=1 again with the node's next pod, before any probe runs"),
@@ -225,7 +229,9 @@ def check_overlay(lab: Lab, fault: Fault) -> None:
     overlay = overlay_of(lab)
     flag = "--flannel-backend" if cni_of(lab) == "flannel" else "--overlay"
     if overlay not in fault.overlays:
-        raise LabError(f"{fault.name} applies to {flag} {' or '.join(fault.overlays)} labs; "
+        # Only what the flag can be: wireguard is flannel's backend, not an --overlay.
+        shown = [o for o in fault.overlays if cni_of(lab) == "flannel" or o in OVERLAYS]
+        raise LabError(f"{fault.name} applies to {flag} {' or '.join(shown)} labs; "
                        f"{lab.name} is built with {flag} {overlay}")
     if cni_of(lab) == "flannel" and fault.not_on_flannel:
         raise LabError(f"{fault.name} cannot hold on {lab.name} (--cni flannel): "

@@ -36,12 +36,17 @@ MAX_NODES = 64
 # VXLAN device (flannel.1, UDP 8472), ``host-gw`` routed on the underlay, each peer's pod
 # CIDR via the peer's node address (flannel host-gw, Calico BGP without IPIP), no tunnel.
 OVERLAYS = ("vxlan", "host-gw")
+# flanneld's backends the lab runs (--cni flannel): the overlays, and wireguard, through
+# wireguard-go as this kernel has no WireGuard (lab.kube.flannel).
+FLANNEL_BACKENDS = (*OVERLAYS, "wireguard")
 # What programs the real cluster's pod network: ``lab`` hand-wires it as flannel would
 # (the default for now), ``flannel`` runs the real flanneld (lab.kube.flannel).
 CNIS = ("lab", "flannel")
 # kube-proxy's modes this machine's kernel runs (ipvs needs CONFIG_IP_VS, absent here).
 PROXY_MODES = ("iptables", "nftables")
 VXLAN_OVERHEAD = 50  # outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
+# flannel's wireguard: outer IPv6 40 + UDP 8 + WireGuard 32, for both families (1420 of 1500).
+WIREGUARD_OVERHEAD = 80
 NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
@@ -78,7 +83,8 @@ class LabSpec:
             raise LabError(f"--nodes must be 1..{MAX_NODES}, got {self.nodes}")
         if not 576 <= self.underlay_mtu <= 9000 or not 576 <= self.overlay_mtu <= 9000:
             raise LabError("MTUs must be 576..9000")
-        if self.overlay not in OVERLAYS:
+        if self.overlay not in OVERLAYS and not (self.cni == "flannel"
+                                                 and self.overlay in FLANNEL_BACKENDS):
             raise LabError(f"--overlay must be one of {', '.join(OVERLAYS)}, got {self.overlay!r}")
         if self.overlay == "host-gw" and self.overlay_mtu > self.underlay_mtu:
             raise LabError(f"--overlay host-gw routes pod packets unencapsulated: the overlay "
@@ -115,7 +121,7 @@ class LabSpec:
 
 def default_overlay_mtu(overlay: str, underlay_mtu: int) -> int:
     """The pod MTU the CNI would pick: the underlay's less what the encapsulation adds."""
-    return underlay_mtu - (VXLAN_OVERHEAD if overlay == "vxlan" else 0)
+    return underlay_mtu - {"vxlan": VXLAN_OVERHEAD, "wireguard": WIREGUARD_OVERHEAD}.get(overlay, 0)
 
 
 def overlay_of(lab: Lab) -> str:

@@ -77,8 +77,9 @@ def judge(ctx: Context) -> None:
                 f"inconclusive-udp:{pid}", "inconclusive",
                 f"{pid}: UDP to iperf3 through the overlay fails ({u.get('error')})",
                 pairs=(pid,), evidence={pid: {"udp_overlay": u.get("error")}},
-                contradicting=("pod-to-pod ping crosses the same overlay, so the VXLAN port "
-                               "is open; look for a policy on the iperf3 port",)))
+                contradicting=(f"pod-to-pod ping crosses the same overlay, so its port "
+                               f"({ctx.overlay((a, b))}) is open; look for a policy on the "
+                               "iperf3 port",)))
             ctx.fail(NAME, pid, f"{pid}: UDP through the overlay fails", f, raw)
         elif float(u.get("loss_pct") or 0) > ctx.threshold:
             note = _lost_in_receiver(ctx, b)

@@ -33,10 +33,11 @@ class Artifacts:
     probe: Path
     coredns: Path
     flanneld: Path  # run only with --cni flannel, but built with the rest
+    wireguard_go: Path  # run only by flanneld's wireguard backend
 
     def missing(self) -> list[Path]:
-        return [p for p in (self.kube, self.pause, self.probe, self.coredns, self.flanneld)
-                if not p.exists()]
+        return [p for p in (self.kube, self.pause, self.probe, self.coredns, self.flanneld,
+                            self.wireguard_go) if not p.exists()]
 
 
 def artifacts() -> Artifacts:
@@ -46,7 +47,8 @@ def artifacts() -> Artifacts:
     paths = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
     try:
         return Artifacts(Path(paths["kube"]), Path(paths["pause"]), Path(paths["probe"]),
-                         Path(paths["coredns_image"]), Path(paths["flanneld"]))
+                         Path(paths["coredns_image"]), Path(paths["flanneld"]),
+                         Path(paths["wireguard_go"]))
     except KeyError:
         raise LabError(f"cannot read the build paths: {proc.stderr.strip()}") from None
 

@@ -5,7 +5,10 @@
 #                                                      kube-scheduler, kubelet, kube-proxy, kubectl
 #                                                      in one binary (dispatch on argv[0] or argv[1])
 #   $K8SNET_CACHE/coredns-$COREDNS_VERSION/coredns     CoreDNS with the plugins a cluster uses
-#   $K8SNET_CACHE/flannel-$FLANNEL_VERSION/flanneld    flanneld (--cni flannel), all but two backends
+#   $K8SNET_CACHE/flannel-$FLANNEL_VERSION-patch-<hash>/flanneld  flanneld (--cni flannel), all but
+#                                                      two backends, with flannel-wireguard-go.patch
+#   $K8SNET_CACHE/wireguard-go-$WIREGUARD_GO_VERSION/wireguard-go  userspace WireGuard (the
+#                                                      wireguard backend: this kernel has none)
 #   $K8SNET_CACHE/images/coredns-$COREDNS_VERSION.tar  OCI archive of CoreDNS alone
 #   $K8SNET_CACHE/images/pause-1.tar                   OCI archive of a 1 MiB pause image
 #   $K8SNET_CACHE/images/probe-<hash>.tar              OCI archive of a minimal Debian with the probe tools
@@ -21,6 +24,8 @@ set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-v1.33.13}"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
 FLANNEL_VERSION="${FLANNEL_VERSION:-v0.28.10}"
+# The version flannel v0.28.10 itself requires: no module download beyond flannel's.
+WIREGUARD_GO_VERSION="${WIREGUARD_GO_VERSION:-v0.0.0-20231211153847-12269c276173}"
 K8SNET_CACHE="${K8SNET_CACHE:-/var/cache/k8snet}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-}"
 SUITE="${SUITE:-bookworm}"
@@ -32,7 +37,13 @@ export GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 GOTOOLCHAIN="
 
 KUBE_BIN="$K8SNET_CACHE/kube-$K8S_VERSION/bin/k8snet-kube"
 COREDNS_BIN="$K8SNET_CACHE/coredns-$COREDNS_VERSION/coredns"
-FLANNEL_BIN="$K8SNET_CACHE/flannel-$FLANNEL_VERSION/flanneld"
+# flanneld's wireguard backend falls back to wireguard-go with this patch (FLANNEL_WG_USERSPACE);
+# its hash is in the binary's name, so a changed patch is a new binary, built again.
+FLANNEL_PATCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/flannel-wireguard-go.patch"
+[[ -f "$FLANNEL_PATCH" ]] || { echo "build-kube: ERROR: $FLANNEL_PATCH is missing" >&2; exit 1; }
+# (The directory, not the binary: the process stays "flanneld" for ps, pgrep and logs.)
+FLANNEL_BIN="$K8SNET_CACHE/flannel-$FLANNEL_VERSION-patch-$(sha256sum <"$FLANNEL_PATCH" | cut -c1-12)/flanneld"
+WIREGUARD_GO_BIN="$K8SNET_CACHE/wireguard-go-$WIREGUARD_GO_VERSION/wireguard-go"
 IMAGES="$K8SNET_CACHE/images"
 mkdir -p "$K8SNET_CACHE"
 
@@ -198,9 +209,10 @@ build_flannel() {
     json=$(retry go mod download -json "github.com/flannel-io/flannel@$FLANNEL_VERSION") || die "go mod download flannel failed"
     moddir=$(sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p' <<<"$json")
     [[ -d "$moddir" ]] || die "no module dir in: $json"
-    src="$K8SNET_CACHE/src/flannel-$FLANNEL_VERSION"
-    rm -rf "$src"
-    mkdir -p "$(dirname "$src")"
+    # A directory of this build's own: clones on one host share the cache and may build at once.
+    mkdir -p "$K8SNET_CACHE/src"
+    src=$(mktemp -d "$K8SNET_CACHE/src/flannel-$FLANNEL_VERSION.XXXXXX")
+    rmdir "$src"
     cp -r "$moddir" "$src"
     chmod -R u+w "$src"
     cd "$src"
@@ -209,6 +221,7 @@ build_flannel() {
     sed -i '/pkg\/backend\/tencentvpc"/d; /pkg\/backend\/udp"/d' main.go
     rm -rf pkg/backend/tencentvpc
     sed -i '/tencentcloud-sdk-go\/tencentcloud\/vpc/d' go.mod go.sum
+    patch -s -p1 --no-backup-if-mismatch <"$FLANNEL_PATCH" || die "$FLANNEL_PATCH does not apply to flannel $FLANNEL_VERSION"
     mkdir -p "$(dirname "$FLANNEL_BIN")"
     retry go mod download >/dev/null || die "downloading flannel's modules failed"
     go build -trimpath -o "$FLANNEL_BIN.tmp" \
@@ -218,6 +231,27 @@ build_flannel() {
     cd /
     rm -rf "$src"
     log "flanneld $FLANNEL_VERSION: $(elapsed "$t0") s ($(du -h "$FLANNEL_BIN" | cut -f1))"
+}
+
+# wireguard-go from its own module (its go.mod, not flannel's): ~4 s, 3.4 MB.
+build_wireguard_go() {
+    if [[ -x "$WIREGUARD_GO_BIN" ]]; then log "have $WIREGUARD_GO_BIN"; return; fi
+    command -v go >/dev/null || die "go not found"
+    local t0 json moddir src
+    t0=$(now)
+    json=$(retry go mod download -json "golang.zx2c4.com/wireguard@$WIREGUARD_GO_VERSION") || die "go mod download wireguard-go failed"
+    moddir=$(sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p' <<<"$json")
+    [[ -d "$moddir" ]] || die "no module dir in: $json"
+    mkdir -p "$K8SNET_CACHE/src" "$(dirname "$WIREGUARD_GO_BIN")"
+    src=$(mktemp -d "$K8SNET_CACHE/src/wireguard-go.XXXXXX")
+    rmdir "$src"
+    cp -r "$moddir" "$src"
+    chmod -R u+w "$src"
+    (cd "$src" && retry go mod download >/dev/null && go build -trimpath -ldflags="-s -w" -o "$WIREGUARD_GO_BIN.tmp" .) \
+        || die "go build wireguard-go failed"
+    mv "$WIREGUARD_GO_BIN.tmp" "$WIREGUARD_GO_BIN"
+    rm -rf "$src"
+    log "wireguard-go $WIREGUARD_GO_VERSION: $(elapsed "$t0") s ($(du -h "$WIREGUARD_GO_BIN" | cut -f1))"
 }
 
 # The OCI archive of one rootfs directory, with umoci. $3: the image's command.
@@ -346,18 +380,20 @@ all)
     build_kube
     build_coredns_image
     build_flannel
+    build_wireguard_go
     build_pause
     wait "$probe_pid" || die "building the probe image failed"
     ;;
 kube) build_kube ;;
 coredns) build_coredns_image ;;
-flannel) build_flannel ;;
+flannel) build_flannel; build_wireguard_go ;;
 pause) build_pause ;;
 probe) build_probe ;;
 paths)
     echo "kube=$KUBE_BIN"
     echo "coredns=$COREDNS_BIN"
     echo "flanneld=$FLANNEL_BIN"
+    echo "wireguard_go=$WIREGUARD_GO_BIN"
     echo "pause=$(pause_tar)"
     echo "coredns_image=$(coredns_tar)"
     echo "probe=$(probe_tar)"

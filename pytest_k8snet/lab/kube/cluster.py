@@ -94,7 +94,8 @@ def start(lab: Lab, timeout: float = 300.0, progress: Progress | None = None) ->
             flannel.write_net_conf(d, lab.spec["pod_cidr"], overlay_of(lab))
             pki.kubeconfig(d / "flannel.kubeconfig", k["api_server"], ca,
                            pki_dir / "flannel.crt", pki_dir / "flannel.key", flannel.USER)
-            cni_daemon = flannel.supervisor_sh(d, n["name"], arts.flanneld)
+            cni_daemon = flannel.supervisor_sh(d, n["name"], arts.flanneld, overlay_of(lab),
+                                               arts.wireguard_go)
         else:
             node.write_cni(d, n, lab.spec["overlay_mtu"])
         (d / "containerd.toml").write_text(node.containerd_toml(d))

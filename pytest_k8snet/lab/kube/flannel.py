@@ -3,9 +3,15 @@
 Each node runs the real flanneld (built by build.sh, kube subnet manager) as a host process
 of the node, started by the node's supervisor script: it shares the node's network
 namespace, private mount namespace and cgroup, so ``down`` ends it with the node. flanneld
-makes flannel.1 (vxlan) or the routes via the peers (host-gw), and its own masquerade rules;
-the CNI ``bridge`` plugin makes cni0 from the conflist written here from flanneld's
-subnet.env, as flannel's CNI plugin would delegate (that plugin is not on the module proxy).
+makes flannel.1 (vxlan), the routes via the peers (host-gw) or flannel-wg (wireguard), and
+its own masquerade rules; the CNI ``bridge`` plugin makes cni0 from the conflist written here
+from flanneld's subnet.env, as flannel's CNI plugin would delegate (that plugin is not on the
+module proxy).
+
+This kernel has no WireGuard: with the wireguard backend flanneld (patched by build.sh with
+flannel-wireguard-go.patch) runs wireguard-go as its child when the kernel refuses the
+device; wireguard-go makes flannel-wg as a TUN device and flanneld configures it through its
+UAPI socket exactly as it would the kernel's.
 """
 
 from __future__ import annotations
@@ -22,8 +28,12 @@ from typing import Any
 from ..netns import LabError
 
 USER = "flannel"  # the client certificate's CN, bound to the ClusterRole below
-BACKENDS = ("vxlan", "host-gw")
 CONFLIST = "10-flannel.conflist"
+# flannel's wireguard backend's default ListenPort (what the overlay needs open).
+WIREGUARD_PORT = 51820
+# wireguard-go's UAPI sockets: every node's device is flannel-wg, so each node's mount
+# namespace gets a tmpfs of its own here (the sockets would collide on the host's /run).
+WIREGUARD_RUN = Path("/run/wireguard")
 
 
 def rbac() -> str:
@@ -61,18 +71,31 @@ def write_net_conf(d: Path, pod_cidr: str, backend: str) -> None:
     (d / "cni").mkdir(parents=True, exist_ok=True)
 
 
-def supervisor_sh(d: Path, node_name: str, flanneld: Path) -> str:
+def supervisor_sh(d: Path, node_name: str, flanneld: Path, backend: str = "vxlan",
+                  wireguard_go: Path | None = None) -> str:
     """The lines of the node's run.sh that run flanneld and write the conflist.
 
     flanneld exits while the node has no podCIDR (the lab patches it once the kubelet has
     registered); a DaemonSet's kubelet would restart it, here a loop does. The loop pauses
     while ``flannel/stopped`` exists (the route-missing fault: flanneld down on a node).
+    With the wireguard backend flanneld starts ``wireguard_go`` itself (its child: the
+    node's cgroup, ended with it) and the node's WireGuard key lives in its state dir.
     """
     f = d / "flannel"
-    return f"""(
+    env = f"NODE_NAME={node_name}"
+    mount = ""
+    if backend == "wireguard":
+        if wireguard_go is None or not wireguard_go.exists():
+            raise LabError(f"--flannel-backend wireguard needs wireguard-go ({wireguard_go}): "
+                           "run `k8snet-lab build`")
+        env += f" WIREGUARD_KEY_FILE={f}/wgkey FLANNEL_WG_USERSPACE={wireguard_go}"
+        # run.sh's mount namespace is private: the tmpfs goes with the node.
+        mount = (f"mkdir -p {WIREGUARD_RUN}\n"
+                 f"mount -t tmpfs -o mode=0700 k8snet-{d.parent.name} {WIREGUARD_RUN}\n")
+    return f"""{mount}(
   while :; do
     if [ ! -e {f}/stopped ]; then
-      NODE_NAME={node_name} {flanneld} --kube-subnet-mgr --kubeconfig-file={d}/flannel.kubeconfig \\
+      {env} {flanneld} --kube-subnet-mgr --kubeconfig-file={d}/flannel.kubeconfig \\
         --iface=eth0 --subnet-file={f}/subnet.env --net-config-path={f}/net-conf.json \\
         --ip-masq --v=1 >>{d}/flanneld.log 2>&1 &
       echo $! >{f}/flanneld.pid
