@@ -87,6 +87,7 @@ def _egress_port_range(lab: Lab, node: dict[str, Any], value: str | None, on: bo
     if cni_of(lab) == "flannel":
         # flanneld's conflist is the one containerd reads: the tuning plugin goes there.
         flannel.write_conflist(lab.state_dir / node["name"], port_range if on else None)
+        _port_keeping_masquerade(lab, node, on)
         return
     if lab.kubernetes:
         # Real pods: the CNI's tuning plugin gives the node's new pods the wide range.
@@ -95,6 +96,19 @@ def _egress_port_range(lab: Lab, node: dict[str, Any], value: str | None, on: bo
         return
     for kind in ("probe", "echo"):
         ns.write_sysctls(node[kind]["netns"], {"net.ipv4.ip_local_port_range": port_range})
+
+
+def _port_keeping_masquerade(lab: Lab, node: dict[str, Any], on: bool) -> None:
+    """Incident 2's node kept its pods' source ports when it masqueraded them. flanneld
+    masquerades with --random-fully, which hands the gateway a random port whatever the pod
+    picked: the firewall then drops about half of every node's connections and no pod's
+    port range explains it. A plain MASQUERADE for the node's pods to the world, ahead of
+    flanneld's FLANNEL-POSTRTG (flanneld only re-adds its own rules when they go missing),
+    makes the node the incident's: the gateway sees the ports the pods chose."""
+    rule = ["POSTROUTING", "-s", node["pod_cidr"], "-d", lab.world["network"], "-m",
+            "comment", "--comment", "k8snet-fault:egress-port-range", "-j", "MASQUERADE"]
+    args = ["-t", "nat", "-I", rule[0], "1", *rule[1:]] if on else ["-t", "nat", "-D", *rule]
+    ns.iptables(node["netns"], args, check=on)
 
 
 def _dns_blocked(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
@@ -183,7 +197,8 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
           _vxlan_blocked, overlays=("vxlan",)),
     Fault("ip-forward-off", "5", "net.ipv4.ip_forward=0 on the node", None, True, _ip_forward_off,
           not_on_flannel="the bridge plugin flannel delegates to (isGateway: true) sets "
-          "ip_forward=1 again with the node's next pod, before any probe runs"),
+          "ip_forward=1 again with the node's next pod, before any probe runs, as it does on "
+          "every production flannel node; use --cni lab for incident 5's ip_forward=0"),
     Fault("bridge-nf-off", "5", "net.bridge.bridge-nf-call-iptables=0 on the node", None, True,
           _bridge_nf_off),
     Fault("pod-cidr-overlap", "1, 5", "the lab is built with a Pod CIDR that overlaps the node "
@@ -219,14 +234,25 @@ def check(name: str, value: str | None) -> Fault:
     return fault
 
 
+# Why a fault has nothing to act on with an overlay it does not apply to: the refusal's reason.
+NOTHING_THERE: dict[tuple[str, str], str] = {
+    ("vxlan-blocked", "host-gw"): "host-gw routes pod packets unencapsulated, there is no "
+    "UDP overlay to block (route-missing breaks this shape's overlay)",
+    ("route-missing", "vxlan"): "its pod routes go through flannel.1, not via each "
+    "peer on eth0 as host-gw's do (vxlan-blocked breaks this shape's overlay)",
+}
+
+
 def check_overlay(lab: Lab, fault: Fault) -> None:
     """A fault that means nothing on this lab's overlay, or cannot hold under its CNI, is
     refused, not silently a no-op."""
     overlay = overlay_of(lab)
     flag = "--flannel-backend" if cni_of(lab) == "flannel" else "--overlay"
     if overlay not in fault.overlays:
+        why = NOTHING_THERE.get((fault.name, overlay))
         raise LabError(f"{fault.name} applies to {flag} {' or '.join(fault.overlays)} labs; "
-                       f"{lab.name} is built with {flag} {overlay}")
+                       f"{lab.name} is built with {flag} {overlay}"
+                       + (f": {why}" if why else ""))
     if cni_of(lab) == "flannel" and fault.not_on_flannel:
         raise LabError(f"{fault.name} cannot hold on {lab.name} (--cni flannel): "
                        f"{fault.not_on_flannel}")
