@@ -168,3 +168,7 @@ def restart(d: Path, netns_name: str, peer_cidrs: list[str], timeout: float = 30
             raise LabError(f"flanneld on {d.name} did not route {', '.join(peer_cidrs)} "
                            f"within {timeout:.0f} s of its restart (see {d}/flanneld.log)")
         time.sleep(0.2)
+
+
+if __name__ == "__main__":  # run.sh, once flanneld has written subnet.env
+    write_conflist(Path(sys.argv[1]))
