@@ -76,7 +76,9 @@ def exec_latency(lab: labmod.Lab, count: int) -> list[float]:
                        capture_output=True)
 
 
-def suite_seconds(lab: labmod.Lab) -> tuple[float, str, int | None]:
+def suite_seconds(lab: labmod.Lab) -> tuple[float, str, int | None, float | None]:
+    """(wall seconds, pytest's last line, exec sessions, seconds the checks measured: the
+    results' timings_s; the rest of the wall time is probe set-up, clean-up and pytest)."""
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "results.json"
         t = time.perf_counter()
@@ -85,12 +87,13 @@ def suite_seconds(lab: labmod.Lab) -> tuple[float, str, int | None]:
                               capture_output=True, text=True, cwd=tmp,
                               env={**os.environ, **kube.client_env(lab)})
         took = time.perf_counter() - t
-        execs = None
+        execs, measured = None, None
         if results.exists():
             data = json.loads(results.read_text())
             execs = data.get("run", {}).get("exec_sessions")
+            measured = sum(float(v) for v in (data.get("timings_s") or {}).values())
     last = (proc.stdout.strip().splitlines() or ["?"])[-1]
-    return took, last, execs
+    return took, last, execs, measured
 
 
 # The shapes ``--shapes`` measures one after the other: (label, cni, overlay, proxy mode).
@@ -127,9 +130,11 @@ def measure(label: str, cni: str, overlay: str, proxy_mode: str, n: int,
             print(f"{head} exec via the API server: median {statistics.median(ms):.0f} ms, "
                   f"max {max(ms):.0f} ms over {len(ms)}", flush=True)
         for i in range(args.suite_runs):
-            took, last, execs = suite_seconds(lab)
+            took, last, execs, measured = suite_seconds(lab)
             print(f"{head} suite run {i + 1}: {took:.1f} s ({last})"
                   + (f", {execs} exec sessions" if execs else "")
+                  + (f"; measuring {measured:.1f} s, probe set-up, clean-up and pytest "
+                     f"{took - measured:.1f} s" if measured is not None else "")
                   + (f" (target < {TARGETS['suite']:g} s)" if n == 3 else ""), flush=True)
         if args.suite_runs:
             print(f"{head} memory after the suite "
