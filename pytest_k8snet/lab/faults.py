@@ -41,9 +41,11 @@ class Fault:
     not_on_flannel: str | None = None
 
 
-def _rule(lab: Lab, netns_name: str, chain: str, spec: list[str], fault: str, on: bool) -> None:
-    action = "-A" if on else "-D"
-    args = [action, chain, *spec, "-m", "comment", "--comment", f"k8snet-fault:{fault}", "-j", "DROP"]
+def _rule(lab: Lab, netns_name: str, chain: str, spec: list[str], fault: str, on: bool,
+          first: bool = False) -> None:
+    """A DROP rule, appended, or with ``first`` inserted ahead of the chain's ACCEPTs."""
+    action = (["-I", chain, "1"] if first else ["-A", chain]) if on else ["-D", chain]
+    args = [*action, *spec, "-m", "comment", "--comment", f"k8snet-fault:{fault}", "-j", "DROP"]
     ns.iptables(netns_name, args, check=on)
 
 
@@ -61,7 +63,10 @@ def _underlay_mtu(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -
     size = _mtu_bytes(value or "1450")
     length = ["-m", "length", "--length", f"{size + 1}:65535"]
     for chain, direction in (("INPUT", "-i"), ("OUTPUT", "-o"), ("FORWARD", "-i"), ("FORWARD", "-o")):
-        _rule(lab, node["netns"], chain, [direction, "eth0", *length], "underlay-mtu", on)
+        # First: on host-gw, pod packets are forwarded on eth0 unencapsulated, and
+        # flanneld's FLANNEL-FWD accepts them before an appended rule is reached.
+        _rule(lab, node["netns"], chain, [direction, "eth0", *length], "underlay-mtu", on,
+              first=True)
 
 
 def _vxlan_blocked(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
@@ -119,9 +124,11 @@ def _dns_blocked(lab: Lab, node: dict[str, Any], value: str | None, on: bool) ->
         dns_ip = lab.kubernetes["cluster_dns"]
         for proto in ("udp", "tcp"):
             match = ["-p", proto, "--dport", "53", "-m", "conntrack", "--ctorigdst", dns_ip]
-            _rule(lab, node["netns"], "OUTPUT", match, "dns-blocked", on)
+            _rule(lab, node["netns"], "OUTPUT", match, "dns-blocked", on, first=True)
+            # First in FORWARD: flanneld's FLANNEL-FWD accepts all pod traffic before an
+            # appended rule is reached (the fault then did nothing to pods on flannel).
             _rule(lab, node["netns"], "FORWARD", ["-s", node["pod_cidr"], *match],
-                  "dns-blocked", on)
+                  "dns-blocked", on, first=True)
         return
     for proto in ("udp", "tcp"):
         _rule(lab, lab.dns["netns"], "INPUT", ["-s", node["ip"], "-p", proto, "--dport", "53"],
