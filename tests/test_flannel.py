@@ -218,7 +218,8 @@ def nat_postrouting(lab: labmod.Lab) -> list[str]:
 @needs_cluster
 def test_host_gw_suite_and_a_missing_route(tmp_path: Path) -> None:
     """host-gw: the suite passes with the UDP check skipped; flanneld stopped on node-1 and
-    its route to node-2's pods gone is the judge's no-route finding, not a firewall."""
+    its route to node-2's pods gone is the judge's no-route finding, not a firewall; an
+    underlay MTU of 1400 on node-2 fails the large-packet checks of node-2's pairs."""
     name = f"fh{os.getpid()}"
     for run in ("healthy", "fault"):
         (tmp_path / run).mkdir()
@@ -240,6 +241,17 @@ def test_host_gw_suite_and_a_missing_route(tmp_path: Path) -> None:
         faults.remove(lab, "route-missing", [])
         routes = netns.run(["ip", "-n", lab.node("node-1")["netns"], "route"]).stdout
         assert "10.244.1.0/24 via 172.28.128.12 dev eth0" in routes
+        # host-gw forwards pod packets on eth0 unencapsulated: underlay-mtu must catch them
+        # ahead of flanneld's FLANNEL-FWD accept.
+        (tmp_path / "mtu").mkdir()
+        faults.add(lab, "underlay-mtu", ["node-2"], "1400")
+        code, out, outcomes = run_suite(lab, tmp_path / "mtu")
+        faults.remove(lab, "underlay-mtu", [])
+        must, may, _ = EXPECTED["underlay-mtu"]
+        bad = failing(outcomes)
+        assert code == 1 and must <= set(bad) <= must | may, out
+        assert all("node-2" in p for t in must for p in bad[t]), out
+        assert "MTU" in out and "1400" in out
     finally:
         labmod.down(name)
     assert_nothing_left(name)
