@@ -4,7 +4,8 @@
 Run as root with the project's venv::
 
     .venv/bin/python benchmarks/healthy.py [--runs 20] [--nodes 3] [--kubernetes]
-        [--keep DIR]
+        [--cni flannel|lab] [--flannel-backend vxlan|host-gw] [--proxy-mode iptables|nftables]
+        [--name NAME] [--keep DIR]
 
 One lab (or with ``--kubernetes`` one real cluster) serves every run. Prints one line per
 run (passed and failed tests, wall time; for a failing run its failing tests and the
@@ -34,8 +35,10 @@ from typing import Any
 from diagnosis_runs import Suite, load, shielded
 from diagnosis_score import roots_of
 from one_lab import OneLab
+from pytest_k8snet import lab as labmod
 from pytest_k8snet.lab import netns as ns
 from pytest_k8snet.lab.owner import RUN_ENV
+from pytest_k8snet.lab.plan import default_overlay_mtu
 
 STRESS = ["stress-ng", "--cpu", "2"]
 SUMMARY_WIDTH = 160  # of each root finding's summary on a run's line
@@ -90,6 +93,26 @@ def line(index: int, seconds: float, code: int | None, error: str,
                    + "".join(f"\n    root {f}" for f in found))
 
 
+class ShapedLab(OneLab):
+    """OneLab with the real cluster's shape: its CNI, flannel backend and kube-proxy mode."""
+
+    def __init__(self, name: str, nodes: int, kubernetes: bool, cni: str, overlay: str,
+                 proxy_mode: str) -> None:
+        super().__init__(name, nodes, kubernetes)
+        self.cni, self.overlay, self.proxy_mode = cni, overlay, proxy_mode
+
+    def _spec(self) -> labmod.LabSpec:
+        return labmod.LabSpec(name=self.name, nodes=self.nodes, kubernetes=self.kubernetes,
+                              cni=self.cni, overlay=self.overlay, proxy_mode=self.proxy_mode,
+                              overlay_mtu=default_overlay_mtu(self.overlay, 1500))
+
+    def shape(self) -> str:
+        if not self.kubernetes:
+            return f"plain lab, {self.overlay}"
+        backend = f" {self.overlay}" if self.cni == "flannel" else ""
+        return f"--cni {self.cni}{backend}, kube-proxy {self.proxy_mode}"
+
+
 def _on_term(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through every finally: stress-ng and the lab go
 
@@ -99,9 +122,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--nodes", type=int, default=3)
     p.add_argument("--kubernetes", action="store_true", help="a real cluster, not a plain lab")
+    p.add_argument("--cni", choices=("flannel", "lab"), default=None,
+                   help="with --kubernetes (default: flannel, the cluster's default)")
+    p.add_argument("--flannel-backend", choices=("vxlan", "host-gw"), default=None,
+                   help="with --cni flannel (default: vxlan)")
+    p.add_argument("--proxy-mode", choices=("iptables", "nftables"), default="iptables",
+                   help="with --kubernetes (default: %(default)s)")
+    p.add_argument("--name", default=None, help="the lab's name (default: hgPID)")
     p.add_argument("--timeout", type=float, default=300.0, help="per suite run, seconds")
     p.add_argument("--keep", type=Path, help="keep every failing run's results document here")
     args = p.parse_args(argv)
+    cni = args.cni or ("flannel" if args.kubernetes else "lab")
+    if not args.kubernetes and (args.cni or args.flannel_backend
+                                or args.proxy_mode != "iptables"):
+        p.error("--cni, --flannel-backend and --proxy-mode go with --kubernetes")
+    if args.flannel_backend and cni != "flannel":
+        p.error("--flannel-backend goes with --cni flannel")
     if shutil.which(STRESS[0]) is None:
         print("stress-ng is missing: install it (apt-get install -y stress-ng); nothing "
               "measured", file=sys.stderr)
@@ -112,7 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     workdir = Path(tempfile.mkdtemp(prefix="k8snet-healthy-"))
-    one = OneLab(f"hg{os.getpid()}", args.nodes, args.kubernetes)
+    one = ShapedLab(args.name or f"hg{os.getpid()}", args.nodes, args.kubernetes, cni,
+                    args.flannel_backend or "vxlan", args.proxy_mode)
+    print(f"shape: {one.shape()}, {args.nodes} nodes", flush=True)
     suite = Suite(args.timeout, workdir)
     clean = done = 0
     t0 = time.monotonic()

@@ -4,7 +4,11 @@ Targets (issue 7): bring-up < 30 s warm, suite < 15 s on 3 nodes, cluster memory
 for 3 nodes. Run as root once the pieces are built (``k8snet-lab build``)::
 
     python benchmarks/realkube.py [--sizes 3,8] [--suite-runs 3] [--execs 20]
-        [--cni lab|flannel] [--flannel-backend vxlan|host-gw] [--proxy-mode iptables|nftables]
+        [--cni flannel|lab] [--flannel-backend vxlan|host-gw] [--proxy-mode iptables|nftables]
+    python benchmarks/realkube.py --shapes all --sizes 3   # lab, flannel vxlan iptables and
+                                                           # nftables, flannel host-gw in turn
+
+Every figure is printed on a line of its own, prefixed with the shape and node count.
 
 Memory is the proportional set size (PSS) of every process of the cluster (found by the
 lab's cgroups, plus the API forwarder), so shared pages of the one Kubernetes binary are
@@ -72,7 +76,9 @@ def exec_latency(lab: labmod.Lab, count: int) -> list[float]:
                        capture_output=True)
 
 
-def suite_seconds(lab: labmod.Lab) -> tuple[float, str, int | None]:
+def suite_seconds(lab: labmod.Lab) -> tuple[float, str, int | None, float | None]:
+    """(wall seconds, pytest's last line, exec sessions, seconds the checks measured: the
+    results' timings_s; the rest of the wall time is probe set-up, clean-up and pytest)."""
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "results.json"
         t = time.perf_counter()
@@ -81,12 +87,62 @@ def suite_seconds(lab: labmod.Lab) -> tuple[float, str, int | None]:
                               capture_output=True, text=True, cwd=tmp,
                               env={**os.environ, **kube.client_env(lab)})
         took = time.perf_counter() - t
-        execs = None
+        execs, measured = None, None
         if results.exists():
             data = json.loads(results.read_text())
             execs = data.get("run", {}).get("exec_sessions")
+            measured = sum(float(v) for v in (data.get("timings_s") or {}).values())
     last = (proc.stdout.strip().splitlines() or ["?"])[-1]
-    return took, last, execs
+    return took, last, execs, measured
+
+
+# The shapes ``--shapes`` measures one after the other: (label, cni, overlay, proxy mode).
+SHAPES = {
+    "lab": ("--cni lab", "lab", "vxlan", "iptables"),
+    "vxlan-iptables": ("--cni flannel vxlan, kube-proxy iptables", "flannel", "vxlan",
+                       "iptables"),
+    "vxlan-nftables": ("--cni flannel vxlan, kube-proxy nftables", "flannel", "vxlan",
+                       "nftables"),
+    "host-gw": ("--cni flannel host-gw, kube-proxy iptables", "flannel", "host-gw",
+                "iptables"),
+}
+
+
+def measure(label: str, cni: str, overlay: str, proxy_mode: str, n: int,
+            args: argparse.Namespace) -> None:
+    """One cluster of shape (cni, overlay, proxy_mode) and ``n`` nodes: one figure a line."""
+    name = f"bk{os.getpid()}n{n}"
+    head = f"{label}, {n} nodes:"
+    t = time.perf_counter()
+    lab = labmod.up(labmod.LabSpec(
+        name=name, nodes=n, kubernetes=True, cni=cni, overlay=overlay,
+        overlay_mtu=default_overlay_mtu(overlay, 1500), proxy_mode=proxy_mode))
+    up_s = time.perf_counter() - t
+    try:
+        print(f"{head} up {up_s:.1f} s (target < {TARGETS['up']:g} s warm)", flush=True)
+        time.sleep(5)  # let the first pods settle before sizing memory
+        mem = pss_mib(name, [lab.pids.get("forward", 0)])
+        print(f"{head} memory {mem:.0f} MiB PSS"
+              + (f" (target < {TARGETS['memory_gib'] * 1024:.0f} MiB)" if n == 3 else ""),
+              flush=True)
+        if args.execs:
+            ms = exec_latency(lab, args.execs)
+            print(f"{head} exec via the API server: median {statistics.median(ms):.0f} ms, "
+                  f"max {max(ms):.0f} ms over {len(ms)}", flush=True)
+        for i in range(args.suite_runs):
+            took, last, execs, measured = suite_seconds(lab)
+            print(f"{head} suite run {i + 1}: {took:.1f} s ({last})"
+                  + (f", {execs} exec sessions" if execs else "")
+                  + (f"; measuring {measured:.1f} s, probe set-up, clean-up and pytest "
+                     f"{took - measured:.1f} s" if measured is not None else "")
+                  + (f" (target < {TARGETS['suite']:g} s)" if n == 3 else ""), flush=True)
+        if args.suite_runs:
+            print(f"{head} memory after the suite "
+                  f"{pss_mib(name, [lab.pids.get('forward', 0)]):.0f} MiB PSS", flush=True)
+    finally:
+        t = time.perf_counter()
+        labmod.down(name)
+        print(f"{head} down {time.perf_counter() - t:.1f} s", flush=True)
 
 
 def main() -> None:
@@ -94,43 +150,28 @@ def main() -> None:
     parser.add_argument("--sizes", default="3,8")
     parser.add_argument("--suite-runs", type=int, default=3)
     parser.add_argument("--execs", type=int, default=20)
-    parser.add_argument("--cni", choices=("lab", "flannel"), default="lab")
+    parser.add_argument("--cni", choices=("lab", "flannel"), default="flannel")
     parser.add_argument("--flannel-backend", choices=("vxlan", "host-gw"), default="vxlan")
     parser.add_argument("--proxy-mode", choices=("iptables", "nftables"), default="iptables")
+    parser.add_argument("--shapes", default=None, metavar="SHAPE[,SHAPE]",
+                        help=f"measure these shapes in turn ({', '.join(SHAPES)}, or all) "
+                        "instead of --cni/--flannel-backend/--proxy-mode")
     args = parser.parse_args()
-    overlay = args.flannel_backend if args.cni == "flannel" else "vxlan"
-    shape = f"--cni {args.cni}" + (f" {overlay}" if args.cni == "flannel" else "")
-    print(f"shape: {shape}, kube-proxy {args.proxy_mode}", flush=True)
+    if args.shapes:
+        wanted = list(SHAPES) if args.shapes == "all" else args.shapes.split(",")
+        unknown = [w for w in wanted if w not in SHAPES]
+        if unknown:
+            parser.error(f"unknown shape {unknown[0]!r}; known: {', '.join(SHAPES)}, all")
+        shapes = [SHAPES[w] for w in wanted]
+    else:
+        overlay = args.flannel_backend if args.cni == "flannel" else "vxlan"
+        label = f"--cni {args.cni}" + (f" {overlay}" if args.cni == "flannel" else "")
+        shapes = [(f"{label}, kube-proxy {args.proxy_mode}", args.cni, overlay,
+                   args.proxy_mode)]
     kube.build()
-    for n in (int(s) for s in args.sizes.split(",")):
-        name = f"bk{os.getpid()}n{n}"
-        t = time.perf_counter()
-        lab = labmod.up(labmod.LabSpec(
-            name=name, nodes=n, kubernetes=True, cni=args.cni, overlay=overlay,
-                overlay_mtu=default_overlay_mtu(overlay, 1500), proxy_mode=args.proxy_mode))
-        up_s = time.perf_counter() - t
-        try:
-            time.sleep(5)  # let the first pods settle before sizing memory
-            mem = pss_mib(name, [lab.pids.get("forward", 0)])
-            print(f"{n} nodes: up {up_s:.1f} s (target < {TARGETS['up']:g} s warm), "
-                  f"memory {mem:.0f} MiB PSS"
-                  + (f" (target < {TARGETS['memory_gib'] * 1024:.0f} MiB)" if n == 3 else ""),
-                  flush=True)
-            if args.execs:
-                ms = exec_latency(lab, args.execs)
-                print(f"{n} nodes: exec via the API server: median {statistics.median(ms):.0f} ms, "
-                      f"max {max(ms):.0f} ms over {len(ms)}", flush=True)
-            for i in range(args.suite_runs):
-                took, last, execs = suite_seconds(lab)
-                print(f"{n} nodes: suite run {i + 1}: {took:.1f} s ({last})"
-                      + (f", {execs} exec sessions" if execs else "")
-                      + (f" (target < {TARGETS['suite']:g} s)" if n == 3 else ""), flush=True)
-            print(f"{n} nodes: memory after the suite {pss_mib(name, [lab.pids.get('forward', 0)]):.0f} MiB PSS",
-                  flush=True)
-        finally:
-            t = time.perf_counter()
-            labmod.down(name)
-            print(f"{n} nodes: down {time.perf_counter() - t:.1f} s", flush=True)
+    for label, cni, overlay, proxy_mode in shapes:
+        for n in (int(s) for s in args.sizes.split(",")):
+            measure(label, cni, overlay, proxy_mode, n, args)
 
 
 if __name__ == "__main__":

@@ -53,8 +53,8 @@ def test_wireguard_is_a_flannel_backend_only() -> None:
         LabSpec(name="w", overlay="wireguard").validate()
     # flannel sizes its device 80 bytes below the underlay (the pods get 1420 of 1500).
     assert default_overlay_mtu("wireguard", 1500) == 1420
-    res = cli("up", "--name", f"w{os.getpid()}", "--kubernetes", "--flannel-backend",
-              "wireguard")
+    res = cli("up", "--name", f"w{os.getpid()}", "--kubernetes", "--cni", "lab",
+              "--flannel-backend", "wireguard")
     assert res.returncode == 2
     assert res.stderr.strip() == "k8snet-lab: error: --flannel-backend goes with --cni flannel"
 

@@ -135,10 +135,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _shape_args(p: argparse.ArgumentParser) -> None:
     """The real cluster's network shape: its CNI, flannel's backend, kube-proxy's mode."""
-    p.add_argument("--cni", choices=CNIS, default="lab",
-                   help="with --kubernetes: lab (the pod network hand-wired as flannel would "
-                   "program it) or flannel (the real flanneld on every node) "
-                   "(default: %(default)s)")
+    p.add_argument("--cni", choices=CNIS, default=None,
+                   help="with --kubernetes: flannel (the real flanneld on every node, the "
+                   "default) or lab (the pod network hand-wired as flannel would program it; "
+                   "the only one without --kubernetes)")
     p.add_argument("--flannel-backend", choices=FLANNEL_BACKENDS, default=None,
                    help="with --cni flannel: vxlan, host-gw or wireguard (through "
                    "wireguard-go: this kernel has no WireGuard) (default: vxlan)")
@@ -148,6 +148,8 @@ def _shape_args(p: argparse.ArgumentParser) -> None:
 
 def _overlay(args: argparse.Namespace) -> str:
     """--overlay, or flannel's backend: one setting, refused when the two disagree."""
+    if args.cni is None:
+        args.cni = "flannel" if args.kubernetes else "lab"
     if args.flannel_backend is not None and args.cni != "flannel":
         raise LabError("--flannel-backend goes with --cni flannel")
     if args.cni == "flannel" and getattr(args, "overlay_mtu", None) is not None:

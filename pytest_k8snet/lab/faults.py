@@ -41,9 +41,11 @@ class Fault:
     not_on_flannel: str | None = None
 
 
-def _rule(lab: Lab, netns_name: str, chain: str, spec: list[str], fault: str, on: bool) -> None:
-    action = "-A" if on else "-D"
-    args = [action, chain, *spec, "-m", "comment", "--comment", f"k8snet-fault:{fault}", "-j", "DROP"]
+def _rule(lab: Lab, netns_name: str, chain: str, spec: list[str], fault: str, on: bool,
+          first: bool = False) -> None:
+    """A DROP rule, appended, or with ``first`` inserted ahead of the chain's ACCEPTs."""
+    action = (["-I", chain, "1"] if first else ["-A", chain]) if on else ["-D", chain]
+    args = [*action, *spec, "-m", "comment", "--comment", f"k8snet-fault:{fault}", "-j", "DROP"]
     ns.iptables(netns_name, args, check=on)
 
 
@@ -61,7 +63,10 @@ def _underlay_mtu(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -
     size = _mtu_bytes(value or "1450")
     length = ["-m", "length", "--length", f"{size + 1}:65535"]
     for chain, direction in (("INPUT", "-i"), ("OUTPUT", "-o"), ("FORWARD", "-i"), ("FORWARD", "-o")):
-        _rule(lab, node["netns"], chain, [direction, "eth0", *length], "underlay-mtu", on)
+        # First: on host-gw, pod packets are forwarded on eth0 unencapsulated, and
+        # flanneld's FLANNEL-FWD accepts them before an appended rule is reached.
+        _rule(lab, node["netns"], chain, [direction, "eth0", *length], "underlay-mtu", on,
+              first=True)
 
 
 def _vxlan_blocked(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
@@ -90,6 +95,7 @@ def _egress_port_range(lab: Lab, node: dict[str, Any], value: str | None, on: bo
     if cni_of(lab) == "flannel":
         # flanneld's conflist is the one containerd reads: the tuning plugin goes there.
         flannel.write_conflist(lab.state_dir / node["name"], port_range if on else None)
+        _port_keeping_masquerade(lab, node, on)
         return
     if lab.kubernetes:
         # Real pods: the CNI's tuning plugin gives the node's new pods the wide range.
@@ -100,6 +106,19 @@ def _egress_port_range(lab: Lab, node: dict[str, Any], value: str | None, on: bo
         ns.write_sysctls(node[kind]["netns"], {"net.ipv4.ip_local_port_range": port_range})
 
 
+def _port_keeping_masquerade(lab: Lab, node: dict[str, Any], on: bool) -> None:
+    """Incident 2's node kept its pods' source ports when it masqueraded them. flanneld
+    masquerades with --random-fully, which hands the gateway a random port whatever the pod
+    picked: the firewall then drops about half of every node's connections and no pod's
+    port range explains it. A plain MASQUERADE for the node's pods to the world, ahead of
+    flanneld's FLANNEL-POSTRTG (flanneld only re-adds its own rules when they go missing),
+    makes the node the incident's: the gateway sees the ports the pods chose."""
+    rule = ["POSTROUTING", "-s", node["pod_cidr"], "-d", lab.world["network"], "-m",
+            "comment", "--comment", "k8snet-fault:egress-port-range", "-j", "MASQUERADE"]
+    args = ["-t", "nat", "-I", rule[0], "1", *rule[1:]] if on else ["-t", "nat", "-D", *rule]
+    ns.iptables(node["netns"], args, check=on)
+
+
 def _dns_blocked(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
     if lab.kubernetes:
         # The cluster DNS is CoreDNS behind a Service: drop what the node and its pods send
@@ -108,9 +127,11 @@ def _dns_blocked(lab: Lab, node: dict[str, Any], value: str | None, on: bool) ->
         dns_ip = lab.kubernetes["cluster_dns"]
         for proto in ("udp", "tcp"):
             match = ["-p", proto, "--dport", "53", "-m", "conntrack", "--ctorigdst", dns_ip]
-            _rule(lab, node["netns"], "OUTPUT", match, "dns-blocked", on)
+            _rule(lab, node["netns"], "OUTPUT", match, "dns-blocked", on, first=True)
+            # First in FORWARD: flanneld's FLANNEL-FWD accepts all pod traffic before an
+            # appended rule is reached (the fault then did nothing to pods on flannel).
             _rule(lab, node["netns"], "FORWARD", ["-s", node["pod_cidr"], *match],
-                  "dns-blocked", on)
+                  "dns-blocked", on, first=True)
         return
     for proto in ("udp", "tcp"):
         _rule(lab, lab.dns["netns"], "INPUT", ["-s", node["ip"], "-p", proto, "--dport", "53"],
@@ -187,7 +208,8 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
           _vxlan_blocked, overlays=("vxlan", "wireguard")),
     Fault("ip-forward-off", "5", "net.ipv4.ip_forward=0 on the node", None, True, _ip_forward_off,
           not_on_flannel="the bridge plugin flannel delegates to (isGateway: true) sets "
-          "ip_forward=1 again with the node's next pod, before any probe runs"),
+          "ip_forward=1 again with the node's next pod, before any probe runs, as it does on "
+          "every production flannel node; use --cni lab for incident 5's ip_forward=0"),
     Fault("bridge-nf-off", "5", "net.bridge.bridge-nf-call-iptables=0 on the node", None, True,
           _bridge_nf_off),
     Fault("pod-cidr-overlap", "1, 5", "the lab is built with a Pod CIDR that overlaps the node "
@@ -223,6 +245,17 @@ def check(name: str, value: str | None) -> Fault:
     return fault
 
 
+# Why a fault has nothing to act on with an overlay it does not apply to: the refusal's reason.
+NOTHING_THERE: dict[tuple[str, str], str] = {
+    ("vxlan-blocked", "host-gw"): "host-gw routes pod packets unencapsulated, there is no "
+    "UDP overlay to block (route-missing breaks this shape's overlay)",
+    ("route-missing", "vxlan"): "its pod routes go through flannel.1, not via each "
+    "peer on eth0 as host-gw's do (vxlan-blocked breaks this shape's overlay)",
+    ("route-missing", "wireguard"): "its pod routes go through the flannel-wg tunnel, not "
+    "via each peer on eth0 as host-gw's do (vxlan-blocked breaks this shape's overlay)",
+}
+
+
 def check_overlay(lab: Lab, fault: Fault) -> None:
     """A fault that means nothing on this lab's overlay, or cannot hold under its CNI, is
     refused, not silently a no-op."""
@@ -231,8 +264,10 @@ def check_overlay(lab: Lab, fault: Fault) -> None:
     if overlay not in fault.overlays:
         # Only what the flag can be: wireguard is flannel's backend, not an --overlay.
         shown = [o for o in fault.overlays if cni_of(lab) == "flannel" or o in OVERLAYS]
+        why = NOTHING_THERE.get((fault.name, overlay))
         raise LabError(f"{fault.name} applies to {flag} {' or '.join(shown)} labs; "
-                       f"{lab.name} is built with {flag} {overlay}")
+                       f"{lab.name} is built with {flag} {overlay}"
+                       + (f": {why}" if why else ""))
     if cni_of(lab) == "flannel" and fault.not_on_flannel:
         raise LabError(f"{fault.name} cannot hold on {lab.name} (--cni flannel): "
                        f"{fault.not_on_flannel}")

@@ -24,7 +24,8 @@ from typing import Any
 
 from . import netns as ns
 from .kube import mgmt as kube_mgmt
-from .plan import EXT_CIDR, VXLAN_PORT, LabSpec, overlay_of
+from .kube import flannel
+from .plan import EXT_CIDR, VXLAN_PORT, LabSpec, cni_of, overlay_of
 from .state import PREFIX, Lab
 
 
@@ -157,6 +158,12 @@ def reprogram_overlay(lab: Lab, node_name: str) -> None:
     """Bring a node's VXLAN device up and program it again, as flanneld does on restart
     (taking the device down drops its routes, neighbours and FDB entries)."""
     node = lab.node(node_name)
+    if cni_of(lab) == "flannel":
+        # The lab's entries name its own VTEP MACs, not flanneld's random ones: restart
+        # the node's flanneld, which brings flannel.1 up and programs every peer again.
+        flannel.restart(lab.state_dir / node_name, node["netns"],
+                        [p["pod_cidr"] for p in lab.nodes if p["name"] != node_name])
+        return
     ip_cmds, fdb = _overlay_entries(lab, node)
     ns.ip_batch(node["netns"], ["link set flannel.1 up", *ip_cmds])
     ns.run(["bridge", "-n", node["netns"], "-batch", "-"], input="\n".join(fdb) + "\n")

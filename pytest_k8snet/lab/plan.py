@@ -39,8 +39,9 @@ OVERLAYS = ("vxlan", "host-gw")
 # flanneld's backends the lab runs (--cni flannel): the overlays, and wireguard, through
 # wireguard-go as this kernel has no WireGuard (lab.kube.flannel).
 FLANNEL_BACKENDS = (*OVERLAYS, "wireguard")
-# What programs the real cluster's pod network: ``lab`` hand-wires it as flannel would
-# (the default for now), ``flannel`` runs the real flanneld (lab.kube.flannel).
+# What programs the real cluster's pod network: ``flannel`` runs the real flanneld
+# (lab.kube.flannel; the default with a real cluster), ``lab`` hand-wires it as flannel
+# would (the plain lab's only network, and ``--cni lab`` on a real cluster).
 CNIS = ("lab", "flannel")
 # kube-proxy's modes this machine's kernel runs (ipvs needs CONFIG_IP_VS, absent here).
 PROXY_MODES = ("iptables", "nftables")
@@ -71,8 +72,14 @@ class LabSpec:
     # A real cluster on top (kube-apiserver, kubelets, containerd, CoreDNS): see lab.kube.
     kubernetes: bool = False
     overlay: str = "vxlan"  # one of OVERLAYS; with cni "flannel", flanneld's backend
-    cni: str = "lab"  # one of CNIS
+    cni: str = ""  # one of CNIS; "": flannel with a real cluster, else lab
     proxy_mode: str = "iptables"  # one of PROXY_MODES: the real cluster's kube-proxy
+
+    def __post_init__(self) -> None:
+        # Resolved here, so that every LabSpec(kubernetes=True) in tests, benchmarks and
+        # run_with_cluster gets the default shape and the saved record names it.
+        if not self.cni:
+            object.__setattr__(self, "cni", "flannel" if self.kubernetes else "lab")
 
     def validate(self) -> None:
         check_name(self.name)

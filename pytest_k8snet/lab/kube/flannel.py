@@ -20,6 +20,7 @@ import ipaddress
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -139,12 +140,15 @@ def conflist(subnet_env: str, ipam_dir: Path, port_range: str | None = None) -> 
     return {"cniVersion": "1.0.0", "name": "cbr0", "plugins": plugins}
 
 
-def write_conflist(d: Path, port_range: str | None = None) -> None:
-    """(Re)write node dir ``d``'s conflist; containerd uses it for new sandboxes."""
+def write_conflist(d: Path, port_range: str | None = None, broken: bool = False) -> None:
+    """(Re)write node dir ``d``'s conflist; containerd uses it for new sandboxes.
+    ``broken``: a plugin that does not exist, so every new sandbox fails (incident 1)."""
     env = d / "flannel" / "subnet.env"
     if not env.exists():
         raise LabError(f"flanneld has not written {env} yet: the node has no Pod subnet")
     data = conflist(env.read_text(), d / "ipam", port_range)
+    if broken:
+        data["plugins"][0]["type"] = "k8snet-missing-plugin"
     tmp = d / "cni" / f"{CONFLIST}.tmp"
     tmp.write_text(json.dumps(data, indent=1))
     tmp.replace(d / "cni" / CONFLIST)
@@ -168,6 +172,25 @@ def stop(d: Path, timeout: float = 10.0) -> None:
 def resume(d: Path) -> None:
     """Let the loop start flanneld again (within a second); it re-programs what it owns."""
     (d / "flannel" / "stopped").unlink(missing_ok=True)
+
+
+def restart(d: Path, netns_name: str, peer_cidrs: list[str], timeout: float = 30.0) -> None:
+    """Restart node dir ``d``'s flanneld and wait until it has routed every peer's pod
+    CIDR again in the node's namespace ``netns_name`` (a restart re-programs its device,
+    routes, neighbours and FDB)."""
+    stop(d)
+    resume(d)
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(["ip", "-n", netns_name, "-o", "route", "show"],
+                             capture_output=True, text=True, check=False).stdout
+        routed = {line.split()[0] for line in out.splitlines() if line.strip()}
+        if set(peer_cidrs) <= routed:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"flanneld on {d.name} did not route {', '.join(peer_cidrs)} "
+                           f"within {timeout:.0f} s of its restart (see {d}/flanneld.log)")
+        time.sleep(0.2)
 
 
 if __name__ == "__main__":  # run.sh, once flanneld has written subnet.env
