@@ -4,7 +4,9 @@ each family, ids, results and the judge's findings per family.
 The golden documents in tests/data/dual/ are results files (less tests, verdicts and
 evidence) of the built-in suite on 3-node plain labs built with this code:
 ``healthy_dual.json`` (``--ip-family dual``), ``healthy_ipv6.json`` (``ipv6``) and
-``ipv6_blocked_node3_dual.json`` (dual, ``fault add ipv6-blocked --node node-3``).
+``ipv6_blocked_node3_dual.json`` (dual, ``fault add ipv6-blocked --node node-3``),
+``ipv6_forwarding_off_node2_dual.json`` (dual, ``net.ipv6.conf.all.forwarding=0`` on
+node-2 by hand: IPv4 forwarding stays on).
 """
 
 from __future__ import annotations
@@ -129,6 +131,16 @@ def test_golden_ipv6_blocked_is_one_ipv6_finding_naming_the_node() -> None:
     # A skip points at the failing test of its own family.
     skipped = j.verdict("test_path_mtu", "node-1->node-3/ipv6")
     assert "test_pod_ping[node-1->node-3/ipv6]" in skipped.message
+
+
+def test_golden_ipv6_forwarding_off_is_judged_on_the_ipv6_sysctl() -> None:
+    j = judge(doc("ipv6_forwarding_off_node2_dual.json"))
+    found = roots(j)
+    assert [(f.cause, f.family, f.nodes) for f in found] == [("ip-forward", "ipv6", ("node-2",))]
+    assert "net.ipv6.conf.all.forwarding=0" in found[0].message
+    assert "sysctl -w net.ipv6.conf.all.forwarding=1" in found[0].fix
+    assert j.verdict("test_node_sysctls", "node-2").outcome == FAILED
+    assert j.verdict("test_pod_ping", "node-1->node-2/ipv4").outcome == PASSED
 
 
 @pytest.mark.parametrize("family, overhead, carries", [("ipv4", 50, 1430), ("ipv6", 70, 1450)])

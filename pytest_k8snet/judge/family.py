@@ -40,7 +40,26 @@ def family_document(doc: dict[str, Any], family: str) -> dict[str, Any]:
             entry = {**entry, "overhead": min(int(t["overhead"]) for t in mine)}
         encap[node] = entry
     out["encapsulation"] = encap
+    if family == "ipv6":
+        out["node_checks"] = [_ipv6_sysctls(c) for c in out.get("node_checks") or []]
     return out
+
+
+# The IPv4 sysctls the checks read, and the IPv6 ones that do their job for IPv6 traffic.
+IPV6_SYSCTLS = {"net.ipv4.ip_forward": "net.ipv6.conf.all.forwarding",
+                "net.bridge.bridge-nf-call-iptables": "net.bridge.bridge-nf-call-ip6tables"}
+
+
+def _ipv6_sysctls(check: Any) -> Any:
+    """A node check whose IPv4 forwarding and bridge sysctls are the IPv6 ones (where the
+    measurement read them: older documents did not), so the IPv6 family is judged on them."""
+    if not isinstance(check, dict) or not isinstance(check.get("sysctls"), dict):
+        return check
+    sysctls = dict(check["sysctls"])
+    for v4, v6 in IPV6_SYSCTLS.items():
+        if v6 in sysctls:
+            sysctls[v4] = sysctls[v6]
+    return {**check, "sysctls": sysctls}
 
 
 # A pointer to a pair test (``see test_pod_ping[node-1->node-3]``), which on a dual-stack
