@@ -131,7 +131,8 @@ class LabSpec:
                            "yet: the plain lab only")
         if self.nodes > MAX_NODES_IPV6:
             raise LabError(f"--ip-family {self.ip_family} allows at most {MAX_NODES_IPV6} "
-                           f"nodes, got {self.nodes} (see MAX_NODES_IPV6)")
+                           f"nodes, got {self.nodes}: IPv6 neighbour entries share one table with "
+                           "the whole host")
         if self.overlay == "vxlan" and self.ip_family == "ipv6" \
                 and self.overlay_mtu > self.underlay_mtu - fam.VXLAN6_OVERHEAD:
             raise LabError(f"--ip-family ipv6 runs VXLAN over IPv6 ({fam.VXLAN6_OVERHEAD} "
