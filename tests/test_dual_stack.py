@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,6 +30,9 @@ from pytest_k8snet.lab import faults
 from pytest_k8snet.lab.plan import default_overlay_mtu
 from pytest_k8snet.measure.families import merge, split
 from pytest_k8snet.probes.nodecheck import parse_links
+from pytest_k8snet.report import terminal
+from pytest_k8snet.report.html import render
+from pytest_k8snet.report.results import RunReport
 from pytest_k8snet.selection import pair_params
 
 from .conftest import needs_root, sh
@@ -153,6 +157,52 @@ def test_golden_path_mtu_uses_the_family_overhead(family: str, overhead: int,
     found = roots(judge(d))
     assert [f.cause for f in found] == ["mtu"] and found[0].family == family
     assert f"VXLAN adds {overhead} bytes, so the underlay carries {carries}" in found[0].summary
+
+
+def results_of(name: str) -> dict[str, Any]:
+    """A golden document with its judgement, as the results file carries both."""
+    d = doc(name)
+    j = judge(d)
+    return {**d, "findings": [f.as_dict() for f in j.findings],
+            "verdicts": [v.as_dict() for v in j.verdicts.values()], "diagnoses": []}
+
+
+def test_matrices_show_each_family() -> None:
+    results = results_of("ipv6_blocked_node3_dual.json")
+    html = render(RunReport(results))
+    titles = re.findall(r'k8s-grid-title">([^<]*)<', html)
+    assert [t.strip() for t in titles] == [
+        "Pod network (pod to pod), IPv4", "Host network (node to node), IPv4",
+        "Pod network (pod to pod), IPv6", "Host network (node to node), IPv6"]
+    ipv4 = html[html.index('id="ipv4-k8s-matrix-pod"'):html.index('id="ipv6-k8s-matrix-pod"')]
+    ipv6 = html[html.index('id="ipv6-k8s-matrix-pod"'):]
+    assert "k8s-cell k8s-fail" not in ipv4
+    assert ipv6.count("k8s-cell k8s-fail") == 8  # 4 pod + 4 host cells with node-3
+    lines = "\n".join(matrix_text(results))
+    assert "pod network, IPv4: 6 pairs probed, 0 failing" in lines
+    assert "pod network, IPv6: 6 pairs probed, 4 failing" in lines
+    assert "adds 50 bytes over IPv4, 70 over IPv6" in lines
+
+
+def matrix_text(results: dict[str, Any]) -> list[str]:
+    """The terminal summary's cluster part, as plain lines."""
+    out: list[str] = []
+
+    class Lines:
+        def section(self, title: str, sep: str = "=", **markup: bool) -> None:
+            out.append(title)
+
+        def write(self, content: str, **markup: bool) -> None:
+            out.append(content)
+
+        def write_line(self, line: str | bytes, **markup: bool) -> None:
+            out.append(str(line) + "\n")
+
+        def line(self, msg: str, **markup: bool) -> None:
+            out.append(msg + "\n")
+
+    terminal.write(Lines(), RunReport(results))
+    return "".join(out).splitlines()
 
 
 # -- live: the plain lab in each family ----------------------------------------------------------
