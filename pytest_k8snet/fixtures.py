@@ -70,7 +70,9 @@ def k8s_node(request: pytest.FixtureRequest, k8s_cluster: Cluster) -> Node:
 
 
 def _pair(request: pytest.FixtureRequest, cluster: Cluster, network: Any) -> Pair:
-    src, dst = request.param
+    src, dst, *family = request.param  # (src, dst, family) on a dual-stack cluster
+    if family:
+        return cluster.pair(src, dst, network, family[0])
     return cluster.pair(src, dst, network)
 
 

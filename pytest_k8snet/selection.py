@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import pytest
 
 from .backends import BackendError, Node
+from .backends.family import cluster_families
 from .options import PAIR_MODES, Settings
 
 PairKey = tuple[str, str]
@@ -231,11 +232,22 @@ def parametrize(metafunc: pytest.Metafunc, run: NodeSource) -> None:
                      "no-nodes")
     if wants_pairs:
         pairs = select_pairs(names, mode)
+        values, ids = pair_params(pairs, cluster_families(nodes))
         few = (f"pair tests need at least two nodes; {len(names)} selected"
                + (f" ({names[0]})" if names else ""))
         for fixture in wants_pairs:
-            _parametrize(metafunc, fixture, pairs, [f"{a}->{b}" for a, b in pairs],
+            _parametrize(metafunc, fixture, values, ids,
                          error, few, "fewer-than-2-nodes" if names else "no-nodes")
+
+
+def pair_params(pairs: Sequence[PairKey], families: Sequence[str]
+                ) -> tuple[list[tuple[str, ...]], list[str]]:
+    """Pair fixture values and ids: ``node-1->node-2`` on a single-family cluster; on a
+    dual-stack one every pair once per family, ``node-1->node-2/ipv4`` and ``.../ipv6``."""
+    if len(families) < 2:
+        return [tuple(p) for p in pairs], [f"{a}->{b}" for a, b in pairs]
+    values = [(a, b, fam) for fam in families for a, b in pairs]
+    return list(values), [f"{a}->{b}/{fam}" for a, b, fam in values]
 
 
 def _parametrize(metafunc: pytest.Metafunc, name: str, values: list[Any], ids: list[str],

@@ -127,6 +127,7 @@ class NoProbeRuns:
     measurement asked for fails the test (it could only fail on its own)."""
 
     node_names = ["node-1", "node-2", "node-3"]
+    families = ("ipv4",)  # measured in one IP family (Cluster.families)
     settings = SimpleNamespace(expect_mtu=None, pairs="all", loss_threshold=5.0)
     targets = SimpleNamespace(pod_cidrs=("10.244.0.0/16",), service_cidr="10.96.0.0/12",
                               service_ip="10.96.0.1", egress_url="", external_name="",

@@ -198,6 +198,16 @@ class Backend(abc.ABC):
         """How to remove what a ``--k8s-keep`` run left behind. Default "": nothing said."""
         return ""
 
+    def endpoint_ips(self, endpoint: Endpoint) -> dict[str, str]:
+        """The endpoint's address per IP family (``ipv4``, ``ipv6``), for dual-stack
+        clusters (backends.family). Default: its one address."""
+        return {"ipv6" if ":" in endpoint.ip else "ipv4": endpoint.ip}
+
+    def family_targets(self, family: str) -> ClusterTargets:
+        """:meth:`targets` with the Service address and Pod CIDRs of ``family``. Default:
+        :meth:`targets` (a backend that knows one family)."""
+        return self.targets()
+
     def interface_mtu(self, endpoint: Endpoint) -> int | None:
         """MTU of the endpoint's primary interface (the default expected path MTU).
         Default: read from ``/sys/class/net/eth0/mtu`` with one command; None if unreadable."""

@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import lab as labmod
+from ..lab.family import SERVICE_CIDR6
 from ..lab.kube import PROBE_IMAGE
-from . import (Backend, BackendError, ClusterTargets, ControlPlane, Endpoint, ExecResult,
+from . import (Backend, BackendError, host_port, ClusterTargets, ControlPlane, Endpoint, ExecResult,
                Network, Node)
 from . import run_subprocess
+from .family import family_of
 
 
 # What the plugin needs to know of a lab, said here so that nothing else imports the lab.
@@ -100,7 +102,7 @@ class LabBackend(Backend):
             self._endpoints[(node.name, "pod")] = Endpoint(
                 node.name, "pod", info.probe.ip, info.probe.name, self)
             self._endpoints[(node.name, "host")] = Endpoint(
-                node.name, "host", info.ip, info.name, self)
+                node.name, "host", _node_ips(self.view, info)[0], info.name, self)
 
     def endpoint(self, node: str, network: Network) -> Endpoint:
         try:
@@ -125,6 +127,8 @@ class LabBackend(Backend):
 
     def targets(self) -> ClusterTargets:
         view = self.view
+        if view.ip_family == "ipv6":
+            return self.family_targets("ipv6")
         return ClusterTargets(
             service_ip=view.service.ip, service_port=view.service.port,
             service_name=view.service.fqdn,
@@ -132,6 +136,27 @@ class LabBackend(Backend):
             external_name=view.world.name,
             egress_url=f"http://{view.world.ip}:{view.world.port}/",
             pod_cidrs=(view.pod_cidr,), service_cidr="10.96.0.0/12",
+            node_port=view.service.node_port)
+
+    def endpoint_ips(self, endpoint: Endpoint) -> dict[str, str]:
+        info = self.view.node(endpoint.node)
+        if endpoint.network == "pod":
+            return {family_of(ip): ip for ip in info.probe.ips}
+        return {family_of(ip): ip for ip in _node_ips(self.view, info)}
+
+    def family_targets(self, family: str) -> ClusterTargets:
+        """The Service's ClusterIP and the Pod CIDR of ``family``; egress and DNS stay as
+        :meth:`targets` has them (the names resolve to both families)."""
+        view = self.view
+        if family != "ipv6" or not view.service.ip6:
+            return self.targets()
+        world = host_port(view.world.ip6, view.world.port)
+        return ClusterTargets(
+            service_ip=view.service.ip6, service_port=view.service.port,
+            service_name=view.service.fqdn,
+            dns_names=("kubernetes.default.svc.cluster.local", view.service.fqdn),
+            external_name=view.world.name, egress_url=f"http://{world}/",
+            pod_cidrs=(view.pod_cidr6,), service_cidr=SERVICE_CIDR6,
             node_port=view.service.node_port)
 
     def service_backends(self) -> list[str]:
@@ -142,17 +167,31 @@ class LabBackend(Backend):
 
     def control_plane(self) -> ControlPlane:
         # The simulated lab has no API server; its DNS server is the cluster DNS.
-        return ControlPlane(cluster_dns=self.view.dns_ip)
+        return ControlPlane(cluster_dns=self.view.dns_ip6 if self.view.ip_family == "ipv6"
+                            else self.view.dns_ip)
 
     def identity(self) -> dict[str, Any]:
         return {"kind": "lab", "name": self.lab.name, "nodes": len(self.lab.nodes),
                 "spec": self.lab.spec, "faults": list(self.lab.faults)}
 
 
+def _node_ips(view: labmod.LabView, n: labmod.LabNode) -> tuple[str, ...]:
+    """The node's addresses in the cluster's families, primary first: an ipv6 lab's nodes
+    keep an IPv4 underlay address for the lab's own plumbing, not the cluster's."""
+    return {"ipv4": (n.ip,), "ipv6": (n.ip6,), "dual": (n.ip, n.ip6)}[view.ip_family]
+
+
 def _nodes(view: labmod.LabView) -> list[Node]:
-    return [Node(name=n.name, ip=n.ip, pod_cidrs=(n.pod_cidr,), ready=True,
-                 labels={"kubernetes.io/hostname": n.name, "k8snet.lab/index": str(n.index)})
-            for n in view.nodes]
+    out = []
+    for n in view.nodes:
+        ips = _node_ips(view, n)
+        cidrs = {"ipv4": (n.pod_cidr,), "ipv6": (n.pod_cidr6,),
+                 "dual": (n.pod_cidr, n.pod_cidr6)}[view.ip_family]
+        out.append(Node(name=n.name, ip=ips[0], pod_cidrs=cidrs, ready=True,
+                        labels={"kubernetes.io/hostname": n.name,
+                                "k8snet.lab/index": str(n.index)},
+                        ips=() if view.ip_family == "ipv4" else ips))
+    return out
 
 
 def planned_nodes(name: str, count: int) -> list[Node]:

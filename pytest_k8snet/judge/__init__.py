@@ -18,6 +18,7 @@ from typing import Any
 from .causes import CAUSES
 from .checks import CHECKS
 from .context import Context
+from .family import judge_families
 from .model import FAILED, PASSED, SKIPPED, Diagnosis, Finding, Judgement, Verdict
 
 __all__ = ["CAUSES", "FAILED", "PASSED", "SKIPPED", "Diagnosis", "Finding", "Judgement",
@@ -26,7 +27,11 @@ __all__ = ["CAUSES", "FAILED", "PASSED", "SKIPPED", "Diagnosis", "Finding", "Jud
 
 def judge(doc: dict[str, Any]) -> Judgement:
     """Findings and verdicts for a measurement document: every check, in order, over one
-    context."""
+    context; a dual-stack document once per IP family (:mod:`.family`)."""
+    return judge_families(doc, _judge_one)
+
+
+def _judge_one(doc: dict[str, Any]) -> Judgement:
     ctx = Context(doc)
     for check in CHECKS:
         check.judge(ctx)

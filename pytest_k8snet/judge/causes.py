@@ -22,6 +22,8 @@ them all, from the run's measurement document only:
 
 from __future__ import annotations
 
+import re
+
 # Fix arguments a finding may leave out: a document without a detected encapsulation
 # (older results files, a node whose links could not be read) is judged as flannel's VXLAN.
 FIX_DEFAULTS: dict[str, object] = {"overlay": "UDP 8472 (VXLAN)",
@@ -99,3 +101,22 @@ CAUSES: dict[str, tuple[str, str, str]] = {
     "unknown": ("Unexplained failure", "read the raw probe output attached to the test", ""),
 }
 
+
+# The IPv6 words for what IPv4 messages say (the order matters: the long phrases first).
+IPV6_WORDS = ((re.compile(r'ICMP "fragmentation\s+needed"'), 'ICMPv6 "Packet Too Big"'),
+              (re.compile(r"fragmentation[- ]needed"), "Packet Too Big"),
+              (re.compile(r"\bICMP\b(?!v6)"), "ICMPv6"),
+              (re.compile(r"\bARP\b"), "NDP"),
+              (re.compile(r"net\.ipv4\.ip_forward=1"), "net.ipv6.conf.all.forwarding=1"),
+              (re.compile(r"net\.ipv4\.ip_forward"), "net.ipv6.conf.all.forwarding"),
+              (re.compile(r"bridge-nf-call-iptables"), "bridge-nf-call-ip6tables"),
+              (re.compile(r"`iptables -S"), "`ip6tables -S"))
+
+
+def ipv6_words(text: str, family: str | None) -> str:
+    """``text`` in ``family``'s terms (unchanged for IPv4)."""
+    if family != "ipv6":
+        return text
+    for pattern, new in IPV6_WORDS:
+        text = pattern.sub(new, text)
+    return text

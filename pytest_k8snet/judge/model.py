@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .causes import CAUSES, FIX_DEFAULTS, KNOCK_ON_FIX
+from .causes import CAUSES, FIX_DEFAULTS, KNOCK_ON_FIX, ipv6_words
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 EVIDENCE_MAX_NODES = 6
@@ -39,6 +39,9 @@ class Finding:
     port: str | None = None
     mode: str | None = None
     direction: str | None = None
+    # The IP family of a dual-stack cluster the finding is about (judge.family); None on a
+    # single-family cluster, whose findings say nothing of families.
+    family: str | None = None
 
     @property
     def title(self) -> str:
@@ -50,7 +53,7 @@ class Finding:
         if self.root is not None and "root" in dict(self.fix_args):
             # A knock-on's own cause's fix would send a person to the wrong place.
             return KNOCK_ON_FIX.format(**args)
-        text = _cause_entry(self.cause)[1].format(**args)
+        text = ipv6_words(_cause_entry(self.cause)[1].format(**args), self.family)
         return text[:1].upper() + text[1:]
 
     @property
@@ -84,7 +87,8 @@ class Finding:
                 "evidence": self.evidence, "contradicting": list(self.contradicting),
                 "would_contradict": list(self.would_contradict), "root": self.root,
                 "evidence_nodes": list(self.evidence_nodes), "protocol": self.protocol,
-                "port": self.port, "mode": self.mode, "direction": self.direction}
+                "port": self.port, "mode": self.mode, "direction": self.direction,
+                **({"family": self.family} if self.family else {})}
 
 
 @dataclass(frozen=True)

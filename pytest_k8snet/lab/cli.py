@@ -16,6 +16,7 @@ from . import describe, faults, owner
 from .bringup import up
 from .kube import binaries as kube_binaries
 from .netns import LabError, require_root, tool_env
+from .family import IP_FAMILIES
 from .plan import (CNIS, FLANNEL_BACKENDS, MAX_NODES, OVERLAYS, PROXY_MODES, LabSpec,
                    check_name, default_overlay_mtu)
 from .run import run, run_with_cluster
@@ -144,6 +145,9 @@ def _shape_args(p: argparse.ArgumentParser) -> None:
                    "wireguard-go: this kernel has no WireGuard) (default: vxlan)")
     p.add_argument("--proxy-mode", choices=PROXY_MODES, default="iptables",
                    help="with --kubernetes: kube-proxy's mode (default: %(default)s)")
+    p.add_argument("--ip-family", choices=IP_FAMILIES, default="ipv4",
+                   help="the cluster's IP families: pods, Service, DNS and overlay in IPv4, "
+                   "IPv6 (ULA fd00::/8) or both (default: %(default)s)")
 
 
 def _overlay(args: argparse.Namespace) -> str:
@@ -218,13 +222,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "up":
         _check_faults(args.fault)
         overlay = _overlay(args)
-        overlay_mtu = (default_overlay_mtu(overlay, args.underlay_mtu)
+        overlay_mtu = (default_overlay_mtu(overlay, args.underlay_mtu, args.ip_family)
                        if args.overlay_mtu is None else args.overlay_mtu)
         spec = LabSpec(name=args.name, nodes=args.nodes, node_cidr=args.node_cidr,
                        pod_cidr=args.pod_cidr, underlay_mtu=args.underlay_mtu,
                        overlay_mtu=overlay_mtu, faults=tuple(args.fault),
                        kubernetes=args.kubernetes, overlay=overlay, cni=args.cni,
-                       proxy_mode=args.proxy_mode)
+                       proxy_mode=args.proxy_mode, ip_family=args.ip_family)
         start = time.monotonic()
         lab = up(spec, progress=_progress())
         if args.json:
@@ -296,8 +300,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         overlay = _overlay(args)
         spec = LabSpec(name=args.name, nodes=args.nodes, faults=tuple(args.fault),
                        kubernetes=args.kubernetes, overlay=overlay, cni=args.cni,
-                       proxy_mode=args.proxy_mode,
-                       overlay_mtu=default_overlay_mtu(overlay, LabSpec.underlay_mtu))
+                       proxy_mode=args.proxy_mode, ip_family=args.ip_family,
+                       overlay_mtu=default_overlay_mtu(overlay, LabSpec.underlay_mtu,
+                                                       args.ip_family))
         spec.validate()  # here too: the user-namespace re-run below passes no --cni
         if args.kubernetes:
             if args.userns:

@@ -45,7 +45,9 @@ def start(lab: Lab) -> None:
             "--conf-file=/dev/null", f"--pid-file={logs}/dnsmasq.pid", "--no-resolv", "--no-hosts",
             f"--listen-address={lab.dns['ip']}", "--bind-interfaces",
             f"--local=/{CLUSTER_DOMAIN}/", "--local=/example.com/", "--log-facility=-"]
-    args += [f"--host-record={name},{ip}" for name, ip in lab.dns["names"].items()]
+    if lab.dns.get("ip6"):  # --ip-family ipv6|dual: AAAA records, and an IPv6 listener
+        args.append(f"--listen-address={lab.dns['ip6']}")
+    args += [f"--host-record={name},{','.join(ips)}" for name, ips in _records(lab).items()]
     with open(logs / "dnsmasq.log", "w") as log:
         dns = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log,
                                stdin=subprocess.DEVNULL, start_new_session=True,
@@ -65,6 +67,15 @@ def start(lab: Lab) -> None:
         time.sleep(0.02)
     err = (logs / "dnsmasq.log").read_text().strip().splitlines()
     raise LabError(f"dnsmasq did not start: {err[-1] if err else 'no output'}")
+
+
+def _records(lab: Lab) -> dict[str, list[str]]:
+    """Each name's addresses, A then AAAA (one --host-record per name gives both)."""
+    out: dict[str, list[str]] = {}
+    for table in ("names", "names6"):
+        for name, ip in lab.dns.get(table, {}).items():
+            out.setdefault(name, []).append(ip)
+    return out
 
 
 def _port_open(netns_name: str, ip: str) -> bool:

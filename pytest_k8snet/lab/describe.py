@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import processes
+from .family import of_lab
 from .plan import cni_of, overlay_of, proxy_mode_of
 from .state import PREFIX, Lab
 
@@ -25,6 +26,7 @@ def status_json(lab: Lab) -> dict[str, Any]:
     data = asdict(lab)
     data["prefix"] = f"{PREFIX}{lab.name}-"
     data["overlay"] = overlay_of(lab)
+    data["ip_family"] = of_lab(lab.spec)
     if not lab.kubernetes:
         return data
     data["cni"] = cni_of(lab)

@@ -17,6 +17,7 @@ from .kube import flannel
 from .kube import node as kube_node
 from .netns import LabError
 from .network import pod_route
+from .family import has_ipv6, of_lab
 from .plan import FLANNEL_BACKENDS, OVERLAYS, VXLAN_PORT, LabSpec, cni_of, overlay_of
 from .state import Lab
 
@@ -199,6 +200,23 @@ def _pod_cidr_overlap(lab: Lab, node: dict[str, Any], value: str | None, on: boo
         raise LabError("pod-cidr-overlap is built in: take the lab down and up again without it")
 
 
+def _ipv6_blocked(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
+    """ip6tables drops every IPv6 packet between the node and its peers, their node and
+    pod addresses, both ways (INPUT, OUTPUT, FORWARD): flannel-v6.1's VXLAN, host-gw's
+    routed pod packets and node to node alike. IPv4, and IPv6 to the gateway, still pass."""
+    if not has_ipv6(lab.spec):
+        raise LabError(f"ipv6-blocked needs a lab with IPv6 (`up --ip-family dual` or "
+                       f"ipv6); {lab.name} is {of_lab(lab.spec)}")
+    peers = [addr for peer in lab.nodes if peer["name"] != node["name"]
+             for addr in (peer["ip6"], peer["pod_cidr6"])]
+    tag = ["-m", "comment", "--comment", "k8snet-fault:ipv6-blocked", "-j", "DROP"]
+    for addr in peers:
+        for chain, match in (("INPUT", "-s"), ("OUTPUT", "-d"), ("FORWARD", "-s"),
+                             ("FORWARD", "-d")):
+            ns.iptables(node["netns"], ["-A" if on else "-D", chain, match, addr, *tag],
+                        check=on, ipv6=True)
+
+
 FAULTS: dict[str, Fault] = {f.name: f for f in (
     Fault("underlay-mtu", "1, 3, 4", "frames above VALUE bytes (default 1450) are silently dropped "
           "on the node's underlay link, both ways, no ICMP", "1450", True, _underlay_mtu,
@@ -224,6 +242,9 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
           "peer) is gone, as when flanneld host-gw stops on it (host-gw only; on --cni flannel "
           "the node's flanneld is stopped too)", None,
           True, _route_missing, _peer_name, overlays=("host-gw",), value_is_node=True),
+    Fault("ipv6-blocked", "issue 16", "every IPv6 packet between the node and the other nodes "
+          "(their node and pod addresses) is dropped, both ways; IPv4 passes (--ip-family "
+          "dual or ipv6 only)", None, True, _ipv6_blocked),
 )}
 
 

@@ -206,16 +206,27 @@ def list_netns(prefix: str = "") -> list[str]:
 # neighbour table, whose limit (net.ipv6.neigh.default.gc_thresh3) is shared by every
 # namespace on the host: a 64-node lab alone would fill it, for the host and its neighbours.
 IPV6_OFF = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+# A lab with IPv6 (--ip-family ipv6|dual) keeps what it adds to that table small: no
+# link-local addresses (addr_gen_mode 1; every neighbour entry is permanent, so nothing
+# needs NDP's link-local sources), no DAD, no router advertisements, no autoconfiguration.
+IPV6_ON = {"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.default.disable_ipv6": "0",
+           "net.ipv6.conf.default.addr_gen_mode": "1", "net.ipv6.conf.all.accept_dad": "0",
+           "net.ipv6.conf.default.accept_dad": "0", "net.ipv6.conf.all.accept_ra": "0",
+           "net.ipv6.conf.default.accept_ra": "0", "net.ipv6.conf.default.autoconf": "0"}
 
 
-def add_netns(names: Iterable[str]) -> None:
-    """Create IPv4-only namespaces (see :data:`IPV6_OFF`), before any link is moved in,
-    so that no interface ever gets an IPv6 address or a multicast neighbour entry."""
+def add_netns(names: Iterable[str], ipv6: bool = False) -> None:
+    """Create namespaces before any link is moved in: IPv4-only ones (see
+    :data:`IPV6_OFF`) so that no interface ever gets an IPv6 address or a multicast
+    neighbour entry, or with ``ipv6`` ones whose interfaces get only the addresses the lab
+    gives them (:data:`IPV6_ON`)."""
     names = list(names)
     ip_batch(None, [f"netns add {n}" for n in names])
+    if ipv6 and not os.path.exists("/proc/sys/net/ipv6"):
+        raise LabError("this kernel has no IPv6: --ip-family ipv6|dual cannot be built")
     if os.path.exists("/proc/sys/net/ipv6"):  # a kernel without IPv6 has nothing to switch off
         for name in names:
-            write_sysctls(name, IPV6_OFF)
+            write_sysctls(name, IPV6_ON if ipv6 else IPV6_OFF)
 
 
 def delete_netns(names: Iterable[str]) -> None:
@@ -269,13 +280,15 @@ def read_sysctl(netns: str, key: str) -> str:
             return fh.read().strip()
 
 
-def iptables(netns: str, args: Sequence[str], *, check: bool = True) -> bool:
-    proc = run(["ip", "netns", "exec", netns, "iptables", "-w", *args], check=check)
+def iptables(netns: str, args: Sequence[str], *, check: bool = True, ipv6: bool = False) -> bool:
+    tool = "ip6tables" if ipv6 else "iptables"
+    proc = run(["ip", "netns", "exec", netns, tool, "-w", *args], check=check)
     return proc.returncode == 0
 
 
-def iptables_restore(netns: str, rules: str) -> None:
-    run(["ip", "netns", "exec", netns, "iptables-restore", "-w"], input=rules)
+def iptables_restore(netns: str, rules: str, ipv6: bool = False) -> None:
+    tool = "ip6tables-restore" if ipv6 else "iptables-restore"
+    run(["ip", "netns", "exec", netns, tool, "-w"], input=rules)
 
 
 def exec_in(netns: str, argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:

@@ -22,7 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from . import family as fam
 from . import netns as ns
+from . import network6
 from .kube import mgmt as kube_mgmt
 from .kube import flannel
 from .plan import EXT_CIDR, VXLAN_PORT, LabSpec, cni_of, overlay_of
@@ -77,7 +79,7 @@ def _node_neighbours(lab: Lab, node: dict[str, Any]) -> list[str]:
     cmds = [_perm(peer["ip"], _mac(MAC_NODE, peer["index"]), "eth0")
             for peer in lab.nodes if peer["name"] != node["name"]]
     cmds.append(_perm(lab.gateway["ip"], _mac(MAC_EDGE, EDGE_GW), "eth0"))
-    if lab.kubernetes:  # real pods get their addresses from the CNI: they resolve by ARP
+    if lab.kubernetes or not fam.has_ipv4(lab.spec):  # real pods: the CNI's, by ARP
         return cmds
     cmds += [_perm(node[kind]["ip"], _mac(mac_kind, node["index"]), "cni0")
              for kind, mac_kind in (("probe", MAC_PROBE), ("echo", MAC_ECHO))]
@@ -108,13 +110,14 @@ def _node_batch(lab: Lab, node: dict[str, Any], spec: LabSpec) -> tuple[list[str
         # plugin cni0: the node gets only its underlay.
         return [*ip_cmds, f"route add default via {lab.gateway['ip']}",
                 *_node_neighbours(lab, node)], []
+    v4 = fam.has_ipv4(lab.spec)
     ip_cmds += [
         # No multicast snooping: a snooping bridge sends IGMP reports, each a neighbour entry.
         f"link add cni0 address {_mac(MAC_CNI, node['index'])} type bridge mcast_snooping 0",
         _alias("cni0", lab),
-        f"addr add {node['pod_gateway']}/24 dev cni0",
+        *([f"addr add {node['pod_gateway']}/24 dev cni0"] if v4 else []),
     ]
-    if spec.overlay == "vxlan":
+    if spec.overlay == "vxlan" and v4:
         ip_cmds += [
             f"link add flannel.1 type vxlan id 1 dstport {VXLAN_PORT} local {node['ip']} "
             f"dev eth0 nolearning",
@@ -126,7 +129,10 @@ def _node_batch(lab: Lab, node: dict[str, Any], spec: LabSpec) -> tuple[list[str
                     f"link set dev veth-{kind} type bridge_slave hairpin on"]
     ip_cmds += [f"link set cni0 mtu {mtu_o} up", f"route add default via {lab.gateway['ip']}"]
     ip_cmds += _node_neighbours(lab, node)
-    overlay, fdb = _overlay_entries(lab, node)
+    overlay, fdb = _overlay_entries(lab, node) if v4 else ([], [])
+    if fam.has_ipv6(lab.spec):
+        cmds6, fdb6 = network6.node_commands(lab, node, spec, cni0=True)
+        overlay, fdb = overlay + cmds6, fdb + fdb6
     return ip_cmds + overlay, fdb
 
 
@@ -164,27 +170,39 @@ def reprogram_overlay(lab: Lab, node_name: str) -> None:
         flannel.restart(lab.state_dir / node_name, node["netns"],
                         [p["pod_cidr"] for p in lab.nodes if p["name"] != node_name])
         return
-    ip_cmds, fdb = _overlay_entries(lab, node)
-    ns.ip_batch(node["netns"], ["link set flannel.1 up", *ip_cmds])
+    ip_cmds, fdb = _overlay_entries(lab, node) if fam.has_ipv4(lab.spec) else ([], [])
+    ups = ["link set flannel.1 up"] if fam.has_ipv4(lab.spec) else []
+    if fam.has_ipv6(lab.spec):
+        cmds6, fdb6 = network6.overlay_entries(lab, node)
+        ip_cmds, fdb = ip_cmds + cmds6, fdb + fdb6
+        if overlay_of(lab) == "vxlan":
+            ups.append(f"link set {fam.VXLAN6_DEVICE} up")
+    ns.ip_batch(node["netns"], [*ups, *ip_cmds])
     ns.run(["bridge", "-n", node["netns"], "-batch", "-"], input="\n".join(fdb) + "\n")
 
 
 def _pod_batch(lab: Lab, node: dict[str, Any], pod: dict[str, Any], spec: LabSpec) -> list[str]:
     macs = {node[kind]["ip"]: _mac(m, node["index"]) for kind, m in (("probe", MAC_PROBE),
                                                                       ("echo", MAC_ECHO))}
-    return [
+    cmds = [
         "link set lo up",
         f"link set eth0 address {macs[pod['ip']]} mtu {spec.overlay_mtu} gso_max_segs 1 up",
         _alias("eth0", lab),
-        f"addr add {pod['ip']}/24 dev eth0",
-        f"route add default via {node['pod_gateway']}",
-        # The gateway, and the node's other pod (a Service hairpin answers it directly).
-        _perm(node["pod_gateway"], _mac(MAC_CNI, node["index"]), "eth0"),
-        *[_perm(ip, mac, "eth0") for ip, mac in macs.items() if ip != pod["ip"]],
     ]
+    if fam.has_ipv4(lab.spec):
+        cmds += [
+            f"addr add {pod['ip']}/24 dev eth0",
+            f"route add default via {node['pod_gateway']}",
+            # The gateway, and the node's other pod (a Service hairpin answers it directly).
+            _perm(node["pod_gateway"], _mac(MAC_CNI, node["index"]), "eth0"),
+            *[_perm(ip, mac, "eth0") for ip, mac in macs.items() if ip != pod["ip"]],
+        ]
+    if fam.has_ipv6(lab.spec):
+        cmds += network6.pod_commands(lab, node, pod)
+    return cmds
 
 
-def _node_iptables(lab: Lab, node: dict[str, Any], spec: LabSpec) -> str:
+def _node_iptables(lab: Lab, node: dict[str, Any], spec: LabSpec, ipv6: bool = False) -> str:
     """kube-proxy (iptables mode) and flannel's NAT rules, as they are on a real node.
 
     One deviation: endpoints are picked with ``statistic --mode nth`` instead of
@@ -195,8 +213,9 @@ def _node_iptables(lab: Lab, node: dict[str, Any], spec: LabSpec) -> str:
     node's own pods only, so a connect into node-2's NodePort tests node-2's host firewall
     and not some other node's pod behind the overlay.
     """
-    svc = lab.service
+    svc = _service_of(lab.service, ipv6)
     backends = svc["backends"]
+    host = "/128" if ipv6 else "/32"
     lines = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
              ":POSTROUTING ACCEPT [0:0]", ":KUBE-SERVICES - [0:0]", ":KUBE-SVC-K8SNET - [0:0]",
              ":KUBE-NODEPORTS - [0:0]", ":KUBE-SVL-K8SNET - [0:0]",
@@ -211,30 +230,42 @@ def _node_iptables(lab: Lab, node: dict[str, Any], spec: LabSpec) -> str:
         "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN",
         "-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x4000",
         "-A KUBE-POSTROUTING -j MASQUERADE",
-        f"-A KUBE-SERVICES -d {svc['ip']}/32 -p tcp --dport {svc['port']} -j KUBE-SVC-K8SNET",
+        f"-A KUBE-SERVICES -d {svc['ip']}{host} -p tcp --dport {svc['port']} -j KUBE-SVC-K8SNET",
     ]
     n = len(backends)
     for i, ip in enumerate(backends):
         rule = f"-A KUBE-SVC-K8SNET -m statistic --mode nth --every {n - i} --packet 0 " \
             if i < n - 1 else "-A KUBE-SVC-K8SNET "
         lines.append(rule + f"-j KUBE-SEP-{i}")
-        lines += [f"-A KUBE-SEP-{i} -s {ip}/32 -j KUBE-MARK-MASQ",  # hairpin
-                  f"-A KUBE-SEP-{i} -p tcp -j DNAT --to-destination {ip}:{svc['target_port']}"]
-    lines += _node_port_rules(node, svc)
-    pod = spec.pod_cidr
+        to = f"[{ip}]:{svc['target_port']}" if ipv6 else f"{ip}:{svc['target_port']}"
+        lines += [f"-A KUBE-SEP-{i} -s {ip}{host} -j KUBE-MARK-MASQ",  # hairpin
+                  f"-A KUBE-SEP-{i} -p tcp -j DNAT --to-destination {to}"]
+    lines += _node_port_rules(node, svc, ipv6)
+    pod = str(fam.POD_CIDR6) if ipv6 else spec.pod_cidr
+    multicast = "ff00::/8" if ipv6 else "224.0.0.0/4"
     lines += [f"-A FLANNEL-POSTRTG -s {pod} -d {pod} -j RETURN",
-              f"-A FLANNEL-POSTRTG -s {pod} ! -d 224.0.0.0/4 -j MASQUERADE", "COMMIT"]
+              f"-A FLANNEL-POSTRTG -s {pod} ! -d {multicast} -j MASQUERADE", "COMMIT"]
     return "\n".join(lines) + "\n"
 
 
-def _node_port_rules(node: dict[str, Any], svc: dict[str, Any]) -> list[str]:
+def _service_of(svc: dict[str, Any], ipv6: bool) -> dict[str, Any]:
+    """The Service as one family's kube-proxy rules see it: its ClusterIP and backends of
+    that family (an ipv6 lab's primary ones are already IPv6)."""
+    if not ipv6 or svc["ip"] == svc.get("ip6"):
+        return svc
+    return {**svc, "ip": svc["ip6"], "backends": svc["backends6"]}
+
+
+def _node_port_rules(node: dict[str, Any], svc: dict[str, Any], ipv6: bool = False
+                     ) -> list[str]:
     """The NodePort to this node's own backends (the KUBE-SEP chains of its pods), last in
     KUBE-SERVICES as kube-proxy puts it; none in a lab recorded before it had one."""
     port = svc.get("node_port")
     if not port:
         return []
+    key = "ip6" if ipv6 else "ip"
     own = [i for i, ip in enumerate(svc["backends"])
-           if ip in (node["probe"]["ip"], node["echo"]["ip"])]
+           if ip in (node["probe"][key], node["echo"][key])]
     lines = ["-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS",
              f"-A KUBE-NODEPORTS -p tcp --dport {port} -j KUBE-SVL-K8SNET"]
     for k, i in enumerate(own):
@@ -252,7 +283,9 @@ def write_resolv(lab: Lab) -> None:
         for netns_name, with_search in ((node["netns"], False), *pods):
             d = Path("/etc/netns") / netns_name
             d.mkdir(parents=True, exist_ok=True)
-            text = f"nameserver {lab.dns['ip']}\n"
+            # An ipv6 lab's pods have no IPv4 to reach the DNS server's IPv4 address.
+            server = lab.dns["ip6"] if fam.of_lab(lab.spec) == "ipv6" else lab.dns["ip"]
+            text = f"nameserver {server}\n"
             if with_search:
                 text += f"search {search}\noptions ndots:5 timeout:1 attempts:1\n"
             (d / "resolv.conf").write_text(text)
@@ -263,7 +296,8 @@ def write_resolv(lab: Lab) -> None:
 
 def build(lab: Lab, spec: LabSpec) -> None:
     """Create and program every namespace of ``lab`` (no process is started here)."""
-    ns.add_netns(lab.all_netns())
+    ipv6 = fam.has_ipv6(lab.spec)
+    ns.add_netns(lab.all_netns(), ipv6=ipv6)
     ns.ip_batch(None, _links(lab, spec))
     if spec.kubernetes:
         ns.ip_batch(None, kube_mgmt.links(lab))
@@ -279,7 +313,10 @@ def build(lab: Lab, spec: LabSpec) -> None:
             return
         for kind in ("probe", "echo"):
             ns.ip_batch(node[kind]["netns"], _pod_batch(lab, node, node[kind], spec))
-        ns.iptables_restore(node["netns"], _node_iptables(lab, node, spec))
+        if fam.has_ipv4(lab.spec):
+            ns.iptables_restore(node["netns"], _node_iptables(lab, node, spec))
+        if ipv6:
+            ns.iptables_restore(node["netns"], _node_iptables(lab, node, spec, True), True)
 
     def switch_setup() -> None:
         cmds = ["link set lo up", "link add br0 type bridge mcast_snooping 0", _alias("br0", lab),
@@ -304,11 +341,16 @@ def build(lab: Lab, spec: LabSpec) -> None:
             *neighbours[gw["netns"]]])
         ns.write_sysctls(gw["netns"], {"net.ipv4.ip_forward": "1",
                                        "net.bridge.bridge-nf-call-iptables": "0"})
+        edge6 = network6.edge_commands(lab) if ipv6 else {}
+        if ipv6:
+            ns.ip_batch(gw["netns"], edge6[gw["netns"]])
+            ns.write_sysctls(gw["netns"], {"net.ipv6.conf.all.forwarding": "1"})
         for host, edge in ((lab.world, EDGE_WORLD), (lab.dns, EDGE_DNS)):
             ns.ip_batch(host["netns"], [
                 "link set lo up", f"link set eth0 address {_mac(MAC_EDGE, edge)} up",
                 _alias("eth0", lab), f"addr add {host['ip']}/{ext_len} dev eth0",
-                f"route add default via {gw['ext_ip']}", *neighbours[host["netns"]]])
+                f"route add default via {gw['ext_ip']}", *neighbours[host["netns"]],
+                *edge6.get(host["netns"], [])])
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = [pool.submit(node_setup, n) for n in lab.nodes]
@@ -322,5 +364,6 @@ def build(lab: Lab, spec: LabSpec) -> None:
             "net.bridge.bridge-nf-call-iptables": "1",
             "net.ipv4.conf.all.rp_filter": "0",
             "net.ipv4.conf.default.rp_filter": "0",
+            **(network6.NODE_SYSCTLS6 if ipv6 else {}),
         })
     write_resolv(lab)

@@ -11,6 +11,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from . import family as fam
 from .kube import mgmt as kube_mgmt
 from .netns import LabError
 from .state import PREFIX, Lab
@@ -32,6 +33,10 @@ RESERVED_WORDS = {"node", "sw", "gw", "world", "dns", "probe", "echo"}
 # 64 nodes (196 namespaces) build in seconds and, with permanent neighbour entries, add no
 # dynamic entry to the host's neighbour table; see netns.host_limits() for what else could bind.
 MAX_NODES = 64
+# With IPv6 on, each interface joins solicited-node multicast groups, and those entries
+# count in the kernel's IPv6 neighbour table, shared by every namespace on the host
+# (netns.IPV6_OFF): 16 nodes keep an IPv6 lab well inside it.
+MAX_NODES_IPV6 = 16
 # How pod traffic crosses between nodes, as flannel's backends do it: ``vxlan`` through a
 # VXLAN device (flannel.1, UDP 8472), ``host-gw`` routed on the underlay, each peer's pod
 # CIDR via the peer's node address (flannel host-gw, Calico BGP without IPIP), no tunnel.
@@ -74,6 +79,7 @@ class LabSpec:
     overlay: str = "vxlan"  # one of OVERLAYS; with cni "flannel", flanneld's backend
     cni: str = ""  # one of CNIS; "": flannel with a real cluster, else lab
     proxy_mode: str = "iptables"  # one of PROXY_MODES: the real cluster's kube-proxy
+    ip_family: str = "ipv4"  # one of family.IP_FAMILIES
 
     def __post_init__(self) -> None:
         # Resolved here, so that every LabSpec(kubernetes=True) in tests, benchmarks and
@@ -112,6 +118,7 @@ class LabSpec:
             # The hand-wired CNI config and faults were only proven on the VXLAN shape.
             raise LabError("--overlay host-gw is not available with --kubernetes --cni lab; "
                            "use --cni flannel --flannel-backend host-gw")
+        self._validate_family()
         try:
             node_net = ipaddress.ip_network(self.node_cidr)
             pod_net = ipaddress.ip_network(self.pod_cidr)
@@ -126,9 +133,35 @@ class LabSpec:
                 raise LabError(f"{net} overlaps the lab's external or Service network")
 
 
-def default_overlay_mtu(overlay: str, underlay_mtu: int) -> int:
-    """The pod MTU the CNI would pick: the underlay's less what the encapsulation adds."""
-    return underlay_mtu - {"vxlan": VXLAN_OVERHEAD, "wireguard": WIREGUARD_OVERHEAD}.get(overlay, 0)
+    def _validate_family(self) -> None:
+        if self.ip_family not in fam.IP_FAMILIES:
+            raise LabError(f"--ip-family must be one of {', '.join(fam.IP_FAMILIES)}, "
+                           f"got {self.ip_family!r}")
+        if self.ip_family == "ipv4":
+            return
+        if self.kubernetes:
+            raise LabError(f"--ip-family {self.ip_family} is not available with --kubernetes "
+                           "yet: the plain lab only")
+        if self.nodes > MAX_NODES_IPV6:
+            raise LabError(f"--ip-family {self.ip_family} allows at most {MAX_NODES_IPV6} "
+                           f"nodes, got {self.nodes}: IPv6 neighbour entries share one table with "
+                           "the whole host")
+        if self.overlay == "vxlan" and self.ip_family == "ipv6" \
+                and self.overlay_mtu > self.underlay_mtu - fam.VXLAN6_OVERHEAD:
+            raise LabError(f"--ip-family ipv6 runs VXLAN over IPv6 ({fam.VXLAN6_OVERHEAD} "
+                           f"bytes): the overlay MTU {self.overlay_mtu} cannot exceed "
+                           f"{self.underlay_mtu - fam.VXLAN6_OVERHEAD}")
+
+
+def default_overlay_mtu(overlay: str, underlay_mtu: int, ip_family: str = "ipv4") -> int:
+    """The pod MTU the CNI would pick: the underlay's less what the encapsulation adds
+    (VXLAN over an IPv6 underlay adds 70; a dual-stack flannel sets the pods' one MTU to
+    the smaller, so IPv4 packets fit the IPv6 tunnel as well)."""
+    if overlay == "wireguard":
+        return underlay_mtu - WIREGUARD_OVERHEAD
+    if overlay != "vxlan":
+        return underlay_mtu
+    return underlay_mtu - (VXLAN_OVERHEAD if ip_family == "ipv4" else fam.VXLAN6_OVERHEAD)
 
 
 def overlay_of(lab: Lab) -> str:
@@ -171,6 +204,8 @@ def plan(spec: LabSpec) -> Lab:
             "echo": {"name": f"echo-{name}", "netns": f"{p}-{name}-echo",
                      "ip": str(sub.network_address + 3)},
         })
+    if fam.has_ipv6(asdict(spec)):
+        _plan_ipv6(spec, nodes)
     gw_ip = str(node_net.broadcast_address - 1)
     dns_names = {
         f"kubernetes.default.svc.{CLUSTER_DOMAIN}": KUBERNETES_SERVICE_IP,
@@ -196,6 +231,43 @@ def plan(spec: LabSpec) -> Lab:
                "name": EXTERNAL_NAME, "network": str(EXT_CIDR)},
         gateway={"netns": f"{p}-gw", "ip": gw_ip, "ext_ip": str(ext[0])},
     )
+    if fam.has_ipv6(asdict(spec)):
+        _plan_ipv6_edges(spec, lab)
     if spec.kubernetes:
         lab.kubernetes = kube_mgmt.plan(lab)
     return lab
+
+
+def _plan_ipv6(spec: LabSpec, nodes: list[dict[str, Any]]) -> None:
+    """Each node's and pod's IPv6 addresses (``ip6``...); in an ``ipv6`` lab the pods'
+    primary ``ip`` is their IPv6 one, as podIP is in a single-stack IPv6 cluster."""
+    for node in nodes:
+        addrs = fam.node_addresses(node["index"])
+        node.update({k: addrs[k] for k in ("ip6", "pod_cidr6", "pod_gateway6", "vtep_ip6",
+                                           "vtep_mac6")})
+        for kind in ("probe", "echo"):
+            pod = node[kind]
+            pod["ip6"] = addrs[f"{kind}_ip6"]
+            if spec.ip_family == "ipv6":
+                pod["ip"] = pod["ip6"]
+
+
+def _plan_ipv6_edges(spec: LabSpec, lab: Lab) -> None:
+    """The Service's IPv6 ClusterIP and backends, AAAA records, the edge's IPv6 side."""
+    edge = fam.edge_addresses()
+    svc = lab.service
+    svc["ip6"] = fam.SERVICE_IP6
+    svc["backends6"] = [n[k]["ip6"] for n in lab.nodes for k in ("probe", "echo")]
+    names6 = {f"kubernetes.default.svc.{CLUSTER_DOMAIN}": fam.KUBERNETES_SERVICE_IP6,
+              svc["fqdn"]: fam.SERVICE_IP6, EXTERNAL_NAME: edge["world_ip6"]}
+    for node in lab.nodes:
+        for kind in ("probe", "echo"):
+            pod = node[kind]
+            names6[f"{pod['name']}.{svc['fqdn']}"] = pod["ip6"]
+    lab.dns.update(ip6=edge["dns_ip6"], names6=names6)
+    lab.world["ip6"] = edge["world_ip6"]
+    lab.world["network6"] = str(fam.EXT_CIDR6)
+    lab.gateway.update(ip6=edge["gw_ip6"], ext_ip6=edge["gw_ext_ip6"])
+    if spec.ip_family == "ipv6":  # the cluster has no IPv4: no A records, no IPv4 ClusterIP
+        svc["ip"], svc["backends"] = svc["ip6"], svc["backends6"]
+        lab.dns["names"] = {}

@@ -80,7 +80,7 @@ def run(spec: LabSpec, command: Sequence[str], force_userns: bool = False) -> in
             raise LabError(f"missing system tools: {', '.join(sorted(missing_tools()))}")
         argv = ["unshare", "--user", "--map-root-user", "--net", "--mount", "--fork", "--",
                 sys.executable, "-m", "pytest_k8snet.lab.cli", "run", "--name", spec.name,
-                "--nodes", str(spec.nodes)]
+                "--nodes", str(spec.nodes), "--ip-family", spec.ip_family]
         for name, nodes, value in spec.faults:
             argv += ["--fault", name + (":" + ",".join(nodes) if nodes else "")
                      + (f"={value}" if value else "")]

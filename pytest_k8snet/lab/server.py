@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from .netns import entered
 
 IP_MTU_DISCOVER, IP_PMTUDISC_PROBE = 10, 3  # linux/in.h; not in Python's socket module
+IPV6_MTU_DISCOVER = 23  # linux/in6.h; its PROBE value is the same 3
 ONE_MIB = b"k8snet" * (1024 * 1024 // 6) + b"\n" * (1024 * 1024 % 6)
 
 
@@ -57,11 +58,29 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 4096  # every node's egress probe connects at once
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+def _ipv6_on() -> bool:
+    """IPv6 is on in the namespace the calling thread is in (--ip-family ipv6|dual)."""
+    try:
+        with open("/proc/sys/net/ipv6/conf/all/disable_ipv6") as fh:
+            return fh.read().strip() == "0"
+    except OSError:
+        return False
+
+
 def _bind(netns: str, port: int, label: str) -> _Server:
     handler = type("Handler", (_Handler,), {"label": label})
     with entered(netns):
-        server = _Server(("0.0.0.0", port), handler, bind_and_activate=False)
+        # One dual-stack socket where the lab has IPv6 (IPv4 arrives mapped), else IPv4.
+        dual = _ipv6_on()
+        server = (_Server6(("::", port), handler, bind_and_activate=False) if dual else
+                  _Server(("0.0.0.0", port), handler, bind_and_activate=False))
         server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if dual:
+            server.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         server.server_bind()
         server.server_activate()
     return server
@@ -69,11 +88,15 @@ def _bind(netns: str, port: int, label: str) -> _Server:
 
 def _udp_echo(netns: str, port: int) -> socket.socket:
     with entered(netns):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        dual = _ipv6_on()
+        sock = socket.socket(socket.AF_INET6 if dual else socket.AF_INET, socket.SOCK_DGRAM)
     # Echoes leave with DF at full size whatever PMTU is cached (IP_PMTUDISC_PROBE), as
     # the client's datagrams do: the echo measures the way back, not a fragmented copy.
     sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE)
-    sock.bind(("0.0.0.0", port))
+    if dual:
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IP_PMTUDISC_PROBE)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(("::" if dual else "0.0.0.0", port))
     return sock
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .family import POD_CIDR6, has_ipv6, of_lab
 from .netns import LabError
 from .state import Lab
 
@@ -21,6 +22,12 @@ class LabPod:
     name: str
     ip: str
     netns: str
+    ip6: str = ""  # --ip-family ipv6|dual: its IPv6 address ("" in an IPv4 lab)
+
+    @property
+    def ips(self) -> tuple[str, ...]:
+        """One address per family, the primary (``ip``) first."""
+        return tuple(dict.fromkeys(ip for ip in (self.ip, self.ip6) if ip))
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,8 @@ class LabNode:
     pod_cidr: str
     probe: LabPod
     echo: LabPod
+    ip6: str = ""  # on the underlay, where the lab has IPv6
+    pod_cidr6: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class LabService:
     # On every node's address, to that node's own pods (externalTrafficPolicy: Local);
     # None in a lab recorded before the lab had one.
     node_port: int | None = None
+    ip6: str = ""  # the IPv6 ClusterIP, where the lab has IPv6
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,7 @@ class LabWorld:
     ip: str
     port: int
     network: str
+    ip6: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,9 @@ class LabView:
     world: LabWorld
     dns_ip: str  # the cluster DNS server
     pod_cidr: str
+    ip_family: str = "ipv4"
+    dns_ip6: str = ""
+    pod_cidr6: str = ""
 
     def node(self, name: str) -> LabNode:
         for node in self.nodes:
@@ -77,7 +91,8 @@ class LabView:
 
 
 def _pod(data: Mapping[str, Any]) -> LabPod:
-    return LabPod(name=str(data["name"]), ip=str(data["ip"]), netns=str(data["netns"]))
+    return LabPod(name=str(data["name"]), ip=str(data["ip"]), netns=str(data["netns"]),
+                  ip6=str(data.get("ip6", "")))
 
 
 def view_of(lab: Lab) -> LabView:
@@ -89,14 +104,20 @@ def view_of(lab: Lab) -> LabView:
                        f"(KUBECONFIG={lab.kubernetes['kubeconfig']})")
     nodes = tuple(LabNode(name=str(n["name"]), index=int(n["index"]), ip=str(n["ip"]),
                           netns=str(n["netns"]), pod_cidr=str(n["pod_cidr"]),
-                          probe=_pod(n["probe"]), echo=_pod(n["echo"])) for n in lab.nodes)
+                          probe=_pod(n["probe"]), echo=_pod(n["echo"]),
+                          ip6=str(n.get("ip6", "")), pod_cidr6=str(n.get("pod_cidr6", "")))
+                  for n in lab.nodes)
     svc = lab.service
     return LabView(
         name=lab.name, nodes=nodes,
         service=LabService(name=str(svc["name"]), fqdn=str(svc["fqdn"]), ip=str(svc["ip"]),
                            port=int(svc["port"]), target_port=int(svc["target_port"]),
                            node_port=int(svc["node_port"]) if "node_port" in svc else None,
+                           ip6=str(svc.get("ip6", "")),
                            backend_pods=tuple(p.name for n in nodes for p in (n.probe, n.echo))),
         world=LabWorld(name=str(lab.world["name"]), ip=str(lab.world["ip"]),
-                       port=int(lab.world["port"]), network=str(lab.world["network"])),
-        dns_ip=str(lab.dns["ip"]), pod_cidr=str(lab.spec["pod_cidr"]))
+                       port=int(lab.world["port"]), network=str(lab.world["network"]),
+                       ip6=str(lab.world.get("ip6", ""))),
+        dns_ip6=str(lab.dns.get("ip6", "")),
+        dns_ip=str(lab.dns["ip"]), pod_cidr=str(lab.spec["pod_cidr"]),
+        ip_family=of_lab(lab.spec), pod_cidr6=str(POD_CIDR6) if has_ipv6(lab.spec) else "")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..backends import Backend, ClusterTargets, Endpoint, ExecResult, Network, Node
+from ..backends.family import FamilyBackend, cluster_families, with_family
 from ..options import Settings
 from ..probes.batch import DEFAULT_PARALLEL
 from ..probes.dns import DnsResult
@@ -40,10 +41,12 @@ __all__ = ["Cluster", "Pair", "ServiceResult", "UdpCheck"]
 
 @dataclass(frozen=True)
 class Pair:
-    """Two endpoints on one network; ``id`` reads like ``node-1->node-2``."""
+    """Two endpoints on one network; ``id`` reads like ``node-1->node-2``, and on a
+    dual-stack cluster ``node-1->node-2/ipv6`` (``family`` set only there)."""
 
     src: Endpoint
     dst: Endpoint
+    family: str | None = None
 
     @property
     def network(self) -> Network:
@@ -51,7 +54,7 @@ class Pair:
 
     @property
     def id(self) -> str:
-        return f"{self.src.node}->{self.dst.node}"
+        return f"{self.src.node}->{self.dst.node}" + (f"/{self.family}" if self.family else "")
 
     @property
     def key(self) -> PairKey:
@@ -106,8 +109,27 @@ class Cluster:
     def endpoint(self, node: str, network: Network = "pod") -> Endpoint:
         return self._engine.endpoint(node, network)
 
-    def pair(self, src: str, dst: str, network: Network = "pod") -> Pair:
-        return Pair(self.endpoint(src, network), self.endpoint(dst, network))
+    def pair(self, src: str, dst: str, network: Network = "pod", family: str | None = None
+             ) -> Pair:
+        """The pair; with ``family`` (a dual-stack cluster's) its endpoints have that
+        family's addresses and its id says the family."""
+        if family is None:
+            return Pair(self.endpoint(src, network), self.endpoint(dst, network))
+        backend = self.backend if family == self.families[0] else FamilyBackend(
+            self.backend, family)
+        return Pair(backend.endpoint(src, network), backend.endpoint(dst, network), family)
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """The IP families every selected node has, primary first (backends.family)."""
+        return cluster_families(self.nodes) or ("ipv4",)
+
+    def for_family(self, family: str) -> "Cluster":
+        """This cluster measured in ``family`` (the backend's probes, that family's
+        addresses): its own cache, so nothing it measures mixes with this one's."""
+        return Cluster(FamilyBackend(self.backend, family), self.settings,
+                       [with_family(n, family) for n in self.nodes],
+                       [with_family(n, family) for n in self.all_nodes])
 
     def pairs(self, mode: str | None = None) -> list[PairKey]:
         return self._engine.pairs(mode)

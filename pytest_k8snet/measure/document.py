@@ -47,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import families
 from .mtu import DEFAULT_MTU
 
 if TYPE_CHECKING:
@@ -181,7 +182,22 @@ def _probes_run(cluster: "Cluster") -> bool:
 
 
 def document(cluster: "Cluster") -> dict[str, Any]:
-    """Measure everything once and return the document (see the module docstring)."""
+    """Measure everything once per IP family the cluster has and return the document (see
+    the module docstring and :mod:`.families`)."""
+    fams = cluster.families
+    primary = one_family(cluster)
+    others = {}
+    for fam in fams[1:]:
+        other = cluster.for_family(fam)
+        try:
+            others[fam] = one_family(other)
+        finally:
+            other.close()
+    return families.merge(primary, fams[0], others)
+
+
+def one_family(cluster: "Cluster") -> dict[str, Any]:
+    """Measure everything once, in the addresses ``cluster``'s backend gives."""
     started = time.monotonic()
     timings: dict[str, float] = {}
     steps: tuple[tuple[str, Callable[[], object]], ...] = (

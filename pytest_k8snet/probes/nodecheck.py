@@ -12,7 +12,10 @@ from .routeget import RouteLookup
 from .routeget import parse as parse_routes
 
 SYSCTLS = ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables",
-           "net.ipv4.ip_local_port_range")
+           "net.ipv4.ip_local_port_range",
+           # IPv6's twins, which a dual-stack cluster's IPv6 pod traffic needs (judged in
+           # the IPv6 family's place: judge.family)
+           "net.ipv6.conf.all.forwarding", "net.bridge.bridge-nf-call-ip6tables")
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,9 @@ DEFAULT_PORTS = {"vxlan": 4789, "geneve": 6081, "wireguard": 51820}
 # wireguard_network.go ``overhead = 80``), so its pods sit 20 bytes below what IPv4 needs.
 OVERHEAD = {"vxlan": 50, "geneve": 50, "ipip": 20, "wireguard": 60, "none": 0}
 OVERHEAD_WIREGUARD_V6 = 80
+# VXLAN and Geneve over an IPv6 underlay (flannel-v6.1, a device whose ``local`` or
+# ``remote`` is an IPv6 address): the outer header is 40 bytes, not 20.
+OVERHEAD_V6_UNDERLAY = {"vxlan": 70, "geneve": 70}
 NOT_POD_BRIDGES = ("docker0",)
 # WireGuard first: where it is on (Calico, Cilium) pod traffic between nodes goes through
 # it even when a VXLAN device exists too, so its port is the one on the wire.
@@ -154,6 +160,7 @@ class Tunnel:
     port: int | None  # UDP port on the wire; None for IPIP (IP protocol 4)
     mtu: int
     overhead: int = 0  # bytes it adds to a pod packet on the wire
+    underlay: str = "ipv4"  # the family of its outer header (ipv6: flannel-v6.1, wg-v6)
 
     @property
     def protocol(self) -> str:
@@ -216,7 +223,10 @@ class Encapsulation:
     def as_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "udp_port": self.udp_port, "udp_ports": list(self.udp_ports),
                 "tunnels": [{"name": t.name, "kind": t.kind, "port": t.port, "mtu": t.mtu,
-                             "overhead": t.overhead} for t in self.tunnels],
+                             "overhead": t.overhead,
+                             # said only where it is not IPv4, so IPv4 documents stay as they were
+                             **({"underlay": t.underlay} if t.underlay != "ipv4" else {})}
+                            for t in self.tunnels],
                 "bridged": self.bridged, "bridges": list(self.bridges), "cni": self.cni,
                 "overhead": self.overhead, "measured": self.measured,
                 "description": self.describe()}
@@ -263,18 +273,28 @@ def parse_links(text: str) -> Encapsulation:
         if kind in ("vxlan", "geneve"):
             port = (int(words[words.index("dstport") + 1]) if "dstport" in words[:-1]
                     and words[words.index("dstport") + 1].isdigit() else DEFAULT_PORTS[kind])
-            tunnels.append(Tunnel(name, kind, port, mtu, OVERHEAD[kind]))
+            if _ipv6_underlay(words):
+                tunnels.append(Tunnel(name, kind, port, mtu, OVERHEAD_V6_UNDERLAY[kind], "ipv6"))
+            else:
+                tunnels.append(Tunnel(name, kind, port, mtu, OVERHEAD[kind]))
         elif kind == "ipip" and "UP" in flags:
             tunnels.append(Tunnel(name, "ipip", None, mtu, OVERHEAD["ipip"]))
         elif kind == "wireguard" or (kind == "tun" and name in WIREGUARD_PORTS):
+            v6 = name in WIREGUARD_V6
             tunnels.append(Tunnel(name, "wireguard", WIREGUARD_PORTS.get(
                 name, DEFAULT_PORTS["wireguard"]), mtu, OVERHEAD_WIREGUARD_V6
-                if name in WIREGUARD_V6 else OVERHEAD["wireguard"]))
+                if v6 else OVERHEAD["wireguard"], "ipv6" if v6 else "ipv4"))
     # docker0 carries containers started outside Kubernetes, not pods.
     bridges = sorted({b for port, b in masters.items() if kinds.get(port) == "veth"
                       and kinds.get(b) == "bridge" and b not in NOT_POD_BRIDGES})
     cni = next((c for prefix, c in CNI_BY_DEVICE for n in names if n.startswith(prefix)), None)
     return Encapsulation(tuple(tunnels), tuple(bridges), cni, measured=bool(names))
+
+
+def _ipv6_underlay(words: list[str]) -> bool:
+    """A VXLAN or Geneve device's details name an IPv6 ``local`` or ``remote`` address."""
+    return any(w in ("local", "remote", "group") and i + 1 < len(words)
+               and ":" in words[i + 1] for i, w in enumerate(words))
 
 
 UDP_SOCKETS_COMMAND = "cat /proc/net/udp /proc/net/udp6"

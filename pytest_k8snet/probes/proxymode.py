@@ -17,6 +17,7 @@ PROXY_MODE_URL = "http://127.0.0.1:10249/proxyMode"
 MODES = ("iptables", "ipvs", "nftables")
 NFT_MARK = "--- nft"
 IPT_MARK = "--- iptables"
+IP6T_MARK = "--- ip6tables"  # an IPv6-only cluster's kube-proxy writes ip6tables alone
 
 # A socket listening on port 10249 (hex 2809) in /proc/net/tcp{,6}: only then is curl run.
 # A connection to 127.0.0.1 makes the kernel put an entry for lo in the neighbour table,
@@ -29,7 +30,9 @@ LISTENING = r"grep -qE '^ *[0-9]+: [0-9A-F]+:2809 [0-9A-F]+:0000 0A' /proc/net/t
 COMMAND = (f"{LISTENING} 2>/dev/null && curl -s -m 2 {PROXY_MODE_URL} 2>/dev/null; echo; "
            f"echo '{NFT_MARK}'; "
            f"nft list tables 2>/dev/null; echo '{IPT_MARK}'; "
-           "iptables -w 2 -t nat -S KUBE-SERVICES 2>/dev/null | head -n 1; true")
+           "iptables -w 2 -t nat -S KUBE-SERVICES 2>/dev/null | head -n 1; "
+           f"echo '{IP6T_MARK}'; "
+           "ip6tables -w 2 -t nat -S KUBE-SERVICES 2>/dev/null | head -n 1; true")
 
 _IPVS_LINK = re.compile(r"^\d+: kube-ipvs0[:@]", re.M)
 _KUBE_PROXY_TABLE = re.compile(r"^table (ip|ip6) kube-proxy$", re.M)
@@ -49,7 +52,8 @@ def parse(text: str, links_out: str = "") -> ProxyMode:
     """The mode from :data:`COMMAND`'s output and the node's ``ip -d link show`` (for
     ``kube-ipvs0``)."""
     endpoint, _, rest = text.partition(NFT_MARK)
-    nft, _, ipt = rest.partition(IPT_MARK)
+    nft, _, ipts = rest.partition(IPT_MARK)
+    ipt, _, ip6t = ipts.partition(IP6T_MARK)
     answer = endpoint.strip().splitlines()[0].strip() if endpoint.strip() else ""
     if answer in MODES:
         return ProxyMode(answer, f"kube-proxy's {PROXY_MODE_URL}")
@@ -60,5 +64,7 @@ def parse(text: str, links_out: str = "") -> ProxyMode:
         return ProxyMode("ipvs", "the kube-ipvs0 link")
     if "KUBE-SERVICES" in ipt:
         return ProxyMode("iptables", "the KUBE-SERVICES chain in iptables' nat table")
+    if "KUBE-SERVICES" in ip6t:
+        return ProxyMode("iptables", "the KUBE-SERVICES chain in ip6tables' nat table")
     return ProxyMode("unknown", "no answer on :10249/proxyMode and no kube-proxy tables, "
                                 "kube-ipvs0 link or KUBE-SERVICES chain seen")

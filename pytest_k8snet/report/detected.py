@@ -25,9 +25,19 @@ def overlay_lines(doc: dict[str, Any]) -> list[str]:
         if isinstance(enc, dict):
             text = str(enc.get("description") or enc.get("kind"))
             if enc.get("overhead"):
-                text += f"; adds {enc['overhead']} bytes"
+                text += f"; adds {enc['overhead']} bytes" + _over_ipv6(enc)
             by_text.setdefault(text, []).append(node)
     return _grouped("overlay", by_text)
+
+
+def _over_ipv6(enc: dict[str, Any]) -> str:
+    """`` (IPv4), 70 over IPv6``: a dual-stack node's second device adds more (flannel-v6.1:
+    VXLAN over the IPv6 underlay); "" where no tunnel runs over IPv6."""
+    six = sorted({int(t["overhead"]) for t in enc.get("tunnels") or [] if isinstance(t, dict)
+                  and t.get("underlay") == "ipv6" and isinstance(t.get("overhead"), int)})
+    if not six or six == [enc.get("overhead")]:
+        return ""
+    return f" over IPv4, {'/'.join(map(str, six))} over IPv6"
 
 
 def kube_proxy_lines(doc: dict[str, Any]) -> list[str]:

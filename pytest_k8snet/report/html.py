@@ -32,6 +32,7 @@ from ..judge.checks import large_packets, path_mtu, pod_ping, udp_8472
 from .baseline import KIND_TITLES
 from .detected import detected_lines
 from .facts import FACTS_KEY
+from .families import family_docs, titled
 from .html_tables import (dns_table, e, egress_table, fmt, node_checks_table, path_mtu_table,
                           td, throughput_table)
 from .junit import RAW_KEY
@@ -337,14 +338,21 @@ def render(report: RunReport) -> str:
                      + f"<script>{asset('k8snet.js')}</script></section>")
         return "".join(parts)
     parts.append(diagnoses(view))
-    networks = [n for n in ("pod", "host") if view.has_network(n)]
-    if networks:
+    # One set of matrices and pair tables per IP family on a dual-stack run.
+    fviews = [(fam, ClusterView(d) if fam else view) for fam, d in family_docs(doc)]
+    if any(fv.has_network(n) for _, fv in fviews for n in ("pod", "host")):
         parts.append(toolbar())
-        titles = {"pod": "Pod network (pod to pod)", "host": "Host network (node to node)"}
-        parts.append('<div class="k8s-grids">'
-                     + "".join(matrix(view, n, titles[n]) for n in networks) + "</div>")
-    parts.append('<div class="k8s-tables">' + path_mtu_table(view) + throughput_table(view)
-                 + "</div>")
+    titles = {"pod": "Pod network (pod to pod)", "host": "Host network (node to node)"}
+    for fam, fview in fviews:
+        networks = [n for n in ("pod", "host") if fview.has_network(n)]
+        if networks:
+            parts.append('<div class="k8s-grids">' + "".join(
+                matrix(fview, n, titled(titles[n], fam), f"{fam}-" if fam else "")
+                for n in networks) + "</div>")
+    for fam, fview in fviews:
+        heading = f'<h3 class="k8s-family">{e(titled("Pairs", fam))}</h3>' if fam else ""
+        parts.append(heading + '<div class="k8s-tables">' + path_mtu_table(fview)
+                     + throughput_table(fview) + "</div>")
     parts.append('<div class="k8s-tables">' + dns_table(view) + egress_table(view) + "</div>")
     parts.append('<div class="k8s-tables">' + node_checks_table(view) + "</div>")
     parts.append(baseline_section(report))

@@ -38,10 +38,12 @@ def record(request: pytest.FixtureRequest, raw: str | None = None, **props: Any)
 
 
 def pair_entry(doc: dict[str, Any], section: str, src: str, dst: str,
-               network: str = "pod") -> dict[str, Any]:
-    """The document's entry of ``section`` for one pair on one network ({} when none)."""
+               network: str = "pod", family: str | None = None) -> dict[str, Any]:
+    """The document's entry of ``section`` for one pair on one network ({} when none); on
+    a dual-stack cluster, of ``family`` (None: the first entry, the primary family's)."""
     return next((e for e in doc.get(section) or [] if e.get("src") == src
-                 and e.get("dst") == dst and e.get("network", "pod") == network), {})
+                 and e.get("dst") == dst and e.get("network", "pod") == network
+                 and (family is None or e.get("family") == family)), {})
 
 
 def completed(props: list[tuple[str, object]], doc: dict[str, Any]
@@ -53,8 +55,9 @@ def completed(props: list[tuple[str, object]], doc: dict[str, Any]
     if not (src and dst and network) or dst in NOT_A_NODE:
         return []
     out: list[tuple[str, object]] = []
-    ping = pair_entry(doc, "ping", str(src), str(dst), str(network))
-    pmtu = pair_entry(doc, "path_mtu", str(src), str(dst), str(network))
+    fam = str(have["family"]) if have.get("family") else None
+    ping = pair_entry(doc, "ping", str(src), str(dst), str(network), fam)
+    pmtu = pair_entry(doc, "path_mtu", str(src), str(dst), str(network), fam)
     if ping:
         if "rtt_ms" not in have and ping.get("rtt_ms") is not None:
             out.append(("rtt_ms", ping["rtt_ms"]))

@@ -19,6 +19,7 @@ from .baseline import KIND_TITLES
 from .detected import detected_lines
 from .facts import RunFacts
 from .results import RunReport, run_report
+from .families import family_docs, titled
 from .view import FAIL, PASS, ClusterView, PairCell, causes_count, cluster_line, listed
 
 MAX_MATRIX_NODES = 12
@@ -125,17 +126,27 @@ def _write_cluster(tr: Writer, view: ClusterView, measured: bool = True) -> None
     tr.write_line(line)
     for text in detected_lines(doc):
         tr.write_line(text)
+    # One pair of matrices per IP family on a dual-stack run (report.families).
+    views = [(fam, ClusterView(d) if fam else view) for fam, d in family_docs(view.doc)]
+    for fam, fview in views:
+        _write_networks(tr, fview, fam)
+
+
+def _write_networks(tr: Writer, view: ClusterView, fam: str | None) -> None:
     networks = [n for n in ("pod", "host") if view.has_network(n)]
     small = len(view.nodes) <= MAX_MATRIX_NODES
     for network in networks:
         if small and network == "pod":
-            _write_matrix(tr, "pod network (path MTU, or ok; loss % when pings lost any; ! "
-                          "path MTU judged below the expected):", view, "pod")
+            _write_matrix(tr, titled("pod network", fam) + " (path MTU, or ok; loss % when "
+                          "pings lost any; ! path MTU judged below the expected):", view, "pod")
         elif small:
-            _write_matrix(tr, "host network (rtt ms; loss % when pings lost any):", view, "host")
+            _write_matrix(tr, titled("host network", fam) + " (rtt ms; loss % when pings "
+                          "lost any):", view, "host")
     for network in networks:
         bad = [c for c in view.pair_cells(network) if c.status == "fail"]
-        tr.write_line(network_counts(view, network), **({"red": True} if bad else {}))
+        counts = network_counts(view, network)
+        tr.write_line(counts if fam is None else titled(counts.split(":", 1)[0], fam) + ":"
+                      + counts.split(":", 1)[1], **({"red": True} if bad else {}))
         if bad and not small:
             for c in bad[:MAX_LISTED]:
                 tr.write_line(f"  {c.id}: {'; '.join(c.problems) or 'see the diagnoses'}")

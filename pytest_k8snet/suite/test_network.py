@@ -74,8 +74,10 @@ def _pair_props(doc: dict[str, Any], pair: Pair, kind: str) -> dict[str, Any]:
     """The pair and the numbers of this test's own measurement; the pair's ping numbers and
     path MTU are added to every pair test by :func:`pytest_k8snet.report.junit.attach`,
     from the same document."""
-    props: dict[str, Any] = {"src": pair.src.node, "dst": pair.dst.node, "network": "pod"}
-    e = pair_entry(doc, kind, pair.src.node, pair.dst.node) if kind != "ping" else {}
+    props: dict[str, Any] = {"src": pair.src.node, "dst": pair.dst.node, "network": "pod",
+                             **({"family": pair.family} if pair.family else {})}
+    e = pair_entry(doc, kind, pair.src.node, pair.dst.node, family=pair.family) \
+        if kind != "ping" else {}
     if e and kind == "path_mtu":
         props.update(path_mtu=e.get("bytes"))
     elif e and kind == "throughput":

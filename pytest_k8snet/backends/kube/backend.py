@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -182,6 +183,20 @@ class KubeBackend(Backend):
                                self.discovery.pod_subnets(), self._node_list,
                                self.settings.egress_url, self.settings.external_name,
                                self.discovery.node_port)
+
+    def endpoint_ips(self, endpoint: Endpoint) -> dict[str, str]:
+        """status.podIPs of the probe (its node's addresses for the host network)."""
+        return self.findings.ips.get((endpoint.node, endpoint.network)) \
+            or super().endpoint_ips(endpoint)
+
+    def family_targets(self, family: str) -> ClusterTargets:
+        """:meth:`targets` with the probe Service's ClusterIP of ``family`` (its
+        spec.clusterIPs under ipFamilyPolicy PreferDualStack) and that family's Pod CIDRs."""
+        t = self.targets()
+        ip = next((i for i in self.discovery.service_ips
+                   if ("ipv6" if ":" in i else "ipv4") == family), None)
+        cidrs = tuple(c for c in t.pod_cidrs if ("ipv6" if ":" in c else "ipv4") == family)
+        return replace(t, service_ip=ip or t.service_ip, pod_cidrs=cidrs or t.pod_cidrs)
 
     def identity(self) -> dict[str, Any]:
         return {"kind": "kube", "server": self.api.server, "context": self.context,

@@ -24,6 +24,7 @@ class ClusterDiscovery:
         self.api = api
         self.names = names
         self.service_ip: str | None = None  # the probe Service's ClusterIP, once read
+        self.service_ips: list[str] = []  # spec.clusterIPs: one per family
         self.node_port: int | None = None  # its NodePort, once read (None: it has none)
         self.service_cidr: str | None = None
         self._dns_endpoints: list[tuple[str, str]] | None = None
@@ -39,6 +40,8 @@ class ClusterDiscovery:
         spec = svc.get("spec") or {}
         ip = spec.get("clusterIP")
         self.service_ip = str(ip) if ip and ip != "None" else None
+        # Dual-stack: one ClusterIP per family (the first is clusterIP).
+        self.service_ips = [str(i) for i in spec.get("clusterIPs") or [] if i and i != "None"]
         port = ((spec.get("ports") or [{}])[0] or {}).get("nodePort")
         self.node_port = int(port) if port else None
         self.service_cidr = self._probe_service_cidr()

@@ -30,6 +30,9 @@ class ProbeFindings:
     notes: dict[str, list[str]] = field(default_factory=dict)
     cluster_domain: str | None = None  # from a probe's resolv.conf
     mtu: dict[ProbeKey, int] = field(default_factory=dict)  # eth0, from the readiness check
+    # Each probe's address per IP family (status.podIPs; a host-network pod's are its
+    # node's): what a dual-stack cluster is measured in (backends.family).
+    ips: dict[ProbeKey, dict[str, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def problem(self, node: str, line: str) -> None:

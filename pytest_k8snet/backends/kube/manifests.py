@@ -265,6 +265,9 @@ def service_manifest(name: str, run_id: str, node_port: bool = True) -> dict[str
                                        "targetPort": PROBE_PORT}]}
     if node_port:
         spec["externalTrafficPolicy"] = "Local"
+        # A ClusterIP in each family a dual-stack cluster has (spec.clusterIPs), so the
+        # Service is measured in both; a single-stack cluster gives its one family.
+        spec["ipFamilyPolicy"] = "PreferDualStack"
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": name, "labels": run_labels(run_id)}, "spec": spec}
 

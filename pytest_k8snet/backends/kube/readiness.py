@@ -22,6 +22,7 @@ def evaluate(findings: ProbeFindings, backend: Backend,
     """Endpoints for every ``expected`` pod (name: (node, role)); the ones not ready become
     unusable, and with ``record`` their reasons become problems of their nodes."""
     node_ip = {n.name: n.ip for n in nodes}
+    node_ips = {n.name: n.ips or (n.ip,) for n in nodes}
     for name, (node_name, role) in expected.items():
         network: Network = "host" if role == "host" else "pod"
         findings.pod_node[name] = node_name
@@ -29,6 +30,14 @@ def evaluate(findings: ProbeFindings, backend: Backend,
         ip = str(((pod or {}).get("status") or {}).get("podIP") or "")
         if network == "host":
             ip = ip or node_ip.get(node_name, "")
+        listed = [str(p.get("ip")) for p in ((pod or {}).get("status") or {}).get("podIPs")
+                  or [] if isinstance(p, dict) and p.get("ip")]
+        if network == "host" and not listed:
+            listed = list(node_ips.get(node_name, ()))
+        by_family: dict[str, str] = {}
+        for address in listed or ([ip] if ip else []):  # the first of a family stands
+            by_family.setdefault("ipv6" if ":" in address else "ipv4", address)
+        findings.ips[(node_name, network)] = by_family
         findings.endpoints[(node_name, network)] = Endpoint(node_name, network, ip, name,
                                                             backend)
         if pod is not None and pod_is_ready(pod):
