@@ -17,12 +17,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..backends import Network
+from ..backends.family import FamilyBackend
 from ..probes import batch, iperf
 from .engine import BatchItem, Engine, PairKey
 from .node_checks import VXLAN_PORT, overlay_port
 from .readiness import Readings
 
 IPERF_BASE_PORT = 5201
+# Rounds of the overlay measurement at most (see _again): a dual-stack cluster's second
+# family takes the ports after them, so that a one-shot server the first family's round
+# left idling (its client failed) never answers the other family's client.
+MAX_ROUNDS = 3
 # Every UDP client sends at its rate, so fewer of them run at a time than other probes.
 UDP_CLIENT_PARALLEL = 8
 # What all sources offer at once stays bounded whatever N, or a big cluster (and the 2-core
@@ -56,6 +61,7 @@ class _Sampler:
         self.engine = engine
         self.wire = wire  # node -> its overlay's UDP port (node to node runs only there)
         self.index = {n: i for i, n in enumerate(engine.node_names)}
+        self.first_round = MAX_ROUNDS if isinstance(engine.backend, FamilyBackend) else 0
 
     def sample(self, pairs: dict[PairKey, float], network: Network, attempt: int
                ) -> dict[PairKey, iperf.UdpResult]:
@@ -82,7 +88,7 @@ class _Sampler:
         def port(key: PairKey) -> int:
             if node_port:
                 return wire.get(key[1]) or VXLAN_PORT
-            return IPERF_BASE_PORT + attempt * len(index) + index[key[0]]
+            return IPERF_BASE_PORT + (self.first_round + attempt) * len(index) + index[key[0]]
 
         def servers(node: str) -> str:
             """Shell that starts, in the background, the servers for every client
@@ -127,7 +133,7 @@ class _Sampler:
 def _again(attempts: list[iperf.UdpResult]) -> float | None:
     """Seconds for one more sample of a suspect pair, None when it is decided."""
     last = attempts[-1]
-    if len(attempts) >= 3:
+    if len(attempts) >= MAX_ROUNDS:
         return None
     if last.ok and last.loss_pct > SUSPECT_LOSS_PCT:
         return UDP_REMEASURE_SECONDS  # loss: a longer sample tells it from noise
