@@ -32,6 +32,9 @@ def _why_not() -> str | None:
     for name in ("kwok", "kube-apiserver", "kube-controller-manager"):
         if not os.access(BIN / name, os.X_OK):
             return f"{BIN / name} missing: run `tools/kwok.sh build`"
+    stages = BIN.parent / "kwok" / "stages-v0.8.0.yaml"
+    if not stages.is_file():
+        return f"{stages} missing: run `tools/kwok.sh build`"
     if not shutil.which(os.environ.get("ETCD", "etcd")):
         return "etcd missing: run `tools/kwok.sh build`"
     return None
@@ -66,6 +69,8 @@ def test_run_without_exec_is_bounded_and_says_why(kwok_run: tuple[Path, int, flo
     # every node fails test_nodes_ready, most of them without an exec attempt of their own
     assert out.count("does not run commands") >= NODES, out[-3000:]
     assert "exec into the probe pods does not work in this cluster" in out, out[-3000:]
+    # the reason ends in the API server's dial error, not in the kubelet URL it quotes
+    assert "error sending request: dial tcp" in out and "command=" not in out, out[-3000:]
     counts = kwok_scale.audit_counts(work)
     execs = sum(v for k, v in counts.items() if k.endswith("pods/exec"))
     # the give-up threshold, plus the attempts already under way (16 threads)

@@ -16,13 +16,14 @@
 # in the API server at once ("cannot exec").
 #
 # Environment: KWOK_VERSION (default v0.8.0), KWOK (binary, default $K8SNET_CACHE/bin/kwok),
-# K8SNET_CACHE, GOMODCACHE (where the build left the module's stage files), and what
-# tools/kube-apiserver.sh reads (AUDIT_POLICY, READY_TIMEOUT, ...).
+# K8SNET_CACHE (build copies the stages to $K8SNET_CACHE/kwok/stages-$KWOK_VERSION.yaml), and
+# what tools/kube-apiserver.sh reads (AUDIT_POLICY, READY_TIMEOUT, ...).
 set -euo pipefail
 
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 K8SNET_CACHE="${K8SNET_CACHE:-/var/cache/k8snet}"
 KWOK="${KWOK:-$K8SNET_CACHE/bin/kwok}"
+STAGES="$K8SNET_CACHE/kwok/stages-$KWOK_VERSION.yaml"  # written by build, read by start
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export PATH="$PATH:/usr/local/go/bin"
@@ -36,22 +37,24 @@ stages_dir() { echo "$(gomodcache)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stag
 
 cmd_build() {
     command -v go >/dev/null || die "go not found (install Go or put it on PATH)"
-    if [[ ! -x "$KWOK" || ! -d "$(stages_dir)" ]]; then
+    if [[ ! -x "$KWOK" || ! -d "$(stages_dir)" || ! -s "$STAGES" ]]; then
         local t0=$SECONDS
         mkdir -p "$(dirname "$KWOK")"
         GOWORK=off CGO_ENABLED=0 GOTOOLCHAIN="${GOTOOLCHAIN:-local}" GOBIN="$(dirname "$KWOK")" \
             go install -trimpath -ldflags='-s -w' "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" \
             || die "go install sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION failed"
         log "go install kwok $KWOK_VERSION: $((SECONDS - t0))s"
+        mkdir -p "$(dirname "$STAGES")"
+        write_stages "$STAGES.tmp" && mv "$STAGES.tmp" "$STAGES"
     fi
     WITH_KCM=1 bash "$HERE/kube-apiserver.sh" build
     log "have $KWOK"
 }
 
-write_config() { # file
+write_stages() { # file: kwok's own stage files, from the module the binary was built from
     local s
     s=$(stages_dir)
-    [[ -d "$s" ]] || die "kwok's stage files are not in $s; run '$0 build'"
+    [[ -d "$s" ]] || die "kwok's stage files are not in $s"
     {
         cat "$s/node/fast/node-initialize.yaml"
         echo "---"
@@ -63,10 +66,10 @@ write_config() { # file
 
 cmd_start() {
     local dir=${1:?usage: start DIR} port pid code i
-    [[ -x "$KWOK" ]] || die "$KWOK missing; run '$0 build' first"
+    [[ -x "$KWOK" && -s "$STAGES" ]] || die "$KWOK or $STAGES missing; run '$0 build' first"
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
-    write_config "$dir/kwok.yaml"
+    cp "$STAGES" "$dir/kwok.yaml"
     WITH_KCM=1 bash "$HERE/kube-apiserver.sh" start "$dir"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     setsid "$KWOK" --kubeconfig "$dir/kubeconfig" --config "$dir/kwok.yaml" \

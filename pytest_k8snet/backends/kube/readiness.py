@@ -55,6 +55,11 @@ def evaluate(findings: ProbeFindings, backend: Backend,
             findings.problems.setdefault(node_name, []).extend(problems)
 
 
+def exec_error(res: ExecResult) -> str:
+    """What a failed exec said (its stderr, else its stdout)."""
+    return (res.stderr or res.stdout).strip()
+
+
 class ExecGate:
     """Stops exec attempts once the first :data:`EXEC_GIVE_UP_AFTER` all failed to reach a
     probe (exit 124/125: the API server or kubelet never ran them): then exec does not work
@@ -77,7 +82,7 @@ class ExecGate:
         with self._lock:
             self.tried += 1
             if res.exit_code in (EXIT_EXEC_FAILED, EXIT_TIMEOUT):
-                self.first_error = self.first_error or (res.stderr or res.stdout).strip()
+                self.first_error = self.first_error or exec_error(res)
             else:
                 self.reached += 1
 
@@ -117,15 +122,14 @@ def check_probes(findings: ProbeFindings, image: str, timeout: float,
     ping_errors: dict[str, list[str]] = {}
     for ep, res in sorted(results, key=lambda r: (r[0].node, r[0].network)):
         if res is None or (not res.ok and not (res.exit_code == 127 and not res.stdout)):
-            why = gate.why() if res is None \
-                else shorten((res.stderr or res.stdout).strip(), 200)
+            why = gate.why() if res is None else shorten(exec_error(res), 200)
             findings.problem(ep.node, f"{ep.network}-network probe does not run commands: "
                                       f"{why}")
             if res is None or gate.hopeless():
                 # exec works nowhere: later commands fail at once with the reason instead
                 # of another exec each (a probe that alone failed is tried again later)
                 findings.unusable[(ep.node, ep.network)] = \
-                    gate.why() if res is None else (res.stderr or res.stdout).strip()
+                    gate.why() if res is None else exec_error(res)
             continue
         if res.exit_code == 127 and not res.stdout:
             found = ProbeCheck(missing=("sh",))  # not even a shell to run the check
