@@ -163,7 +163,10 @@ class PodWatch:
                     self.progress.say(line)
                     said = line
                 last_said = now
-            if not self._follow(pods, min(self.progress.every, remaining), changed):
+            # at least a second per watch (its server-side timeout is whole seconds), even
+            # when progress is said at every look (every=0)
+            window = min(max(self.progress.every, 1.0), remaining)
+            if not self._follow(pods, window, changed):
                 pods.clear()
                 pods.update((str(p["metadata"]["name"]), p) for p in self.pods())
                 waiting = {n for n in wait_for if not settled(n)}
