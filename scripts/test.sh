@@ -15,6 +15,9 @@ timeout 2400 bash scripts/setup-kube.sh
 # code), next to the API server and controller manager of that same build.
 WITH_KCM=1 WITH_FAKE_KUBELET=1 timeout 900 bash tools/kube-apiserver.sh build \
   || echo "fake kubelet build failed: the kube API tests will skip"
+# kwok (go install through the module proxy, ~2 min cold on 2 cores, seconds warm) stands in
+# for kubelets in tests/test_kwok.py.
+timeout 900 bash tools/kwok.sh build || echo "kwok build failed: tests/test_kwok.py will skip"
 # Test-only tools: Chromium renders the HTML report; busybox and socat are the probe pod's
 # fallback HTTP servers. Each test skips, saying so, if its tool could not be installed.
 missing=""

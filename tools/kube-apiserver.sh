@@ -28,6 +28,8 @@
 #   FAKE_KUBELET       fake kubelet binary (default $K8SNET_CACHE/bin/fake-kubelet)
 #   ETCD               etcd binary (default: etcd from PATH, /usr/bin/etcd from Debian etcd-server)
 #   READY_TIMEOUT      seconds to wait for /readyz (default 60)
+#   AUDIT_POLICY       audit policy file: the API server logs what it selects to DIR/audit.log
+#                      (benchmarks/kwok_scale.py counts the plugin's own requests there)
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.33.13}"
@@ -286,7 +288,11 @@ cmd_start() {
     chmod 600 "$dir/tokens.csv"
     openssl genrsa -out "$dir/sa.key" 2048 2>/dev/null
     openssl rsa -in "$dir/sa.key" -pubout -out "$dir/sa.pub" 2>/dev/null
-    local -a kubelet_client=()
+    local -a kubelet_client=() audit=()
+    if [[ -n "${AUDIT_POLICY:-}" ]]; then
+        audit=(--audit-policy-file "$AUDIT_POLICY" --audit-log-path "$dir/audit.log"
+               --audit-log-format json)
+    fi
     if [[ $WITH_FAKE_KUBELET == 1 ]]; then
         # the API server's client certificate for kubelets, and the fake kubelet's own
         local k="$dir/kubelet"
@@ -334,7 +340,7 @@ cmd_start() {
         --endpoint-reconciler-type none \
         --allow-privileged=true \
         --profiling=false \
-        "${kubelet_client[@]}" \
+        "${kubelet_client[@]}" "${audit[@]}" \
         --v 1 \
         </dev/null >"$dir/kube-apiserver.log" 2>&1 &
     api_pid=$!

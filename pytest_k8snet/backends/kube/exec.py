@@ -12,7 +12,7 @@ from typing import Any
 from .. import ExecResult
 from .client import kube
 from .manifests import CONTAINER, EXIT_CANNOT_RUN, EXIT_EXEC_FAILED, EXIT_NOT_FOUND, EXIT_TIMEOUT
-from .status import one_line, exit_code_from_status, status_message
+from .status import one_line, exit_code_from_status, status_message, without_kubelet_url
 
 
 def _exec_error(exc: BaseException) -> str:
@@ -21,10 +21,10 @@ def _exec_error(exc: BaseException) -> str:
     match = re.search(r'"message"\s*:\s*"((?:[^"\\]|\\.)*)"', text)
     if match:
         try:
-            return one_line(json.loads(f'"{match.group(1)}"'))
+            text = json.loads(f'"{match.group(1)}"')
         except ValueError:
-            return one_line(match.group(1))
-    return one_line(text)
+            text = match.group(1)
+    return one_line(without_kubelet_url(text))
 
 
 def _close_ws(ws: Any) -> None:

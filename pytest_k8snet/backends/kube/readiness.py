@@ -3,6 +3,7 @@ and one exec per running probe for what its image and capabilities allow."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -10,9 +11,14 @@ from typing import Any
 from .. import Backend, Endpoint, ExecResult, Network, Node
 from ...text import shorten
 from .findings import ProbeFindings
-from .manifests import readiness_script
+from .manifests import EXIT_EXEC_FAILED, EXIT_TIMEOUT, readiness_script
 from .status import (ProbeCheck, cluster_domain_from_search, parse_probe_check, pod_is_ready,
                      pod_problems, pod_summary)
+
+# Exec attempts that must all fail before the readiness check stops trying the other probes.
+# Above a small cluster's probe count (2 per node): clusters of up to 8 nodes are always
+# checked probe by probe.
+EXEC_GIVE_UP_AFTER = 16
 
 
 def evaluate(findings: ProbeFindings, backend: Backend,
@@ -58,17 +64,63 @@ def evaluate(findings: ProbeFindings, backend: Backend,
             findings.problems.setdefault(node_name, []).extend(problems)
 
 
-def check_probes(findings: ProbeFindings, image: str, timeout: float) -> None:
+def exec_error(res: ExecResult) -> str:
+    """What a failed exec said (its stderr, else its stdout)."""
+    return (res.stderr or res.stdout).strip()
+
+
+class ExecGate:
+    """Stops exec attempts once the first :data:`EXEC_GIVE_UP_AFTER` all failed to reach a
+    probe (exit 124/125: the API server or kubelet never ran them): then exec does not work
+    in this cluster at all (no kubelet port, a webhook denying exec, kubelets unreachable
+    from the API server), and 1,000 more attempts, each up to its timeout, would say
+    nothing new. Thread-safe: the checks run concurrently."""
+
+    def __init__(self, give_up_after: int) -> None:
+        self.give_up_after = give_up_after
+        self.tried = 0
+        self.reached = 0  # attempts whose command ran (whatever its exit code)
+        self.first_error = ""
+        self._lock = threading.Lock()
+
+    def hopeless(self) -> bool:
+        with self._lock:
+            return self.reached == 0 and self.tried >= self.give_up_after
+
+    def record(self, res: ExecResult) -> None:
+        with self._lock:
+            self.tried += 1
+            if res.exit_code in (EXIT_EXEC_FAILED, EXIT_TIMEOUT):
+                self.first_error = self.first_error or exec_error(res)
+            else:
+                self.reached += 1
+
+    def why(self) -> str:
+        return (f"not tried: exec failed in all of the first {self.give_up_after} probes "
+                f"tried, so exec into the probe pods does not work in this cluster "
+                f"({shorten(self.first_error, 160)})")
+
+
+def check_probes(findings: ProbeFindings, image: str, timeout: float,
+                 give_up_after: int = EXEC_GIVE_UP_AFTER) -> None:
     """One exec per running probe: missing tools, ping, the cluster domain, the MTU.
 
     A missing tool becomes one ``probe image <ref> lacks ...`` problem of the node,
-    never a network cause; ping that cannot open its socket (no NET_RAW) likewise.
+    never a network cause; ping that cannot open its socket (no NET_RAW) likewise. Once
+    ``give_up_after`` execs all failed, the rest are not tried (:class:`ExecGate`): every
+    probe becomes unusable (its later commands fail at once with the reason, with no
+    request) and each node gets the problem.
     """
     targets = [ep for key, ep in findings.endpoints.items() if key not in findings.unusable]
+    gate = ExecGate(give_up_after)
 
-    def check(ep: Endpoint) -> tuple[Endpoint, ExecResult]:
+    def check(ep: Endpoint) -> tuple[Endpoint, ExecResult | None]:
+        if gate.hopeless():
+            return ep, None
         script = readiness_script(http_server=ep.network == "pod")
-        return ep, ep.run(["sh", "-c", script], max(timeout, 5.0))
+        res = ep.run(["sh", "-c", script], max(timeout, 5.0))
+        gate.record(res)
+        return ep, res
 
     if not targets:
         return
@@ -78,12 +130,18 @@ def check_probes(findings: ProbeFindings, image: str, timeout: float) -> None:
     missing: dict[str, dict[str, list[str]]] = {}
     ping_errors: dict[str, list[str]] = {}
     for ep, res in sorted(results, key=lambda r: (r[0].node, r[0].network)):
+        if res is None or (not res.ok and not (res.exit_code == 127 and not res.stdout)):
+            why = gate.why() if res is None else shorten(exec_error(res), 200)
+            findings.problem(ep.node, f"{ep.network}-network probe does not run commands: "
+                                      f"{why}")
+            if res is None or gate.hopeless():
+                # exec works nowhere: later commands fail at once with the reason instead
+                # of another exec each (a probe that alone failed is tried again later)
+                findings.unusable[(ep.node, ep.network)] = \
+                    gate.why() if res is None else exec_error(res)
+            continue
         if res.exit_code == 127 and not res.stdout:
             found = ProbeCheck(missing=("sh",))  # not even a shell to run the check
-        elif not res.ok:
-            findings.problem(ep.node, f"{ep.network}-network probe does not run commands: "
-                                      f"{shorten((res.stderr or res.stdout).strip(), 200)}")
-            continue
         else:
             found = parse_probe_check(res.stdout)
         for tool in found.missing:

@@ -243,6 +243,16 @@ def exit_code_from_status(text: str) -> int:
     return EXIT_EXEC_FAILED  # e.g. the API server could not reach the kubelet
 
 
+# The API server quotes the kubelet URL it could not reach, with the whole command in its
+# query (one overlong word): dropped, so that a shortened message still ends in the dial error.
+_QUOTED_URL = re.compile(r'\b(?:Get|Post|GET|POST) "[^"]*":\s*')
+
+
+def without_kubelet_url(message: str) -> str:
+    """An exec error without the quoted kubelet URL (``Post "https://...": dial tcp ...``)."""
+    return _QUOTED_URL.sub("", message)
+
+
 def status_message(text: str) -> str:
     """The message of a Failure status (empty for success or a plain non-zero exit)."""
     try:
@@ -254,7 +264,7 @@ def status_message(text: str) -> str:
     causes = (status.get("details") or {}).get("causes") or []
     if any(c.get("reason") == "ExitCode" for c in causes):
         return ""
-    return one_line(status.get("message"))
+    return one_line(without_kubelet_url(str(status.get("message") or "")))
 
 
 _SERVICE_RANGE = re.compile(r"range of valid IPs is ([0-9a-fA-F.:/]+(?:,\s*[0-9a-fA-F.:/]+)*)")

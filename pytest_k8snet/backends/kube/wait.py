@@ -81,41 +81,76 @@ class PodWatch:
             return []
         return list(data.get("items") or [])
 
-    def _pause(self, seconds: float) -> None:
-        """Return when a run pod changes, or after ``seconds``."""
+    def _follow(self, pods: dict[str, dict[str, Any]], seconds: float,
+                changed: Callable[[str], bool]) -> bool:
+        """Apply the run's pod changes to ``pods`` (name: object) from one watch starting at
+        the last list's or watch's resourceVersion, for at most ``seconds`` or until
+        ``changed(name)``, called after each change, says that was enough. False when the
+        watch failed (410 Gone, a dropped connection): the caller lists again. One request
+        however many pods change, where a list per change would carry every pod each time
+        (2,000 at 1,000 nodes)."""
         if seconds <= 0:
-            return
+            return True
         w = kube().watch.Watch()
-        begin = time.monotonic()
         timeout = self.api.timeout
+        begin = time.monotonic()
         try:
-            for _ in w.stream(self.api.core.list_namespaced_pod, self.names.namespace,
-                              label_selector=self.names.selector,
-                              resource_version=self._pods_rv or None,
-                              timeout_seconds=max(1, int(seconds)),
-                              _request_timeout=(timeout, seconds + timeout)):
-                break
-        except Exception:  # noqa: BLE001 - a watch is only a faster poll
-            pass
+            for event in w.stream(self.api.core.list_namespaced_pod, self.names.namespace,
+                                  label_selector=self.names.selector,
+                                  resource_version=self._pods_rv or None,
+                                  allow_watch_bookmarks=True,
+                                  timeout_seconds=max(1, int(seconds)),
+                                  _request_timeout=(timeout, seconds + timeout),
+                                  # plain dicts for .status: no model object per change
+                                  deserialize=False):
+                obj = event.get("object") or {}
+                meta = obj.get("metadata") or {}
+                if meta.get("resourceVersion"):
+                    self._pods_rv = str(meta["resourceVersion"])
+                name = str(meta.get("name") or "")
+                if event.get("type") == "DELETED":
+                    pods.pop(name, None)
+                elif event.get("type") in ("ADDED", "MODIFIED") and name:
+                    pods[name] = obj
+                else:
+                    continue  # a bookmark: only the resourceVersion moved
+                if changed(name):
+                    break
+        except Exception:  # noqa: BLE001 - 410 Gone or a dropped watch: list again
+            if time.monotonic() - begin < 0.05:
+                time.sleep(min(seconds, 0.5))  # not a hot loop against a failing API
+            return False
         finally:
             w.stop()
-        left = seconds - (time.monotonic() - begin)
-        if left > 0 and time.monotonic() - begin < 0.05:
-            time.sleep(min(left, 0.5))  # the watch answered at once (e.g. 410 Gone): poll
+        return True
 
     def wait(self, wait_for: set[str], everything: set[str], deadline: float,
              setup_timeout: float
              ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-        """List (and watch) the run's pods until ``wait_for`` are ready or hopeless, or the
-        deadline; then the namespace's events if any of ``everything`` is not ready.
-        Says how far it got every few seconds (:attr:`progress`)."""
+        """List the run's pods once, then follow them with watches, until ``wait_for`` are
+        ready or hopeless, or the deadline; then the namespace's events if any of
+        ``everything`` is not ready. Says how far it got every few seconds
+        (:attr:`progress`)."""
         self._pods_rv = ""
         begin = last_said = time.monotonic()
         said = ""
+        pods = {str(p["metadata"]["name"]): p for p in self.pods()}
+
+        def settled(name: str) -> bool:
+            return name in pods and (pod_is_ready(pods[name]) or pod_gave_up(pods[name]))
+
+        # kept per change: recomputing it over 2,000 pods at each of 2,000 events is slow
+        waiting = {n for n in wait_for if not settled(n)}
+
+        def changed(name: str) -> bool:
+            if name in wait_for:
+                if settled(name):
+                    waiting.discard(name)
+                else:
+                    waiting.add(name)
+            return not waiting
+
         while True:
-            pods = {str(p["metadata"]["name"]): p for p in self.pods()}
-            waiting = {n for n in wait_for if n not in pods
-                       or not (pod_is_ready(pods[n]) or pod_gave_up(pods[n]))}
             now = time.monotonic()
             remaining = deadline - now
             if not waiting or remaining <= 0:
@@ -128,6 +163,12 @@ class PodWatch:
                     self.progress.say(line)
                     said = line
                 last_said = now
-            self._pause(min(2.0, remaining))
+            # at least a second per watch (its server-side timeout is whole seconds), even
+            # when progress is said at every look (every=0)
+            window = min(max(self.progress.every, 1.0), remaining)
+            if not self._follow(pods, window, changed):
+                pods.clear()
+                pods.update((str(p["metadata"]["name"]), p) for p in self.pods())
+                waiting = {n for n in wait_for if not settled(n)}
         unready = any(n not in pods or not pod_is_ready(pods[n]) for n in everything)
         return pods, self.events() if unready else []
