@@ -126,6 +126,8 @@ class Context:
         for f in doc.get("probe_failures") or []:
             self.failures.setdefault((str(f.get("measurement")), str(f.get("key"))), []).append(f)
         self._unusable: dict[str, str | None] = {}
+        self.any_unusable = any(self.unusable(n) for n in self.readiness)
+        self.any_forwarding_off = any(self.forwarding_off(n) for n in self.checks)
         self.findings: dict[str, Finding] = {}
         self.verdicts: dict[tuple[str, str], Verdict] = {}
         self.pod_finding: dict[str, str] = {}  # pair -> id of the finding that owns its ping
