@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from . import per_node
 from .backends import BackendError, Node
 from .options import PAIR_MODES, Settings
 
@@ -233,8 +234,12 @@ def parametrize(metafunc: pytest.Metafunc, run: NodeSource) -> None:
         pairs = select_pairs(names, mode)
         few = (f"pair tests need at least two nodes; {len(names)} selected"
                + (f" ({names[0]})" if names else ""))
+        values, ids = pairs, [f"{a}->{b}" for a, b in pairs]
+        if pairs and per_node.wanted(metafunc.function, len(names),
+                                     run.settings.per_node_threshold):
+            values, ids = per_node.params(names)
         for fixture in wants_pairs:
-            _parametrize(metafunc, fixture, pairs, [f"{a}->{b}" for a, b in pairs],
+            _parametrize(metafunc, fixture, values, ids,
                          error, few, "fewer-than-2-nodes" if names else "no-nodes")
 
 

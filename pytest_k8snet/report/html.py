@@ -34,6 +34,7 @@ from .detected import detected_lines
 from .facts import FACTS_KEY
 from .html_tables import (dns_table, e, egress_table, fmt, node_checks_table, path_mtu_table,
                           td, throughput_table)
+from . import matrix_canvas
 from .junit import RAW_KEY
 from .results import RunReport, run_report
 from .terminal import fail_line
@@ -341,8 +342,11 @@ def render(report: RunReport) -> str:
     if networks:
         parts.append(toolbar())
         titles = {"pod": "Pod network (pod to pod)", "host": "Host network (node to node)"}
-        parts.append('<div class="k8s-grids">'
-                     + "".join(matrix(view, n, titles[n]) for n in networks) + "</div>")
+        big = matrix_canvas.is_large(view)
+        parts.append('<div class="k8s-grids">' + "".join(
+            matrix_canvas.canvas_matrix(view, n, titles[n], matrix_counts(view, n)) if big
+            else matrix(view, n, titles[n]) for n in networks) + "</div>"
+            + (matrix_canvas.script() if big else ""))
     parts.append('<div class="k8s-tables">' + path_mtu_table(view) + throughput_table(view)
                  + "</div>")
     parts.append('<div class="k8s-tables">' + dns_table(view) + egress_table(view) + "</div>")

@@ -8,7 +8,6 @@ outcomes, all read from the run's :class:`~pytest_k8snet.report.facts.RunFacts`.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from ..measure.document import sections
 from .baseline import BaselineError, Comparison, compare, load, nothing_compared
 from .facts import RunFacts
 from .schema import SCHEMA, VERSION
+from .stream import write_results
 from .view import natural_key
 
 REPORT_KEY = pytest.StashKey["RunReport"]()
@@ -158,10 +158,7 @@ def finish(session: pytest.Session, facts: RunFacts) -> None:
     report = run_report(session.config, facts)
     if facts.settings.results:
         path = Path(facts.settings.results)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(report.doc, indent=2, default=str))
-        tmp.replace(path)
+        write_results(report.doc, path)
         report.written_to = path.resolve()
     if report.fails_run and session.exitstatus in (pytest.ExitCode.OK,
                                                    pytest.ExitCode.NO_TESTS_COLLECTED):

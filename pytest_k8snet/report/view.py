@@ -253,15 +253,17 @@ class ClusterView:
                 for net in (("pod", "host") if d.get("cause") == "underlay" else ("pod",)):
                     if net == "pod" or (net, src, dst) in self.cells:
                         self._cell(net, src, dst).diagnoses.append(d)
+        # Each host finding's pairs as a set, once: a list scanned per cell is pairs
+        # times pairs at 1,000 nodes.
+        host = [(f, set(f.get("pairs") or [])) for f in self.failing_findings
+                if f.get("cause") in HOST_CAUSES]
         for (network, _, _), cell in self.cells.items():
             cell.judged = self.judged
             if network == "pod":
                 cell.verdicts = {t: v for t in PAIR_TESTS
                                  if (v := self.verdicts.get((t, cell.id))) is not None}
             else:
-                cell.host_findings = [f for f in self.failing_findings
-                                      if f.get("cause") in HOST_CAUSES
-                                      and cell.id in (f.get("pairs") or [])]
+                cell.host_findings = [f for f, pairs in host if cell.id in pairs]
         seen = set(names)
         extra = {n for (_, a, b) in self.cells for n in (a, b) if n not in seen}
         self.nodes = names + sorted(extra, key=natural_key)

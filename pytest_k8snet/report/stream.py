@@ -1,0 +1,72 @@
+"""The results file of a large run, streamed: one compact line per entry.
+
+``json.dumps(doc, indent=2)`` of a 1,000-node run builds one string of gigabytes (a
+million pairs, each probe's entry spread over a dozen indented lines) before a byte is
+written. Above the per-node threshold the same document (same schema: any JSON reader,
+the baseline comparison included, reads it as before) is written section by section,
+each list entry on its own line without indentation, so the file grows with what it
+holds and ``grep node-17`` finds a pair's entries line by line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+
+from ..options import DEFAULT_PER_NODE_THRESHOLD
+
+# Lists longer than this are written an entry per line; shorter values on one line.
+LINE_PER_ENTRY = 16
+
+
+def large(doc: dict[str, Any]) -> bool:
+    """More nodes than the run's ``--k8s-per-node-threshold``."""
+    threshold = (doc.get("options") or {}).get("per_node_threshold") \
+        or DEFAULT_PER_NODE_THRESHOLD
+    return len(doc.get("nodes") or []) > int(threshold)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _value(fh: IO[str], value: Any) -> None:
+    if isinstance(value, list) and len(value) > LINE_PER_ENTRY:
+        fh.write("[\n")
+        last = len(value) - 1
+        for i, entry in enumerate(value):
+            fh.write(_compact(entry) + (",\n" if i < last else "\n"))
+        fh.write("]")
+    elif isinstance(value, dict) and len(value) > LINE_PER_ENTRY:
+        fh.write("{\n")
+        last = len(value) - 1
+        for i, (k, v) in enumerate(value.items()):
+            fh.write(f"{json.dumps(str(k))}:{_compact(v)}" + (",\n" if i < last else "\n"))
+        fh.write("}")
+    else:
+        fh.write(_compact(value))
+
+
+def write_compact(doc: dict[str, Any], fh: IO[str]) -> None:
+    """``doc`` as JSON: a top-level key per line, long lists and maps an entry per line."""
+    fh.write("{\n")
+    last = len(doc) - 1
+    for i, (key, value) in enumerate(doc.items()):
+        fh.write(json.dumps(str(key)) + ": ")
+        _value(fh, value)
+        fh.write(",\n" if i < last else "\n")
+    fh.write("}\n")
+
+
+def write_results(doc: dict[str, Any], path: Path) -> None:
+    """Write ``doc`` to ``path`` through a temporary file (a reader never sees half of
+    it): streamed compactly when the run is large, indented as always otherwise."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", buffering=1 << 20) as fh:
+        if large(doc):
+            write_compact(doc, fh)
+        else:
+            fh.write(json.dumps(doc, indent=2, default=str))
+    tmp.replace(path)
