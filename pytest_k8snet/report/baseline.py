@@ -146,7 +146,8 @@ def check_option(baseline: str | None) -> None:
 
 
 def _by_key(entries: list[dict[str, Any]], *key: str) -> dict[tuple[Any, ...], dict[str, Any]]:
-    return {tuple(e.get(k) for k in key): e for e in entries if isinstance(e, dict)}
+    # map(), not a generator per entry: a million pairs at 1,000 nodes, on both sides.
+    return {tuple(map(e.get, key)): e for e in entries if isinstance(e, dict)}
 
 
 def _fmt_loss(e: dict[str, Any]) -> str:

@@ -267,6 +267,8 @@ class ClusterView:
         seen = set(names)
         extra = {n for (_, a, b) in self.cells for n in (a, b) if n not in seen}
         self.nodes = names + sorted(extra, key=natural_key)
+        self._sorted: dict[str, list[PairCell]] = {}
+        self._counts: dict[str, tuple[int, int]] = {}
         self.groups = group_diagnoses(list(doc.get("diagnoses", [])), doc.get("findings"),
                                       doc.get("evidence"))
 
@@ -294,14 +296,21 @@ class ClusterView:
         return any(k[0] == network and c.measured for k, c in self.cells.items())
 
     def pair_cells(self, network: str) -> list[PairCell]:
-        order = {n: i for i, n in enumerate(self.nodes)}
-        return sorted((c for k, c in self.cells.items() if k[0] == network),
-                      key=lambda c: (order.get(c.src, 0), order.get(c.dst, 0)))
+        # Sorted once per network: every report and table asks, and at 1,000 nodes each
+        # sort is a million cells.
+        if network not in self._sorted:
+            order = {n: i for i, n in enumerate(self.nodes)}
+            self._sorted[network] = sorted(
+                (c for k, c in self.cells.items() if k[0] == network),
+                key=lambda c: (order.get(c.src, 0), order.get(c.dst, 0)))
+        return list(self._sorted[network])
 
     def counts(self, network: str) -> tuple[int, int]:
         """(pairs measured, pairs failing) on ``network``."""
-        cells = [c for c in self.pair_cells(network) if c.measured]
-        return len(cells), sum(1 for c in cells if c.status == FAIL)
+        if network not in self._counts:
+            cells = [c for c in self.pair_cells(network) if c.measured]
+            self._counts[network] = (len(cells), sum(1 for c in cells if c.status == FAIL))
+        return self._counts[network]
 
     def node_diagnoses(self, node: str) -> list[dict[str, Any]]:
         return [d for d in self.doc.get("diagnoses", []) if node in d.get("nodes", [])
