@@ -105,3 +105,9 @@ def test_compact_json_of_small_values() -> None:
     write_compact({"a": [1, 2], "b": list(range(20)), "c": {"x": None}}, out)
     assert json.loads(out.getvalue()) == {"a": [1, 2], "b": list(range(20)), "c": {"x": None}}
     assert out.getvalue().splitlines()[:3] == ["{", '"a": [1,2],', '"b": [']
+    # An entry whose text holds the boundary between two entries: each encoded alone.
+    tricky = [{"x": i, "s": '},{"x":' if i == 3 else ""} for i in range(20)]
+    out = io.StringIO()
+    write_compact({"t": tricky}, out)
+    assert json.loads(out.getvalue()) == {"t": tricky}
+    assert len(out.getvalue().splitlines()) == 20 + 4

@@ -314,7 +314,7 @@ def side_by_side(before: ClusterView, after: ClusterView) -> str:
 
 def render(report: RunReport) -> str:
     """The cluster section of the summary, with its stylesheet, as one HTML string."""
-    view = ClusterView(report.doc)
+    view = report.view
     doc = report.doc
     compact = len(view.nodes) >= COMPACT_FROM
     parts = [f"<style>{asset('k8snet.css')}</style>", '<section class="k8s" id="k8snet">',

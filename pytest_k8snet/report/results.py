@@ -21,7 +21,7 @@ from .baseline import BaselineError, Comparison, compare, load, nothing_compared
 from .facts import RunFacts
 from .schema import SCHEMA, VERSION
 from .stream import write_results
-from .view import natural_key
+from .view import ClusterView, natural_key
 
 REPORT_KEY = pytest.StashKey["RunReport"]()
 # The sections that hold what probes measured (the rest say what, where and why).
@@ -97,6 +97,15 @@ class RunReport:
     baseline_error: str | None = None
     notes: list[str] = field(default_factory=list)
     written_to: Path | None = None  # the results file, once written (absolute)
+    _view: ClusterView | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def view(self) -> ClusterView:
+        """The document indexed once for every report: at 1,000 nodes the index is two
+        million cells, built once, not once per report."""
+        if self._view is None or self._view.doc is not self.doc:
+            self._view = ClusterView(self.doc)
+        return self._view
 
     @property
     def regressions(self) -> int:

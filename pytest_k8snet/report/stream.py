@@ -43,13 +43,31 @@ def _slim(v: Any) -> Any:
     return {k: x for k, x in v.items() if (k, x) not in EMPTY_VERDICT}
 
 
+def _lines(chunk: list[Any]) -> str:
+    """The entries of ``chunk`` as compact JSON, one per line.
+
+    One encoder call for the whole chunk (the C encoder; per entry, the calls cost more
+    than the encoding), then a line break at every boundary between two entries, found as
+    ``},{"<first key>"``. A string holding that very text would be split too: the count of
+    boundaries found must be the entries' less one, else each entry is encoded alone.
+    """
+    text = _compact(chunk)[1:-1]
+    first = next(iter(chunk[0])) if isinstance(chunk[0], dict) and chunk[0] else None
+    if first is not None and all(isinstance(x, dict) and next(iter(x), None) == first
+                                 for x in chunk):
+        boundary = "},{" + json.dumps(first) + ":"
+        if text.count(boundary) == len(chunk) - 1:
+            return text.replace(boundary, "},\n{" + json.dumps(first) + ":")
+    return ",\n".join(_compact(x) for x in chunk)
+
+
 def _value(fh: IO[str], value: Any, key: str = "") -> None:
     if isinstance(value, list) and len(value) > LINE_PER_ENTRY:
         fh.write("[\n")
         slim = key == "verdicts"
         for start in range(0, len(value), CHUNK):
             chunk = value[start:start + CHUNK]
-            fh.write(",\n".join(_compact(_slim(x) if slim else x) for x in chunk))
+            fh.write(_lines([_slim(x) for x in chunk] if slim else chunk))
             fh.write(",\n" if start + CHUNK < len(value) else "\n")
         fh.write("]")
     elif isinstance(value, dict) and len(value) > LINE_PER_ENTRY:
