@@ -237,10 +237,20 @@ class ClusterView:
                                  if str(f.get("id")) in failing_ids and not f.get("root")]
         self.cells: dict[tuple[str, str, str], PairCell] = {}
         names: list[str] = list(doc.get("nodes") or [])
+        cells = self.cells
+        # The two big sections (every pair, both networks) without a method call per entry.
         for e in doc.get("ping", []):
-            self._cell(e["network"], e["src"], e["dst"]).ping = e
+            key = (e["network"], e["src"], e["dst"])
+            cell = cells.get(key)
+            if cell is None:
+                cell = cells[key] = PairCell(e["src"], e["dst"], e["network"])
+            cell.ping = e
         for e in doc.get("path_mtu", []):
-            self._cell(e["network"], e["src"], e["dst"]).pmtu = e
+            key = (e["network"], e["src"], e["dst"])
+            cell = cells.get(key)
+            if cell is None:
+                cell = cells[key] = PairCell(e["src"], e["dst"], e["network"])
+            cell.pmtu = e
         for e in doc.get("throughput", []):
             self._cell(e.get("network") or "pod", e["src"], e["dst"]).throughput = e
         for e in doc.get("http", []):
