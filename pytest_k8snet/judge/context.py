@@ -133,6 +133,8 @@ class Context:
         self.pod_finding: dict[str, str] = {}  # pair -> id of the finding that owns its ping
         # channel -> where its failures sit (:func:`pytest_k8snet.judge.faults.places`).
         self.places: dict[str, Any] = {}
+        # Where random loss sits (:func:`pytest_k8snet.judge.faults.lossy_place`), once.
+        self.lossy_place: tuple[str | None, tuple[str, ...]] | None = None
 
     # -- the findings and verdicts ------------------------------------------------------------
 

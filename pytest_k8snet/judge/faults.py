@@ -361,7 +361,11 @@ def lossy_pairs(ctx: Context) -> list[str]:
 
 
 def lossy_place(ctx: Context) -> tuple[str | None, tuple[str, ...]]:
-    return lossy_node(lossy_pairs(ctx), ctx.nodes)
+    # Measurements alone decide it (no finding does): once per judgement, for every
+    # check that asks (a pass over every pair at 1,000 nodes).
+    if ctx.lossy_place is None:
+        ctx.lossy_place = lossy_node(lossy_pairs(ctx), ctx.nodes)
+    return ctx.lossy_place
 
 
 def host_loss(ctx: Context, pairs: Iterable[str]) -> str:
