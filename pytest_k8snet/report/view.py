@@ -54,7 +54,9 @@ class PairCell:
 
     @property
     def measured(self) -> bool:
-        return any(v is not None for v in (self.ping, self.pmtu, self.throughput, self.http))
+        # Spelled out, not any() over a generator: asked of every cell by every report.
+        return (self.ping is not None or self.pmtu is not None
+                or self.throughput is not None or self.http is not None)
 
     def outcome(self, test: str) -> str | None:
         """The verdict's outcome for ``test`` on this pair, None when there is none."""
@@ -71,10 +73,13 @@ class PairCell:
             return FAIL if self.diagnoses else UNJUDGED
         if self.network == "host":
             return FAIL if self.host_findings else PASS
-        outcomes = {str(v.get("outcome")) for v in self.verdicts.values()}
-        if FAILED in outcomes:
-            return FAIL
-        return PASS if PASSED in outcomes else UNJUDGED
+        passed = False
+        for v in self.verdicts.values():
+            outcome = str(v.get("outcome"))
+            if outcome == FAILED:
+                return FAIL
+            passed = passed or outcome == PASSED
+        return PASS if passed else UNJUDGED
 
     @property
     def problems(self) -> list[str]:
