@@ -13,9 +13,9 @@ findings and the same text, whichever tests run, in whatever order, in whichever
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
+from ..gcpause import no_cyclic_gc
 from .causes import CAUSES
 from .checks import CHECKS
 from .context import Context
@@ -28,17 +28,9 @@ __all__ = ["CAUSES", "FAILED", "PASSED", "SKIPPED", "Diagnosis", "Finding", "Jud
 def judge(doc: dict[str, Any]) -> Judgement:
     """Findings and verdicts for a measurement document: every check, in order, over one
     context."""
-    # The judge makes millions of objects at 1,000 nodes (a verdict per test and pair) and
-    # no reference cycles: the cyclic collector would walk the whole document again and
-    # again for nothing (a fifth of the judge's time there). Restored as it was found.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with no_cyclic_gc():  # millions of verdicts at 1,000 nodes, no cycles
         ctx = Context(doc)
         for check in CHECKS:
             check.judge(ctx)
         return Judgement(tuple(ctx.findings.values()), dict(ctx.verdicts),
                          tuple(c.name for c in CHECKS))
-    finally:
-        if collecting:
-            gc.enable()

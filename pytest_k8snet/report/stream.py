@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import IO, Any
 
+from ..gcpause import no_cyclic_gc
 from ..options import DEFAULT_PER_NODE_THRESHOLD
 
 # Lists longer than this are written an entry per line; shorter values on one line.
@@ -96,7 +97,7 @@ def write_results(doc: dict[str, Any], path: Path) -> None:
     it): streamed compactly when the run is large, indented as always otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", buffering=1 << 20) as fh:
+    with tmp.open("w", buffering=1 << 20) as fh, no_cyclic_gc():
         if large(doc):
             write_compact(doc, fh)
         else:
