@@ -21,6 +21,9 @@ DEFAULT_IMAGE = "docker.io/nicolaka/netshoot:v0.13"
 # Packet loss in percent that fails a pair; named once, for the option and Settings built by hand.
 DEFAULT_LOSS_THRESHOLD = 5.0
 DEFAULT_SETUP_TIMEOUT = 300.0
+# Nodes above which the pair tests and reports grow with nodes, not pairs: 32 nodes are
+# 992 pairs, 4 pair tests each.
+DEFAULT_PER_NODE_THRESHOLD = 32
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 # A pod's service account, as client-go's rest.InClusterConfig finds it: both must be there.
@@ -95,6 +98,11 @@ OPTIONS: tuple[Option, ...] = (
            default=DEFAULT_LOSS_THRESHOLD, kind=float),
     Option("egress-attempts", "connections per endpoint in the egress probe.", default=50,
            kind=int),
+    Option("per-node-threshold", "above this many nodes the suite's pair tests run one per "
+           "source node (test_pod_ping[node-17] fails listing its failing peers), JUnit gets "
+           "the failing pairs as properties, the HTML matrix is drawn as an image and the "
+           "results file is written one compact line per entry; at or below it, one test per "
+           "pair.", default=DEFAULT_PER_NODE_THRESHOLD, kind=int),
 )
 
 
@@ -129,6 +137,7 @@ class Settings:
     lab_kubernetes: bool = False
     loss_threshold: float = DEFAULT_LOSS_THRESHOLD
     external_name: str | None = None
+    per_node_threshold: int = DEFAULT_PER_NODE_THRESHOLD
     # Resolved once from the options and the environment (see resolve_backend):
     kind: str = ""  # the backend this run uses: "lab" or "kube" ("": not resolved yet)
     in_cluster: bool = False  # kube through the pod's service account, no kubeconfig
@@ -253,6 +262,9 @@ def validate(s: Settings) -> None:
         problems.append(f"--k8s-loss-threshold must be 0..99.9 percent, got {s.loss_threshold:g}")
     if s.egress_attempts < 1:
         problems.append("--k8s-egress-attempts must be at least 1")
+    if s.per_node_threshold < 1:
+        problems.append(f"--k8s-per-node-threshold must be at least 1, got "
+                        f"{s.per_node_threshold}")
     if s.baseline and not Path(s.baseline).is_file():
         problems.append(f"--k8s-baseline {s.baseline}: no such file")
     if problems:

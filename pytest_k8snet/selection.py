@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from . import per_node
 from .backends import BackendError, Node
 from .backends.family import cluster_families
 from .options import PAIR_MODES, Settings
@@ -235,6 +236,10 @@ def parametrize(metafunc: pytest.Metafunc, run: NodeSource) -> None:
         values, ids = pair_params(pairs, cluster_families(nodes))
         few = (f"pair tests need at least two nodes; {len(names)} selected"
                + (f" ({names[0]})" if names else ""))
+        if pairs and per_node.wanted(metafunc.function, len(names),
+                                     run.settings.per_node_threshold):
+            nodes_as_pairs, ids = per_node.params(names)
+            values = [tuple(v) for v in nodes_as_pairs]
         for fixture in wants_pairs:
             _parametrize(metafunc, fixture, values, ids,
                          error, few, "fewer-than-2-nodes" if names else "no-nodes")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..gcpause import no_cyclic_gc
 from .causes import CAUSES
 from .checks import CHECKS
 from .context import Context
@@ -28,7 +29,8 @@ __all__ = ["CAUSES", "FAILED", "PASSED", "SKIPPED", "Diagnosis", "Finding", "Jud
 def judge(doc: dict[str, Any]) -> Judgement:
     """Findings and verdicts for a measurement document: every check, in order, over one
     context; a dual-stack document once per IP family (:mod:`.family`)."""
-    return judge_families(doc, _judge_one)
+    with no_cyclic_gc():  # millions of verdicts at 1,000 nodes, no cycles
+        return judge_families(doc, _judge_one)
 
 
 def _judge_one(doc: dict[str, Any]) -> Judgement:

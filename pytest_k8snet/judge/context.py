@@ -68,6 +68,10 @@ class Context:
     def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = doc
         self.nodes: list[str] = [str(n) for n in doc.get("nodes") or []]
+        # Membership and order asked once per pair or port entry: a list would make every
+        # ask cost the node count (a million pairs at 1,000 nodes).
+        self.node_set: frozenset[str] = frozenset(self.nodes)
+        self.node_order: dict[str, int] = {n: i for i, n in enumerate(self.nodes)}
         self.pairs: list[str] = [str(p) for p in doc.get("pairs") or []] or sorted(
             {pair_id(e["src"], e["dst"]) for e in doc.get("ping", [])
              if e.get("network") == "pod"})
@@ -121,11 +125,16 @@ class Context:
         self.failures: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for f in doc.get("probe_failures") or []:
             self.failures.setdefault((str(f.get("measurement")), str(f.get("key"))), []).append(f)
+        self._unusable: dict[str, str | None] = {}
+        self.any_unusable = any(self.unusable(n) for n in self.readiness)
+        self.any_forwarding_off = any(self.forwarding_off(n) for n in self.checks)
         self.findings: dict[str, Finding] = {}
         self.verdicts: dict[tuple[str, str], Verdict] = {}
         self.pod_finding: dict[str, str] = {}  # pair -> id of the finding that owns its ping
         # channel -> where its failures sit (:func:`pytest_k8snet.judge.faults.places`).
         self.places: dict[str, Any] = {}
+        # Where random loss sits (:func:`pytest_k8snet.judge.faults.lossy_place`), once.
+        self.lossy_place: tuple[str | None, tuple[str, ...]] | None = None
 
     # -- the findings and verdicts ------------------------------------------------------------
 
@@ -161,8 +170,10 @@ class Context:
 
     def unusable(self, node: str) -> str | None:
         """Why no probe can run on ``node`` (None when they can: NotReady alone is no reason)."""
-        problems = [p for p in self.readiness.get(node, []) if p != "node is NotReady"]
-        return problems[0] if problems else None
+        if node not in self._unusable:  # asked for both ends of every pair, by every check
+            problems = [p for p in self.readiness.get(node, []) if p != "node is NotReady"]
+            self._unusable[node] = problems[0] if problems else None
+        return self._unusable[node]
 
     def skip_no_host_probe(self, test: str, subject: str, node: str) -> bool:
         """A host-network check on a node whose host-network probe was not admitted (Pod
@@ -232,7 +243,7 @@ class Context:
             if len(pairs) > 1:
                 return (node,), f"{node} is in every failing pair"
         nodes = sorted({n for p in pairs for n in ends(p)},
-                       key=lambda n: self.nodes.index(n) if n in self.nodes else 0)
+                       key=lambda n: self.node_order.get(n, 0))
         return tuple(nodes), ""
 
     def behind(self, node: str, other: str) -> Finding | None:

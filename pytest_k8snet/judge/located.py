@@ -67,3 +67,17 @@ def cut_off(ctx: Context, node: str, network: str) -> Finding | None:
     # All of a node's pod traffic dropped at the node (its host network fine): its pods'
     # DNS, egress and Service requests fail because of it, not on their own.
     return ctx.pods_cut(node) if network != "host" else None
+
+
+def host_pair_cut(ctx: Context, a: str, b: str) -> Finding | None:
+    """The underlay finding that owns the pair between ``a`` and ``b`` (either way) when
+    node-to-node ping on it got no reply: a host connect between them (a kubelet, a
+    NodePort) fails because of it, as every pair between two cut-off groups does."""
+    for pid in (f"{a}->{b}", f"{b}->{a}"):
+        fid = ctx.pod_finding.get(pid)
+        h = ctx.ping.get(("host", pid))
+        if fid is not None and h is not None and not int(h.get("received") or 0):
+            f = ctx.findings[fid]
+            if f.root is None and f.cause == "underlay":
+                return f
+    return None

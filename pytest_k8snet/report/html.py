@@ -35,6 +35,7 @@ from .facts import FACTS_KEY
 from .families import family_docs, titled
 from .html_tables import (dns_table, e, egress_table, fmt, node_checks_table, path_mtu_table,
                           td, throughput_table)
+from . import matrix_canvas
 from .junit import RAW_KEY
 from .results import RunReport, run_report
 from .terminal import fail_line
@@ -314,7 +315,7 @@ def side_by_side(before: ClusterView, after: ClusterView) -> str:
 
 def render(report: RunReport) -> str:
     """The cluster section of the summary, with its stylesheet, as one HTML string."""
-    view = ClusterView(report.doc)
+    view = report.view
     doc = report.doc
     compact = len(view.nodes) >= COMPACT_FROM
     parts = [f"<style>{asset('k8snet.css')}</style>", '<section class="k8s" id="k8snet">',
@@ -343,12 +344,19 @@ def render(report: RunReport) -> str:
     if any(fv.has_network(n) for _, fv in fviews for n in ("pod", "host")):
         parts.append(toolbar())
     titles = {"pod": "Pod network (pod to pod)", "host": "Host network (node to node)"}
+    big = matrix_canvas.is_large(view)
     for fam, fview in fviews:
         networks = [n for n in ("pod", "host") if fview.has_network(n)]
         if networks:
+            # Above the per-node threshold a canvas, one pixel a pair, and the failing list.
             parts.append('<div class="k8s-grids">' + "".join(
-                matrix(fview, n, titled(titles[n], fam), f"{fam}-" if fam else "")
+                matrix_canvas.canvas_matrix(fview, n, titled(titles[n], fam),
+                                            matrix_counts(fview, n), f"{fam}-" if fam else "")
+                if big
+                else matrix(fview, n, titled(titles[n], fam), f"{fam}-" if fam else "")
                 for n in networks) + "</div>")
+    if big:
+        parts.append(matrix_canvas.script())
     for fam, fview in fviews:
         heading = f'<h3 class="k8s-family">{e(titled("Pairs", fam))}</h3>' if fam else ""
         parts.append(heading + '<div class="k8s-tables">' + path_mtu_table(fview)

@@ -16,6 +16,7 @@ from ..judge.checks import dns, node_sysctls, path_mtu, udp_8472
 from ..judge.checks import egress as egress_check
 from ..judge.checks import service as service_check
 from ..judge.checks.dependencies import resolution_only
+from .stream import large
 from .view import ClusterView, natural_key
 
 COLLAPSE_ROWS = 12  # tables longer than this show their failing rows and fold the rest
@@ -43,12 +44,19 @@ def judged_class(outcome: str | None, bad: bool = True) -> str:
     return "k8s-ok" if outcome == PASSED else ""
 
 
+MAX_FOLDED = 5000
+
+
 def table(head: Iterable[str], rows: list[tuple[bool, list[str]]], title: str,
-          empty: str = "not measured in this run") -> str:
-    """``rows`` are (bad, cells as HTML); bad rows first; long tables fold their good rows."""
-    heading = f"<h3>{e(title)}</h3>"
+          empty: str = "not measured in this run", not_drawn: int = 0) -> str:
+    """``rows`` are (bad, cells as HTML); bad rows first; long tables fold their good rows.
+    ``not_drawn`` passing rows were counted and not built (a large run)."""
+    heading = f"<h3>{e(title)}</h3>" + (
+        f'<p class="k8s-muted">{not_drawn} passing rows, not drawn at this size (the '
+        "results file has them all)</p>" if not_drawn else "")
     if not rows:
-        return f'<div>{heading}<p class="k8s-muted">{e(empty)}</p></div>'
+        said = "" if not_drawn else f'<p class="k8s-muted">{e(empty)}</p>'
+        return f"<div>{heading}{said}</div>"
     th = "".join(f"<th>{e(h)}</th>" for h in head)
 
     def render(rs: list[tuple[bool, list[str]]]) -> str:
@@ -69,7 +77,11 @@ def table(head: Iterable[str], rows: list[tuple[bool, list[str]]], title: str,
              f"{render(bad_rows[:COLLAPSE_ROWS])}</tbody></table>") if bad_rows else ""
     more = folded(bad_rows[COLLAPSE_ROWS:], "more failing") if len(bad_rows) > COLLAPSE_ROWS \
         else ""
-    rest = folded(good_rows, "passing") if good_rows else ""
+    # Past this many passing rows (a cluster above the per-node threshold) they are
+    # counted, not drawn: the page would outgrow any browser; the results file has them.
+    rest = folded(good_rows, "passing") if good_rows and len(good_rows) <= MAX_FOLDED else (
+        f'<p class="k8s-muted">{len(good_rows)} passing rows, not drawn at this size (the '
+        "results file has them all)</p>" if good_rows else "")
     return f"<div>{heading}{shown}{more}{rest}</div>"
 
 
@@ -81,9 +93,13 @@ def td(value: object, cls: str = "") -> str:
 def path_mtu_table(view: ClusterView) -> str:
     rows: list[tuple[bool, list[str]]] = []
     expected = view.expected_mtu
+    big, not_drawn = large(view.doc), 0  # a large run's passing rows are counted only
     for network in ("pod", "host"):
         for c in view.pair_cells(network):
             if c.pmtu is None:
+                continue
+            if big and (network != "pod" or c.outcome(path_mtu.NAME) != FAILED):
+                not_drawn += 1
                 continue
             got = int(c.pmtu.get("bytes") or 0)
             want = expected if network == "pod" else None
@@ -102,7 +118,8 @@ def path_mtu_table(view: ClusterView) -> str:
                                td(verdict, judged_class(outcome)),
                                td(c.pmtu.get("probes", "–"), "num")]))
     return table(["pair", "network", "path MTU", "expected", "verdict", "probes"], rows,
-                 f"Path MTU (expected {expected if expected else '?'} bytes)")
+                 f"Path MTU (expected {expected if expected else '?'} bytes)",
+                 not_drawn=not_drawn)
 
 
 def throughput_table(view: ClusterView) -> str:

@@ -78,7 +78,9 @@ Added within version 1 by the measure/judge split (:mod:`pytest_k8snet.measure`,
 - ``verdicts`` [``{test, subject, outcome, message, finding, raw}``]: what each suite test
   does, with the raw probe output behind a failure. The reports colour pass and fail
   from these and from ``findings`` alone; a document without ``verdicts`` (a run that took
-  no measurement document) is shown "not judged"
+  no measurement document) is shown "not judged"; above ``--k8s-per-node-threshold`` (the
+  file then streamed an entry per line) an empty ``message``, ``raw`` or ``finding`` is
+  left out: a missing one is empty
 - ``evidence`` ``{node: [{name, argv, exit_code, output}]}``: routes, neighbours, FDB,
   firewall rules with counters, links, offloads from the nodes of failing findings
 - ``tests``: test node id -> outcome (``passed``, ``failed``, ``skipped``)

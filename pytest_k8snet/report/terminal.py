@@ -294,7 +294,7 @@ def write(tr: Writer, report: RunReport, baseline_given: bool = False,
     for text, markup in coverage:
         tr.write_line(text, **markup)
     if report.has_cluster_data:
-        view = ClusterView(report.doc)
+        view = report.view
         _write_cluster(tr, view, report.has_measurements)
         _write_diagnoses(tr, view)
     if baseline_given or report.comparison is not None or report.baseline_error:

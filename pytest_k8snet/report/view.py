@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..gcpause import no_cyclic_gc
 from ..judge import CAUSES, FAILED, PASSED
 from ..judge.checks import large_packets, path_mtu, pod_ping, udp_8472
 
@@ -54,7 +55,9 @@ class PairCell:
 
     @property
     def measured(self) -> bool:
-        return any(v is not None for v in (self.ping, self.pmtu, self.throughput, self.http))
+        # Spelled out, not any() over a generator: asked of every cell by every report.
+        return (self.ping is not None or self.pmtu is not None
+                or self.throughput is not None or self.http is not None)
 
     def outcome(self, test: str) -> str | None:
         """The verdict's outcome for ``test`` on this pair, None when there is none."""
@@ -71,10 +74,13 @@ class PairCell:
             return FAIL if self.diagnoses else UNJUDGED
         if self.network == "host":
             return FAIL if self.host_findings else PASS
-        outcomes = {str(v.get("outcome")) for v in self.verdicts.values()}
-        if FAILED in outcomes:
-            return FAIL
-        return PASS if PASSED in outcomes else UNJUDGED
+        passed = False
+        for v in self.verdicts.values():
+            outcome = str(v.get("outcome"))
+            if outcome == FAILED:
+                return FAIL
+            passed = passed or outcome == PASSED
+        return PASS if passed else UNJUDGED
 
     @property
     def problems(self) -> list[str]:
@@ -225,6 +231,10 @@ class ClusterView:
     """Index of a results document by pair and node, with the judgement's outcomes."""
 
     def __init__(self, doc: dict[str, Any]) -> None:
+        with no_cyclic_gc():  # two million cells at 1,000 nodes, no cycles
+            self._index(doc)
+
+    def _index(self, doc: dict[str, Any]) -> None:
         self.doc = doc
         self.expected_mtu: int | None = doc.get("expected_mtu")
         self.judged = isinstance(doc.get("verdicts"), list)
@@ -237,10 +247,20 @@ class ClusterView:
                                  if str(f.get("id")) in failing_ids and not f.get("root")]
         self.cells: dict[tuple[str, str, str], PairCell] = {}
         names: list[str] = list(doc.get("nodes") or [])
+        cells = self.cells
+        # The two big sections (every pair, both networks) without a method call per entry.
         for e in doc.get("ping", []):
-            self._cell(e["network"], e["src"], e["dst"]).ping = e
+            key = (e["network"], e["src"], e["dst"])
+            cell = cells.get(key)
+            if cell is None:
+                cell = cells[key] = PairCell(e["src"], e["dst"], e["network"])
+            cell.ping = e
         for e in doc.get("path_mtu", []):
-            self._cell(e["network"], e["src"], e["dst"]).pmtu = e
+            key = (e["network"], e["src"], e["dst"])
+            cell = cells.get(key)
+            if cell is None:
+                cell = cells[key] = PairCell(e["src"], e["dst"], e["network"])
+            cell.pmtu = e
         for e in doc.get("throughput", []):
             self._cell(e.get("network") or "pod", e["src"], e["dst"]).throughput = e
         for e in doc.get("http", []):
@@ -253,18 +273,22 @@ class ClusterView:
                 for net in (("pod", "host") if d.get("cause") == "underlay" else ("pod",)):
                     if net == "pod" or (net, src, dst) in self.cells:
                         self._cell(net, src, dst).diagnoses.append(d)
+        # Each host finding's pairs as a set, once: a list scanned per cell is pairs
+        # times pairs at 1,000 nodes.
+        host = [(f, set(f.get("pairs") or [])) for f in self.failing_findings
+                if f.get("cause") in HOST_CAUSES]
         for (network, _, _), cell in self.cells.items():
             cell.judged = self.judged
             if network == "pod":
                 cell.verdicts = {t: v for t in PAIR_TESTS
                                  if (v := self.verdicts.get((t, cell.id))) is not None}
             else:
-                cell.host_findings = [f for f in self.failing_findings
-                                      if f.get("cause") in HOST_CAUSES
-                                      and cell.id in (f.get("pairs") or [])]
+                cell.host_findings = [f for f, pairs in host if cell.id in pairs]
         seen = set(names)
         extra = {n for (_, a, b) in self.cells for n in (a, b) if n not in seen}
         self.nodes = names + sorted(extra, key=natural_key)
+        self._sorted: dict[str, list[PairCell]] = {}
+        self._counts: dict[str, tuple[int, int]] = {}
         self.groups = group_diagnoses(list(doc.get("diagnoses", [])), doc.get("findings"),
                                       doc.get("evidence"))
 
@@ -292,14 +316,21 @@ class ClusterView:
         return any(k[0] == network and c.measured for k, c in self.cells.items())
 
     def pair_cells(self, network: str) -> list[PairCell]:
-        order = {n: i for i, n in enumerate(self.nodes)}
-        return sorted((c for k, c in self.cells.items() if k[0] == network),
-                      key=lambda c: (order.get(c.src, 0), order.get(c.dst, 0)))
+        # Sorted once per network: every report and table asks, and at 1,000 nodes each
+        # sort is a million cells.
+        if network not in self._sorted:
+            order = {n: i for i, n in enumerate(self.nodes)}
+            self._sorted[network] = sorted(
+                (c for k, c in self.cells.items() if k[0] == network),
+                key=lambda c: (order.get(c.src, 0), order.get(c.dst, 0)))
+        return list(self._sorted[network])
 
     def counts(self, network: str) -> tuple[int, int]:
         """(pairs measured, pairs failing) on ``network``."""
-        cells = [c for c in self.pair_cells(network) if c.measured]
-        return len(cells), sum(1 for c in cells if c.status == FAIL)
+        if network not in self._counts:
+            cells = [c for c in self.pair_cells(network) if c.measured]
+            self._counts[network] = (len(cells), sum(1 for c in cells if c.status == FAIL))
+        return self._counts[network]
 
     def node_diagnoses(self, node: str) -> list[dict[str, Any]]:
         return [d for d in self.doc.get("diagnoses", []) if node in d.get("nodes", [])

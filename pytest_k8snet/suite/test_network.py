@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pytest_k8snet import Diagnosis, Node, Pair
+from pytest_k8snet import Diagnosis, Node, Pair, per_node
 from pytest_k8snet.judge import FAILED, PASSED, SKIPPED, Finding, Judgement
 from pytest_k8snet.judge.checks import CHECKS
 from pytest_k8snet.run import RUN_KEY
@@ -70,6 +70,37 @@ def judged(request: pytest.FixtureRequest, subject: str, **props: Any) -> None:
              request.config.stash[RUN_KEY].settings.results)
 
 
+PEERS_KEY = pytest.StashKey[dict[str, list[str]]]()
+
+
+def judged_pairs(request: pytest.FixtureRequest, doc: dict[str, Any], pair: Pair,
+                 kind: str) -> None:
+    """One pair's verdict, or (above --k8s-per-node-threshold, the pair being a node with
+    itself) the verdicts of every pair from the node: failed listing its failing peers,
+    the failing pairs as JUnit properties."""
+    __tracebackhide__ = True
+    src, dst = pair.src.node, pair.dst.node
+    if not per_node.is_node_subject(src, dst):
+        judged(request, pair.id, **_pair_props(doc, pair, kind))
+        return
+    judgement: Judgement = request.getfixturevalue("k8s_judgement")
+    config = request.config
+    if PEERS_KEY not in config.stash:  # once per run: every node's test reads it
+        config.stash[PEERS_KEY] = per_node.peers(doc.get("pairs") or [])
+    nv = per_node.node_verdict(judgement, request.node.originalname, src,
+                               config.stash[PEERS_KEY].get(src, []))
+    for key, value in nv.properties(judgement):
+        request.node.user_properties.append((key, value))
+    if nv.outcome == SKIPPED:
+        pytest.skip(nv.message(judgement))
+    if nv.outcome == FAILED:
+        finding, pairs = nv.findings(judgement)[0]
+        diagnosis = Diagnosis(finding.cause, nv.message(judgement), finding.nodes,
+                              tuple(pairs), dict(finding.evidence))
+        fail(request, diagnosis, None, finding,
+             config.stash[RUN_KEY].settings.results)
+
+
 def _pair_props(doc: dict[str, Any], pair: Pair, kind: str) -> dict[str, Any]:
     """The pair and the numbers of this test's own measurement; the pair's ping numbers and
     path MTU are added to every pair test by :func:`pytest_k8snet.report.junit.attach`,
@@ -94,16 +125,18 @@ def test_nodes_ready(request: pytest.FixtureRequest, k8s_judgement: Judgement,
     judged(request, k8s_node.name)
 
 
+@per_node.per_node
 def test_pod_ping(request: pytest.FixtureRequest, k8s_document: dict[str, Any],
                   pod_pair: Pair) -> None:
     """Pod to pod, small packets, every pair."""
-    judged(request, pod_pair.id, **_pair_props(k8s_document, pod_pair, "ping"))
+    judged_pairs(request, k8s_document, pod_pair, "ping")
 
 
+@per_node.per_node
 def test_large_packets(request: pytest.FixtureRequest, k8s_document: dict[str, Any],
                        pod_pair: Pair) -> None:
     """1 MiB over HTTP between the pods of every pair."""
-    judged(request, pod_pair.id, **_pair_props(k8s_document, pod_pair, "http"))
+    judged_pairs(request, k8s_document, pod_pair, "http")
 
 
 def test_large_packets_to_service(request: pytest.FixtureRequest, k8s_judgement: Judgement,
@@ -113,18 +146,19 @@ def test_large_packets_to_service(request: pytest.FixtureRequest, k8s_judgement:
            network="pod")
 
 
+@per_node.per_node
 def test_path_mtu(request: pytest.FixtureRequest, k8s_document: dict[str, Any],
                   pod_pair: Pair) -> None:
     """Measured path MTU on every pair is at least the expected MTU."""
-    judged(request, pod_pair.id, **_pair_props(k8s_document, pod_pair, "path_mtu"))
+    judged_pairs(request, k8s_document, pod_pair, "path_mtu")
 
 
+@per_node.per_node
 def test_udp_8472(request: pytest.FixtureRequest, k8s_document: dict[str, Any],
                   pod_pair: Pair) -> None:
     """UDP throughput and loss across the overlay (VXLAN on UDP 8472 on the wire), iperf3;
     a suspect pair is measured again, longer, and only loss in every sample fails."""
-    judged(request, pod_pair.id,
-           **_pair_props(k8s_document, pod_pair, "throughput"))
+    judged_pairs(request, k8s_document, pod_pair, "throughput")
 
 
 def test_dns(request: pytest.FixtureRequest, k8s_judgement: Judgement, k8s_node: Node) -> None:

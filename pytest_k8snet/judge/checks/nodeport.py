@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import faults, knock_ons, located, ports
+from .. import faults, groups, knock_ons, located, ports
 from ..context import Check, Context
 from ..model import PASSED, SKIPPED, Finding
 from .nodes_ready import skip_unusable
@@ -21,6 +21,7 @@ RANGE = "30000-32767"
 
 def judge(ctx: Context) -> None:
     entries = list(ctx.doc.get("nodeports") or [])
+    index = ports.Index(ctx, entries)
     judged = []
     for n in ctx.nodes:
         if skip_unusable(ctx, NAME, n, n) or ctx.skip_no_host_probe(NAME, n, n):
@@ -28,22 +29,20 @@ def judge(ctx: Context) -> None:
         if not entries:
             ctx.set_verdict(NAME, n, SKIPPED, f"{n}: the NodePort not measured")
             continue
-        if not any(e.get("src") == n for e in entries) and not _into(ctx, entries, n):
+        if not index.src.get(n) and not index.into.get(n):
             ctx.set_verdict(NAME, n, SKIPPED, f"{n}: no other node to reach its NodePort")
             continue
         judged.append(n)
-    measured = [e for e in entries if e.get("src") in judged]
+    chosen = set(judged)
+    measured = [e for e in entries if e.get("src") in chosen]
+    measured_index = ports.Index(ctx, measured)
     fails = [_failed(ctx, e) for e in measured if e.get("state") in ("timeout", "refused")]
     owner, rest = _knock_ons(ctx, fails)
     for g in ports.group(ctx, rest, measured):
         finding = _finding(ctx, g)
         owner.update({f: finding for f in g.fails})
     for n in judged:
-        _verdict(ctx, n, measured, owner)
-
-
-def _into(ctx: Context, entries: list[dict[str, Any]], n: str) -> list[dict[str, Any]]:
-    return [e for e in entries if ports.peer_node(ctx, e) == n]
+        _verdict(ctx, n, measured_index, owner)
 
 
 def _failed(ctx: Context, e: dict[str, Any]) -> ports.Failed:
@@ -68,6 +67,7 @@ def _knock_ons(ctx: Context, fails: list[ports.Failed]
         if overlap is not None and {f.src, f.dst} & set(overlap.nodes):
             roots.append(overlap)
         if f.dst is not None:
+            roots.append(located.host_pair_cut(ctx, f.src, f.dst))
             roots.append(located.cut_off(ctx, f.dst, "pod"))
             # The NodePort leads to the node's own probe pod on TCP 8080: a rule on that
             # port into the pod takes the NodePort's connects with it.
@@ -80,7 +80,8 @@ def _knock_ons(ctx: Context, fails: list[ports.Failed]
             continue
         fid = f"nodeport-knock-on:{root.id}"
         owner[f] = ctx.findings.get(fid) or knock_ons.knock_on(
-            ctx, fid, "knock-on", f"NodePort connects to and from {', '.join(root.nodes)} "
+            ctx, fid, "knock-on", "NodePort connects to and from "
+            f"{groups.names(root.nodes, ctx.node_order)} "
             "fail", root, NAME, nodes=root.nodes[:1])
     return owner, rest
 
@@ -115,14 +116,13 @@ def _who(nodes: list[str], others: list[str]) -> str:
     return ", ".join(nodes) + (" (every other node)" if every else "")
 
 
-def _verdict(ctx: Context, n: str, entries: list[dict[str, Any]],
+def _verdict(ctx: Context, n: str, index: ports.Index,
              owner: dict[ports.Failed, Finding]) -> None:
     """n's NodePort as the others reach it; a finding located at n (its way out) fails
     it too, as test_control_plane_ports does."""
     own = [f for f in owner if f.dst == n or owner[f].nodes == (n,)]
     raw = "\n".join(f"{e.get('src')} -> {e.get('ip')}:{e.get('port')} ({e.get('peer')}): "
-                    f"{e.get('state')}" for e in entries
-                    if e.get("src") == n or ports.peer_node(ctx, e) == n)
+                    f"{e.get('state')}" for e in index.touching(n))
     roots = [owner[f] for f in own if owner[f].root is None]
     if roots:
         first = next((r for r in roots if r.nodes == (n,)), roots[0])
@@ -136,7 +136,7 @@ def _verdict(ctx: Context, n: str, entries: list[dict[str, Any]],
         k = owner[own[0]]
         ctx.set_verdict(NAME, n, SKIPPED, f"{n}: {k.summary}", k.id, raw)
         return
-    bad = sorted(str(e.get("src")) for e in _into(ctx, entries, n) if e.get("state") == "error")
+    bad = sorted(str(e.get("src")) for e in index.into_node(n) if e.get("state") == "error")
     if bad:
         # Connected, so no firewall: what broke the HTTP behind it is not located here.
         what = f"{n}: its NodePort connects but gives no HTTP answer to {', '.join(bad)}"

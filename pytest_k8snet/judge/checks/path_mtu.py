@@ -33,7 +33,7 @@ def judge(ctx: Context) -> None:
         if pm is None or not ctx.expected:
             ctx.set_verdict(NAME, pid, SKIPPED, f"{pid}: path MTU not measured")
         elif got >= int(ctx.expected):
-            said = "; ".join(w for w in (_by_udp(pm), note) if w)
+            said = "; ".join(w for w in (_by_udp(pm), note) if w) if note or udp else ""
             ctx.set_verdict(NAME, pid, PASSED, f"{pid}: {said}" if said else "")
         elif got == 0 and (icmp := _icmp_rule(ctx, pid)) is not None:
             # No DF ping crosses a rule on ICMP, and no UDP echo answered the fallback.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import faults, routes
+from .. import faults, groups, routes
 from ..context import Check, Context, ends, listing, loss_text
 from ..localize import DROP, ICMP, REJECT, ROUTE, ping_mode
 from ..model import PASSED, SKIPPED, Finding
@@ -29,6 +29,7 @@ def skip_without_pod_connectivity(ctx: Context, test: str, pid: str) -> bool:
 
 def judge(ctx: Context) -> None:
     groups: dict[str, list[str]] = {"overlay": [], "underlay": [], "lossy": [], "unknown": []}
+    threshold = ctx.threshold
     for pid in ctx.pairs:
         a, b = ends(pid)
         if skip_unusable(ctx, NAME, pid, a, b):
@@ -37,8 +38,8 @@ def judge(ctx: Context) -> None:
         if p is None:
             ctx.set_verdict(NAME, pid, SKIPPED, f"{pid}: pod-to-pod ping not measured")
             continue
-        if ctx.pod_ok(pid):
-            ctx.set_verdict(NAME, pid, PASSED)
+        if int(p.get("received") or 0) > 0 and float(p.get("loss_pct") or 0) <= threshold:
+            ctx.set_verdict(NAME, pid, PASSED)  # ctx.pod_ok, inlined: once per pair
             continue
         failure = ctx.probe_failure("ping-pod-56", pid)
         if failure is not None:
@@ -163,6 +164,10 @@ def _underlay_group(ctx: Context, pairs: list[str]) -> None:
     """Pod ping and node ping both dead: the underlay itself."""
     if not pairs:
         return
+    cut = groups.find_cut(pairs, ctx.node_order)
+    if cut is not None:
+        _cut_group(ctx, pairs, cut)
+        return
     nodes, why = ctx.culprits(pairs)
     f = ctx.add(Finding(
         "underlay:" + ",".join(nodes), "underlay",
@@ -175,6 +180,30 @@ def _underlay_group(ctx: Context, pairs: list[str]) -> None:
         # were answered by a REJECT's ICMP errors (or a router's unreachable).
         protocol="all", mode=_host_mode(ctx, pairs),
         direction="both" if len(nodes) == 1 else None))
+    for pid in pairs:
+        ctx.pod_finding[pid] = f.id
+        ctx.fail(NAME, pid, _symptom(ctx, pid) + " and node-to-node ping fails too",
+                 f, _raw(ctx, pid))
+
+
+def _cut_group(ctx: Context, pairs: list[str], cut: groups.Cut) -> None:
+    """Every pair between two groups dead, pod and host, and nothing else: the underlay
+    between the groups (a rack's uplink, a router, an ACL), one finding naming both."""
+    where = groups.describe(cut, ctx.node_order)
+    within = len(ctx.pairs) - len(pairs)
+    f = ctx.add(Finding(
+        f"underlay-cut:{groups.span(cut.a, ctx.node_order)}|"
+        f"{groups.span(cut.b, ctx.node_order)}", "underlay",
+        f"{where}: pod-to-pod and node-to-node ping both get no reply on all {len(pairs)} "
+        f"pairs between the two groups ({listing(pairs, 4)}) and on none of the other "
+        f"{within} pairs (within each group, to every other node): the underlay between the "
+        "two groups (a switch or router between them, an ACL, a rack's uplink) drops "
+        "their traffic", cut.nodes, tuple(pairs),
+        evidence={"groups": {"a": list(cut.a), "b": list(cut.b), "both_ways": cut.both},
+                  **{p: _numbers(ctx, p) for p in pairs}},
+        would_contradict=("a pair between the two groups that gets a reply",
+                          "a pair within one group failing the same way"),
+        protocol="all", mode=_host_mode(ctx, pairs), direction=None))
     for pid in pairs:
         ctx.pod_finding[pid] = f.id
         ctx.fail(NAME, pid, _symptom(ctx, pid) + " and node-to-node ping fails too",

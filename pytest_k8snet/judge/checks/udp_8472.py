@@ -20,12 +20,14 @@ NAME = "test_udp_8472"
 
 def judge(ctx: Context) -> None:
     lossy: list[str] = []
+    # Nodes whose links show an overlay without a UDP port, looked up once, not per pair.
+    no_udp = {n for n, e in ctx.encap.items() if not e.get("udp_port")}
     for pid in ctx.pairs:
         a, b = ends(pid)
         if skip_unusable(ctx, NAME, pid, a, b) or skip_no_forwarding(ctx, NAME, pid, a, b):
             continue
-        encaps = [ctx.encap.get(n) for n in (a, b)]
-        if all(e is not None and not e.get("udp_port") for e in encaps):
+        if a in no_udp and b in no_udp:
+            encaps = [ctx.encap.get(n) for n in (a, b)]
             ctx.set_verdict(NAME, pid, SKIPPED, f"{pid}: no UDP encapsulation detected ("
                             + "; ".join(f"{n}: {e.get('description')}" for n, e in
                                         zip((a, b), encaps) if e is not None)
