@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 PAIR_MODES = re.compile(r"^(all|ring|sample:[1-9]\d*)$")
+EXPENSIVE_MODES = re.compile(r"^(auto|all|cover:[1-9]\d*)$")
 SELECTOR = re.compile(r"^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*$")
 DEFAULT_IMAGE = "docker.io/nicolaka/netshoot:v0.13"
 # Packet loss in percent that fails a pair; named once, for the option and Settings built by hand.
@@ -103,6 +104,12 @@ OPTIONS: tuple[Option, ...] = (
            "the failing pairs as properties, the HTML matrix is drawn as an image and the "
            "results file is written one compact line per entry; at or below it, one test per "
            "pair.", default=DEFAULT_PER_NODE_THRESHOLD, kind=int),
+    Option("expensive-pairs", "pairs the expensive probes (1 MiB over HTTP, UDP through the "
+           "overlay) measure, among the pairs --k8s-pairs selects: all; cover:K, a covering "
+           "sample where every node is source and destination K times, plus every pair a "
+           "cheap probe (ping, DF path MTU) flagged; auto: all up to --k8s-per-node-threshold "
+           "nodes, cover:3 above. Pairs left out skip their expensive tests, saying so.",
+           default="auto"),
 )
 
 
@@ -138,6 +145,7 @@ class Settings:
     loss_threshold: float = DEFAULT_LOSS_THRESHOLD
     external_name: str | None = None
     per_node_threshold: int = DEFAULT_PER_NODE_THRESHOLD
+    expensive_pairs: str = "auto"
     # Resolved once from the options and the environment (see resolve_backend):
     kind: str = ""  # the backend this run uses: "lab" or "kube" ("": not resolved yet)
     in_cluster: bool = False  # kube through the pod's service account, no kubeconfig
@@ -265,6 +273,9 @@ def validate(s: Settings) -> None:
     if s.per_node_threshold < 1:
         problems.append(f"--k8s-per-node-threshold must be at least 1, got "
                         f"{s.per_node_threshold}")
+    if not EXPENSIVE_MODES.match(s.expensive_pairs):
+        problems.append(f"--k8s-expensive-pairs must be auto, all or cover:K, got "
+                        f"{s.expensive_pairs!r}")
     if s.baseline and not Path(s.baseline).is_file():
         problems.append(f"--k8s-baseline {s.baseline}: no such file")
     if problems:

@@ -197,7 +197,7 @@ class Cluster:
         return mtu.path_mtus(self._engine, self._readings, network)
 
     def large_http(self) -> dict[PairKey, HttpResult]:
-        return transfers.large_http(self._engine)
+        return transfers.large_http(self._engine, self._readings)
 
     def service_http(self) -> dict[str, list[HttpResult]]:
         return service.service_http(self._engine)

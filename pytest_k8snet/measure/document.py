@@ -7,7 +7,8 @@ alone, and the unit tests judge documents captured from a lab under each fault.
 Document (a JSON object; the results file has the same sections plus ``tests`` and more):
 
 - ``nodes``; ``pairs`` (``"node-1->node-2"``, the pairs ``--k8s-pairs`` selected);
-  ``pair_mode``; ``expected_mtu``; ``expected_mtu_source`` (``flag``, ``pod interface`` or
+  ``pair_mode``; ``expensive`` ``{mode, pairs}``: ``mode`` ``all``, or ``cover:K`` with
+  the pairs the expensive tier (1 MiB HTTP, UDP) measured (:mod:`.tiers`); ``expected_mtu``; ``expected_mtu_source`` (``flag``, ``pod interface`` or
   ``default 1500 (no pod MTU could be read)``); ``pod_mtu`` ``{node: probe pod eth0 MTU or
   null}``; ``thresholds`` ``{loss_pct}``
 - ``encapsulation`` ``{node: {kind, udp_port, udp_ports, tunnels, bridged, bridges, cni,
@@ -176,6 +177,12 @@ def _dns_endpoints(cluster: "Cluster") -> dict[str, str]:
     return {str(ip): str(node) for ip, node in cluster.backend.dns_endpoints()}
 
 
+def _expensive(tier: dict[str, Any] | None) -> dict[str, Any]:
+    if not tier or tier.get("mode") == "all":
+        return {"mode": "all"}
+    return {"mode": tier["mode"], "pairs": [f"{a}->{b}" for a, b in tier["pairs"]]}
+
+
 def _probes_run(cluster: "Cluster") -> bool:
     """Whether a probe runs on any selected node (readiness, measured once)."""
     return any(cluster.unusable(n) is None for n in cluster.node_names)
@@ -227,6 +234,8 @@ def one_family(cluster: "Cluster") -> dict[str, Any]:
         "nodes": list(cluster.node_names),
         "pairs": [f"{a}->{b}" for a, b in cluster.pairs()],
         "pair_mode": cluster.settings.pairs,
+        # The expensive tier (measure/tiers.py): "all", or "cover:K" and the pairs sampled.
+        "expensive": _expensive(cluster.measurements.get("expensive-pairs")),
         "expected_mtu": expected,
         "expected_mtu_source": None if expected is None else expected_mtu_source(
             cluster.settings.expect_mtu, cluster.measurements.get("pod-mtu") or {}),

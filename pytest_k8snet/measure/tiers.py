@@ -13,6 +13,11 @@ pings or large packets always gets its transfer measured too and the judge sees 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .readiness import Readings
 
 PairKey = tuple[str, str]
 
@@ -48,3 +53,41 @@ def expensive_pairs(pairs: Sequence[PairKey], names: Sequence[str], flagged: Ite
     measures: the covering sample of ``names`` and every ``flagged`` pair."""
     wanted = set(covering_sample(names, k)) | set(flagged)
     return [p for p in pairs if p in wanted]
+
+
+# -- on a run's engine ---------------------------------------------------------------------
+
+def cover_of(mode: str, nodes: int, per_node_threshold: int) -> int | None:
+    """K of the covering sample ``--k8s-expensive-pairs`` asks for on ``nodes`` nodes, or
+    None for every pair (``all``, and ``auto`` at or below the per-node threshold)."""
+    if mode == "all" or (mode == "auto" and nodes <= per_node_threshold):
+        return None
+    return DEFAULT_COVER if mode == "auto" else int(mode.split(":", 1)[1])
+
+
+def flagged(engine: "Engine", readings: "Readings") -> set[PairKey]:
+    """Pairs the cheap tier found trouble on: pod pings lost or answered by an error, or a
+    DF path MTU below the expected one (both measured once per run, so this costs nothing)."""
+    from . import mtu, reachability  # measured before the expensive tier, cached
+
+    out = {k for k, r in reachability.pings(engine, "pod", 56).items()
+           if r.loss_pct or r.error or r.errors}
+    expected = mtu.expected_mtu(engine, readings)
+    out |= {k for k, r in mtu.path_mtus(engine, readings, "pod").items() if r.bytes < expected}
+    return out
+
+
+def expensive(engine: "Engine", readings: "Readings") -> list[PairKey]:
+    """The pairs the expensive probes measure on this run, decided once (every xdist
+    worker reads the same list): all selected pairs, or the covering sample and the
+    flagged pairs (see the module docstring)."""
+    def compute() -> dict[str, Any]:
+        pairs = engine.pairs()
+        s = engine.settings
+        k = cover_of(s.expensive_pairs, len(engine.node_names), s.per_node_threshold)
+        if k is None:
+            return {"mode": "all", "pairs": list(pairs)}
+        return {"mode": f"cover:{k}",
+                "pairs": expensive_pairs(pairs, engine.node_names, flagged(engine, readings), k)}
+
+    return [(str(a), str(b)) for a, b in engine.cache.once("expensive-pairs", compute)["pairs"]]

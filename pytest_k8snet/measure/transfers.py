@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from ..backends import host_port
 from ..probes import batch, http
+from . import tiers
 from .engine import Engine, PairKey
 from .failures import key_id
+from .readiness import Readings
 
 ONE_MIB = 1024 * 1024
 # At most this many 1 MiB transfers in flight across the cluster, whatever N: more and a
@@ -13,12 +15,13 @@ ONE_MIB = 1024 * 1024
 HTTP_TOTAL_TRANSFERS = 64
 
 
-def large_http(engine: Engine) -> dict[PairKey, http.HttpResult]:
-    """A 1 MiB transfer from every pair's source pod to its destination pod: one curl
-    per source runs its transfers, a few at a time (a process per transfer cost more
-    CPU than the bytes on a big cluster)."""
+def large_http(engine: Engine, readings: Readings) -> dict[PairKey, http.HttpResult]:
+    """A 1 MiB transfer from every pair's source pod to its destination pod (the
+    expensive tier's pairs, :mod:`.tiers`): one curl per source runs its transfers, a
+    few at a time (a process per transfer cost more CPU than the bytes on a big cluster)."""
     port = engine.backend.probe_port
-    sources = max(1, len({k[0] for k in engine.pairs()}))
+    keys = tiers.expensive(engine, readings)
+    sources = max(1, len({k[0] for k in keys}))
     parallel = max(1, min(batch.DEFAULT_PARALLEL, HTTP_TOTAL_TRANSFERS // sources))
     timeout = engine.settings.timeout
 
@@ -36,5 +39,5 @@ def large_http(engine: Engine) -> dict[PairKey, http.HttpResult]:
                                   expected_bytes=ONE_MIB)
         return {k: got[urls[k]] for k in keys}
 
-    return engine.by_source("http-1mib", engine.pairs(), per_source,
+    return engine.by_source("http-1mib", keys, per_source,
                             failures=lambda r: int(not r.ok))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from ..backends import Network
 from ..backends.family import FamilyBackend
 from ..probes import batch, iperf
+from . import tiers
 from .engine import BatchItem, Engine, PairKey
 from .node_checks import VXLAN_PORT, overlay_port
 from .readiness import Readings
@@ -173,7 +174,7 @@ def _rcvbuf_errors(engine: Engine, nodes: list[str]) -> dict[str, int | None]:
 def udp(engine: Engine, readings: Readings) -> dict[PairKey, UdpCheck]:
     """iperf3 UDP across every pair through the overlay, and node to node on the UDP port
     the destination's overlay uses (node_checks.overlay_port; none: not measured)."""
-    keys = engine.pairs()
+    keys = tiers.expensive(engine, readings)
     wire: dict[str, int | None] = {}  # filled by compute, read by the sampler
     sampler = _Sampler(engine, wire)
     index = sampler.index

@@ -4,7 +4,7 @@ contradicts it."""
 
 from __future__ import annotations
 
-from .. import faults, knock_ons
+from .. import faults, knock_ons, sampled
 from ..context import Check, Context, curl_error, ends
 from ..localize import DROP, HTTP, LOSS, http_mode
 from ..model import PASSED, SKIPPED, Finding
@@ -21,7 +21,7 @@ def judge(ctx: Context) -> None:
             continue
         h = ctx.http.get(pid)
         if h is None:
-            ctx.set_verdict(NAME, pid, SKIPPED, f"{pid}: 1 MiB transfer not measured")
+            ctx.set_verdict(NAME, pid, SKIPPED, sampled.not_measured(ctx, pid, "1 MiB transfer"))
             continue
         if h.get("ok"):
             ctx.set_verdict(NAME, pid, PASSED)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import faults, knock_ons
+from .. import faults, knock_ons, sampled
 from ..context import Check, Context, ends, listing, loss_text
 from ..localize import IPERF_UDP, LOSS, iperf_channel, place
 from ..model import PASSED, SKIPPED, Finding
@@ -35,7 +35,7 @@ def judge(ctx: Context) -> None:
             continue
         u = ctx.udp.get(pid)
         if u is None:
-            ctx.set_verdict(NAME, pid, SKIPPED, f"{pid}: UDP not measured")
+            ctx.set_verdict(NAME, pid, SKIPPED, sampled.not_measured(ctx, pid, "UDP"))
             continue
         raw = _raw(ctx, pid)
         np = u.get("node_port")
