@@ -108,8 +108,11 @@ def _node_batch(lab: Lab, node: dict[str, Any], spec: LabSpec) -> tuple[list[str
     if spec.cni == "flannel":
         # flanneld makes flannel.1 and its entries (or host-gw routes), the CNI bridge
         # plugin cni0: the node gets only its underlay.
-        return [*ip_cmds, f"route add default via {lab.gateway['ip']}",
-                *_node_neighbours(lab, node)], []
+        cmds = [*ip_cmds, f"route add default via {lab.gateway['ip']}",
+                *_node_neighbours(lab, node)]
+        if fam.has_ipv6(lab.spec):  # dual: flanneld finds eth0's IPv6 for flannel-v6.1
+            cmds += network6.node_commands(lab, node, spec, cni0=False)[0]
+        return cmds, []
     v4 = fam.has_ipv4(lab.spec)
     ip_cmds += [
         # No multicast snooping: a snooping bridge sends IGMP reports, each a neighbour entry.

@@ -139,9 +139,17 @@ class LabSpec:
                            f"got {self.ip_family!r}")
         if self.ip_family == "ipv4":
             return
-        if self.kubernetes:
+        if self.kubernetes and self.ip_family == "ipv6":
+            # An IPv6-only cluster's kubernetes Service needs the API server on IPv6, and the
+            # management network (its path to every kubelet and the forwarder) is IPv4.
+            raise LabError("--ip-family ipv6 is not available with --kubernetes: the cluster's "
+                           "management network is IPv4 only; use --ip-family dual")
+        if self.kubernetes and self.cni == "lab":
             raise LabError(f"--ip-family {self.ip_family} is not available with --kubernetes "
-                           "yet: the plain lab only")
+                           "--cni lab: only flannel programs a real cluster's IPv6 pod network")
+        if self.kubernetes and self.overlay == "wireguard":
+            raise LabError(f"--ip-family {self.ip_family} is not available with "
+                           "--flannel-backend wireguard: use vxlan or host-gw")
         if self.nodes > MAX_NODES_IPV6:
             raise LabError(f"--ip-family {self.ip_family} allows at most {MAX_NODES_IPV6} "
                            f"nodes, got {self.nodes}: IPv6 neighbour entries share one table with "

@@ -90,7 +90,11 @@ def http_server_script(port: int = PROBE_PORT, root: str = "/tmp/www",
         "echo ok >healthz",
         'echo "${K8SNET_POD:-$(hostname)}" >index.html',
         pmtu_udp.responder_script(udp_port),
-        f"if command -v python3 >/dev/null 2>&1; then exec python3 -m http.server {port}; fi",
+        # --bind :: serves IPv4 and IPv6 (http.server's dual-stack socket; bare, it binds
+        # 0.0.0.0 only); a pod whose kernel has no IPv6 keeps the IPv4 server.
+        "if command -v python3 >/dev/null 2>&1; then python3 -c 'import socket; "
+        "socket.socket(socket.AF_INET6)' 2>/dev/null "
+        f"&& exec python3 -m http.server --bind :: {port}; exec python3 -m http.server {port}; fi",
         "if command -v busybox >/dev/null 2>&1 && busybox --list 2>/dev/null | grep -qx httpd; "
         f"then exec busybox httpd -f -p {port} -h {root}; fi",
         f"if command -v httpd >/dev/null 2>&1; then exec httpd -f -p {port} -h {root}; fi",

@@ -8,7 +8,11 @@ from .constants import CLUSTER_DNS, CLUSTER_DOMAIN, COREDNS_IMAGE, PROBE_IMAGE
 DNS_CHECK_LABEL = "k8snet.io/lab-dns-check"
 
 
-def coredns(replicas: int) -> str:
+def coredns(replicas: int, cluster_dns6: str | None = None) -> str:
+    """CoreDNS as kubeadm deploys it; ``cluster_dns6``: a dual-stack cluster's DNS Service
+    gets this second ClusterIP (pods still use the first, the kubelet's clusterDNS)."""
+    dual = (f"\n  ipFamilyPolicy: PreferDualStack\n  ipFamilies: [IPv4, IPv6]"
+            f"\n  clusterIPs: [{CLUSTER_DNS}, {cluster_dns6}]") if cluster_dns6 else ""
     return f"""apiVersion: v1
 kind: ServiceAccount
 metadata: {{name: coredns, namespace: kube-system}}
@@ -121,7 +125,7 @@ metadata:
   labels: {{k8s-app: kube-dns, kubernetes.io/name: CoreDNS}}
 spec:
   selector: {{k8s-app: kube-dns}}
-  clusterIP: {CLUSTER_DNS}
+  clusterIP: {CLUSTER_DNS}{dual}
   ports:
   - {{name: dns, port: 53, protocol: UDP}}
   - {{name: dns-tcp, port: 53, protocol: TCP}}
@@ -159,7 +163,8 @@ spec:
 
 def kubeadm_config(pod_cidr: str, service_cidr: str, version: str) -> str:
     """kubeadm's record of the cluster's networks, as a kubeadm cluster has it: the one place
-    a client can read the cluster's Pod CIDR (each node only carries its own /24)."""
+    a client can read the cluster's Pod CIDR (each node only carries its own /24). Both
+    CIDRs are comma-separated IPv4,IPv6 on a dual-stack cluster, as kubeadm writes them."""
     return f"""apiVersion: v1
 kind: ConfigMap
 metadata: {{name: kubeadm-config, namespace: kube-system}}

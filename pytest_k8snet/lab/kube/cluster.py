@@ -13,11 +13,12 @@ from pathlib import Path
 from .. import processes
 from ..netns import LabError
 from ..state import Lab
+from ..family import has_ipv6
 from ..plan import cni_of, overlay_of, proxy_mode_of
 from . import addons, control, flannel, node, pki
 from .binaries import artifacts, build
 from .constants import (API_PORT, CLUSTER_DOMAIN, COREDNS_IMAGE, KUBE_VERSION,
-                        KUBERNETES_SERVICE_IP, PAUSE_IMAGE, PROBE_IMAGE, SERVICE_CIDR)
+                        KUBERNETES_SERVICE_IP, PAUSE_IMAGE, PROBE_IMAGE)
 from .kubectl import Kubectl
 
 
@@ -77,7 +78,7 @@ def start(lab: Lab, timeout: float = 300.0, progress: Progress | None = None) ->
                        pki_dir / f"{name}.crt", pki_dir / f"{name}.key", name)
     (cp_dir / "hosts").write_text(control.hosts_file(lab.nodes, k))
     (cp_dir / "run.sh").write_text(control.supervisor_script(
-        cp_dir, lab.name, arts.kube, k["cp_ip"], lab.spec["pod_cidr"]))
+        cp_dir, lab.name, arts.kube, k["cp_ip"], k["cluster_cidr"], k["service_cidr"]))
     lab.pids["control-plane"] = _spawn(k["cp_netns"], cp_dir / "run.sh", cp_dir / "run.log")
 
     # containerd puts shim sockets under /run/containerd whatever its config says; each node
@@ -86,12 +87,14 @@ def start(lab: Lab, timeout: float = 300.0, progress: Progress | None = None) ->
     images = [(arts.pause, PAUSE_IMAGE.split(":")[0]), (arts.probe, PROBE_IMAGE.split(":")[0]),
               (arts.coredns, COREDNS_IMAGE.split(":")[0])]
     with_flannel = cni_of(lab) == "flannel"
+    dual = has_ipv6(lab.spec)
     for n in lab.nodes:
         d = root / n["name"]
         d.mkdir(parents=True, exist_ok=True)
         cni_daemon = ""
         if with_flannel:
-            flannel.write_net_conf(d, lab.spec["pod_cidr"], overlay_of(lab))
+            flannel.write_net_conf(d, lab.spec["pod_cidr"], overlay_of(lab), ipv6=dual,
+                                   underlay_mtu=lab.spec["underlay_mtu"])
             pki.kubeconfig(d / "flannel.kubeconfig", k["api_server"], ca,
                            pki_dir / "flannel.crt", pki_dir / "flannel.key", flannel.USER)
             cni_daemon = flannel.supervisor_sh(d, n["name"], arts.flanneld, overlay_of(lab),
@@ -101,7 +104,7 @@ def start(lab: Lab, timeout: float = 300.0, progress: Progress | None = None) ->
         (d / "containerd.toml").write_text(node.containerd_toml(d))
         resolv = Path("/etc/netns") / n["netns"] / "resolv.conf"
         (d / "kubelet.yaml").write_text(node.kubelet_yaml(d, lab.name, n, ca, resolv))
-        (d / "kube-proxy.yaml").write_text(node.kube_proxy_yaml(d, n, lab.spec["pod_cidr"],
+        (d / "kube-proxy.yaml").write_text(node.kube_proxy_yaml(d, n, k["cluster_cidr"],
                                                                 proxy_mode_of(lab)))
         pki.kubeconfig(d / "kubelet.kubeconfig", k["api_server"], ca,
                        pki_dir / f"kubelet-{n['name']}.crt", pki_dir / f"kubelet-{n['name']}.key",
@@ -124,19 +127,20 @@ def start(lab: Lab, timeout: float = 300.0, progress: Progress | None = None) ->
     _wait(lambda: kubectl.ok("get", "--raw", "/readyz"), deadline,
           "kube-apiserver did not become ready", lab)
     progress("API server ready")
-    dns = addons.coredns(replicas=min(2, len(lab.nodes)))
+    dns = addons.coredns(replicas=min(2, len(lab.nodes)), cluster_dns6=k.get("cluster_dns6"))
     if with_flannel:
         kubectl.apply(flannel.rbac())
     else:
         kubectl.apply(dns)
-    kubectl.apply(addons.kubeadm_config(lab.spec["pod_cidr"], SERVICE_CIDR, KUBE_VERSION))
+    kubectl.apply(addons.kubeadm_config(k["cluster_cidr"], k["service_cidr"], KUBE_VERSION))
     names = [n["name"] for n in lab.nodes]
     _wait(lambda: set(names) <= set(kubectl.lines("get", "nodes", "-o", "name", prefix="node/")),
           deadline, "not every kubelet registered", lab)
     progress(f"kubelets registered {len(names)}/{len(names)}")
     for n in lab.nodes:  # the lab's routes fix each node's Pod subnet, as flannel's lease does
+        cidrs = [n["pod_cidr"], *([n["pod_cidr6"]] if dual else [])]  # flanneld reads both
         kubectl.run("patch", "node", n["name"], "--type", "merge", "-p", json.dumps(
-            {"spec": {"podCIDR": n["pod_cidr"], "podCIDRs": [n["pod_cidr"]]}}))
+            {"spec": {"podCIDR": n["pod_cidr"], "podCIDRs": cidrs}}))
     counts = _Counter(progress)
     _wait(lambda: _nodes_ready(kubectl, names, counts), deadline, "not every node became Ready",
           lab)

@@ -10,6 +10,8 @@ PAUSE_IMAGE = "localhost/k8snet-pause:dev"
 PROBE_IMAGE = "localhost/k8snet-probe:dev"
 COREDNS_IMAGE = "localhost/k8snet-coredns:dev"
 SERVICE_CIDR = "10.96.0.0/16"
+# A dual-stack cluster's DNS Service's IPv6 ClusterIP (in family.SERVICE_CIDR6).
+CLUSTER_DNS6 = "fd00:10:96::a"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 CLUSTER_DNS = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"

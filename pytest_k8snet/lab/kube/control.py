@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from .cgroups import cgroup_name, join_cgroup_sh
-from .constants import SERVICE_CIDR
 
 
 def hosts_file(lab_nodes: list[dict[str, Any]], mgmt: dict[str, Any]) -> str:
@@ -23,8 +22,10 @@ def hosts_file(lab_nodes: list[dict[str, Any]], mgmt: dict[str, Any]) -> str:
 
 
 def supervisor_script(d: Path, lab_name: str, kube_bin: Path, advertise: str,
-                      cluster_cidr: str) -> str:
-    """Start etcd, then the API server, then the controller manager and scheduler."""
+                      cluster_cidr: str, service_cidr: str) -> str:
+    """Start etcd, then the API server, then the controller manager and scheduler.
+
+    ``cluster_cidr``, ``service_cidr``: one CIDR, or IPv4,IPv6 for a dual-stack cluster."""
     cg = cgroup_name(lab_name, "cp")
     k = shlex.quote(str(kube_bin))
     p = d / "pki"
@@ -45,7 +46,7 @@ etcd --name k8snet --data-dir {d}/etcd \\
   --service-account-key-file {p}/sa.pub --service-account-signing-key-file {p}/sa.key \\
   --service-account-issuer https://kubernetes.default.svc.cluster.local \\
   --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \\
-  --service-cluster-ip-range {SERVICE_CIDR} --allow-privileged=true \\
+  --service-cluster-ip-range {service_cidr} --allow-privileged=true \\
   --kubelet-client-certificate {p}/apiserver-kubelet.crt \\
   --kubelet-client-key {p}/apiserver-kubelet.key \\
   --kubelet-preferred-address-types Hostname,InternalIP \\
@@ -61,7 +62,8 @@ done
   --authorization-kubeconfig {d}/controller-manager.kubeconfig \\
   --secure-port 0 --leader-elect=false --use-service-account-credentials=true \\
   --service-account-private-key-file {p}/sa.key --root-ca-file {p}/ca.crt \\
-  --cluster-cidr {cluster_cidr} --allocate-node-cidrs=false \\
+  --cluster-cidr {cluster_cidr} --service-cluster-ip-range {service_cidr} \\
+  --allocate-node-cidrs=false \\
   --node-monitor-grace-period 20s --v 1 >{d}/kube-controller-manager.log 2>&1 &
 {k} kube-scheduler --kubeconfig {d}/scheduler.kubeconfig \\
   --authentication-kubeconfig {d}/scheduler.kubeconfig \\

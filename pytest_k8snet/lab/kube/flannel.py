@@ -26,7 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..family import POD_CIDR6, VXLAN6_OVERHEAD
 from ..netns import LabError
+from ..plan import VXLAN_OVERHEAD
 
 USER = "flannel"  # the client certificate's CN, bound to the ClusterRole below
 CONFLIST = "10-flannel.conflist"
@@ -61,13 +63,30 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {USER}}}]
 """
 
 
-def net_conf(pod_cidr: str, backend: str) -> dict[str, Any]:
-    return {"Network": pod_cidr, "EnableIPv4": True, "Backend": {"Type": backend}}
+def net_conf(pod_cidr: str, backend: str, ipv6: bool = False,
+             underlay_mtu: int = 1500) -> dict[str, Any]:
+    """kube-flannel.yml's net-conf.json; ``ipv6``: dual-stack, each node's /64 of
+    ``IPv6Network`` (from its spec.podCIDRs) on a second device (flannel-v6.1 with vxlan).
+
+    Dual-stack vxlan also sets the backend's ``MTU`` (flannel's documented option, the
+    interface MTU it subtracts VXLAN's 50 from) to the underlay's less 20: flanneld
+    v0.28 otherwise gives pods underlay-50 (1450) while the kernel caps flannel-v6.1 at
+    underlay-70 (1430), and every IPv6 pair's path MTU falls short of the pods' (the suite
+    finds it). With it both devices and the pods get underlay-70, one MTU for both
+    families, as the plain dual lab has."""
+    conf: dict[str, Any] = {"Network": pod_cidr, "EnableIPv4": True, "Backend": {"Type": backend}}
+    if ipv6:
+        conf.update(EnableIPv6=True, IPv6Network=str(POD_CIDR6))
+        if backend == "vxlan":
+            conf["Backend"]["MTU"] = underlay_mtu - (VXLAN6_OVERHEAD - VXLAN_OVERHEAD)
+    return conf
 
 
-def write_net_conf(d: Path, pod_cidr: str, backend: str) -> None:
+def write_net_conf(d: Path, pod_cidr: str, backend: str, ipv6: bool = False,
+                   underlay_mtu: int = 1500) -> None:
     (d / "flannel").mkdir(parents=True, exist_ok=True)
-    (d / "flannel" / "net-conf.json").write_text(json.dumps(net_conf(pod_cidr, backend)))
+    (d / "flannel" / "net-conf.json").write_text(
+        json.dumps(net_conf(pod_cidr, backend, ipv6, underlay_mtu)))
     # containerd watches the directory: it must exist before the conflist does.
     (d / "cni").mkdir(parents=True, exist_ok=True)
 
@@ -121,7 +140,11 @@ def conflist(subnet_env: str, ipam_dir: Path, port_range: str | None = None) -> 
     env = dict(line.split("=", 1) for line in subnet_env.splitlines() if "=" in line)
     # FLANNEL_SUBNET is the gateway with its prefix (10.244.0.1/24): host-local wants the
     # network, and refuses every sandbox (adds and deletes) given host bits.
-    subnet = ipaddress.ip_interface(env["FLANNEL_SUBNET"]).network
+    ranges = [[{"subnet": str(ipaddress.ip_interface(env["FLANNEL_SUBNET"]).network)}]]
+    routes = [{"dst": env["FLANNEL_NETWORK"]}]
+    if env.get("FLANNEL_IPV6_SUBNET"):  # dual-stack: flannel's CNI plugin adds the second range
+        ranges.append([{"subnet": str(ipaddress.ip_interface(env["FLANNEL_IPV6_SUBNET"]).network)}])
+        routes.append({"dst": env["FLANNEL_IPV6_NETWORK"]})
     plugins: list[dict[str, Any]] = [
         # isGateway: true is flannel's delegate default; it also sets ip_forward=1 on every
         # new pod (why the ip-forward-off fault is refused on flannel labs).
@@ -130,8 +153,7 @@ def conflist(subnet_env: str, ipam_dir: Path, port_range: str | None = None) -> 
          "ipMasq": env.get("FLANNEL_IPMASQ") != "true", "hairpinMode": True,
          "mtu": int(env["FLANNEL_MTU"]),
          "ipam": {"type": "host-local", "dataDir": str(ipam_dir),
-                  "ranges": [[{"subnet": str(subnet)}]],
-                  "routes": [{"dst": env["FLANNEL_NETWORK"]}]}},
+                  "ranges": ranges, "routes": routes}},
         {"type": "portmap", "capabilities": {"portMappings": True}},
     ]
     if port_range:

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import family as fam
 from .. import netns as ns
 from ..state import Lab, kubeconfig_path
-from .constants import (API_PORT, CLUSTER_DNS, CLUSTER_DOMAIN, COREDNS_IMAGE, KUBE_VERSION,
-                        MGMT_CIDR, PAUSE_IMAGE, PROBE_IMAGE, SERVICE_CIDR)
+from .constants import (API_PORT, CLUSTER_DNS, CLUSTER_DNS6, CLUSTER_DOMAIN, COREDNS_IMAGE,
+                        KUBE_VERSION, MGMT_CIDR, PAUSE_IMAGE, PROBE_IMAGE, SERVICE_CIDR)
 
 
 def plan(lab: Lab) -> dict[str, Any]:
     """The management network and where the cluster keeps its files."""
     p = f"k8snet-{lab.name}"
     hosts = list(MGMT_CIDR.hosts())
+    dual = fam.has_ipv6(lab.spec)  # plan.LabSpec allows only ipv4 and dual with a cluster
     return {
         "version": KUBE_VERSION,
         "mgmt_netns": f"{p}-mgmt",
@@ -30,8 +32,11 @@ def plan(lab: Lab) -> dict[str, Any]:
         "nodes": {n["name"]: str(hosts[9 + n["index"]]) for n in lab.nodes},
         "api_server": f"https://{hosts[1]}:{API_PORT}",
         "kubeconfig": str(kubeconfig_path(lab.name)),
-        "service_cidr": SERVICE_CIDR,
+        # Comma-separated, IPv4 first, as the components' flags and kubeadm take them.
+        "service_cidr": SERVICE_CIDR + (f",{fam.SERVICE_CIDR6}" if dual else ""),
+        "cluster_cidr": lab.spec["pod_cidr"] + (f",{fam.POD_CIDR6}" if dual else ""),
         "cluster_dns": CLUSTER_DNS,
+        **({"cluster_dns6": CLUSTER_DNS6} if dual else {}),
         "cluster_domain": CLUSTER_DOMAIN,
         "images": {"probe": PROBE_IMAGE, "pause": PAUSE_IMAGE, "coredns": COREDNS_IMAGE},
         "api_port": 0,

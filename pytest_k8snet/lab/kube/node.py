@@ -140,9 +140,16 @@ maxPods: 60
 """
 
 
+def node_ips(node: dict[str, Any]) -> str:
+    """The kubelet's ``--node-ip``: the underlay's IPv4, and with IPv6 (a dual-stack lab)
+    its IPv6 too, so the node's InternalIPs (and host-network pods) have both families."""
+    return str(node["ip"]) + (f",{node['ip6']}" if "ip6" in node else "")
+
+
 def kube_proxy_yaml(d: Path, node: dict[str, Any], cluster_cidr: str,
                     mode: str = "iptables") -> str:
-    """``mode``: iptables or nftables (each reads its own sync section)."""
+    """``mode``: iptables or nftables (each reads its own sync section); ``cluster_cidr``:
+    the Pod CIDR, or IPv4,IPv6 for a dual-stack cluster."""
     return f"""apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {{kubeconfig: {d}/kube-proxy.kubeconfig}}
@@ -191,7 +198,7 @@ until ctr --address {d}/containerd.sock version >/dev/null 2>&1; do
 done
 {imports}
 {q(str(kube_bin))} kubelet --config {d}/kubelet.yaml --kubeconfig {d}/kubelet.kubeconfig \\
-  --root-dir {d}/kubelet --hostname-override {node['name']} --node-ip {node['ip']} \\
+  --root-dir {d}/kubelet --hostname-override {node['name']} --node-ip {node_ips(node)} \\
   --v 1 >{d}/kubelet.log 2>&1 &
 {q(str(kube_bin))} kube-proxy --config {d}/kube-proxy.yaml --v 1 >{d}/kube-proxy.log 2>&1 &
 {cni_daemon}echo started >{d}/started
