@@ -44,6 +44,24 @@ def is_node_subject(src: str, dst: str) -> bool:
     return src == dst
 
 
+# The document's pairs by source, indexed once per document (a per-node test asks for its
+# node's, thousands of times on a big cluster).
+_BY_SOURCE: dict[int, dict[str, list[tuple[str, str]]]] = {}
+
+
+def pairs_from(doc: dict[str, Any], src: str) -> list[tuple[str, str]]:
+    """The pairs of ``doc`` (its ``pairs`` ids) whose source is ``src``."""
+    index = _BY_SOURCE.get(id(doc))
+    if index is None:
+        index = {}
+        for pid in doc.get("pairs") or ():
+            a, _, b = str(pid).partition("->")
+            index.setdefault(a, []).append((a, b.split("/", 1)[0]))
+        _BY_SOURCE.clear()  # one run's document at a time
+        _BY_SOURCE[id(doc)] = index
+    return index.get(src, [])
+
+
 @dataclass(frozen=True)
 class NodeVerdict:
     """Every verdict of one test on the pairs from one node, summed up."""

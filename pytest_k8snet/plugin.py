@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from . import hooks
+from . import hooks, per_node
 from .backends import Node
 from .measure import Pair
 from .options import add_options, resolve
@@ -133,6 +133,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         node = funcargs.get("k8s_node")
         pairs = [[p.src.node, p.dst.node, p.network] for f in PAIR_FIXTURES
                  if isinstance(p := funcargs.get(f), Pair)]
+        doc = funcargs.get("k8s_document")
+        if isinstance(doc, dict):
+            # A per-node test's pair is its node twice: it stands for every pair from it.
+            pairs = [q for a, b, net in pairs for q in (
+                [[a, d, net] for _, d in per_node.pairs_from(doc, a)]
+                if per_node.is_node_subject(a, b) else [[a, b, net]])]
         if isinstance(node, Node) or pairs:
             setattr(report, TESTED_ATTR, {"nodes": [node.name] if isinstance(node, Node)
                                           else [], "pairs": pairs})

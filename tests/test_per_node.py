@@ -70,6 +70,8 @@ def test_pair_tests_per_node_above_the_threshold(lab: labmod.Lab, tmp_path: Path
     assert outcomes["test_network.py::test_pod_ping[node-1]"] == "failed"
     assert outcomes["test_network.py::test_pod_ping[node-2]"] == "failed"
     assert "node-1: 1 of 2 pairs from it fail" in out and "to node-2: " in out
+    # The summary counts the pairs the per-node tests stand for, not each node as a pair.
+    assert "tested: 3 nodes of 3 selected and 6 node pairs (pod network 6)" in out, out
     case = next(c for c in junit.iter("testcase") if c.get("name") == "test_pod_ping[node-1]")
     props = {(p.get("name"), p.get("value")) for p in case.iter("property")}
     assert ("pairs", "2") in props and ("pairs_failed", "1") in props
