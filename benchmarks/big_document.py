@@ -34,7 +34,7 @@ from pytest_k8snet.report.baseline import compare  # noqa: E402
 from pytest_k8snet.report.results import RunReport  # noqa: E402
 from pytest_k8snet.report.stream import write_results  # noqa: E402
 from pytest_k8snet.judge.checks import CHECKS  # noqa: E402
-from pytest_k8snet.per_node import outcomes  # noqa: E402
+from pytest_k8snet.judge.per_node import outcomes  # noqa: E402
 from tests.bigdoc import generate  # noqa: E402
 
 T = TypeVar("T")
@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="where the reports go (a temp dir)")
     parser.add_argument("--no-chromium", action="store_true")
     args = parser.parse_args(argv)
+    if args.rack < 2 or args.nodes < 3 * args.rack:
+        parser.error(f"the rack cut needs 3 racks of at least 2 nodes: --nodes {args.nodes} "
+                     f"--rack {args.rack} gives {args.nodes // max(1, args.rack)}")
     out = Path(args.out or tempfile.mkdtemp(prefix="k8snet-bigdoc-"))
     out.mkdir(parents=True, exist_ok=True)
     doc = timed("generate", lambda: generate(args.nodes, args.rack))

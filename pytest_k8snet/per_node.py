@@ -4,22 +4,17 @@ At 1,000 nodes a test per ordered pair is a million pytest items per pair test. 
 threshold the suite's pair tests are parametrized by source node instead
 (``test_pod_ping[node-17]``): the pair fixture gets the node paired with itself, which
 says "every pair from this node", and the test reads the judge's verdicts of all of that
-node's pairs at once (:func:`node_verdict`). Below it nothing changes: one test per pair,
-ids ``node-1->node-2``.
+node's pairs at once (:func:`pytest_k8snet.judge.per_node.node_verdict`). Below it
+nothing changes: one test per pair, ids ``node-1->node-2``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
-
-from .judge import FAILED, PASSED, SKIPPED, Finding, Judgement, Verdict
 
 F = TypeVar("F", bound=Callable[..., Any])
 ATTR = "k8snet_per_node"
-# Failing peers named in a test's message; JUnit gets every failing pair as a property.
-LISTED = 12
 
 
 def per_node(fn: F) -> F:
@@ -60,103 +55,3 @@ def pairs_from(doc: dict[str, Any], src: str) -> list[tuple[str, str]]:
         _BY_SOURCE.clear()  # one run's document at a time
         _BY_SOURCE[id(doc)] = index
     return index.get(src, [])
-
-
-@dataclass(frozen=True)
-class NodeVerdict:
-    """Every verdict of one test on the pairs from one node, summed up."""
-
-    test: str
-    node: str
-    outcome: str
-    passed: int
-    failed: tuple[Verdict, ...]
-    skipped: tuple[Verdict, ...]
-
-    @property
-    def pairs(self) -> int:
-        return self.passed + len(self.failed) + len(self.skipped)
-
-    def findings(self, judgement: Judgement) -> list[tuple[Finding, list[str]]]:
-        """The findings behind the failing pairs, the one with the most pairs first, each
-        with its pairs from this node."""
-        by: dict[str, list[str]] = {}
-        for v in self.failed:
-            by.setdefault(str(v.finding), []).append(v.subject)
-        out = [(f, pairs) for fid, pairs in by.items()
-               if (f := judgement.finding(fid)) is not None]
-        return sorted(out, key=lambda fp: -len(fp[1]))
-
-    def message(self, judgement: Judgement) -> str:
-        """``node-17: 20 of 999 pairs fail: to node-41, node-42 ... (finding)``."""
-        if self.outcome == SKIPPED:
-            reasons = sorted({v.message.partition(": ")[2] or v.message for v in self.skipped})
-            return (f"{self.node}: all {self.pairs} pairs from it skipped: "
-                    + "; ".join(reasons[:3]) + (" ..." if len(reasons) > 3 else ""))
-        head = (f"{self.node}: {len(self.failed)} of {self.pairs} pairs from it fail"
-                if self.failed else f"{self.node}: {self.passed} of {self.pairs} pairs pass")
-        parts = []
-        for f, pairs in self.findings(judgement):
-            peers = [p.partition("->")[2] for p in pairs]
-            shown = ", ".join(peers[:LISTED]) + (
-                f" and {len(peers) - LISTED} more" if len(peers) > LISTED else "")
-            parts.append(f"to {shown}: {f.message}")
-        if self.skipped and self.failed:
-            parts.append(f"{len(self.skipped)} skipped")
-        return head + ("\n" + "\n".join(parts) if parts else "")
-
-    def properties(self, judgement: Judgement) -> list[tuple[str, str | int]]:
-        """JUnit properties: the counts, then one ``failing_pair`` per failing pair with
-        the finding it fails on."""
-        props: list[tuple[str, str | int]] = [
-            ("src", self.node), ("network", "pod"), ("pairs", self.pairs),
-            ("pairs_passed", self.passed), ("pairs_failed", len(self.failed)),
-            ("pairs_skipped", len(self.skipped))]
-        props += [("failing_pair", f"{v.subject} {v.finding}") for v in self.failed]
-        return props
-
-
-def peers(pairs: Iterable[str]) -> dict[str, list[str]]:
-    """Each source node's destinations among the run's pairs (``node-1->node-2``)."""
-    out: dict[str, list[str]] = {}
-    for pid in pairs:
-        a, _, b = pid.partition("->")
-        out.setdefault(a, []).append(b)
-    return out
-
-
-def node_verdict(judgement: Judgement, test: str, node: str,
-                 others: Iterable[str]) -> NodeVerdict:
-    """The verdicts of ``test`` on every pair from ``node`` to ``others`` (the run's pairs
-    from it): failed when any fails, passed when any passes and none fails, skipped when
-    all skip."""
-    passed, failed, skipped = 0, [], []
-    for other in others:
-        if other == node:
-            continue
-        v = judgement.verdict(test, f"{node}->{other}")
-        if v.outcome == FAILED:
-            failed.append(v)
-        elif v.outcome == PASSED:
-            passed += 1
-        else:
-            skipped.append(v)
-    outcome = FAILED if failed else PASSED if passed else SKIPPED
-    return NodeVerdict(test, node, outcome, passed, tuple(failed), tuple(skipped))
-
-
-def outcomes(judgement: Judgement, doc: dict[str, Any], pair_tests: Iterable[str],
-             node_tests: Iterable[str], nodeid: str = "test_network.py::{test}[{subject}]"
-             ) -> dict[str, str]:
-    """What a per-node run's tests come out as, by test id: the pair tests per node and
-    the node tests as they are (for reports measured without pytest: benchmarks)."""
-    out: dict[str, str] = {}
-    nodes, by_src = list(doc.get("nodes") or []), peers(doc.get("pairs") or [])
-    for test in pair_tests:
-        for n in nodes:
-            out[nodeid.format(test=test, subject=n)] = node_verdict(
-                judgement, test, n, by_src.get(n, [])).outcome
-    for test in node_tests:
-        for n in nodes:
-            out[nodeid.format(test=test, subject=n)] = judgement.verdict(test, n).outcome
-    return out

@@ -28,7 +28,7 @@ from pytest_k8snet.judge import FAILED, PASSED, judge
 from pytest_k8snet.judge.causes import ipv6_words
 from pytest_k8snet.lab import faults
 from pytest_k8snet.lab.plan import default_overlay_mtu
-from pytest_k8snet.measure.families import merge, split
+from pytest_k8snet.families import merge, split
 from pytest_k8snet.probes.nodecheck import parse_links
 from pytest_k8snet.report import terminal
 from pytest_k8snet.report.html import render

@@ -1,6 +1,6 @@
 """Judging a dual-stack cluster: each IP family on its own, then one judgement.
 
-A document that measured two families (:mod:`pytest_k8snet.measure.families`) is split
+A document that measured two families (:mod:`pytest_k8snet.families`) is split
 into one document per family, each judged as if the cluster had that family alone, with
 that family's own overheads (VXLAN over an IPv6 underlay adds 70 bytes, 20 more than over
 IPv4). The findings are then put together:
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ..measure.families import families_of, split
+from ..families import families_of, split
 from .causes import ipv6_words
 from .model import FAILED, PASSED, Finding, Judgement, Verdict
 

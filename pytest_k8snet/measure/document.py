@@ -48,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import families
+from .. import families
 from .mtu import DEFAULT_MTU
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ def _probes_run(cluster: "Cluster") -> bool:
 
 def document(cluster: "Cluster") -> dict[str, Any]:
     """Measure everything once per IP family the cluster has and return the document (see
-    the module docstring and :mod:`.families`)."""
+    the module docstring and :mod:`pytest_k8snet.families`)."""
     fams = cluster.families
     primary = one_family(cluster)
     others = {}

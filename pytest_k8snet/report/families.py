@@ -1,7 +1,7 @@
 """A dual-stack run's results, one IP family at a time, for the matrices.
 
 The reports draw one pod and one host matrix per family: each from the family's own
-document (:func:`pytest_k8snet.measure.families.split`), whose verdicts and findings are
+document (:func:`pytest_k8snet.families.split`), whose verdicts and findings are
 that family's, with the pair subjects as a single-family run writes them
 (``node-1->node-2``, not ``node-1->node-2/ipv6``), so that the cells find them.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..measure.families import families_of, split
+from ..families import families_of, split
 
 NAMES = {"ipv4": "IPv4", "ipv6": "IPv6"}
 

@@ -22,6 +22,7 @@ import pytest
 
 from pytest_k8snet import Diagnosis, Node, Pair, per_node
 from pytest_k8snet.judge import FAILED, PASSED, SKIPPED, Finding, Judgement
+from pytest_k8snet.judge import per_node as node_verdicts
 from pytest_k8snet.judge.checks import CHECKS
 from pytest_k8snet.run import RUN_KEY
 from pytest_k8snet.report.junit import pair_entry, record
@@ -86,8 +87,8 @@ def judged_pairs(request: pytest.FixtureRequest, doc: dict[str, Any], pair: Pair
     judgement: Judgement = request.getfixturevalue("k8s_judgement")
     config = request.config
     if PEERS_KEY not in config.stash:  # once per run: every node's test reads it
-        config.stash[PEERS_KEY] = per_node.peers(doc.get("pairs") or [])
-    nv = per_node.node_verdict(judgement, request.node.originalname, src,
+        config.stash[PEERS_KEY] = node_verdicts.peers(doc.get("pairs") or [])
+    nv = node_verdicts.node_verdict(judgement, request.node.originalname, src,
                                config.stash[PEERS_KEY].get(src, []))
     for key, value in nv.properties(judgement):
         request.node.user_properties.append((key, value))

@@ -1,6 +1,7 @@
-"""One document for every IP family a cluster has.
+"""One measurement document for every IP family a cluster has: the format that measure/ writes
+and the judge and the reports read (so it lives outside all three).
 
-A dual-stack cluster is measured once per family (:meth:`.cluster.Cluster.for_family`).
+A dual-stack cluster is measured once per family (:meth:`pytest_k8snet.measure.cluster.Cluster.for_family`).
 The document keeps one list per measurement, each entry saying its ``family``; what is
 one value per document (expected MTU, encapsulation, targets, pairs...) is the primary
 family's at the top level and every other family's under ``by_family``. :func:`split`
