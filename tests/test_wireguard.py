@@ -242,3 +242,16 @@ def test_down_leaves_nothing(wg_cluster: labmod.Lab) -> None:
     assert not netns.list_netns(f"k8snet-{name}-")  # flannel-wg and cni0 lived in these
     assert subprocess.run(["ip", "link", "show", "flannel-wg"], capture_output=True
                           ).returncode != 0
+
+
+def test_an_mtu_finding_on_wireguard_counts_its_padding() -> None:
+    # underlay-mtu 1400 on node-2 of a wireguard cluster measured 1328 (WireGuard pads
+    # to 16): the finding gives the underlay as a range that holds the real 1400.
+    doc = json.loads((DATA / "flannel-wireguard-healthy.json").read_text())
+    for e in doc["path_mtu"]:
+        if e["network"] == "pod" and "node-2" in (e["src"], e["dst"]):
+            e.update(bytes=1328, first_lost=1329)
+    j = judge(doc)
+    [mtu] = [f for f in roots(j) if f.id.startswith("mtu:")]
+    assert "WireGuard adds 60 bytes and pads to 16, so the underlay carries 1388-1403" \
+        in mtu.summary, mtu.summary

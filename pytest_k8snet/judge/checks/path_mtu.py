@@ -78,6 +78,10 @@ def _underlay_group(ctx: Context, small: list[str], note: str) -> None:
     name, overhead = ctx.overhead(n for p in small for n in ends(p))
     needs = (f"{name} adds {overhead} bytes, so the underlay carries {worst + overhead} here"
              if overhead else f"{name}: pod packets cross as they are")
+    if overhead and name == "WireGuard":
+        # WireGuard pads what it encrypts to 16 bytes: the wire packet is 0-15 bytes bigger.
+        needs = (f"WireGuard adds {overhead} bytes and pads to 16, so the underlay carries "
+                 f"{worst + overhead}-{worst + overhead + 15} here")
     f = ctx.add(Finding(
         "mtu:" + ",".join(nodes), "mtu",
         f"An underlay link drops frames larger than the overlay needs ({needs}) on "
