@@ -43,7 +43,8 @@ def test_path_mtu_finding_uses_the_detected_overhead() -> None:
     doc = edited("pmtu-underlay-mtu-node-2.json", "ip_link_docs_calico_wireguard.txt")
     (root,) = roots(judge(doc))
     assert root.cause == "mtu"
-    assert "(WireGuard adds 60 bytes, so the underlay carries 1410 here)" in root.summary
+    assert ("(WireGuard adds 60 bytes and pads to 16, so the underlay carries 1410-1425 here)"
+            in root.summary), root.summary
     v6 = doc["encapsulation"]["node-2"] | {"overhead": 80}  # an IPv6 device's
     doc["encapsulation"] = {n: v6 for n in doc["nodes"]}
     (root,) = roots(judge(doc))
