@@ -6,7 +6,7 @@ for 3 nodes. Run as root once the pieces are built (``k8snet-lab build``)::
     python benchmarks/realkube.py [--sizes 3,8] [--suite-runs 3] [--execs 20]
         [--cni flannel|lab] [--flannel-backend vxlan|host-gw] [--proxy-mode iptables|nftables]
     python benchmarks/realkube.py --shapes all --sizes 3   # lab, flannel vxlan iptables and
-                                                           # nftables, flannel host-gw in turn
+                                   # nftables, host-gw, wireguard, dual-stack vxlan in turn
 
 Every figure is printed on a line of its own, prefixed with the shape and node count.
 
@@ -96,27 +96,34 @@ def suite_seconds(lab: labmod.Lab) -> tuple[float, str, int | None, float | None
     return took, last, execs, measured
 
 
-# The shapes ``--shapes`` measures one after the other: (label, cni, overlay, proxy mode).
+# The shapes ``--shapes`` measures one after the other:
+# (label, cni, overlay, proxy mode, IP family).
 SHAPES = {
-    "lab": ("--cni lab", "lab", "vxlan", "iptables"),
+    "lab": ("--cni lab", "lab", "vxlan", "iptables", "ipv4"),
     "vxlan-iptables": ("--cni flannel vxlan, kube-proxy iptables", "flannel", "vxlan",
-                       "iptables"),
+                       "iptables", "ipv4"),
     "vxlan-nftables": ("--cni flannel vxlan, kube-proxy nftables", "flannel", "vxlan",
-                       "nftables"),
+                       "nftables", "ipv4"),
     "host-gw": ("--cni flannel host-gw, kube-proxy iptables", "flannel", "host-gw",
-                "iptables"),
+                "iptables", "ipv4"),
+    "wireguard": ("--cni flannel wireguard (wireguard-go), kube-proxy iptables", "flannel",
+                  "wireguard", "iptables", "ipv4"),
+    "dual": ("--cni flannel vxlan --ip-family dual, kube-proxy iptables", "flannel", "vxlan",
+             "iptables", "dual"),
 }
 
 
-def measure(label: str, cni: str, overlay: str, proxy_mode: str, n: int,
+def measure(label: str, cni: str, overlay: str, proxy_mode: str, family: str, n: int,
             args: argparse.Namespace) -> None:
-    """One cluster of shape (cni, overlay, proxy_mode) and ``n`` nodes: one figure a line."""
+    """One cluster of shape (cni, overlay, proxy_mode, IP family) and ``n`` nodes: one
+    figure a line."""
     name = f"bk{os.getpid()}n{n}"
     head = f"{label}, {n} nodes:"
     t = time.perf_counter()
     lab = labmod.up(labmod.LabSpec(
         name=name, nodes=n, kubernetes=True, cni=cni, overlay=overlay,
-        overlay_mtu=default_overlay_mtu(overlay, 1500), proxy_mode=proxy_mode))
+        overlay_mtu=default_overlay_mtu(overlay, 1500, family), proxy_mode=proxy_mode,
+        ip_family=family))
     up_s = time.perf_counter() - t
     try:
         print(f"{head} up {up_s:.1f} s (target < {TARGETS['up']:g} s warm)", flush=True)
@@ -151,7 +158,8 @@ def main() -> None:
     parser.add_argument("--suite-runs", type=int, default=3)
     parser.add_argument("--execs", type=int, default=20)
     parser.add_argument("--cni", choices=("lab", "flannel"), default="flannel")
-    parser.add_argument("--flannel-backend", choices=("vxlan", "host-gw"), default="vxlan")
+    parser.add_argument("--flannel-backend", choices=("vxlan", "host-gw", "wireguard"),
+                        default="vxlan")
     parser.add_argument("--proxy-mode", choices=("iptables", "nftables"), default="iptables")
     parser.add_argument("--shapes", default=None, metavar="SHAPE[,SHAPE]",
                         help=f"measure these shapes in turn ({', '.join(SHAPES)}, or all) "
@@ -167,11 +175,11 @@ def main() -> None:
         overlay = args.flannel_backend if args.cni == "flannel" else "vxlan"
         label = f"--cni {args.cni}" + (f" {overlay}" if args.cni == "flannel" else "")
         shapes = [(f"{label}, kube-proxy {args.proxy_mode}", args.cni, overlay,
-                   args.proxy_mode)]
+                   args.proxy_mode, "ipv4")]
     kube.build()
-    for label, cni, overlay, proxy_mode in shapes:
+    for label, cni, overlay, proxy_mode, family in shapes:
         for n in (int(s) for s in args.sizes.split(",")):
-            measure(label, cni, overlay, proxy_mode, n, args)
+            measure(label, cni, overlay, proxy_mode, family, n, args)
 
 
 if __name__ == "__main__":
