@@ -280,6 +280,25 @@ def test_dual_lab_healthy_then_ipv6_blocked(family_lab: labmod.Lab, tmp_path: Pa
 
 
 @needs_root
+@pytest.mark.parametrize("family_lab", ["dual"], indirect=True)
+def test_underlay_faults_act_on_both_families(family_lab: labmod.Lab, tmp_path: Path) -> None:
+    # The underlay link and the overlay's port carry IPv4 and IPv6 alike: on a dual lab
+    # underlay-mtu and vxlan-blocked fail both families' pairs with node-3, not IPv4's only.
+    for fault, value, test in (("underlay-mtu", "1400", "test_path_mtu"),
+                               ("vxlan-blocked", None, "test_pod_ping")):
+        faults.add(family_lab, fault, ["node-3"], value)
+        try:
+            rc, out, data = run_suite(family_lab.name, tmp_path / fault)
+        finally:
+            faults.remove(family_lab, fault, ["node-3"])
+        assert rc == 1, out
+        failed = {t for t, o in data["tests"].items() if o == "failed" and f"::{test}[" in t}
+        for fam in ("ipv4", "ipv6"):
+            assert any(t.endswith(f"/{fam}]") and "node-3" in t for t in failed), (fault, fam, out)
+        assert all("node-3" in t for t in failed), failed
+
+
+@needs_root
 def test_ipv6_blocked_refused_on_an_ipv4_lab(lab: labmod.Lab) -> None:
     with pytest.raises(labmod.LabError, match="needs a lab with IPv6"):
         faults.add(lab, "ipv6-blocked", ["node-1"])

@@ -43,11 +43,15 @@ class Fault:
 
 
 def _rule(lab: Lab, netns_name: str, chain: str, spec: list[str], fault: str, on: bool,
-          first: bool = False) -> None:
-    """A DROP rule, appended, or with ``first`` inserted ahead of the chain's ACCEPTs."""
+          first: bool = False, every_family: bool = False) -> None:
+    """A DROP rule, appended, or with ``first`` inserted ahead of the chain's ACCEPTs;
+    with ``every_family`` in ip6tables too where the lab has IPv6 (what acts on the link
+    or on a port, not on IPv4 addresses: the underlay carries both families)."""
     action = (["-I", chain, "1"] if first else ["-A", chain]) if on else ["-D", chain]
     args = [*action, *spec, "-m", "comment", "--comment", f"k8snet-fault:{fault}", "-j", "DROP"]
     ns.iptables(netns_name, args, check=on)
+    if every_family and has_ipv6(lab.spec):
+        ns.iptables(netns_name, args, check=on, ipv6=True)
 
 
 def _mtu_bytes(value: str) -> int:
@@ -67,7 +71,7 @@ def _underlay_mtu(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -
         # First: on host-gw, pod packets are forwarded on eth0 unencapsulated, and
         # flanneld's FLANNEL-FWD accepts them before an appended rule is reached.
         _rule(lab, node["netns"], chain, [direction, "eth0", *length], "underlay-mtu", on,
-              first=True)
+              first=True, every_family=True)
 
 
 def _vxlan_blocked(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
@@ -75,7 +79,9 @@ def _vxlan_blocked(lab: Lab, node: dict[str, Any], value: str | None, on: bool) 
     # that port is WireGuard's, and closing 8472 there would break nothing.
     port = flannel.WIREGUARD_PORT if overlay_of(lab) == "wireguard" else VXLAN_PORT
     for chain in ("INPUT", "OUTPUT"):
-        _rule(lab, node["netns"], chain, ["-p", "udp", "--dport", str(port)], "vxlan-blocked", on)
+        # Both families: a dual-stack flannel's flannel-v6.1 uses the same port over IPv6.
+        _rule(lab, node["netns"], chain, ["-p", "udp", "--dport", str(port)], "vxlan-blocked", on,
+              every_family=True)
 
 
 def _ip_forward_off(lab: Lab, node: dict[str, Any], value: str | None, on: bool) -> None:
