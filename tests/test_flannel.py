@@ -21,7 +21,7 @@ from pytest_k8snet.lab import faults, netns, processes
 from pytest_k8snet.lab.kube import flannel
 
 from .conftest import kube_artifacts_missing
-from .test_lab_cli import cli
+from .test_lab_cli import assert_up_refused, cli
 from .test_realkube import EXPECTED, run_suite
 from .test_suite_on_lab import failing
 
@@ -78,10 +78,7 @@ def test_conflist_takes_the_network_not_flannels_gateway(tmp_path: Path) -> None
 ])
 def test_shape_options_are_refused_in_one_line(args: list[str], error: str) -> None:
     name = f"f{os.getpid()}v"
-    res = cli("up", "--name", name, *args)
-    assert res.returncode == 2, res.stderr
-    assert res.stderr.strip() == f"k8snet-lab: error: {error.format(name=name)}"
-    assert name not in labmod.running_labs() and not netns.list_netns(f"k8snet-{name}-")
+    assert_up_refused(name, args, error.format(name=name))
 
 
 def flanneld_pids(name: str) -> list[int]:

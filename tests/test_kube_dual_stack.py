@@ -22,7 +22,7 @@ from pytest_k8snet.lab import faults, kube, netns, processes
 from pytest_k8snet.lab.kube import flannel
 
 from .conftest import kube_artifacts_missing
-from .test_lab_cli import cli
+from .test_lab_cli import assert_up_refused
 from .test_realkube import kubectl, run_suite
 from .test_suite_on_lab import failing
 
@@ -62,11 +62,7 @@ def test_dual_net_conf_sets_one_mtu_for_both_vxlan_devices() -> None:
      "--ip-family dual is not available with --flannel-backend wireguard: use vxlan or host-gw"),
 ])
 def test_unsupported_kube_families_are_refused_in_one_line(args: list[str], error: str) -> None:
-    name = f"d{os.getpid()}r"
-    res = cli("up", "--name", name, *args)
-    assert res.returncode == 2, res.stderr
-    assert res.stderr.strip() == f"k8snet-lab: error: {error}"
-    assert name not in labmod.running_labs() and not netns.list_netns(f"k8snet-{name}-")
+    assert_up_refused(f"d{os.getpid()}r", args, error)
 
 
 def assert_nothing_left(name: str) -> None:

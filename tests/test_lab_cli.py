@@ -28,6 +28,15 @@ def cli(*args: str, env: dict[str, str] | None = None,
                           capture_output=True, text=True, env=env, timeout=timeout)
 
 
+def assert_up_refused(name: str, args: list[str], error: str) -> None:
+    """``up --name NAME ARGS`` refused with exactly ``error`` on one line, before anything
+    of the lab exists."""
+    res = cli("up", "--name", name, *args)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == f"k8snet-lab: error: {error}"
+    assert name not in running_labs() and not netns.list_netns(f"k8snet-{name}-")
+
+
 def test_help_is_formatted_for_people() -> None:
     out = cli("--help").stdout
     assert "``" not in out and ":func:" not in out
