@@ -12,6 +12,7 @@ from .. import Backend, Endpoint, ExecResult, Network, Node
 from ...text import shorten
 from .findings import ProbeFindings
 from .manifests import EXIT_EXEC_FAILED, EXIT_TIMEOUT, readiness_script
+from .settle import PROXY_SYNC_SECONDS, PROXY_SYNC_TRIES, proxy_sync_script
 from .status import (ProbeCheck, cluster_domain_from_search, parse_probe_check, pod_is_ready,
                      pod_problems, pod_summary)
 
@@ -118,7 +119,11 @@ def check_probes(findings: ProbeFindings, image: str, timeout: float,
         if gate.hopeless():
             return ep, None
         script = readiness_script(http_server=ep.network == "pod")
-        res = ep.run(["sh", "-c", script], max(timeout, 5.0))
+        if ep.network == "host":
+            # the node's kube-proxy first: the Service is measured once this exec is back
+            script = f"{proxy_sync_script()}\n{script}"
+        res = ep.run(["sh", "-c", script], max(timeout, 5.0)
+                     + (PROXY_SYNC_SECONDS if ep.network == "host" else 0.0))
         gate.record(res)
         return ep, res
 
@@ -148,6 +153,11 @@ def check_probes(findings: ProbeFindings, image: str, timeout: float,
             missing.setdefault(ep.node, {}).setdefault(tool, []).append(ep.network)
         if found.ping_error:
             ping_errors.setdefault(ep.node, []).append(f"{ep.network}: {found.ping_error}")
+        if found.proxy_sync == "pending":
+            findings.note(ep.node, f"kube-proxy still had changes pending after "
+                                   f"{PROXY_SYNC_TRIES // 2} s (its metrics on 127.0.0.1:10249): "
+                                   "the Service check may find a backend this node's rules "
+                                   "do not list yet")
         if found.mtu:
             findings.mtu[(ep.node, ep.network)] = found.mtu
         domain = cluster_domain_from_search(found.search)

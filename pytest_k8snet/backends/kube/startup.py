@@ -23,6 +23,7 @@ from .findings import ProbeFindings
 from .launch import ProbeLauncher
 from .manifests import NODE_ANNOTATION, ROLE_LABEL
 from .readiness import check_probes, evaluate
+from .settle import SLICE_WAIT_SECONDS, wait_for_slices
 from .status import pod_is_ready
 from .wait import PodWatch
 
@@ -66,6 +67,10 @@ class ProbeStartup:
         pods, events = self.watch.wait(wait_for, set(expected), deadline, self.setup_timeout)
         evaluate(self.findings, self.backend, expected, nodes, pods, events,
                  time.monotonic() - started, record=True)
+        # the Service's slices before the readiness exec, whose host part waits for each
+        # node's kube-proxy to program them (settle)
+        wait_for_slices(self.discovery.api, self.discovery.names, self.findings.ready_probe_pods,
+                        max(0.0, min(SLICE_WAIT_SECONDS, deadline - time.monotonic())))
         check_probes(self.findings, self.launcher.image, self.backend.timeout)
 
     def _adopt(self, nodes: list[Node], pods: list[dict[str, Any]],

@@ -337,11 +337,12 @@ class ProbeCheck:
     ping_error: str = ""
     search: tuple[str, ...] = ()
     mtu: int | None = None
+    proxy_sync: str = ""  # host probe: "synced", "pending", "" (no kube-proxy metrics)
 
 
 def parse_probe_check(stdout: str) -> ProbeCheck:
     missing: list[str] = []
-    ping_error, mtu = "", None
+    ping_error, mtu, proxy_sync = "", None, ""
     search: tuple[str, ...] = ()
     for line in stdout.splitlines():
         key, _, value = line.strip().partition(":")
@@ -353,7 +354,9 @@ def parse_probe_check(stdout: str) -> ProbeCheck:
             search = tuple(value.split())
         elif key == "mtu" and value.strip().isdigit():
             mtu = int(value.strip())
-    return ProbeCheck(tuple(dict.fromkeys(missing)), ping_error, search, mtu)
+        elif key == "proxy-sync":
+            proxy_sync = value.strip()
+    return ProbeCheck(tuple(dict.fromkeys(missing)), ping_error, search, mtu, proxy_sync)
 
 
 def cluster_domain_from_search(search: Sequence[str]) -> str | None:
