@@ -7,6 +7,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ PENDING = SYNCED.replace("endpoint_changes_pending 0", "endpoint_changes_pending
 BEHIND = SYNCED.replace('"IPv6"} 1.796618594113821e+09', '"IPv6"} 1.7966185900000000e+09')
 
 
-def slice_of(address_type: str, *endpoints: tuple[str, bool | None]) -> dict[str, object]:
+def slice_of(address_type: str, *endpoints: tuple[str, bool | None]) -> dict[str, Any]:
     eps = []
     for name, ready in endpoints:
         conditions = {} if ready is None else {"ready": ready}
@@ -38,7 +39,7 @@ def slice_of(address_type: str, *endpoints: tuple[str, bool | None]) -> dict[str
 
 
 def test_ready_in_slices_per_address_type() -> None:
-    slices = [slice_of("IPv4", ("p1", True), ("p2", False), ("p3", None)),
+    slices: list[dict[str, Any]] = [slice_of("IPv4", ("p1", True), ("p2", False), ("p3", None)),
               slice_of("IPv4", ("p4", True)),
               slice_of("IPv6", ("p1", True)),
               {"addressType": "IPv6", "endpoints": None}]
