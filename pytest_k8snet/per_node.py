@@ -28,10 +28,15 @@ def wanted(fn: object, nodes: int, threshold: int) -> bool:
     return bool(getattr(fn, ATTR, False)) and nodes > threshold
 
 
-def params(names: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
+def params(names: Sequence[str], families: Sequence[str] = ()
+           ) -> tuple[list[tuple[str, ...]], list[str]]:
     """The pair fixture's values (each node paired with itself: every pair from it) and
-    ids (the node's name)."""
-    return [(n, n) for n in names], list(names)
+    ids (the node's name); on a dual-stack cluster one per family, as the pair tests'
+    (``node-17/ipv4``, ``node-17/ipv6``)."""
+    if len(families) < 2:
+        return [(n, n) for n in names], list(names)
+    return ([(n, n, fam) for fam in families for n in names],
+            [f"{n}/{fam}" for fam in families for n in names])
 
 
 def is_node_subject(src: str, dst: str) -> bool:

@@ -238,8 +238,7 @@ def parametrize(metafunc: pytest.Metafunc, run: NodeSource) -> None:
                + (f" ({names[0]})" if names else ""))
         if pairs and per_node.wanted(metafunc.function, len(names),
                                      run.settings.per_node_threshold):
-            nodes_as_pairs, ids = per_node.params(names)
-            values = [tuple(v) for v in nodes_as_pairs]
+            values, ids = per_node.params(names, cluster_families(nodes))
         for fixture in wants_pairs:
             _parametrize(metafunc, fixture, values, ids,
                          error, few, "fewer-than-2-nodes" if names else "no-nodes")

@@ -207,12 +207,13 @@ def matrix_text(results: dict[str, Any]) -> list[str]:
 
 # -- live: the plain lab in each family ----------------------------------------------------------
 
-def run_suite(name: str, tmp_path: Path) -> tuple[int, str, dict[str, Any]]:
+def run_suite(name: str, tmp_path: Path, *extra: str) -> tuple[int, str, dict[str, Any]]:
     tmp_path.mkdir(exist_ok=True)
     results = tmp_path / "results.json"
     proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "pytest_k8snet.suite",
                            "--k8s-lab-name", name, "--k8s-results", str(results), "-p",
-                           "no:cacheprovider", "-q", "-rfs"], capture_output=True, text=True,
+                           "no:cacheprovider", "-q", "-rfs", *extra], capture_output=True,
+                          text=True,
                           timeout=400, cwd=tmp_path)
     data = json.loads(results.read_text()) if results.exists() else {}
     return proc.returncode, proc.stdout + proc.stderr, data
@@ -268,8 +269,18 @@ def test_dual_lab_healthy_then_ipv6_blocked(family_lab: labmod.Lab, tmp_path: Pa
         assert sh(family_lab, "node-1/probe", "ping", "-c1", "-W1",
                   family_lab.node("node-3")["probe"]["ip6"]).returncode != 0
         rc, out, data = run_suite(family_lab.name, tmp_path / "fault")
+        # per-node mode (as above 32 nodes): one pair test per node and family
+        rc_pn, out_pn, data_pn = run_suite(family_lab.name, tmp_path / "per-node",
+                                           "--k8s-per-node-threshold", "2")
     finally:
         faults.remove(family_lab, "ipv6-blocked", ["node-3"])
+    assert rc_pn == 1, out_pn
+    pings = {t.partition("[")[2].rstrip("]"): o for t, o in data_pn["tests"].items()
+             if "::test_pod_ping[" in t}
+    assert pings == {f"node-{i}/{fam}": "failed" if fam == "ipv6" else "passed"
+                     for i in (1, 2, 3) for fam in ("ipv4", "ipv6")}, out_pn
+    assert not [t for t, o in data_pn["tests"].items() if o == "failed" and "/ipv6]" not in t]
+    assert "node-3/ipv6: 2 of 2 pairs from it fail" in out_pn, out_pn
     assert rc == 1, out
     failed = sorted(t for t, o in data["tests"].items() if o == "failed")
     assert failed and all(t.endswith("/ipv6]") and "node-3" in t for t in failed), failed

@@ -24,6 +24,12 @@ class NodeVerdict:
     passed: int
     failed: tuple[Verdict, ...]
     skipped: tuple[Verdict, ...]
+    family: str | None = None  # on a dual-stack cluster: the family of these pairs
+
+    @property
+    def label(self) -> str:
+        """The node as its test's id names it (``node-17``, ``node-17/ipv6``)."""
+        return f"{self.node}/{self.family}" if self.family else self.node
 
     @property
     def pairs(self) -> int:
@@ -43,13 +49,13 @@ class NodeVerdict:
         """``node-17: 20 of 999 pairs fail: to node-41, node-42 ... (finding)``."""
         if self.outcome == SKIPPED:
             reasons = sorted({v.message.partition(": ")[2] or v.message for v in self.skipped})
-            return (f"{self.node}: all {self.pairs} pairs from it skipped: "
+            return (f"{self.label}: all {self.pairs} pairs from it skipped: "
                     + "; ".join(reasons[:3]) + (" ..." if len(reasons) > 3 else ""))
-        head = (f"{self.node}: {len(self.failed)} of {self.pairs} pairs from it fail"
-                if self.failed else f"{self.node}: {self.passed} of {self.pairs} pairs pass")
+        head = (f"{self.label}: {len(self.failed)} of {self.pairs} pairs from it fail"
+                if self.failed else f"{self.label}: {self.passed} of {self.pairs} pairs pass")
         parts = []
         for f, pairs in self.findings(judgement):
-            peers = [p.partition("->")[2] for p in pairs]
+            peers = [p.partition("->")[2].partition("/")[0] for p in pairs]
             shown = ", ".join(peers[:LISTED]) + (
                 f" and {len(peers) - LISTED} more" if len(peers) > LISTED else "")
             parts.append(f"to {shown}: {f.message}")
@@ -61,7 +67,8 @@ class NodeVerdict:
         """JUnit properties: the counts, then one ``failing_pair`` per failing pair with
         the finding it fails on."""
         props: list[tuple[str, str | int]] = [
-            ("src", self.node), ("network", "pod"), ("pairs", self.pairs),
+            ("src", self.node), ("network", "pod"),
+            *((("family", self.family),) if self.family else ()), ("pairs", self.pairs),
             ("pairs_passed", self.passed), ("pairs_failed", len(self.failed)),
             ("pairs_skipped", len(self.skipped))]
         props += [("failing_pair", f"{v.subject} {v.finding}") for v in self.failed]
@@ -78,15 +85,16 @@ def peers(pairs: Iterable[str]) -> dict[str, list[str]]:
 
 
 def node_verdict(judgement: Judgement, test: str, node: str,
-                 others: Iterable[str]) -> NodeVerdict:
+                 others: Iterable[str], family: str | None = None) -> NodeVerdict:
     """The verdicts of ``test`` on every pair from ``node`` to ``others`` (the run's pairs
-    from it): failed when any fails, passed when any passes and none fails, skipped when
-    all skip."""
+    from it; on a dual-stack cluster those of ``family``, whose subjects end ``/family``):
+    failed when any fails, passed when any passes and none fails, skipped when all skip."""
     passed, failed, skipped = 0, [], []
+    suffix = f"/{family}" if family else ""
     for other in others:
         if other == node:
             continue
-        v = judgement.verdict(test, f"{node}->{other}")
+        v = judgement.verdict(test, f"{node}->{other}{suffix}")
         if v.outcome == FAILED:
             failed.append(v)
         elif v.outcome == PASSED:
@@ -94,7 +102,7 @@ def node_verdict(judgement: Judgement, test: str, node: str,
         else:
             skipped.append(v)
     outcome = FAILED if failed else PASSED if passed else SKIPPED
-    return NodeVerdict(test, node, outcome, passed, tuple(failed), tuple(skipped))
+    return NodeVerdict(test, node, outcome, passed, tuple(failed), tuple(skipped), family)
 
 
 def outcomes(judgement: Judgement, doc: dict[str, Any], pair_tests: Iterable[str],
@@ -104,10 +112,15 @@ def outcomes(judgement: Judgement, doc: dict[str, Any], pair_tests: Iterable[str
     the node tests as they are (for reports measured without pytest: benchmarks)."""
     out: dict[str, str] = {}
     nodes, by_src = list(doc.get("nodes") or []), peers(doc.get("pairs") or [])
+    fams: list[str | None] = list(doc.get("families") or [])
+    if len(fams) < 2:
+        fams = [None]
     for test in pair_tests:
-        for n in nodes:
-            out[nodeid.format(test=test, subject=n)] = node_verdict(
-                judgement, test, n, by_src.get(n, [])).outcome
+        for fam in fams:
+            for n in nodes:
+                subject = f"{n}/{fam}" if fam else n
+                out[nodeid.format(test=test, subject=subject)] = node_verdict(
+                    judgement, test, n, by_src.get(n, []), fam).outcome
     for test in node_tests:
         for n in nodes:
             out[nodeid.format(test=test, subject=n)] = judgement.verdict(test, n).outcome

@@ -89,7 +89,7 @@ def judged_pairs(request: pytest.FixtureRequest, doc: dict[str, Any], pair: Pair
     if PEERS_KEY not in config.stash:  # once per run: every node's test reads it
         config.stash[PEERS_KEY] = node_verdicts.peers(doc.get("pairs") or [])
     nv = node_verdicts.node_verdict(judgement, request.node.originalname, src,
-                               config.stash[PEERS_KEY].get(src, []))
+                                    config.stash[PEERS_KEY].get(src, []), pair.family)
     for key, value in nv.properties(judgement):
         request.node.user_properties.append((key, value))
     if nv.outcome == SKIPPED:
