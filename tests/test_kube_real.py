@@ -391,7 +391,8 @@ NEEDED = [("get", "nodes", ""), ("list", "nodes", ""), ("create", "namespaces", 
           ("get", "pods/exec", "k8snet-x"), ("create", "services", "k8snet-x"),
           ("get", "services", "k8snet-x"), ("delete", "services", "k8snet-x"),
           ("list", "events", "k8snet-x"), ("watch", "events", "k8snet-x"),
-          ("list", "endpointslices.discovery.k8s.io", "kube-system")]
+          ("list", "endpointslices.discovery.k8s.io", "kube-system"),
+          ("list", "endpointslices.discovery.k8s.io", "k8snet-x")]
 
 
 def can_i(real: Real, kc: str, verb: str, resource: str, namespace: str) -> bool:
@@ -426,8 +427,9 @@ def test_real_rbac_example_verb_by_verb(real: Real, rbac: None, tmp_path: Path) 
     nodes = backend.nodes()
     backend.start(nodes)
     assert backend.node_problems() == {}
+    assert backend.service_settled is True  # the Service's slices, listed with this token
     assert backend.endpoint("node-1", "host").run(["true"]).ok
-    assert backend.dns_endpoints()  # the kube-system Role
+    assert backend.dns_endpoints()  # kube-system's slices
     backend.cleanup()
     assert backend.cleanup_leftovers() == [] and gone(real, backend.namespace)
     # what RBAC alone would allow, the policy denies: outside a managed-by namespace
@@ -448,7 +450,8 @@ def test_real_rbac_precreated_namespace_variant(real: Real, rbac: None, tmp_path
     a run with --k8s-namespace works and nothing outside that namespace is allowed."""
     kc = real.token_kubeconfig(tmp_path / "kc", "k8snet-probes", "k8snet")
     for verb, resource, ns in (("create", "pods", "k8snet-probes"),
-                               ("create", "pods/exec", "k8snet-probes")):
+                               ("create", "pods/exec", "k8snet-probes"),
+                               ("list", "endpointslices.discovery.k8s.io", "k8snet-probes")):
         assert can_i(real, kc, verb, resource, ns), (verb, resource, ns)
     for verb, resource, ns in (("create", "pods", "default"), ("create", "namespaces", ""),
                                ("delete", "namespaces", ""), ("get", "pods/exec", "default")):
@@ -464,6 +467,7 @@ def test_real_rbac_precreated_namespace_variant(real: Real, rbac: None, tmp_path
     nodes = backend.nodes()
     backend.start(nodes)
     assert backend.node_problems() == {}
+    assert backend.service_settled is True
     assert backend.endpoint("node-2", "pod").run(["true"]).ok
     backend.cleanup()
     assert backend.cleanup_leftovers() == [] and run_pods(real, "k8snet-probes", s.run_id) == []

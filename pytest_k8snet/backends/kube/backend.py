@@ -130,6 +130,12 @@ class KubeBackend(Backend):
         self._startup.start(chosen)
         self.findings.record_into(chosen, self._node_list)
 
+    @property
+    def service_settled(self) -> bool | None:
+        """Whether the probe Service's EndpointSlices listed every ready probe before the
+        Service was measured (:mod:`.settle`); None when another xdist worker started them."""
+        return self._startup.service_settled
+
     def endpoint(self, node: str, network: Network) -> Endpoint:
         try:
             return self.findings.endpoints[(node, network)]

@@ -39,6 +39,9 @@ class ProbeStartup:
     findings: ProbeFindings
     setup_timeout: float
     shared_dir: Path | None = None
+    # Whether the Service's slices listed every ready probe before it was measured (None:
+    # not started here; False: not in time, or the run may not list slices).
+    service_settled: bool | None = None
 
     def start(self, nodes: list[Node]) -> None:
         if self.shared_dir is None:
@@ -69,7 +72,7 @@ class ProbeStartup:
                  time.monotonic() - started, record=True)
         # the Service's slices before the readiness exec, whose host part waits for each
         # node's kube-proxy to program them (settle)
-        wait_for_slices(self.discovery.api, self.discovery.names, self.findings.ready_probe_pods,
+        self.service_settled = wait_for_slices(self.discovery.api, self.discovery.names, self.findings.ready_probe_pods,
                         max(0.0, min(SLICE_WAIT_SECONDS, deadline - time.monotonic())))
         check_probes(self.findings, self.launcher.image, self.backend.timeout)
 
