@@ -60,3 +60,13 @@ def test_summary_and_html_name_kube_proxys_mode_and_the_overhead() -> None:
     assert ("kube-proxy: nftables (nftables table ip kube-proxy and ip6 kube-proxy) "
             "(3 nodes)") in tr.text
     assert detected_lines(doc)[1] in html.render(RunReport(doc))
+
+
+def test_kube_proxy_counts_nodes_not_family_entries() -> None:
+    # A dual-stack document has each node's checks once per family (families.merge).
+    mode = proxymode.parse((DATA / "live_netns_proxymode_nft_tables.txt").read_text())
+    doc = make_doc()
+    doc["node_checks"] = [{"node": n, "family": fam, "kube_proxy": asdict(mode)}
+                          for fam in ("ipv4", "ipv6") for n in doc["nodes"]]
+    assert detected_lines(doc)[-1] == ("kube-proxy: nftables (nftables table ip kube-proxy "
+                                       "and ip6 kube-proxy) (3 nodes)")

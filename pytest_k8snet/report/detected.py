@@ -47,8 +47,10 @@ def kube_proxy_lines(doc: dict[str, Any]) -> list[str]:
     for entry in doc.get("node_checks") or []:
         kp = entry.get("kube_proxy") if isinstance(entry, dict) else None
         if isinstance(kp, dict):
-            by_text.setdefault(f"{kp.get('mode')} ({kp.get('source')})", []).append(
-                str(entry.get("node")))
+            nodes = by_text.setdefault(f"{kp.get('mode')} ({kp.get('source')})", [])
+            # a dual-stack document has each node's checks once per family: one node
+            if str(entry.get("node")) not in nodes:
+                nodes.append(str(entry.get("node")))
     return _grouped("kube-proxy", by_text)
 
 
