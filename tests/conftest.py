@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -51,21 +52,41 @@ def kube_artifacts_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def real_cluster() -> Iterator[labmod.Lab]:
-    """A 3-node lab running real Kubernetes, shared by the session's real-cluster tests."""
+def assert_nothing_left(name: str) -> None:
+    """Nothing of real-cluster lab ``name`` after its down: namespaces, cgroup, state,
+    processes (flanneld, kubelets...), mounts."""
+    from pytest_k8snet.lab import kube
+
+    assert not netns.list_netns(f"k8snet-{name}-")
+    assert not kube.cgroup_pids(name)
+    assert not (labmod.STATE_ROOT / name).exists()
+    ps = subprocess.run(["pgrep", "-f", f"/{name}/"], capture_output=True, text=True)
+    assert ps.stdout.strip() == ""
+    with open("/proc/mounts") as fh:
+        assert f"k8snet-{name}" not in fh.read()
+
+
+def real_cluster_for(prefix: str, **spec: Any) -> Iterator[labmod.Lab]:
+    """A fixture's body: a 3-node real-Kubernetes lab ``<prefix><pid>`` of ``spec`` (skipped
+    where the binaries are not built), then down with nothing left and every process up
+    started (supervisors, forwarder) reaped, not a zombie until the interpreter exits."""
     why = kube_artifacts_missing()
     if why:
         pytest.skip(why)
     from pytest_k8snet.lab import processes
 
-    name = f"rk{os.getpid()}"
+    name = f"{prefix}{os.getpid()}"
     before = set(processes.children())
-    built = labmod.up(labmod.LabSpec(name=name, kubernetes=True))
+    built = labmod.up(labmod.LabSpec(name=name, kubernetes=True, **spec))
     yield built
     labmod.down(name)
-    # Every process up started (supervisors, forwarder) is reaped by down, not left a
-    # zombie and an unwaited Popen until the interpreter exits.
+    assert_nothing_left(name)
     unwaited = [pid for pid, child in processes.children().items()
                 if pid not in before and child.returncode is None]
     assert not unwaited, f"down left these children of ours unreaped: {unwaited}"
+
+
+@pytest.fixture(scope="session")
+def real_cluster() -> Iterator[labmod.Lab]:
+    """A 3-node lab running real Kubernetes, shared by the session's real-cluster tests."""
+    yield from real_cluster_for("rk")

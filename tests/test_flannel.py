@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from pytest_k8snet import lab as labmod
-from pytest_k8snet.lab import faults, netns, processes
+from pytest_k8snet.lab import faults, netns
 from pytest_k8snet.lab.kube import flannel
 
-from .conftest import kube_artifacts_missing
+from .conftest import assert_nothing_left, kube_artifacts_missing, real_cluster_for
 from .test_lab_cli import assert_up_refused, cli
 from .test_realkube import EXPECTED, run_suite
 from .test_suite_on_lab import failing
@@ -88,27 +88,10 @@ def flanneld_pids(name: str) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def assert_nothing_left(name: str) -> None:
-    assert flanneld_pids(name) == []
-    assert not netns.list_netns(f"k8snet-{name}-")  # flannel.1 and cni0 lived in these
-
-
 @pytest.fixture(scope="module")
 def flannel_cluster() -> Iterator[labmod.Lab]:
     """flannel vxlan with kube-proxy in nftables mode, shared by this module's tests."""
-    why = kube_artifacts_missing()
-    if why:
-        pytest.skip(why)
-    name = f"fv{os.getpid()}"
-    before = set(processes.children())
-    built = labmod.up(labmod.LabSpec(name=name, kubernetes=True, cni="flannel",
-                                     proxy_mode="nftables"))
-    yield built
-    labmod.down(name)
-    assert_nothing_left(name)
-    unwaited = [pid for pid, child in processes.children().items()
-                if pid not in before and child.returncode is None]
-    assert not unwaited, f"down left these children of ours unreaped: {unwaited}"
+    yield from real_cluster_for("fv", cni="flannel", proxy_mode="nftables")
 
 
 @needs_cluster

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,10 @@ from typing import Any
 import pytest
 
 from pytest_k8snet import lab as labmod
-from pytest_k8snet.lab import faults, kube, netns, processes
+from pytest_k8snet.lab import faults, netns
 from pytest_k8snet.lab.kube import flannel
 
-from .conftest import kube_artifacts_missing
+from .conftest import kube_artifacts_missing, real_cluster_for
 from .test_lab_cli import assert_up_refused
 from .test_realkube import kubectl, run_suite
 from .test_suite_on_lab import failing
@@ -65,30 +64,9 @@ def test_unsupported_kube_families_are_refused_in_one_line(args: list[str], erro
     assert_up_refused(f"d{os.getpid()}r", args, error)
 
 
-def assert_nothing_left(name: str) -> None:
-    assert not netns.list_netns(f"k8snet-{name}-")
-    assert not kube.cgroup_pids(name)
-    assert not (labmod.STATE_ROOT / name).exists()
-    ps = subprocess.run(["pgrep", "-f", f"/{name}/"], capture_output=True, text=True)
-    assert ps.stdout.strip() == ""
-    with open("/proc/mounts") as fh:
-        assert f"k8snet-{name}" not in fh.read()
-
-
 @pytest.fixture(scope="module")
 def dual_cluster() -> Iterator[labmod.Lab]:
-    why = kube_artifacts_missing()
-    if why:
-        pytest.skip(why)
-    name = f"kd{os.getpid()}"
-    before = set(processes.children())
-    built = labmod.up(labmod.LabSpec(name=name, kubernetes=True, ip_family="dual"))
-    yield built
-    labmod.down(name)
-    assert_nothing_left(name)
-    unwaited = [pid for pid, child in processes.children().items()
-                if pid not in before and child.returncode is None]
-    assert not unwaited, f"down left these children of ours unreaped: {unwaited}"
+    yield from real_cluster_for("kd", ip_family="dual")
 
 
 def _json(lab: labmod.Lab, *args: str) -> Any:
