@@ -18,7 +18,14 @@ from .engine import Engine
 from .transfers import ONE_MIB
 
 SERVICE_HTTP_SAMPLE = 3
+# 1 MiB transfers at least in a node's full measurement (one per backend on bigger
+# clusters): with 3 backends and one cut off, a healthy client sees all 9 fail 0.005% of
+# the time, so the judge can tell that from failures that only landed on the cut backend.
+SERVICE_HTTP_FULL = 9
 SERVICE_EXTRA_REQUESTS = 6
+# Requests at least, where the first round saw failures: enough that a backend none of them
+# reached is evidence (3 backends: (2/3)**24 = 0.006%, below the judge's CHANCE of 0.1%).
+SERVICE_FAILING_REQUESTS = 24
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ def service(engine: Engine, rounds: int = 3) -> dict[str, ServiceResult]:
     """Repeated new connections from each node's pod to the Service, which backends answer."""
     t = engine.backend.targets()
     backends = engine.backend.service_backends()
-    count = max(rounds * len(backends), 12)
+    count = max(rounds * len(backends), SERVICE_FAILING_REQUESTS)
 
     def curl(first: int, last: int) -> str:
         # curl globs [first-last] and still reads [fd00::a] as an IPv6 address
@@ -102,9 +109,9 @@ def service_http(engine: Engine) -> dict[str, list[http.HttpResult]]:
 
     First a sample of SERVICE_HTTP_SAMPLE transfers (N MiB per node would make the
     whole check O(N^2) bytes and time out on big clusters). When one of them fails,
-    the node gets the full measurement: one transfer per backend (new connections, so
-    the Service picks again each time), which covers the paths to every node and is
-    what the judge needs to tell bad backends from a bad client.
+    the node gets the full measurement: one transfer per backend, SERVICE_HTTP_FULL at
+    least (new connections, so the Service picks again each time), which covers the paths
+    to every node and is what the judge needs to tell bad backends from a bad client.
     """
     t = engine.backend.targets()
     timeout = engine.settings.timeout
@@ -130,7 +137,7 @@ def service_http(engine: Engine) -> dict[str, list[http.HttpResult]]:
         return sum(not r.ok for r in results)
 
     def full(node: str) -> list[http.HttpResult]:
-        return transfers(node, count)
+        return transfers(node, max(count, SERVICE_HTTP_FULL))
 
     def one(node: str) -> list[http.HttpResult]:
         sample = min(SERVICE_HTTP_SAMPLE, count)

@@ -16,7 +16,10 @@ from .nodes_ready import skip_unusable
 
 NAME = "test_service"
 # Below this chance of never picking a given backend, its silence is evidence against it.
-CHANCE = 0.05
+# It is also the rate of false "unknown" findings per healthy backend in a run where another
+# backend is cut off, so it is small: CI alone judges dozens of such runs (at 5%, 12
+# requests over 3 backends, 0.8% each, read as evidence and failed CI now and then).
+CHANCE = 0.001
 
 
 def judge(ctx: Context) -> None:
