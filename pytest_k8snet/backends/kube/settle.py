@@ -72,7 +72,8 @@ def proxy_sync_script(tries: int = PROXY_SYNC_TRIES) -> str:
     """Shell lines for the host-network probe: wait (~10 s at most) until kube-proxy says it
     has programmed every change it has seen, twice in a row 0.5 s apart (a change it has
     not heard of yet would otherwise look synced). No kube-proxy metrics (another proxy,
-    another port): go on at once. Prints ``proxy-sync:synced`` or ``proxy-sync:pending``."""
+    another port) or no curl or awk in the image: go on at once. Prints ``proxy-sync:synced``
+    or ``proxy-sync:pending``."""
     awk = ("/^kubeproxy_sync_proxy_rules_(endpoint|service)_changes_pending /{p+=$2} "
            "/^kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds/"
            "{k=$1; sub(/^[^{]*/,\"\",k); q[k]=$2+0} "
@@ -80,7 +81,8 @@ def proxy_sync_script(tries: int = PROXY_SYNC_TRIES) -> str:
            "{k=$1; sub(/^[^{]*/,\"\",k); t[k]=$2+0} "
            "END{ok=(p==0); for(k in q) if(!(k in t) || t[k]<q[k]) ok=0; print ok}")
     return "\n".join([
-        "if command -v curl >/dev/null 2>&1; then i=0; n=0; s=none",
+        "if command -v curl >/dev/null 2>&1 && command -v awk >/dev/null 2>&1; then "
+        "i=0; n=0; s=none",
         f"while [ $i -lt {tries} ]; do",
         f"  m=$(curl -s --connect-timeout 0.5 -m 1 {PROXY_METRICS} 2>/dev/null) || break",
         f"  if [ \"$(printf '%s\\n' \"$m\" | awk '{awk}')\" = 1 ]; then n=$((n+1)); "
