@@ -1,0 +1,125 @@
+"""Long lists of same-shaped entries as columns: how the results file of a large run holds
+its pair sections and its verdicts (written by :mod:`.stream`, read back by :func:`read`).
+
+At 1,000 nodes the ping section alone is two million entries that say the same thing
+almost everywhere ("pod", 0% loss, 3 of 3 received): one JSON object per entry repeats
+every key and every healthy value, a gigabyte in all. As columns, each key's values are
+one list, written as the shortest of:
+
+- ``runs`` ``[[value, count], ...]``: what repeats (a network, a healthy loss, ``null``);
+  a column whose values are one number type only, so that ``0`` and ``0.0`` never merge;
+- ``first`` and ``deltas`` (runs of the differences): integers that count up, such as
+  node indices in pair order;
+- ``values``: everything else (a real cluster's round-trip times), as they are;
+
+and a column of strings that repeat (node names, tests, outcomes) is a ``table`` of its
+distinct strings and a column of indices into it, itself encoded as above.
+
+A section so encoded is ``{"columns": "pytest-k8snet/columns", "length": N, "keys":
+{key: column}}``; :func:`expand` gives back the list of entries, equal to what was written.
+Lists whose entries are not all objects with the same keys stay as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import accumulate, chain, groupby, repeat
+from operator import itemgetter, sub
+from pathlib import Path
+from typing import Any
+
+ENCODING = "pytest-k8snet/columns"
+# Fewer entries than this are not worth the columns (one line each is readable).
+MIN_ENTRIES = 1000
+SCALARS = frozenset({str, int, float, bool, type(None)})
+# 0 == 0.0 == False: a run may only hold one of these types, or it would change a value's.
+NUMBERS = frozenset({int, float, bool})
+
+
+def _runs(values: list[Any]) -> list[list[Any]]:
+    # groupby walks the list in C; only the runs cost a Python step each.
+    return [[v, len(list(g))] for v, g in groupby(values)]
+
+
+def _ints(values: list[int], limit: int) -> dict[str, Any]:
+    runs = _runs(values)
+    if len(runs) <= limit:
+        return {"runs": runs}
+    deltas = _runs(list(map(sub, values[1:], values[:-1])))
+    if len(deltas) <= limit:
+        return {"first": values[0], "deltas": deltas}
+    return {"values": values}
+
+
+def encode_column(values: list[Any]) -> dict[str, Any]:
+    """One column, in the shortest of the forms in the module docstring."""
+    limit = max(1, len(values) // 4)
+    types = set(map(type, values))
+    if types == {int}:
+        return _ints(values, limit)
+    runs = _runs(values) if types <= SCALARS and len(types & NUMBERS) <= 1 else None
+    if runs is not None and len(runs) <= limit:
+        return {"runs": runs}
+    if types == {str}:
+        table = list(dict.fromkeys(values))
+        if len(table) <= len(values) // 2:
+            index = {s: i for i, s in enumerate(table)}
+            return {"table": table, **_ints(list(map(index.__getitem__, values)), limit)}
+    return {"values": values}
+
+
+def decode_column(column: dict[str, Any]) -> list[Any]:
+    """The values of a column written by :func:`encode_column`."""
+    if "values" in column:
+        values = list(column["values"])
+    elif "runs" in column:
+        values = list(chain.from_iterable(repeat(v, n) for v, n in column["runs"]))
+    else:
+        steps = chain.from_iterable(repeat(d, n) for d, n in column["deltas"])
+        values = list(accumulate(chain([column["first"]], steps)))
+    if "table" in column:
+        values = list(map(column["table"].__getitem__, values))
+    return values
+
+
+def encode(entries: list[Any]) -> dict[str, Any] | None:
+    """``entries`` as columns; None when they are too few or not all objects with the same
+    keys (they are then written as they are)."""
+    if len(entries) < MIN_ENTRIES or not all(isinstance(e, dict) for e in entries):
+        return None
+    keys = list(entries[0])
+    if not keys or set(map(len, entries)) != {len(keys)}:
+        return None
+    try:
+        columns = {k: encode_column(list(map(itemgetter(k), entries))) for k in keys}
+    except KeyError:  # same number of keys, not the same keys
+        return None
+    return {"columns": ENCODING, "length": len(entries), "keys": columns}
+
+
+def is_encoded(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("columns") == ENCODING
+
+
+def decode(section: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries of a section written by :func:`encode`."""
+    keys = list(section["keys"])
+    cols = [decode_column(section["keys"][k]) for k in keys]
+    if any(len(c) != section["length"] for c in cols):
+        raise ValueError(f"a column of {section['length']} entries holds another count")
+    return [dict(zip(keys, row)) for row in zip(*cols)]
+
+
+def expand(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with every section written as columns turned back into its entries (in
+    place; a document without any is returned as it is)."""
+    for key, value in doc.items():
+        if is_encoded(value):
+            doc[key] = decode(value)
+    return doc
+
+
+def read(path: str | Path) -> Any:
+    """A results file (either form) as the document it was written from."""
+    doc = json.loads(Path(path).read_text())
+    return expand(doc) if isinstance(doc, dict) else doc
