@@ -82,11 +82,16 @@ def node_verdict(judgement: Judgement, test: str, node: str,
     """The verdicts of ``test`` on every pair from ``node`` to ``others`` (the run's pairs
     from it): failed when any fails, passed when any passes and none fails, skipped when
     all skip."""
+    if test not in judgement.checks:
+        judgement.verdict(test, node)  # raises: no check judges it
+    # The judgement's dict directly: a thousand nodes ask for a million pairs per test.
+    get = judgement.verdicts.get
     passed, failed, skipped = 0, [], []
     for other in others:
         if other == node:
             continue
-        v = judgement.verdict(test, f"{node}->{other}")
+        subject = f"{node}->{other}"
+        v = get((test, subject)) or judgement.verdict(test, subject)  # missing: skipped
         if v.outcome == FAILED:
             failed.append(v)
         elif v.outcome == PASSED:

@@ -13,7 +13,10 @@ one list, written as the shortest of:
 - ``values``: everything else (a real cluster's round-trip times), as they are;
 
 and a column of strings that repeat (node names, tests, outcomes) is a ``table`` of its
-distinct strings and a column of indices into it, itself encoded as above.
+distinct strings and a column of indices into it, itself encoded as above. A column of
+strings that mostly start with another column's value (a verdict's message with its
+subject: ``node-1->node-2: 1 MiB transfer not measured here ...``) is ``prefixed``: which
+rows start so, and the rest of each, which then repeats.
 
 A section so encoded is ``{"columns": "pytest-k8snet/columns", "length": N, "keys":
 {key: column}}``; :func:`expand` gives back the list of entries, equal to what was written.
@@ -23,12 +26,14 @@ Lists whose entries are not all objects with the same keys stay as they are.
 from __future__ import annotations
 
 import json
-from itertools import accumulate, chain, groupby, repeat
+from itertools import accumulate, chain, groupby, islice, repeat
 from operator import itemgetter, sub
 from pathlib import Path
 from typing import Any
 
 ENCODING = "pytest-k8snet/columns"
+# Columns whose strings mostly start with another column's value (:func:`prefixed`).
+HEADS = {"message": "subject"}
 # Fewer entries than this are not worth the columns (one line each is readable).
 MIN_ENTRIES = 1000
 SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -36,29 +41,33 @@ SCALARS = frozenset({str, int, float, bool, type(None)})
 NUMBERS = frozenset({int, float, bool})
 
 
-def _runs(values: list[Any]) -> list[list[Any]]:
-    # groupby walks the list in C; only the runs cost a Python step each.
-    return [[v, len(list(g))] for v, g in groupby(values)]
+def _runs(values: list[Any], limit: int) -> list[list[Any]] | None:
+    """The runs of ``values``, None when there are more than ``limit``."""
+    # groupby walks the list in C; only the runs cost a Python step each, and counting
+    # stops at the first run past the limit.
+    runs = [[v, len(list(g))] for v, g in islice(groupby(values), limit + 1)]
+    return runs if len(runs) <= limit else None
 
 
 def _ints(values: list[int], limit: int) -> dict[str, Any]:
-    runs = _runs(values)
-    if len(runs) <= limit:
+    runs = _runs(values, limit)
+    if runs is not None:
         return {"runs": runs}
-    deltas = _runs(list(map(sub, values[1:], values[:-1])))
-    if len(deltas) <= limit:
+    deltas = _runs(list(map(sub, values[1:], values[:-1])), limit)
+    if deltas is not None:
         return {"first": values[0], "deltas": deltas}
     return {"values": values}
 
 
 def encode_column(values: list[Any]) -> dict[str, Any]:
     """One column, in the shortest of the forms in the module docstring."""
-    limit = max(1, len(values) // 4)
+    # Runs (and deltas) pay when they are few: counting stops past one per 16 values.
+    limit = max(1, len(values) // 16)
     types = set(map(type, values))
     if types == {int}:
         return _ints(values, limit)
-    runs = _runs(values) if types <= SCALARS and len(types & NUMBERS) <= 1 else None
-    if runs is not None and len(runs) <= limit:
+    runs = _runs(values, limit) if types <= SCALARS and len(types & NUMBERS) <= 1 else None
+    if runs is not None:
         return {"runs": runs}
     if types == {str}:
         table = list(dict.fromkeys(values))
@@ -68,8 +77,29 @@ def encode_column(values: list[Any]) -> dict[str, Any]:
     return {"values": values}
 
 
-def decode_column(column: dict[str, Any]) -> list[Any]:
-    """The values of a column written by :func:`encode_column`."""
+def prefixed(values: list[Any], heads: list[Any]) -> dict[str, Any] | None:
+    """A column of strings most of which start with the same row's ``heads`` value and
+    ``": "`` (a verdict's message starts with its subject: ``node-1->node-2: 1 MiB
+    transfer not measured here ...``): which rows do (``has``) and the rest of each
+    (``rest``), which then repeats. None when fewer than half the rows do."""
+    if set(map(type, values)) != {str} or set(map(type, heads)) != {str}:
+        return None
+    starts = list(map("{}: ".format, heads))
+    has = list(map(str.startswith, values, starts))
+    if has.count(True) * 2 < len(values):
+        return None
+    rest = [v[len(h):] if y else v for v, h, y in zip(values, starts, has)]
+    return {"has": encode_column(has), "rest": encode_column(rest)}
+
+
+def decode_column(column: dict[str, Any], heads: dict[str, list[Any]] | None = None
+                  ) -> list[Any]:
+    """The values of a column written by :func:`encode_column` (or :func:`prefixed`:
+    ``heads`` are the section's other columns, decoded)."""
+    if "prefixed" in column:
+        starts = list(map("{}: ".format, (heads or {})[column["prefixed"]]))
+        has, rest = decode_column(column["has"]), decode_column(column["rest"])
+        return [h + r if y else r for h, r, y in zip(starts, rest, has)]
     if "values" in column:
         values = list(column["values"])
     elif "runs" in column:
@@ -82,18 +112,25 @@ def decode_column(column: dict[str, Any]) -> list[Any]:
     return values
 
 
-def encode(entries: list[Any]) -> dict[str, Any] | None:
+def encode(entries: list[Any], heads: dict[str, str] | None = None) -> dict[str, Any] | None:
     """``entries`` as columns; None when they are too few or not all objects with the same
-    keys (they are then written as they are)."""
-    if len(entries) < MIN_ENTRIES or not all(isinstance(e, dict) for e in entries):
+    keys (they are then written as they are). ``heads`` (default :data:`HEADS`) names
+    the columns whose strings may mostly start with another column's value."""
+    if len(entries) < MIN_ENTRIES or set(map(type, entries)) != {dict}:
         return None
     keys = list(entries[0])
     if not keys or set(map(len, entries)) != {len(keys)}:
         return None
     try:
-        columns = {k: encode_column(list(map(itemgetter(k), entries))) for k in keys}
+        values = {k: list(map(itemgetter(k), entries)) for k in keys}
     except KeyError:  # same number of keys, not the same keys
         return None
+    columns = {}
+    for k in keys:
+        head = (HEADS if heads is None else heads).get(k)
+        column = prefixed(values[k], values[head]) if head in values and head != k else None
+        columns[k] = {"prefixed": head, **column} if column is not None \
+            else encode_column(values[k])
     return {"columns": ENCODING, "length": len(entries), "keys": columns}
 
 
@@ -104,7 +141,8 @@ def is_encoded(value: Any) -> bool:
 def decode(section: dict[str, Any]) -> list[dict[str, Any]]:
     """The entries of a section written by :func:`encode`."""
     keys = list(section["keys"])
-    cols = [decode_column(section["keys"][k]) for k in keys]
+    plain = {k: decode_column(c) for k, c in section["keys"].items() if "prefixed" not in c}
+    cols = [plain[k] if k in plain else decode_column(section["keys"][k], plain) for k in keys]
     if any(len(c) != section["length"] for c in cols):
         raise ValueError(f"a column of {section['length']} entries holds another count")
     return [dict(zip(keys, row)) for row in zip(*cols)]

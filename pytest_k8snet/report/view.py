@@ -10,6 +10,8 @@ that took no measurement document) is "not judged"; only the failures its tests 
 from __future__ import annotations
 
 import re
+from itertools import compress
+from operator import itemgetter, methodcaller
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,9 +33,12 @@ def natural_key(name: str) -> tuple[Any, ...]:
                  for p in re.split(r"(\d+)", name) if p)
 
 
-@dataclass
+@dataclass(slots=True)
 class PairCell:
-    """Everything measured for one ordered pair on one network, and how it was judged."""
+    """Everything measured for one ordered pair on one network, and how it was judged.
+
+    Slots: a 1,000-node run has two million cells, each report reads them all.
+    """
 
     src: str
     dst: str
@@ -48,6 +53,8 @@ class PairCell:
     verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Host network: the findings (failing a test, not knock-ons) that cover this pair.
     host_findings: list[dict[str, Any]] = field(default_factory=list)
+    # status, once asked: every report asks of every cell, the cell no longer changes then.
+    _status: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -68,6 +75,11 @@ class PairCell:
     def status(self) -> str:
         """``fail``, ``pass``, ``unjudged`` (measured, no verdict passed or failed it) or
         ``none`` (nothing measured)."""
+        if self._status is None:
+            self._status = self._judged_status()
+        return self._status
+
+    def _judged_status(self) -> str:
         if not self.measured:
             return NONE
         if not self.judged:
@@ -227,6 +239,26 @@ def group_diagnoses(diagnoses: list[dict[str, Any]],
     return groups
 
 
+def _verdicts_by_key(verdicts: list[Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The verdicts by (test, subject). At 1,000 nodes they are four million: the keys
+    are taken by itemgetter's C loop when every verdict has its two strings."""
+    try:
+        tests = list(map(itemgetter("test"), verdicts))
+        subjects = list(map(itemgetter("subject"), verdicts))
+        if set(map(type, tests)) | set(map(type, subjects)) <= {str}:
+            return dict(zip(zip(tests, subjects), verdicts))
+    except (KeyError, TypeError):  # an entry that is no verdict: the careful way
+        pass
+    return {(str(v.get("test")), str(v.get("subject"))): v for v in verdicts
+            if isinstance(v, dict)}
+
+
+def _failed(verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The verdicts that failed (in C loops; see :func:`_verdicts_by_key`)."""
+    return list(compress(verdicts, map(FAILED.__eq__, map(methodcaller("get", "outcome"),
+                                                          verdicts))))
+
+
 class ClusterView:
     """Index of a results document by pair and node, with the judgement's outcomes."""
 
@@ -238,10 +270,9 @@ class ClusterView:
         self.doc = doc
         self.expected_mtu: int | None = doc.get("expected_mtu")
         self.judged = isinstance(doc.get("verdicts"), list)
-        self.verdicts: dict[tuple[str, str], dict[str, Any]] = {
-            (str(v.get("test")), str(v.get("subject"))): v for v in doc.get("verdicts") or []}
-        failing_ids = {str(v.get("finding")) for v in self.verdicts.values()
-                       if v.get("outcome") == FAILED and v.get("finding")}
+        self.verdicts = _verdicts_by_key(list(doc.get("verdicts") or []))
+        failing_ids = {str(v.get("finding")) for v in _failed(list(self.verdicts.values()))
+                       if v.get("finding")}
         # A knock-on's test skips: only findings that fail a test of their own count.
         self.failing_findings = [f for f in doc.get("findings") or []
                                  if str(f.get("id")) in failing_ids and not f.get("root")]
@@ -277,13 +308,16 @@ class ClusterView:
         # times pairs at 1,000 nodes.
         host = [(f, set(f.get("pairs") or [])) for f in self.failing_findings
                 if f.get("cause") in HOST_CAUSES]
-        for (network, _, _), cell in self.cells.items():
-            cell.judged = self.judged
+        verdict = self.verdicts.get
+        judged = self.judged
+        for (network, src, dst), cell in self.cells.items():
+            cell.judged = judged
+            pid = f"{src}->{dst}"
             if network == "pod":
                 cell.verdicts = {t: v for t in PAIR_TESTS
-                                 if (v := self.verdicts.get((t, cell.id))) is not None}
-            else:
-                cell.host_findings = [f for f, pairs in host if cell.id in pairs]
+                                 if (v := verdict((t, pid))) is not None}
+            elif host:
+                cell.host_findings = [f for f, pairs in host if pid in pairs]
         seen = set(names)
         extra = {n for (_, a, b) in self.cells for n in (a, b) if n not in seen}
         self.nodes = names + sorted(extra, key=natural_key)
