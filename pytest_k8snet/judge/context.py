@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from operator import itemgetter, methodcaller
 from typing import Any, Literal
 
 from .causes import FIX_DEFAULTS
@@ -37,6 +38,17 @@ class Check:
 
 def pair_id(a: str, b: str) -> str:
     return f"{a}->{b}"
+
+
+# The pair sections are a million entries each at 1,000 nodes: their keys are made by C
+# loops (map over itemgetter and str.format), not a Python step and a call per entry.
+_NETWORK = methodcaller("get", "network", "pod")
+
+
+def _pair_ids(entries: list[dict[str, Any]]) -> list[str]:
+    """``src->dst`` of each entry, as :func:`pair_id`."""
+    return list(map("{}->{}".format, map(itemgetter("src"), entries),
+                    map(itemgetter("dst"), entries)))
 
 
 def ends(pid: str) -> tuple[str, str]:
@@ -77,12 +89,12 @@ class Context:
              if e.get("network") == "pod"})
         self.expected = doc.get("expected_mtu")
         self.threshold = float(doc["thresholds"]["loss_pct"])
-        self.ping = {(e.get("network", "pod"), pair_id(e["src"], e["dst"])): e
-                     for e in doc.get("ping", [])}
-        self.pod_to_node = {pair_id(e["src"], e["dst"]): e
-                            for e in doc.get("ping_pod_to_node") or []}
-        self.pmtu = {pair_id(e["src"], e["dst"]): e for e in doc.get("path_mtu", [])
-                     if e.get("network", "pod") == "pod"}
+        pings = list(doc.get("ping", []))
+        self.ping = dict(zip(zip(map(_NETWORK, pings), _pair_ids(pings)), pings))
+        to_node = list(doc.get("ping_pod_to_node") or [])
+        self.pod_to_node = dict(zip(_pair_ids(to_node), to_node))
+        pmtus = [e for e in doc.get("path_mtu", []) if e.get("network", "pod") == "pod"]
+        self.pmtu = dict(zip(_pair_ids(pmtus), pmtus))
         self.udp = {pair_id(e["src"], e["dst"]): e for e in doc.get("throughput", [])}
         self.receive_drops: dict[str, int] = {
             str(n): int(v) for n, v in (doc.get("udp_receive_drops") or {}).items()

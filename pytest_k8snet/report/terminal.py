@@ -143,7 +143,7 @@ def _write_networks(tr: Writer, view: ClusterView, fam: str | None) -> None:
             _write_matrix(tr, titled("host network", fam) + " (rtt ms; loss % when pings "
                           "lost any):", view, "host")
     for network in networks:
-        bad = [c for c in view.pair_cells(network) if c.status == "fail"]
+        bad = view.failing(network)
         counts = network_counts(view, network)
         tr.write_line(counts if fam is None else titled(counts.split(":", 1)[0], fam) + ":"
                       + counts.split(":", 1)[1], **({"red": True} if bad else {}))
