@@ -144,10 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results file size: {os.path.getsize(out / 'results.json') / 1e6:.1f} MB")
     # --k8s-baseline of a run of the same cluster: its results file read back, compared.
     before = timed("baseline: the results file read back", lambda: load(out / "results.json"))
-    timed("baseline comparison", lambda: compare(before, report.doc, 20.0))
+    report.comparison = timed("baseline comparison", lambda: compare(before, report.doc, 20.0))
+    report.doc["baseline"] = report.comparison.as_dict()  # as results.run_report does
+    print(f"baseline: {report.comparison.compared} compared, "
+          f"{len(report.comparison.regressions)} regressions")
     del before
     tr = Tr()
-    timed("terminal summary", lambda: terminal.write(tr, report))
+    timed("terminal summary", lambda: terminal.write(tr, report, baseline_given=True))
     print(f"terminal summary size: {len(tr.out.getvalue()) / 1e3:.1f} kB, "
           f"{tr.out.getvalue().count(chr(10))} lines")
     page = out / "report.html"

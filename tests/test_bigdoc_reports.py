@@ -158,3 +158,19 @@ def test_compact_json_of_small_values() -> None:
     write_compact({"t": tricky}, out)
     assert json.loads(out.getvalue()) == {"t": tricky}
     assert len(out.getvalue().splitlines()) == 20 + 4
+
+
+def test_a_large_baseline_section_draws_no_tables(
+        generated: tuple[dict[str, Any], Judgement], tmp_path: Path) -> None:
+    """Above the threshold the baseline comparison lists the regressions, not two table
+    matrices of every pair; at or below it the matrices stay side by side."""
+    r = report(generated, 32)
+    write_results(r.doc, tmp_path / "before.json")
+    r.comparison = compare(load(tmp_path / "before.json"), r.doc, 20.0)
+    page = html.render(r)
+    assert 'id="k8s-no-side-by-side"' in page and '<td class="k8s-cell' not in page
+    assert "Baseline comparison: 0 regressions" in page
+    small = report(generated, 60)
+    small.comparison = compare(json.loads(json.dumps(small.doc)), small.doc, 20.0)
+    page = html.render(small)
+    assert "k8s-side-by-side" in page and 'id="k8s-no-side-by-side"' not in page

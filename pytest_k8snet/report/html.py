@@ -297,7 +297,14 @@ def baseline_section(report: RunReport) -> str:
         improved = (f'<details class="k8s-more"><summary>{len(c.improvements)} improvement'
                     f"{'s' if len(c.improvements) != 1 else ''}</summary><ul>{items}</ul>"
                     "</details>")
-    side = side_by_side(ClusterView(c.baseline), ClusterView(report.doc))
+    if matrix_canvas.is_large(report.view):
+        # A table cell per pair, twice, is what the canvas exists to avoid; the table of
+        # regressions above names every pair that got worse.
+        side = ('<p class="k8s-muted" id="k8s-no-side-by-side">No matrices side by side '
+                "above --k8s-per-node-threshold: the regressions above list every pair "
+                "that got worse.</p>")
+    else:
+        side = side_by_side(ClusterView(c.baseline), report.view)
     return (f'<div class="k8s-baseline" id="k8s-baseline">{head}{regress}{pairs_line}{improved}'
             f"{side}</div>")
 
