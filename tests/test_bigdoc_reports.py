@@ -91,12 +91,12 @@ def test_the_results_file_holds_long_sections_as_columns(
     assert ping["network"] == {"runs": [["pod", 3540], ["host", 3540]]}
     received = columns.decode_column(ping["received"])
     assert received.count(0) == 2 * 800 and received.count(8) == 2 * 59
-    assert len(ping["received"]["runs"]) * 20 < len(received)
+    assert ping["error"] == {"runs": [[None, 2 * 3540]]}  # no ping failed to run
     # The pair sections far smaller than an entry per line (the form before columns).
     for section in ("ping", "path_mtu", "ping_pod_to_node"):
         entry_per_line = sum(len(json.dumps(e, separators=(",", ":"))) + 2
                              for e in same[section])
-        assert len(json.dumps(raw[section])) * 10 < entry_per_line, section
+        assert len(json.dumps(raw[section])) * 8 < entry_per_line, section
 
 
 def test_a_baseline_in_columns_compares_as_the_document(

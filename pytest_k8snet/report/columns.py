@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from itertools import accumulate, chain, groupby, islice, repeat
-from operator import itemgetter, sub
+from operator import add, itemgetter, mul, sub
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +61,9 @@ def _ints(values: list[int], limit: int) -> dict[str, Any]:
 
 def encode_column(values: list[Any]) -> dict[str, Any]:
     """One column, in the shortest of the forms in the module docstring."""
-    # Runs (and deltas) pay when they are few: counting stops past one per 16 values.
-    limit = max(1, len(values) // 16)
+    # Runs (and deltas) pay when they are few; a run costs a Python step to count (the
+    # values in it do not), so counting gives up past one run per 64 values (or 256).
+    limit = max(256, len(values) // 64)
     types = set(map(type, values))
     if types == {int}:
         return _ints(values, limit)
@@ -88,7 +89,7 @@ def prefixed(values: list[Any], heads: list[Any]) -> dict[str, Any] | None:
     has = list(map(str.startswith, values, starts))
     if has.count(True) * 2 < len(values):
         return None
-    rest = [v[len(h):] if y else v for v, h, y in zip(values, starts, has)]
+    rest = list(map(str.removeprefix, values, starts))  # C loops, as everywhere here
     return {"has": encode_column(has), "rest": encode_column(rest)}
 
 
@@ -99,7 +100,8 @@ def decode_column(column: dict[str, Any], heads: dict[str, list[Any]] | None = N
     if "prefixed" in column:
         starts = list(map("{}: ".format, (heads or {})[column["prefixed"]]))
         has, rest = decode_column(column["has"]), decode_column(column["rest"])
-        return [h + r if y else r for h, r, y in zip(starts, rest, has)]
+        # The head where the row has it ("node-1->node-2: " * True), "" where not.
+        return list(map(add, map(mul, starts, has), rest))
     if "values" in column:
         values = list(column["values"])
     elif "runs" in column:
@@ -145,7 +147,7 @@ def decode(section: dict[str, Any]) -> list[dict[str, Any]]:
     cols = [plain[k] if k in plain else decode_column(section["keys"][k], plain) for k in keys]
     if any(len(c) != section["length"] for c in cols):
         raise ValueError(f"a column of {section['length']} entries holds another count")
-    return [dict(zip(keys, row)) for row in zip(*cols)]
+    return list(map(dict, map(zip, repeat(keys), zip(*cols))))
 
 
 def expand(doc: dict[str, Any]) -> dict[str, Any]:
