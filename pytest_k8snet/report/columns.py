@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 from itertools import accumulate, chain, groupby, islice, repeat
 from operator import add, itemgetter, mul, sub
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -150,11 +151,12 @@ def decode(section: dict[str, Any]) -> list[dict[str, Any]]:
     return list(map(dict, map(zip, repeat(keys), zip(*cols))))
 
 
-def expand(doc: dict[str, Any]) -> dict[str, Any]:
-    """``doc`` with every section written as columns turned back into its entries (in
-    place; a document without any is returned as it is)."""
+def expand(doc: dict[str, Any], only: Iterable[str] | None = None) -> dict[str, Any]:
+    """``doc`` with every section written as columns (or those of ``only``) turned back
+    into its entries (in place; a document without any is returned as it is)."""
+    wanted = None if only is None else set(only)
     for key, value in doc.items():
-        if is_encoded(value):
+        if is_encoded(value) and (wanted is None or key in wanted):
             doc[key] = decode(value)
     return doc
 

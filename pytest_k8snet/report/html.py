@@ -36,6 +36,7 @@ from .families import family_docs, titled
 from .html_tables import (dns_table, e, egress_table, fmt, node_checks_table, path_mtu_table,
                           td, throughput_table)
 from . import matrix_canvas
+from .stream import large
 from .junit import RAW_KEY
 from .results import RunReport, run_report
 from .terminal import fail_line
@@ -297,9 +298,10 @@ def baseline_section(report: RunReport) -> str:
         improved = (f'<details class="k8s-more"><summary>{len(c.improvements)} improvement'
                     f"{'s' if len(c.improvements) != 1 else ''}</summary><ul>{items}</ul>"
                     "</details>")
-    if matrix_canvas.is_large(report.view):
+    if matrix_canvas.is_large(report.view) or large(c.baseline):
         # A table cell per pair, twice, is what the canvas exists to avoid; the table of
-        # regressions above names every pair that got worse.
+        # regressions above names every pair that got worse. (A large baseline's verdicts
+        # are also still columns: baseline.load reads back what it compares.)
         side = ('<p class="k8s-muted" id="k8s-no-side-by-side">No matrices side by side '
                 "above --k8s-per-node-threshold: the regressions above list every pair "
                 "that got worse.</p>")

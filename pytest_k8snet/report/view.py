@@ -280,13 +280,19 @@ class ClusterView:
         self.cells: dict[tuple[str, str, str], PairCell] = {}
         names: list[str] = list(doc.get("nodes") or [])
         cells = self.cells
-        # The two big sections (every pair, both networks) without a method call per entry.
-        for e in doc.get("ping", []):
-            key = (e["network"], e["src"], e["dst"])
-            cell = cells.get(key)
-            if cell is None:
-                cell = cells[key] = PairCell(e["src"], e["dst"], e["network"])
-            cell.ping = e
+        # The two big sections (every pair, both networks) without a method call per entry;
+        # the pings, one per pair and network as measured, by C loops.
+        pings = list(doc.get("ping", []))
+        srcs, dsts, nets = (list(map(itemgetter(k), pings)) for k in ("src", "dst", "network"))
+        keys = list(zip(nets, srcs, dsts))
+        if len(set(keys)) == len(keys):
+            cells.update(zip(keys, map(PairCell, srcs, dsts, nets, pings)))
+        else:
+            for key, e in zip(keys, pings):
+                cell = cells.get(key)
+                if cell is None:
+                    cell = cells[key] = PairCell(e["src"], e["dst"], e["network"])
+                cell.ping = e
         for e in doc.get("path_mtu", []):
             key = (e["network"], e["src"], e["dst"])
             cell = cells.get(key)
