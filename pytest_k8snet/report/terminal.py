@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from ..gcpause import no_cyclic_gc
 from ..judge import FAILED
 from ..judge.checks import path_mtu
 from ..text import shorten
@@ -287,6 +288,12 @@ def write(tr: Writer, report: RunReport, baseline_given: bool = False,
           coverage: Sequence[Piece] = ()) -> None:
     """The ``k8snet cluster summary`` section for ``report``: what was tested (``coverage``),
     then the measurements (nothing when neither is there)."""
+    with no_cyclic_gc():  # two million cells at 1,000 nodes, no cycles
+        return _write(tr, report=report, baseline_given=baseline_given, coverage=coverage)
+
+
+def _write(tr: Writer, report: RunReport, baseline_given: bool,
+           coverage: Sequence[Piece]) -> None:
     if not report.has_cluster_data and report.comparison is None and not report.baseline_error \
             and not coverage:
         return
