@@ -260,6 +260,24 @@ def _failed(verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                                           verdicts))))
 
 
+def _pod_verdicts(cells: list[PairCell],
+                  verdicts: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """Each pod cell's verdicts of the pair tests, in :data:`PAIR_TESTS` order.
+
+    A million cells at 1,000 nodes: the lookups are C loops, one per test, and when every
+    cell has all four (a run of the suite) each cell's dict is made in C as well.
+    """
+    pids = list(map("{}->{}".format, map(attrgetter("src"), cells),
+                    map(attrgetter("dst"), cells)))
+    cols = [list(map(verdicts.get, zip(repeat(t), pids))) for t in PAIR_TESTS]
+    if all(None not in col for col in cols):
+        for cell, found in zip(cells, map(dict, map(zip, repeat(PAIR_TESTS), zip(*cols)))):
+            cell.verdicts = found
+        return
+    for cell, row in zip(cells, zip(*cols)):
+        cell.verdicts = {t: v for t, v in zip(PAIR_TESTS, row) if v is not None}
+
+
 class ClusterView:
     """Index of a results document by pair and node, with the judgement's outcomes."""
 
@@ -315,16 +333,16 @@ class ClusterView:
         # times pairs at 1,000 nodes.
         host = [(f, set(f.get("pairs") or [])) for f in self.failing_findings
                 if f.get("cause") in HOST_CAUSES]
-        verdict = self.verdicts.get
         judged = self.judged
+        pod: list[PairCell] = []
         for (network, src, dst), cell in self.cells.items():
             cell.judged = judged
-            pid = f"{src}->{dst}"
             if network == "pod":
-                cell.verdicts = {t: v for t in PAIR_TESTS
-                                 if (v := verdict((t, pid))) is not None}
+                pod.append(cell)
             elif host:
+                pid = f"{src}->{dst}"
                 cell.host_findings = [f for f, pairs in host if pid in pairs]
+        _pod_verdicts(pod, self.verdicts)
         seen = set(names)
         extra = {n for (_, a, b) in self.cells for n in (a, b) if n not in seen}
         self.nodes = names + sorted(extra, key=natural_key)
