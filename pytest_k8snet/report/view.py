@@ -329,23 +329,28 @@ class ClusterView:
                 for net in (("pod", "host") if d.get("cause") == "underlay" else ("pod",)):
                     if net == "pod" or (net, src, dst) in self.cells:
                         self._cell(net, src, dst).diagnoses.append(d)
-        # Each host finding's pairs as a set, once: a list scanned per cell is pairs
-        # times pairs at 1,000 nodes.
-        host = [(f, set(f.get("pairs") or [])) for f in self.failing_findings
-                if f.get("cause") in HOST_CAUSES]
         judged = self.judged
-        pod: list[PairCell] = []
-        for (network, src, dst), cell in self.cells.items():
+        for cell in cells.values():
             cell.judged = judged
-            if network == "pod":
-                pod.append(cell)
-            elif host:
-                pid = f"{src}->{dst}"
-                cell.host_findings = [f for f, pairs in host if pid in pairs]
-        _pod_verdicts(pod, self.verdicts)
+        # Each network's cells in the order made (C loops: two million cells at 1,000 nodes).
+        networks = list(map(itemgetter(0), cells))
+        self._by_network = {net: list(compress(cells.values(), map(net.__eq__, networks)))
+                            for net in dict.fromkeys(networks)}
+        # Each host finding put on the cells of its own pairs (a few thousand), in the
+        # findings' order, rather than each of a million cells asking every finding.
+        for f in self.failing_findings:
+            if f.get("cause") not in HOST_CAUSES:
+                continue
+            for pid in dict.fromkeys(f.get("pairs") or []):
+                src, _, dst = str(pid).partition("->")
+                for net in self._by_network:
+                    cell = cells.get((net, src, dst)) if net != "pod" else None
+                    if cell is not None:
+                        cell.host_findings.append(f)
+        _pod_verdicts(self._by_network.get("pod", []), self.verdicts)
         seen = set(names)
-        extra = {n for (_, a, b) in self.cells for n in (a, b) if n not in seen}
-        self.nodes = names + sorted(extra, key=natural_key)
+        ends = set(map(itemgetter(1), cells)) | set(map(itemgetter(2), cells))
+        self.nodes = names + sorted(ends - seen, key=natural_key)
         self._sorted: dict[str, list[PairCell]] = {}
         self._counts: dict[str, tuple[int, int]] = {}
         self._failing: dict[str, list[PairCell]] = {}
@@ -381,7 +386,7 @@ class ClusterView:
         # usually in node order already (the document's pair order): then no sort at all.
         if network not in self._sorted:
             order = {n: i for i, n in enumerate(self.nodes)}
-            cells = [c for k, c in self.cells.items() if k[0] == network]
+            cells = self._by_network.get(network, [])
             keys = list(zip(map(order.get, map(attrgetter("src"), cells), repeat(0)),
                             map(order.get, map(attrgetter("dst"), cells), repeat(0))))
             if any(map(gt, keys, keys[1:])):
