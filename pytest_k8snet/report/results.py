@@ -9,8 +9,6 @@ outcomes, all read from the run's :class:`~pytest_k8snet.report.facts.RunFacts`.
 from __future__ import annotations
 
 import time
-from itertools import repeat
-from operator import attrgetter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,6 @@ import pytest
 
 from .. import __version__
 from ..gcpause import no_cyclic_gc
-from ..judge import Verdict
 from ..measure.document import sections
 from .baseline import BaselineError, Comparison, compare, load, nothing_compared
 from .facts import RunFacts
@@ -47,17 +44,6 @@ def _node_names(m: dict[str, Any]) -> list[str]:
             elif isinstance(key, str):
                 names.add(key)
     return sorted(names, key=natural_key)
-
-
-# Verdict.as_dict's keys, in its order: the dicts made by C loops (four million at 1,000
-# nodes), not a method call each.
-VERDICT_KEYS = ("test", "subject", "outcome", "message", "finding", "raw")
-
-
-def _verdict_dicts(verdicts: list[Verdict]) -> list[dict[str, Any]]:
-    """``[v.as_dict() for v in verdicts]``, equal entry for entry."""
-    return list(map(dict, map(zip, repeat(VERDICT_KEYS),
-                              map(attrgetter(*VERDICT_KEYS), verdicts))))
 
 
 def build(facts: RunFacts, args: list[str]) -> dict[str, Any]:
@@ -90,7 +76,7 @@ def build(facts: RunFacts, args: list[str]) -> dict[str, Any]:
         if judgement is not None:
             doc["findings"] = [f.as_dict() for f in judgement.findings]
             with no_cyclic_gc():  # four million verdicts at 1,000 nodes
-                doc["verdicts"] = _verdict_dicts(list(judgement.verdicts.values()))
+                doc["verdicts"] = [v.as_dict() for v in judgement.verdicts.values()]
     elif facts.outcomes:
         # User tests measured on their own (no document): shown, not judged. A run that
         # stopped before any test reported (interrupted while measuring) shows none: its
