@@ -177,3 +177,9 @@ def test_a_large_baseline_section_draws_no_tables(
     small.comparison = compare(json.loads(json.dumps(small.doc)), small.doc, 20.0)
     page = html.render(small)
     assert "k8s-side-by-side" in page and 'id="k8s-no-side-by-side"' not in page
+
+
+def test_the_verdicts_in_the_document_are_the_judgements(
+        generated: tuple[dict[str, Any], Judgement]) -> None:
+    doc = report(generated, 32).doc
+    assert doc["verdicts"] == [v.as_dict() for v in generated[1].verdicts.values()]
