@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pytest_k8snet.judge import Judgement, judge  # noqa: E402
 from pytest_k8snet.options import Settings  # noqa: E402
 from pytest_k8snet.report import html, results, terminal  # noqa: E402
-from pytest_k8snet.report.baseline import compare  # noqa: E402
+from pytest_k8snet.report.baseline import compare, load  # noqa: E402
 from pytest_k8snet.report.results import RunReport  # noqa: E402
 from pytest_k8snet.report.stream import write_results  # noqa: E402
 from pytest_k8snet.judge.checks import CHECKS  # noqa: E402
@@ -136,15 +136,21 @@ def main(argv: list[str] | None = None) -> int:
         keep=False, results=str(out / "results.json"), baseline=None,
         baseline_tolerance=20.0, egress_url="http://198.18.0.10/", egress_attempts=50,
         run_id="bigdoc")
-    facts = Facts(doc, judgement, settings)
+    facts = timed("per-node test outcomes", lambda: Facts(doc, judgement, settings))
     print(f"pytest items: {len(facts.outcomes)} ({len(facts.outcomes) / len(doc['nodes']):g} "
           "per node)")
     report = timed("results document", lambda: RunReport(results.build(facts, [])))
     timed("results file", lambda: write_results(report.doc, Path(settings.results or "")))
     print(f"results file size: {os.path.getsize(out / 'results.json') / 1e6:.1f} MB")
-    timed("baseline (against itself)", lambda: compare(report.doc, report.doc, 20.0))
+    # --k8s-baseline of a run of the same cluster: its results file read back, compared.
+    before = timed("baseline: the results file read back", lambda: load(out / "results.json"))
+    report.comparison = timed("baseline comparison", lambda: compare(before, report.doc, 20.0))
+    report.doc["baseline"] = report.comparison.as_dict()  # as results.run_report does
+    print(f"baseline: {report.comparison.compared} compared, "
+          f"{len(report.comparison.regressions)} regressions")
+    del before
     tr = Tr()
-    timed("terminal summary", lambda: terminal.write(tr, report))
+    timed("terminal summary", lambda: terminal.write(tr, report, baseline_given=True))
     print(f"terminal summary size: {len(tr.out.getvalue()) / 1e3:.1f} kB, "
           f"{tr.out.getvalue().count(chr(10))} lines")
     page = out / "report.html"

@@ -102,7 +102,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("per-node-threshold", "above this many nodes the suite's pair tests run one per "
            "source node (test_pod_ping[node-17] fails listing its failing peers), JUnit gets "
            "the failing pairs as properties, the HTML matrix is drawn as an image and the "
-           "results file is written one compact line per entry; at or below it, one test per "
+           "results file holds its long sections as columns; at or below it, one test per "
            "pair.", default=DEFAULT_PER_NODE_THRESHOLD, kind=int),
     Option("expensive-pairs", "pairs the expensive probes (1 MiB over HTTP, UDP through the "
            "overlay) measure, among the pairs --k8s-pairs selects: all; cover:K, a covering "

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..gcpause import no_cyclic_gc
 from .model import FAILED, PASSED, SKIPPED, Finding, Judgement, Verdict
 
 # Failing peers named in a test's message; JUnit gets every failing pair as a property.
@@ -89,12 +90,17 @@ def node_verdict(judgement: Judgement, test: str, node: str,
     """The verdicts of ``test`` on every pair from ``node`` to ``others`` (the run's pairs
     from it; on a dual-stack cluster those of ``family``, whose subjects end ``/family``):
     failed when any fails, passed when any passes and none fails, skipped when all skip."""
+    if test not in judgement.checks:
+        judgement.verdict(test, node)  # raises: no check judges it
+    # The judgement's dict directly: a thousand nodes ask for a million pairs per test.
+    get = judgement.verdicts.get
     passed, failed, skipped = 0, [], []
     suffix = f"/{family}" if family else ""
     for other in others:
         if other == node:
             continue
-        v = judgement.verdict(test, f"{node}->{other}{suffix}")
+        subject = f"{node}->{other}{suffix}"
+        v = get((test, subject)) or judgement.verdict(test, subject)  # missing: skipped
         if v.outcome == FAILED:
             failed.append(v)
         elif v.outcome == PASSED:
@@ -110,6 +116,12 @@ def outcomes(judgement: Judgement, doc: dict[str, Any], pair_tests: Iterable[str
              ) -> dict[str, str]:
     """What a per-node run's tests come out as, by test id: the pair tests per node and
     the node tests as they are (for reports measured without pytest: benchmarks)."""
+    with no_cyclic_gc():  # four million verdicts read at 1,000 nodes
+        return _outcomes(judgement, doc, pair_tests, node_tests, nodeid)
+
+
+def _outcomes(judgement: Judgement, doc: dict[str, Any], pair_tests: Iterable[str],
+              node_tests: Iterable[str], nodeid: str) -> dict[str, str]:
     out: dict[str, str] = {}
     nodes, by_src = list(doc.get("nodes") or []), peers(doc.get("pairs") or [])
     fams: list[str | None] = list(doc.get("families") or [])

@@ -35,7 +35,9 @@ from .facts import FACTS_KEY
 from .families import family_docs, titled
 from .html_tables import (dns_table, e, egress_table, fmt, node_checks_table, path_mtu_table,
                           td, throughput_table)
+from ..gcpause import no_cyclic_gc
 from . import matrix_canvas
+from .stream import large
 from .junit import RAW_KEY
 from .results import RunReport, run_report
 from .terminal import fail_line
@@ -297,7 +299,15 @@ def baseline_section(report: RunReport) -> str:
         improved = (f'<details class="k8s-more"><summary>{len(c.improvements)} improvement'
                     f"{'s' if len(c.improvements) != 1 else ''}</summary><ul>{items}</ul>"
                     "</details>")
-    side = side_by_side(ClusterView(c.baseline), ClusterView(report.doc))
+    if matrix_canvas.is_large(report.view) or large(c.baseline):
+        # A table cell per pair, twice, is what the canvas exists to avoid; the table of
+        # regressions above names every pair that got worse. (A large baseline's verdicts
+        # are also still columns: baseline.load reads back what it compares.)
+        side = ('<p class="k8s-muted" id="k8s-no-side-by-side">No matrices side by side '
+                "above --k8s-per-node-threshold: the regressions above list every pair "
+                "that got worse.</p>")
+    else:
+        side = side_by_side(ClusterView(c.baseline), report.view)
     return (f'<div class="k8s-baseline" id="k8s-baseline">{head}{regress}{pairs_line}{improved}'
             f"{side}</div>")
 
@@ -315,6 +325,11 @@ def side_by_side(before: ClusterView, after: ClusterView) -> str:
 
 def render(report: RunReport) -> str:
     """The cluster section of the summary, with its stylesheet, as one HTML string."""
+    with no_cyclic_gc():  # two million cells at 1,000 nodes, no cycles
+        return _render(report)
+
+
+def _render(report: RunReport) -> str:
     view = report.view
     doc = report.doc
     compact = len(view.nodes) >= COMPACT_FROM

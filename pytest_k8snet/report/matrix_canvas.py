@@ -76,9 +76,7 @@ def failing_list(view: ClusterView, network: str) -> str:
     """The failing pairs by finding (what failed them), every finding's pairs named."""
     by: dict[str, list[str]] = {}
     summaries: dict[str, str] = {}
-    for c in view.pair_cells(network):
-        if c.status != FAIL:
-            continue
+    for c in view.failing(network):
         found = [str(v.get("finding")) for v in c.verdicts.values()
                  if v.get("outcome") == "failed" and v.get("finding")] if network == "pod" \
             else [str(f.get("id")) for f in c.host_findings]

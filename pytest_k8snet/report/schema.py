@@ -78,9 +78,9 @@ Added within version 1 by the measure/judge split (:mod:`pytest_k8snet.measure`,
 - ``verdicts`` [``{test, subject, outcome, message, finding, raw}``]: what each suite test
   does, with the raw probe output behind a failure. The reports colour pass and fail
   from these and from ``findings`` alone; a document without ``verdicts`` (a run that took
-  no measurement document) is shown "not judged"; above ``--k8s-per-node-threshold`` (the
-  file then streamed an entry per line) an empty ``message``, ``raw`` or ``finding`` is
-  left out: a missing one is empty
+  no measurement document) is shown "not judged"; above ``--k8s-per-node-threshold``,
+  when they are not written as columns (see below) but an entry per line, an empty
+  ``message``, ``raw`` or ``finding`` is left out: a missing one is empty
 - ``evidence`` ``{node: [{name, argv, exit_code, output}]}``: routes, neighbours, FDB,
   firewall rules with counters, links, offloads from the nodes of failing findings
 - ``tests``: test node id -> outcome (``passed``, ``failed``, ``skipped``)
@@ -88,6 +88,16 @@ Added within version 1 by the measure/judge split (:mod:`pytest_k8snet.measure`,
   cluster, tolerance_pct, compared, regressions, improvements, not_compared}``; each
   regression is ``{kind, src, dst, node, network, before, after, message}`` with
   ``kind`` one of ``pair``, ``path_mtu``, ``throughput``, ``failure_rate``
+
+Above ``--k8s-per-node-threshold`` the file is written compactly (:mod:`.stream`): a
+top-level key per line, and every list of at least 1,000 entries that are all objects
+with the same keys (``ping``, ``path_mtu``, ``ping_pod_to_node``, ``verdicts`` ...) as
+``{"columns": "pytest-k8snet/columns", "length": N, "keys": {key: column}}``, a column
+being ``{"runs": [[value, count], ...]}``, ``{"first": n, "deltas": [[step, count],
+...]}`` or ``{"values": [...]}``, optionally with a ``table`` its values index, or
+``{"prefixed": key, "has": column, "rest": column}`` (``key``'s value and ``": "`` before
+the rest where ``has``). :func:`pytest_k8snet.report.columns.read` reads such a file back
+as the document it was written from, entries, keys and values equal.
 """
 
 SCHEMA = "pytest-k8snet/results"

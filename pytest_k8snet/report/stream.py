@@ -1,12 +1,14 @@
-"""The results file of a large run, streamed: one compact line per entry.
+"""The results file of a large run, streamed section by section, its long lists as columns.
 
 ``json.dumps(doc, indent=2)`` of a 1,000-node run builds one string of gigabytes (a
 million pairs, each probe's entry spread over a dozen indented lines) before a byte is
-written. Above the per-node threshold the same document (same schema: any JSON reader,
-the baseline comparison included, reads it as before) is written section by section,
-each list entry on its own line without indentation (and a verdict without its empty
-``message``, ``raw`` and ``finding``), so the file grows with what it holds and
-``grep node-17`` finds a pair's entries line by line.
+written, and the file is a gigabyte. Above the per-node threshold the same document is
+written a top-level key per line, and every long list of same-shaped entries (the pings,
+the path-MTU searches, the verdicts) as columns (:mod:`.columns`: what repeats is said
+once with its count), a column per line: tens of megabytes. :func:`.columns.read` (and
+the baseline comparison) reads it back as the document it was written from. Other long
+lists and maps are written an entry per line (a verdict without its empty ``message``,
+``raw`` and ``finding``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import IO, Any
 
 from ..gcpause import no_cyclic_gc
 from ..options import DEFAULT_PER_NODE_THRESHOLD
+from . import columns
 
 # Lists longer than this are written an entry per line; shorter values on one line.
 LINE_PER_ENTRY = 16
@@ -62,8 +65,24 @@ def _lines(chunk: list[Any]) -> str:
     return ",\n".join(_compact(x) for x in chunk)
 
 
+def _columns(fh: IO[str], section: dict[str, Any]) -> None:
+    """A section as columns (:func:`.columns.encode`), a column per line."""
+    fh.write(f'{{"columns":{_compact(section["columns"])},"length":{section["length"]},'
+             '"keys":{\n')
+    last = len(section["keys"]) - 1
+    for i, (k, column) in enumerate(section["keys"].items()):
+        fh.write(f"{_compact(str(k))}:{_compact(column)}" + (",\n" if i < last else "\n"))
+    fh.write("}}")
+
+
 def _value(fh: IO[str], value: Any, key: str = "") -> None:
-    if isinstance(value, list) and len(value) > LINE_PER_ENTRY:
+    encoded = columns.encode(value) if isinstance(value, list) else None
+    if encoded is not None:
+        _columns(fh, encoded)
+    elif isinstance(value, list) and set(map(type, value)) <= {str, int, float}:
+        # Plain values (the million pair ids at 1,000 nodes): one encoder call, one line.
+        fh.write(_compact(value))
+    elif isinstance(value, list) and len(value) > LINE_PER_ENTRY:
         fh.write("[\n")
         slim = key == "verdicts"
         for start in range(0, len(value), CHUNK):

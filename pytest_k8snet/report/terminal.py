@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from ..gcpause import no_cyclic_gc
 from ..judge import FAILED
 from ..judge.checks import path_mtu
 from ..text import shorten
@@ -143,7 +144,7 @@ def _write_networks(tr: Writer, view: ClusterView, fam: str | None) -> None:
             _write_matrix(tr, titled("host network", fam) + " (rtt ms; loss % when pings "
                           "lost any):", view, "host")
     for network in networks:
-        bad = [c for c in view.pair_cells(network) if c.status == "fail"]
+        bad = view.failing(network)
         counts = network_counts(view, network)
         tr.write_line(counts if fam is None else titled(counts.split(":", 1)[0], fam) + ":"
                       + counts.split(":", 1)[1], **({"red": True} if bad else {}))
@@ -287,6 +288,12 @@ def write(tr: Writer, report: RunReport, baseline_given: bool = False,
           coverage: Sequence[Piece] = ()) -> None:
     """The ``k8snet cluster summary`` section for ``report``: what was tested (``coverage``),
     then the measurements (nothing when neither is there)."""
+    with no_cyclic_gc():  # two million cells at 1,000 nodes, no cycles
+        return _write(tr, report=report, baseline_given=baseline_given, coverage=coverage)
+
+
+def _write(tr: Writer, report: RunReport, baseline_given: bool,
+           coverage: Sequence[Piece]) -> None:
     if not report.has_cluster_data and report.comparison is None and not report.baseline_error \
             and not coverage:
         return

@@ -5,7 +5,7 @@ contradicts it."""
 from __future__ import annotations
 
 from .. import faults, knock_ons, sampled
-from ..context import Check, Context, curl_error, ends
+from ..context import Check, Context, curl_error
 from ..localize import DROP, HTTP, LOSS, http_mode
 from ..model import PASSED, SKIPPED, Finding
 from .nodes_ready import skip_unusable
@@ -15,8 +15,7 @@ NAME = "test_large_packets"
 
 
 def judge(ctx: Context) -> None:
-    for pid in ctx.pairs:
-        a, b = ends(pid)
+    for pid, (a, _, b) in zip(ctx.pairs, ctx.pair_parts):  # ends(pid), made once
         if skip_unusable(ctx, NAME, pid, a, b) or skip_without_pod_connectivity(ctx, NAME, pid):
             continue
         h = ctx.http.get(pid)

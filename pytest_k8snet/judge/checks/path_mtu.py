@@ -22,8 +22,7 @@ def judge(ctx: Context) -> None:
     small: list[str] = []
     own: list[str] = []  # limited by the pods' own interface MTU, not by the wire
     note = _default_note(ctx)
-    for pid in ctx.pairs:
-        a, b = ends(pid)
+    for pid, (a, _, b) in zip(ctx.pairs, ctx.pair_parts):  # ends(pid), made once
         pm = ctx.pmtu.get(pid)
         got = int(pm.get("bytes") or 0) if pm is not None else 0
         udp = pm is not None and pm.get("protocol") == "udp"

@@ -30,8 +30,7 @@ def skip_without_pod_connectivity(ctx: Context, test: str, pid: str) -> bool:
 def judge(ctx: Context) -> None:
     groups: dict[str, list[str]] = {"overlay": [], "underlay": [], "lossy": [], "unknown": []}
     threshold = ctx.threshold
-    for pid in ctx.pairs:
-        a, b = ends(pid)
+    for pid, (a, _, b) in zip(ctx.pairs, ctx.pair_parts):  # ends(pid), made once
         if skip_unusable(ctx, NAME, pid, a, b):
             continue
         p = ctx.ping.get(("pod", pid))

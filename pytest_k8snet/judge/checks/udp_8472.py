@@ -22,8 +22,7 @@ def judge(ctx: Context) -> None:
     lossy: list[str] = []
     # Nodes whose links show an overlay without a UDP port, looked up once, not per pair.
     no_udp = {n for n, e in ctx.encap.items() if not e.get("udp_port")}
-    for pid in ctx.pairs:
-        a, b = ends(pid)
+    for pid, (a, _, b) in zip(ctx.pairs, ctx.pair_parts):  # ends(pid), made once
         if skip_unusable(ctx, NAME, pid, a, b) or skip_no_forwarding(ctx, NAME, pid, a, b):
             continue
         if a in no_udp and b in no_udp:
