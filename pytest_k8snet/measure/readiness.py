@@ -29,6 +29,10 @@ READY_HOST = (f"cat {PORT_RANGE}; echo {READY_SEP}; {nodecheck.sysctl_argv()[2]}
               f"echo {READY_SEP}; {nodecheck.UDP_SOCKETS_COMMAND} 2>/dev/null; "
               f"echo {READY_SEP}; {proxymode.COMMAND}")
 NOT_READY = "node is NotReady"
+# The host readiness exec looks up a route per peer, one after another (``ip route get``,
+# a process each): its bound grows with the peers, or a 128-node lab on a busy 2-core
+# machine reads a node whose exec was only slow as one that "does not run commands".
+ROUTE_LOOKUP_S = 0.1
 
 
 @dataclass
@@ -61,7 +65,9 @@ def readiness(engine: Engine, readings: Readings) -> dict[str, list[str]]:
             networks = ("pod",)
         for net in networks:
             argv = ["sh", "-c", ready_host(engine, node) if net == "host" else READY_POD]
-            res = engine.endpoint(node, net).run(argv, engine.settings.timeout)
+            timeout = engine.settings.timeout + (
+                ROUTE_LOOKUP_S * len(engine.node_names) if net == "host" else 0.0)
+            res = engine.endpoint(node, net).run(argv, timeout)
             if res.ok:
                 _keep(readings, node, net, res.stdout)
             else:
