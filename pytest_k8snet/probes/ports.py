@@ -106,9 +106,13 @@ def script(checks: Sequence[PortCheck], timeout: float, dns_name: str,
                 f"*'timed out'*|*'no servers'*) s=timeout;; *) s=error;; esac; "
                 f"echo \"{tag} $s\" ) &")
     connects = [c for c in checks if c.kind in ("tcp", "nodeport")]
-    if connects:
-        lines.append(shlex.join(curl_argv(connects, t, parallel)) + " </dev/null")
-    return "\n".join([*lines, "wait"])
+    if not connects:
+        return "\n".join([*lines, "wait"])
+    # curl's lines are printed after the DNS checks' have ended: curl flushes its buffered
+    # output in blocks that may end mid-line, and a DNS line written meanwhile would land
+    # inside one (two checks lost, read as "error").
+    return "\n".join([*lines, f"k8snet_o=$({shlex.join(curl_argv(connects, t, parallel))} "
+                                "</dev/null)", "wait", "printf '%s\\n' \"$k8snet_o\""])
 
 
 def _curl_state(kind: str, code: int, connect_s: float) -> State:
