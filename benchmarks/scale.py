@@ -1,9 +1,10 @@
-"""How the built-in suite scales: 8, 16, 32 (and 64) node labs, all pairs, default options.
+"""How the built-in suite scales: 8, 16, 32 (64 and 128) node labs, all pairs, default options.
 
 Per size: lab up time, pairs, tests, failures (on a healthy lab every failure is a false
 one), suite wall time, exec sessions (the backend's own counter if it has one, else the
 ``ip netns exec`` calls this script counts), dynamic neighbour entries left in the lab
-(should be 0), and with ``--html`` the report's size and Chromium's time to load it. Then
+(should be 0), the 1-minute load average at the end, the measurement's phases (from the
+results file), and with ``--html`` the report's size and Chromium's time to load it. Then
 how wall time grew against pair count from the smallest to each larger size (a ratio <= 1
 means the suite grows no faster than the pairs it probes).
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -114,7 +116,9 @@ def chromium_load_seconds(html: Path | None) -> float | None:
 
 def run_once(name: str, n: int, html: Path | None, log: Path) -> dict[str, Any]:
     probe = Probe()
-    args = ["--pyargs", "pytest_k8snet.suite", "-p", "no:cacheprovider", "-q"]
+    results = log.with_suffix(".json")
+    args = ["--pyargs", "pytest_k8snet.suite", "-p", "no:cacheprovider", "-q",
+            "--k8s-results", str(results)]
     if html is not None:
         args += ["--html", str(html), "--self-contained-html"]
     env_lab = os.environ.get("K8SNET_LAB_NAME")
@@ -132,7 +136,20 @@ def run_once(name: str, n: int, html: Path | None, log: Path) -> dict[str, Any]:
     execs = probe.backend_execs if probe.backend_execs is not None else counter.count
     return {"code": int(code), "seconds": seconds, "tests": probe.tests, "failed": probe.failed,
             "probes": probe.probes, "execs": execs,
-            "execs_from": "backend" if probe.backend_execs is not None else "counted"}
+            "execs_from": "backend" if probe.backend_execs is not None else "counted",
+            "phases": phases(results)}
+
+
+def phases(results: Path) -> str:
+    """Where the measurement's time went (the results file's ``timings_s``), and the rest
+    of the run (collection, judge, reports) as ``other``."""
+    try:
+        doc = json.loads(results.read_text())
+    except (OSError, ValueError):
+        return "(no results file)"
+    timings = {k: float(v) for k, v in (doc.get("timings_s") or {}).items()}
+    shown = " ".join(f"{k} {v:.1f}" for k, v in timings.items() if v >= 0.05)
+    return f"measured {float(doc.get('measured_s') or 0):.1f} s: {shown}"
 
 
 class Beside:
@@ -211,7 +228,9 @@ def main() -> None:
                       f"{r['failed']:>6} {r['seconds']:>8.1f} {r['execs']:>6} "
                       f"{r['execs'] / n:>7.1f} {neigh:>5} {size:>9} "
                       f"{'-' if load is None else f'{load:.1f}':>6}"
-                      f"  ({r['execs_from']} execs, exit {r['code']})", flush=True)
+                      f"  ({r['execs_from']} execs, exit {r['code']}, load "
+                      f"{os.getloadavg()[0]:.1f})", flush=True)
+                print(f"      phases (s): {r['phases']}", flush=True)
                 if beside_line:
                     print(beside_line, flush=True)
                 rows.append((n, r["seconds"]))

@@ -66,7 +66,7 @@ OPTIONS: tuple[Option, ...] = (
            "through the kube backend: with --k8s-lab one is brought up for the run; a lab "
            "named by --k8s-lab-name that was built with --kubernetes is used this way anyway.",
            default=False, flag=True),
-    Option("lab-nodes", "nodes of a lab brought up for the run (1..64).", default=3, kind=int),
+    Option("lab-nodes", "nodes of a lab brought up for the run (1..128).", default=3, kind=int),
     Option("namespace", "namespace for the probes (default: a fresh k8snet-<run id>, created "
            "and deleted by the run)."),
     Option("probe-image", "probe image with ping, curl, dig, iperf3 and tracepath.",

@@ -369,3 +369,23 @@ def test_a_failed_bring_up_keeps_the_logs_its_error_points_to(
     finally:
         labmod.down(name)
         shutil.rmtree(kept, ignore_errors=True)
+
+
+def test_a_128_node_plan_fits_the_node_network_and_the_pod_cidr() -> None:
+    """The lab's most nodes: every node address is in 172.28.128.0/24, none is the
+    gateway's (.254) or another's, every node has a /24 of its own, and one more node is
+    refused in one line."""
+    import ipaddress
+
+    lab = labmod.plan(labmod.LabSpec(name="big", nodes=labmod.MAX_NODES))
+    assert labmod.MAX_NODES == 128 and len(lab.nodes) == 128
+    net = ipaddress.ip_network("172.28.128.0/24")
+    ips = [n["ip"] for n in lab.nodes]
+    assert len(set(ips)) == 128 and all(ipaddress.ip_address(ip) in net for ip in ips)
+    assert lab.gateway["ip"] == "172.28.128.254" and lab.gateway["ip"] not in ips
+    cidrs = [n["pod_cidr"] for n in lab.nodes]
+    assert len(set(cidrs)) == 128 and cidrs[-1] == "10.244.127.0/24"
+    assert len({n["vtep_mac"] for n in lab.nodes}) == 128
+    labmod.LabSpec(name="big", nodes=128).validate()
+    with pytest.raises(labmod.LabError, match=r"--nodes must be 1\.\.128, got 129"):
+        labmod.LabSpec(name="big", nodes=129).validate()

@@ -43,7 +43,7 @@ def test_help_is_formatted_for_people() -> None:
     assert "examples:" in out and "k8snet-lab up --name lab" in out
     assert "{up,down" not in out  # the command list is described, not dumped as a set
     up_help = cli("up", "--help").stdout
-    assert "default: 3" in up_help and "1..64" in up_help
+    assert "default: 3" in up_help and "1..128" in up_help
     assert "--everyone" in cli("down", "--help").stdout
 
 

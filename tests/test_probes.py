@@ -8,6 +8,8 @@ import pytest
 
 from pytest_k8snet.probes import dns, egress, http, iperf, nodecheck, pathmtu, ping
 
+from .conftest import needs_root
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -248,7 +250,7 @@ def test_other_probe_argv_keep_an_ipv6_destination_whole() -> None:
     tcp = ports.PortCheck("tcp", "fd00::1", 6443, "the API server")
     dig = ports.PortCheck("dns-udp", "fd00:10:96::a", 53, "the cluster DNS")
     text = ports.script([tcp, dig], 2, "kubernetes.default.svc.cluster.local")
-    assert "/dev/tcp/fd00::1/6443" in text and "@fd00:10:96::a " in text  # bash, dig: bare
+    assert "http://[fd00::1]:6443/" in text and "@fd00:10:96::a " in text  # curl, dig: bare
 
 
 def test_path_mtu_results_carry_the_header_bytes_of_their_family() -> None:
@@ -294,3 +296,33 @@ def test_receive_buffer_errors_from_proc_net_snmp() -> None:
     assert iperf.receive_buffer_errors(snmp) == 12199
     assert iperf.receive_buffer_errors("Ip: Forwarding\nIp: 1\n") is None
     assert iperf.receive_buffer_errors("") is None
+
+
+@needs_root
+def test_one_curl_tells_open_refused_and_dropped_ports_apart() -> None:
+    """Run for real in a namespace of its own: a listener that closes without a word is
+    ``open`` for a TCP check (the connect went through) and ``error`` for a NodePort (no
+    HTTP); a port with no listener is ``refused``; a port whose SYNs are dropped is
+    ``timeout``, for both kinds."""
+    import subprocess
+
+    from pytest_k8snet.probes import ports
+
+    checks = [ports.PortCheck(kind, "127.0.0.1", port, "x")
+              for kind in ("tcp", "nodeport") for port in (9000, 9001, 9002)]
+    script = ports.script(checks, 1, "n")
+    assert script.count("curl ") == 1  # one process for every connect
+    # Its lines are printed whole after the DNS checks ended (curl flushes mid-line, and a
+    # DNS line written meanwhile split two of them: read as "error" on a 64-node lab).
+    with_dns = ports.script([*checks, ports.PortCheck("dns-udp", "127.0.0.1", 53, "d")],
+                            1, "n")
+    assert with_dns.index("k8snet_o=$(curl ") < with_dns.index("\nwait\n") \
+        < with_dns.index('printf \'%s\\n\' "$k8snet_o"')
+    setup = ("ip link set lo up && iptables -A INPUT -p tcp --dport 9002 -j DROP && "
+             "{ socat TCP-LISTEN:9000,reuseaddr,fork SYSTEM:true & } && sleep 0.5")
+    out = subprocess.run(["unshare", "--net", "bash", "-c", f"{setup}; ( {script} ); kill %1"],
+                         capture_output=True, text=True, timeout=60, check=False).stdout
+    assert [(c.kind, c.port, c.state) for c in ports.parse(checks, out)] == [
+        ("tcp", 9000, "open"), ("tcp", 9001, "refused"), ("tcp", 9002, "timeout"),
+        ("nodeport", 9000, "error"), ("nodeport", 9001, "refused"),
+        ("nodeport", 9002, "timeout")]

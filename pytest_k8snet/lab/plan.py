@@ -30,9 +30,12 @@ KUBERNETES_SERVICE_IP = "10.96.0.1"
 EXTERNAL_NAME = "world.example.com"
 CLUSTER_DOMAIN = "cluster.local"
 RESERVED_WORDS = {"node", "sw", "gw", "world", "dns", "probe", "echo"}
-# 64 nodes (196 namespaces) build in seconds and, with permanent neighbour entries, add no
-# dynamic entry to the host's neighbour table; see netns.host_limits() for what else could bind.
-MAX_NODES = 64
+# 128 nodes (388 namespaces) build in seconds and, with permanent neighbour entries (which
+# the kernel's neighbour garbage collection does not count against gc_thresh3), add no
+# dynamic entry to the host's neighbour table; see netns.host_limits() for what else could
+# bind. The default node network 172.28.128.0/24 holds them (.12 .. .139; the gateway .254)
+# and the Pod CIDR 10.244.0.0/16 a /24 each.
+MAX_NODES = 128
 # With IPv6 on, each interface joins solicited-node multicast groups, and those entries
 # count in the kernel's IPv6 neighbour table, shared by every namespace on the host
 # (netns.IPV6_OFF): 16 nodes keep an IPv6 lab well inside it.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..probes import nodecheck, proxymode, routeget
 from .engine import Engine
-from .readiness import Readings, route_peers
+from .readiness import ROUTE_LOOKUP_S, Readings, route_peers
 
 # The overlay's UDP port when its encapsulation could not be detected (flannel's VXLAN).
 VXLAN_PORT = 8472
@@ -21,7 +21,8 @@ def node_checks(engine: Engine, readings: Readings) -> dict[str, nodecheck.NodeC
             ("sysctls", nodecheck.sysctl_argv(), timeout),
             ("addrs", nodecheck.addr_argv(), timeout),
             ("links", nodecheck.links_argv(), timeout),
-            ("routes", routeget.script(route_peers(engine, node)), timeout),
+            ("routes", routeget.script(route_peers(engine, node)),
+             timeout + ROUTE_LOOKUP_S * len(engine.node_names)),
             ("proxy", proxymode.COMMAND, timeout)])
         return nodecheck.parse(node, runs["sysctls"].stdout, runs["addrs"].stdout,
                                runs["links"].stdout, runs["routes"].stdout,

@@ -45,6 +45,11 @@ def probe_argv(dst: str, packet_size: int, wait: float) -> list[str]:
                      dont_fragment=True, wait=wait)
 
 
+def replied(dst: str, packet_size: int, stdout: str, stderr: str = "") -> bool:
+    """Whether one :func:`probe_argv` ping of ``packet_size`` bytes got a reply."""
+    return ping.parse(dst, packet_size - ping.headers(dst), True, stdout, stderr).any_reply
+
+
 def search(crosses: Callable[[int], bool], ceiling: int, floor: int = MIN_PACKET
            ) -> tuple[int, int | None, int]:
     """Largest size in [floor, ceiling] for which ``crosses(size)`` holds.
