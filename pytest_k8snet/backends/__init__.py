@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -66,6 +66,10 @@ class Node:
     ips: tuple[str, ...] = field(default=(), compare=False, hash=False)
 
 
+# A readiness exec that timed out gets one more try with this many times the time.
+RETRY_FACTOR = 3
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """A place to run probes: the probe pod on ``node`` or that node's host network."""
@@ -79,6 +83,18 @@ class Endpoint:
     def run(self, argv: Sequence[str], timeout: float | None = None) -> ExecResult:
         """Run ``argv`` here and return its exit code and output; never raises on failure."""
         return self.backend.run(self, argv, self.backend.timeout if timeout is None else timeout)
+
+    def run_patiently(self, argv: Sequence[str], timeout: float,
+                      again: Callable[[ExecResult], bool] = lambda r: not r.stdout.strip()
+                      ) -> ExecResult:
+        """:meth:`run`, once more with :data:`RETRY_FACTOR` times the time when it timed out
+        and ``again(result)`` (by default: it printed nothing): slow is not broken, and a
+        node or API server under load can take longer than the bound. The readiness checks
+        use it, so a starved node does not read as one whose probes cannot run commands."""
+        res = self.run(argv, timeout)
+        if res.timed_out and again(res):
+            res = self.run(argv, timeout * RETRY_FACTOR)
+        return res
 
     def __str__(self) -> str:
         return f"{self.node}/{self.network}"

@@ -29,9 +29,6 @@ READY_HOST = (f"cat {PORT_RANGE}; echo {READY_SEP}; {nodecheck.sysctl_argv()[2]}
               f"echo {READY_SEP}; {nodecheck.UDP_SOCKETS_COMMAND} 2>/dev/null; "
               f"echo {READY_SEP}; {proxymode.COMMAND}")
 NOT_READY = "node is NotReady"
-# A readiness exec that timed out before printing anything is tried once more with this
-# many times its bound.
-READY_RETRY_FACTOR = 3
 # The host readiness exec looks up a route per peer, one after another (``ip route get``,
 # a process each): its bound grows with the peers, or a 128-node lab on a busy 2-core
 # machine reads a node whose exec was only slow as one that "does not run commands".
@@ -70,11 +67,7 @@ def readiness(engine: Engine, readings: Readings) -> dict[str, list[str]]:
             argv = ["sh", "-c", ready_host(engine, node) if net == "host" else READY_POD]
             timeout = engine.settings.timeout + (
                 ROUTE_LOOKUP_S * len(engine.node_names) if net == "host" else 0.0)
-            res = engine.endpoint(node, net).run(argv, timeout)
-            if res.timed_out and not res.stdout.strip():
-                # Slow is not broken: a node under load can take longer than the bound
-                # before printing anything; one more try, with more time.
-                res = engine.endpoint(node, net).run(argv, timeout * READY_RETRY_FACTOR)
+            res = engine.endpoint(node, net).run_patiently(argv, timeout)
             if res.ok or (res.timed_out and res.stdout.strip()):
                 # Cut off by its bound after it printed: the probe runs commands (slowly,
                 # on a starved machine); what it did not read, node_checks reads again.

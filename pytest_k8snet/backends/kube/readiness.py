@@ -12,7 +12,7 @@ from .. import Backend, Endpoint, ExecResult, Network, Node
 from ...text import shorten
 from .findings import ProbeFindings
 from .manifests import EXIT_EXEC_FAILED, EXIT_TIMEOUT, readiness_script
-from .settle import PROXY_SYNC_SECONDS, PROXY_SYNC_TRIES, proxy_sync_script
+from .settle import PROXY_SYNC_SECONDS, PROXY_SYNC_WAIT_S, proxy_sync_script
 from .status import (ProbeCheck, cluster_domain_from_search, parse_probe_check, pod_is_ready,
                      pod_problems, pod_summary)
 
@@ -20,8 +20,6 @@ from .status import (ProbeCheck, cluster_domain_from_search, parse_probe_check, 
 # Above a small cluster's probe count (2 per node): clusters of up to 8 nodes are always
 # checked probe by probe.
 EXEC_GIVE_UP_AFTER = 16
-# A readiness exec that timed out is tried once more with this many times its time.
-READY_RETRY_FACTOR = 3
 
 
 def evaluate(findings: ProbeFindings, backend: Backend,
@@ -129,10 +127,7 @@ def check_probes(findings: ProbeFindings, image: str, timeout: float,
             # the node's kube-proxy first: the Service is measured once this exec is back
             script = f"{proxy_sync_script()}\n{script}"
         seconds = max(timeout, 5.0) + (PROXY_SYNC_SECONDS if ep.network == "host" else 0.0)
-        res = ep.run(["sh", "-c", script], seconds)
-        if res.timed_out and not gate.hopeless():
-            # slow is not broken: a loaded node (or API server) gets one more, longer try
-            res = ep.run(["sh", "-c", script], seconds * READY_RETRY_FACTOR)
+        res = ep.run_patiently(["sh", "-c", script], seconds, lambda _: not gate.hopeless())
         gate.record(res)
         return ep, res
 
@@ -164,7 +159,7 @@ def check_probes(findings: ProbeFindings, image: str, timeout: float,
             ping_errors.setdefault(ep.node, []).append(f"{ep.network}: {found.ping_error}")
         if found.proxy_sync == "pending":
             findings.note(ep.node, f"kube-proxy still had changes pending after "
-                                   f"{PROXY_SYNC_TRIES // 2} s (its metrics on 127.0.0.1:10249): "
+                                   f"{PROXY_SYNC_WAIT_S:.0f} s (its metrics on 127.0.0.1:10249): "
                                    "the Service check may find a backend this node's rules "
                                    "do not list yet")
         if found.mtu:

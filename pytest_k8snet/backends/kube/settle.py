@@ -25,7 +25,9 @@ SLICE_WAIT_SECONDS = 30.0
 SLICE_POLL_SECONDS = 0.5
 # kube-proxy's metrics address (metricsBindAddress, 127.0.0.1:10249 by default).
 PROXY_METRICS = "http://127.0.0.1:10249/metrics"
-PROXY_SYNC_TRIES = 20  # 0.5 s apart: ~10 s at most
+PROXY_SYNC_INTERVAL_S = 0.5
+PROXY_SYNC_TRIES = 20
+PROXY_SYNC_WAIT_S = PROXY_SYNC_TRIES * PROXY_SYNC_INTERVAL_S  # ~10 s at most
 # The exec's worst case on top of the readiness check: every try timing out.
 PROXY_SYNC_SECONDS = PROXY_SYNC_TRIES * 1.5
 
@@ -88,7 +90,7 @@ def proxy_sync_script(tries: int = PROXY_SYNC_TRIES) -> str:
         f"  if [ \"$(printf '%s\\n' \"$m\" | awk '{awk}')\" = 1 ]; then n=$((n+1)); "
         "else n=0; fi",
         "  if [ $n -ge 2 ]; then s=synced; break; fi",
-        "  s=pending; i=$((i+1)); sleep 0.5",
+        f"  s=pending; i=$((i+1)); sleep {PROXY_SYNC_INTERVAL_S}",
         "done",
         '[ "$s" = none ] || echo "proxy-sync:$s"; fi',
     ])

@@ -72,8 +72,9 @@ class ProbeStartup:
                  time.monotonic() - started, record=True)
         # the Service's slices before the readiness exec, whose host part waits for each
         # node's kube-proxy to program them (settle)
-        self.service_settled = wait_for_slices(self.discovery.api, self.discovery.names, self.findings.ready_probe_pods,
-                        max(0.0, min(SLICE_WAIT_SECONDS, deadline - time.monotonic())))
+        self.service_settled = wait_for_slices(
+            self.discovery.api, self.discovery.names, self.findings.ready_probe_pods,
+            max(0.0, min(SLICE_WAIT_SECONDS, deadline - time.monotonic())))
         check_probes(self.findings, self.launcher.image, self.backend.timeout)
 
     def _adopt(self, nodes: list[Node], pods: list[dict[str, Any]],
