@@ -25,13 +25,19 @@ def root_of(ctx: Context, f: Finding) -> Finding:
     return f
 
 
-def where(root: Finding, near: Sequence[str] = ()) -> str:
+def where(ctx: Context, root: Finding, near: Sequence[str] = ()) -> str:
     """Where ``root`` fails a test first: ``test_pod_ping[node-1->node-2]``; among its pairs
-    one of ``near`` (the knock-on's own) when it has one."""
+    one of ``near`` (the knock-on's own) when it has one. The subject is one its first test
+    has a verdict on (a node check's is a node, though the finding names pairs too)."""
     test = root.checks[0] if root.checks else ""
+    if not test:
+        return root.id
     shared = [p for p in near if p in root.pairs]
-    subject = (shared or list(root.pairs) or list(root.nodes) or [""])[0]
-    return f"{test}[{subject}]" if test else root.id
+    candidates = [*shared, *root.pairs, *root.nodes]
+    judged = (s for s in candidates if (v := ctx.verdicts.get((test, s))) is not None
+              and v.finding == root.id)
+    subject = next(judged, None) or (candidates or [""])[0]
+    return f"{test}[{subject}]"
 
 
 def knock_on(ctx: Context, fid: str, cause: str, symptom: str, root: Finding, test: str,
@@ -43,7 +49,7 @@ def knock_on(ctx: Context, fid: str, cause: str, symptom: str, root: Finding, te
     top = root_of(ctx, root)
     f = ctx.add(Finding(
         fid, cause, f"{symptom}" + (f"; {via}" if via else "") + f": a knock-on of "
-        f"{top.title} (see {where(top, pairs)}), not a fault of its own", tuple(nodes),
+        f"{top.title} (see {where(ctx, top, pairs)}), not a fault of its own", tuple(nodes),
         tuple(pairs), root=top.id, fix_args=(("root", top.title),),
         would_contradict=tuple(contradict) or (f"the same failure once {top.title} is fixed",),
         **fields))

@@ -173,13 +173,15 @@ def _write_diagnoses(tr: Writer, view: ClusterView) -> None:
     for group in view.groups:
         tr.write_line(f"  {group.headline}", red=True, bold=True)
         first = str(group.findings[0].get("message"))
-        tr.write_line(f"    {first}")
+        for line in first.splitlines():  # a per-node test's lists its peers a line each
+            tr.write_line(f"    {line}")
         # Tests that failed with the very same words (one image on every node) are not
         # more findings: the message is said once.
         more = len({str(d.get("message")) for d in group.findings} - {first})
         if more:
-            tr.write_line(f"    (+{more} more finding{'s' if more > 1 else ''} of this cause "
-                          "in the test failures above)")
+            what = "test failure" if group.finding is not None else "finding"
+            tr.write_line(f"    (+{more} more {what}{'s' if more > 1 else ''} of this cause "
+                          "above)")
         elif len(group.findings) > 1:
             tr.write_line(f"    ({len(group.findings)} tests failed on it)")
         for k in group.knock_ons:

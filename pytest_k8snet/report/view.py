@@ -169,8 +169,10 @@ class DiagnosisGroup:
         else:
             text = f"{self.title}: " + (", ".join(self.nodes) if self.nodes else "cluster-wide")
         # One test per pair (or per node of a node finding) is the finding itself, not more.
+        # A judged group is one finding: what it has more of is tests failed on it.
         if len(self.findings) > max(len(self.pairs) or len(self.nodes), 1):
-            text += f" ({len(self.findings)} findings)"
+            text += f" ({len(self.findings)} " + (
+                "failed tests)" if self.finding is not None else "findings)")
         return text
 
 
