@@ -34,7 +34,9 @@ from pytest_k8snet.report.baseline import compare, load  # noqa: E402
 from pytest_k8snet.report.results import RunReport  # noqa: E402
 from pytest_k8snet.report.stream import write_results  # noqa: E402
 from pytest_k8snet.judge.checks import CHECKS  # noqa: E402
+from pytest_k8snet import per_node  # noqa: E402
 from pytest_k8snet.judge.per_node import outcomes  # noqa: E402
+from pytest_k8snet.suite import test_network as suite  # noqa: E402
 from tests.bigdoc import generate  # noqa: E402
 
 T = TypeVar("T")
@@ -57,9 +59,12 @@ class Facts:
         self.doc, self.judgement, self.settings = doc, judgement, settings
         self.worker = None
         self.started = time.time()
+        nodes = [c.name for c in CHECKS if c.subjects == "nodes"]
+        threshold = settings.per_node_threshold
         self.outcomes = outcomes(judgement, doc,
-                                 [c.name for c in CHECKS if c.subjects == "pairs"],
-                                 [c.name for c in CHECKS if c.subjects == "nodes"])
+                                 [c.name for c in CHECKS if c.subjects == "pairs"], nodes,
+                                 [n for n in nodes if per_node.whole(
+                                     getattr(suite, n), len(doc["nodes"]), threshold)])
         self.diagnoses: list[dict[str, Any]] = []
 
     def identity(self) -> dict[str, Any]:

@@ -69,6 +69,15 @@ def k8s_node(request: pytest.FixtureRequest, k8s_cluster: Cluster) -> Node:
     return k8s_cluster.node(str(request.param))
 
 
+@pytest.fixture
+def k8s_node_subject(request: pytest.FixtureRequest) -> str:
+    """What a node check judges: one node's name, parametrized over every selected node
+    like ``k8s_node``. Above ``--k8s-per-node-threshold`` a test marked
+    ``pytest_k8snet.per_node.cluster_wide`` gets ``"all-nodes"`` once instead, and
+    reads every node's verdict (``pytest_k8snet.judge.per_node.cluster_verdict``)."""
+    return str(request.param)
+
+
 def _pair(request: pytest.FixtureRequest, cluster: Cluster, network: Any) -> Pair:
     src, dst, *family = request.param  # (src, dst, family) on a dual-stack cluster
     if family:

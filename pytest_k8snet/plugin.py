@@ -131,17 +131,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         # attribute, not a user property, so JUnit stays as documented.
         funcargs = getattr(item, "funcargs", {})
         node = funcargs.get("k8s_node")
+        nodes = [node.name] if isinstance(node, Node) else []
         pairs = [[p.src.node, p.dst.node, p.network] for f in PAIR_FIXTURES
                  if isinstance(p := funcargs.get(f), Pair)]
         doc = funcargs.get("k8s_document")
+        subject = funcargs.get("k8s_node_subject")
+        if isinstance(subject, str):
+            # A cluster-wide node check's subject stands for every node.
+            nodes = [subject] if subject != per_node.ALL_NODES else [
+                str(n) for n in item.config.stash[RUN_KEY].document().get("nodes") or ()]
         if isinstance(doc, dict):
             # A per-node test's pair is its node twice: it stands for every pair from it.
             pairs = [q for a, b, net in pairs for q in (
                 [[a, d, net] for _, d in per_node.pairs_from(doc, a)]
                 if per_node.is_node_subject(a, b) else [[a, b, net]])]
-        if isinstance(node, Node) or pairs:
-            setattr(report, TESTED_ATTR, {"nodes": [node.name] if isinstance(node, Node)
-                                          else [], "pairs": pairs})
+        if nodes or pairs:
+            setattr(report, TESTED_ATTR, {"nodes": nodes, "pairs": pairs})
     return report
 
 

@@ -17,7 +17,9 @@ from .options import PAIR_MODES, Settings
 
 PairKey = tuple[str, str]
 PAIR_FIXTURES = ("pod_pair", "host_pair")
-NODE_FIXTURES = ("k8s_node", "k8s_node_host")
+NODE_FIXTURES = ("k8s_node", "k8s_node_host", "k8s_node_subject")
+# The node fixtures parametrized by node name (k8s_node_host is built on k8s_node).
+NODE_PARAMS = ("k8s_node", "k8s_node_subject")
 # Fixtures that need the cluster without being parametrized by node.
 CLUSTER_FIXTURES = ("k8s_cluster", "k8s_nodes", "k8s_document", "k8s_judgement", "path_mtu")
 
@@ -28,8 +30,8 @@ def uses_cluster(item: pytest.Item) -> bool:
     return any(f in names for f in PAIR_FIXTURES + NODE_FIXTURES + CLUSTER_FIXTURES)
 # Ids of the one placeholder test that stands for "every node" / "every pair" where node
 # names cannot be had without cluster I/O (--collect-only, --fixtures on a kube backend).
-OFFLINE_IDS = {"k8s_node": "cluster-nodes", "pod_pair": "cluster-pairs",
-               "host_pair": "cluster-pairs"}
+OFFLINE_IDS = {"k8s_node": "cluster-nodes", "k8s_node_subject": "cluster-nodes",
+               "pod_pair": "cluster-pairs", "host_pair": "cluster-pairs"}
 # What the readiness check (Cluster.readiness) reports when a probe endpoint cannot run
 # even ``true``: the only reason a node's network tests may skip.
 UNREACHABLE_MARKS = ("-network probe does not run commands",)
@@ -212,7 +214,8 @@ def parametrize(metafunc: pytest.Metafunc, run: NodeSource) -> None:
     if wants_pairs and not PAIR_MODES.match(mode):
         raise pytest.UsageError(f"k8snet marker on {metafunc.definition.nodeid}: pairs must "
                                 f"be all, ring or sample:K, got {mode!r}")
-    targets = (["k8s_node"] if wants_nodes else []) + wants_pairs
+    node_params = [f for f in NODE_PARAMS if f in metafunc.fixturenames]
+    targets = node_params + wants_pairs
     if run.no_io and not run.nodes_known_offline:
         reason = ("k8snet: the nodes are listed when the tests run (no cluster I/O in "
                   "--collect-only or --fixtures)")
@@ -228,9 +231,14 @@ def parametrize(metafunc: pytest.Metafunc, run: NodeSource) -> None:
     nodes, narrowed_away = narrow(nodes, selector)
     error = narrowed_away or error
     names = [n.name for n in nodes]
-    if wants_nodes:
-        _parametrize(metafunc, "k8s_node", names, names, error, "no nodes selected",
-                     "no-nodes")
+    if node_params:
+        whole = bool(names) and per_node.whole(metafunc.function, len(names),
+                                               run.settings.per_node_threshold)
+        for fixture in node_params:  # only a subject can stand for all nodes
+            subjects = [per_node.ALL_NODES] if whole and fixture == "k8s_node_subject" \
+                else names
+            _parametrize(metafunc, fixture, subjects, subjects, error, "no nodes selected",
+                         "no-nodes")
     if wants_pairs:
         pairs = select_pairs(names, mode)
         values, ids = pair_params(pairs, cluster_families(nodes))

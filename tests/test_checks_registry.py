@@ -25,7 +25,7 @@ def test_every_suite_test_has_a_check_and_every_check_a_suite_test() -> None:
 def test_each_check_judges_the_subjects_its_suite_test_is_parametrized_by() -> None:
     tests = suite_tests()
     for check in CHECKS:
-        fixture = "pod_pair" if check.subjects == "pairs" else "k8s_node"
+        fixture = "pod_pair" if check.subjects == "pairs" else "k8s_node_subject"
         assert fixture in tests[check.name].parameters, check.name
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pytest_k8snet import Diagnosis, Node, Pair, per_node
+from pytest_k8snet import Diagnosis, Pair, per_node
 from pytest_k8snet.judge import FAILED, PASSED, SKIPPED, Finding, Judgement
 from pytest_k8snet.judge import per_node as node_verdicts
 from pytest_k8snet.judge.checks import CHECKS
@@ -71,6 +71,41 @@ def judged(request: pytest.FixtureRequest, subject: str, **props: Any) -> None:
              request.config.stash[RUN_KEY].settings.results)
 
 
+def judged_nodes(request: pytest.FixtureRequest, subject: str, **props: Any) -> None:
+    """A node check's verdict on one node (with its JUnit ``props``), or (``all-nodes``:
+    above --k8s-per-node-threshold) every node's verdict: failed listing its failing
+    nodes by what is wrong, the failing nodes as JUnit properties."""
+    __tracebackhide__ = True
+    if subject != per_node.ALL_NODES:
+        judged(request, subject, **props)
+        return
+    judgement: Judgement = request.getfixturevalue("k8s_judgement")
+    doc: dict[str, Any] = request.getfixturevalue("k8s_document")
+    cv = node_verdicts.cluster_verdict(judgement, request.node.originalname,
+                                       [str(n) for n in doc.get("nodes") or ()])
+    top = cv.groups(judgement)[0] if cv.failed else None
+    summed(request, cv.outcome, cv.message(judgement), cv.properties(),
+           (top[0], tuple(top[1]), top[0].pairs) if top else None)
+
+
+def summed(request: pytest.FixtureRequest, outcome: str, message: str,
+           props: list[tuple[str, str | int]],
+           failing: tuple[Finding, tuple[str, ...], tuple[str, ...]] | None) -> None:
+    """Apply a verdict summed over many subjects (a node's pairs, the cluster's nodes),
+    its ``props`` and, failed, its top finding with the nodes and pairs it names."""
+    __tracebackhide__ = True
+    request.node.user_properties.extend(props)
+    if outcome == SKIPPED:
+        pytest.skip(message)
+    if outcome == PASSED and message:  # what a pass did not check, said
+        request.node.user_properties.append(("k8snet_note", message))
+    if outcome == FAILED:
+        assert failing is not None
+        finding, nodes, pairs = failing
+        fail(request, Diagnosis(finding.cause, message, nodes, pairs, dict(finding.evidence)),
+             None, finding, request.config.stash[RUN_KEY].settings.results)
+
+
 PEERS_KEY = pytest.StashKey[dict[str, list[str]]]()
 
 
@@ -90,16 +125,9 @@ def judged_pairs(request: pytest.FixtureRequest, doc: dict[str, Any], pair: Pair
         config.stash[PEERS_KEY] = node_verdicts.peers(doc.get("pairs") or [])
     nv = node_verdicts.node_verdict(judgement, request.node.originalname, src,
                                     config.stash[PEERS_KEY].get(src, []), pair.family)
-    for key, value in nv.properties(judgement):
-        request.node.user_properties.append((key, value))
-    if nv.outcome == SKIPPED:
-        pytest.skip(nv.message(judgement))
-    if nv.outcome == FAILED:
-        finding, pairs = nv.findings(judgement)[0]
-        diagnosis = Diagnosis(finding.cause, nv.message(judgement), finding.nodes,
-                              tuple(pairs), dict(finding.evidence))
-        fail(request, diagnosis, None, finding,
-             config.stash[RUN_KEY].settings.results)
+    top = nv.findings(judgement)[0] if nv.failed else None
+    summed(request, nv.outcome, nv.message(judgement) if nv.outcome != PASSED else "",
+           nv.properties(judgement), (top[0], top[0].nodes, tuple(top[1])) if top else None)
 
 
 def _pair_props(doc: dict[str, Any], pair: Pair, kind: str) -> dict[str, Any]:
@@ -120,10 +148,11 @@ def _pair_props(doc: dict[str, Any], pair: Pair, kind: str) -> dict[str, Any]:
     return props
 
 
+@per_node.cluster_wide
 def test_nodes_ready(request: pytest.FixtureRequest, k8s_judgement: Judgement,
-                     k8s_node: Node) -> None:
+                     k8s_node_subject: str) -> None:
     """Every node Ready, its probe pods started; sandbox/CNI events surfaced."""
-    judged(request, k8s_node.name)
+    judged_nodes(request, k8s_node_subject)
 
 
 @per_node.per_node
@@ -140,11 +169,12 @@ def test_large_packets(request: pytest.FixtureRequest, k8s_document: dict[str, A
     judged_pairs(request, k8s_document, pod_pair, "http")
 
 
+@per_node.cluster_wide
 def test_large_packets_to_service(request: pytest.FixtureRequest, k8s_judgement: Judgement,
-                                  k8s_node: Node) -> None:
+                                  k8s_node_subject: str) -> None:
     """1 MiB over HTTP from every node's pod through the Service, to every backend."""
-    judged(request, k8s_node.name, src=k8s_node.name, dst="service",
-           network="pod")
+    judged_nodes(request, k8s_node_subject, src=k8s_node_subject, dst="service",
+                 network="pod")
 
 
 @per_node.per_node
@@ -162,47 +192,59 @@ def test_udp_8472(request: pytest.FixtureRequest, k8s_document: dict[str, Any],
     judged_pairs(request, k8s_document, pod_pair, "throughput")
 
 
-def test_dns(request: pytest.FixtureRequest, k8s_judgement: Judgement, k8s_node: Node) -> None:
+@per_node.cluster_wide
+def test_dns(request: pytest.FixtureRequest, k8s_judgement: Judgement,
+             k8s_node_subject: str) -> None:
     """Cluster names and an external name resolve from every node's pod."""
-    judged(request, k8s_node.name)
+    judged_nodes(request, k8s_node_subject)
 
 
-def test_service(request: pytest.FixtureRequest, k8s_judgement: Judgement, k8s_node: Node) -> None:
+@per_node.cluster_wide
+def test_service(request: pytest.FixtureRequest, k8s_judgement: Judgement,
+                 k8s_node_subject: str) -> None:
     """Pod to Service from every node, repeated, so both local and remote backends answer."""
-    judged(request, k8s_node.name, src=k8s_node.name, dst="service",
-           network="pod")
+    judged_nodes(request, k8s_node_subject, src=k8s_node_subject, dst="service",
+                 network="pod")
 
 
-def test_egress(request: pytest.FixtureRequest, k8s_judgement: Judgement, k8s_node: Node) -> None:
+@per_node.cluster_wide
+def test_egress(request: pytest.FixtureRequest, k8s_judgement: Judgement,
+                k8s_node_subject: str) -> None:
     """Repeated egress connections: the failure rate from the pod versus the host network."""
-    judged(request, k8s_node.name, src=k8s_node.name, dst="egress", network="pod")
+    judged_nodes(request, k8s_node_subject, src=k8s_node_subject, dst="egress",
+                 network="pod")
 
 
+@per_node.cluster_wide
 def test_node_sysctls(request: pytest.FixtureRequest, k8s_judgement: Judgement,
-                      k8s_node: Node) -> None:
+                      k8s_node_subject: str) -> None:
     """net.ipv4.ip_forward and net.bridge.bridge-nf-call-iptables on every node."""
-    judged(request, k8s_node.name)
+    judged_nodes(request, k8s_node_subject)
 
 
-def test_pod_cidr(request: pytest.FixtureRequest, k8s_judgement: Judgement, k8s_node: Node) -> None:
+@per_node.cluster_wide
+def test_pod_cidr(request: pytest.FixtureRequest, k8s_judgement: Judgement,
+                  k8s_node_subject: str) -> None:
     """The Pod CIDR (and Service CIDR) do not overlap the node's addresses."""
-    judged(request, k8s_node.name)
+    judged_nodes(request, k8s_node_subject)
 
 
+@per_node.cluster_wide
 def test_control_plane_ports(request: pytest.FixtureRequest, k8s_judgement: Judgement,
-                             k8s_node: Node) -> None:
+                             k8s_node_subject: str) -> None:
     """From every node's host network: the API server (6443), every other node's kubelet
     (10250) and etcd (2379-2380), the cluster DNS over UDP and TCP 53. A port nothing
     listens on is said and skipped; only a connect that times out fails (incident 1)."""
-    judged(request, k8s_node.name)
+    judged_nodes(request, k8s_node_subject)
 
 
+@per_node.cluster_wide
 def test_nodeport(request: pytest.FixtureRequest, k8s_judgement: Judgement,
-                  k8s_node: Node) -> None:
+                  k8s_node_subject: str) -> None:
     """The probe Service's NodePort on this node's address, from every other node's host
     network (TCP connect and a small HTTP GET; never localhost, which kube-proxy's nftables
     mode does not answer): a firewall that closes 30000-32767 fails it."""
-    judged(request, k8s_node.name)
+    judged_nodes(request, k8s_node_subject)
 
 
 def _tie_to_the_judge() -> None:
