@@ -142,3 +142,22 @@ def test_a_first_round_that_all_failed_does_not_say_the_own_backend_failed() -> 
     root = j.finding(root_id)
     assert root is not None and (root.cause, root.nodes) == ("vxlan-blocked", ("node-2",))
     assert "own backends" not in root.summary
+
+
+def test_every_knock_on_points_to_a_test_id_that_has_a_verdict() -> None:
+    """"see test_x[subject]" names a test and subject the root has a verdict on: a node
+    check's node, never one of the root's pairs (there is no test_node_sysctls[a->b])."""
+    from pytest_k8snet.per_node import TEST_ID
+
+    from .test_diagnose import DATA
+
+    pointed = 0
+    for path in sorted(DATA.glob("*.json")):
+        j = judge(load(path.stem))
+        for f in j.findings:
+            if f.root is None:
+                continue
+            for test, subject in TEST_ID.findall(f.summary.partition("a knock-on of")[2]):
+                pointed += 1
+                assert (test, subject) in j.verdicts, (path.stem, f.id, f.summary)
+    assert pointed >= 10, pointed
