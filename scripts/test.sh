@@ -55,7 +55,8 @@ set +e
 # Every lab this run creates records this marker as its owner (the tests' labs, the plugin's
 # per-run labs), so that the cleanup below removes those and no other user's or job's lab.
 export K8SNET_LAB_RUN="test-$(hostname)-$$-$(date +%s%N)"
-.venv/bin/python -m pytest -p no:cacheprovider -q -rfEs tests
+# The 25 slowest tests are listed: where the time goes when CI nears its budget.
+.venv/bin/python -m pytest -p no:cacheprovider -q -rfEs --durations=25 tests
 code=$?
 # The examples are user-style tests: they run on a lab brought up for them.
 .venv/bin/python -m pytest -p no:cacheprovider -q -rfEs examples --k8s-lab
