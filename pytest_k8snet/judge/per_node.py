@@ -53,13 +53,17 @@ class Summed:
         its message; then how many skipped, when some also failed."""
         parts = []
         for f, subjects in self.findings(judgement):
-            names = [name(s) for s in subjects]
-            shown = ", ".join(names[:LISTED]) + (
-                f" and {len(names) - LISTED} more" if len(names) > LISTED else "")
-            parts.append(f"{prefix}{shown}: {retarget(f.message)}")
+            parts.append(f"{prefix}{_shown([name(s) for s in subjects])}: "
+                         f"{retarget(f.message)}")
         if self.skipped and self.failed:
             parts.append(f"{len(self.skipped)} skipped")
         return "\n" + "\n".join(parts) if parts else ""
+
+
+def _shown(names: list[str]) -> str:
+    """The first :data:`LISTED` of ``names``, then how many more."""
+    return ", ".join(names[:LISTED]) + (
+        f" and {len(names) - LISTED} more" if len(names) > LISTED else "")
 
 
 def _sum(verdicts: Iterable[Verdict]) -> tuple[str, int, tuple[Verdict, ...],
@@ -145,9 +149,7 @@ class ClusterVerdict(Summed):
         lines = [f"{len(self.failed)} of {self.total} nodes fail"]
         groups = self.groups(judgement)
         for _, nodes, text in groups[:LISTED]:
-            shown = ", ".join(nodes[:LISTED]) + (
-                f" and {len(nodes) - LISTED} more" if len(nodes) > LISTED else "")
-            lines.append(f"{shown}: {retarget(text)}")
+            lines.append(f"{_shown(nodes)}: {retarget(text)}")
         if len(groups) > LISTED:
             lines.append(f"and {len(groups) - LISTED} more kinds of failure (JUnit "
                          "failing_node properties, the results file's findings)")
